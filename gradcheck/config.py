@@ -1,0 +1,125 @@
+"""The options of one check, validated once, and the memory they need."""
+import dataclasses
+import os
+
+from reference.activations import ACTIVATIONS
+from reference.losses import LOSSES
+from reference.network import REDUCTIONS
+
+from .errors import UsageError
+
+__all__ = ["Config", "make_config", "MODES", "DTYPES"]
+
+MODES = ("full", "projections")
+DTYPES = ("float64", "float32")
+_SIZES = ("batch", "input_size", "hidden_size", "state_size", "output_size")
+# A check keeps ~this many float64 copies of every activation array at once (the
+# reference's caches, the JAX model's, the finite-difference batches' chunks and
+# the gradients); measured at the article config, rounded up.
+_COPIES = 24
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    interval: int
+    seq_len: int
+    batch: int = 128
+    input_size: int = 10
+    hidden_size: int = 20
+    state_size: int = 5
+    output_size: int = 100
+    loss: str = "l2"
+    activations: tuple = ("tanh", "tanh", "identity")
+    reduction: str = "mean"
+    dtype: str = "float64"
+    seed: int = 0
+    mode: str = None
+
+    @property
+    def windows(self):
+        """(start, stop) of every window; the last may be shorter."""
+        k = self.interval
+        return [(s, min(s + k, self.seq_len)) for s in range(0, self.seq_len, k)]
+
+    @property
+    def n_params(self):
+        I, H, R, O = self.input_size, self.hidden_size, self.state_size, self.output_size
+        return I * H + H + H * R + R * R + R + R * O + O
+
+    @property
+    def n_elements(self):
+        """Elements checked per sequence: every parameter per window, plus x and h0."""
+        B, I, R = self.batch, self.input_size, self.state_size
+        return self.n_params * len(self.windows) + self.seq_len * B * I + len(self.windows) * B * R
+
+    def memory_estimate(self):
+        """Bytes a check of this config needs at its peak (an estimate, rounded up)."""
+        B, I, H, R, O = (getattr(self, n) for n in _SIZES)
+        per_step = B * (I + 2 * H + 3 * R + 2 * O)
+        return 8 * _COPIES * (self.interval * per_step + self.seq_len * B * (I + O) + self.n_params)
+
+    def to_dict(self):
+        d = dataclasses.asdict(self)
+        d["activations"] = list(self.activations)
+        return d
+
+
+def _int_option(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise UsageError(name, value, f"expected an integer >= {minimum}")
+    return value
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise UsageError(name, value, f"expected one of {', '.join(allowed)}")
+    return value
+
+
+def _memory_limit():
+    """Half of the machine's physical memory, in bytes."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 << 30
+
+
+def make_config(*, interval=3, seq_len=None, batch=128, input_size=10, hidden_size=20,
+                state_size=5, output_size=100, loss="l2",
+                activations=("tanh", "tanh", "identity"), reduction="mean",
+                dtype="float64", seed=0, mode=None):
+    """Validate every option; raise UsageError naming the first bad one."""
+    _int_option("interval", interval, 1)
+    if seq_len is None:
+        seq_len = interval
+    _int_option("seq_len", seq_len, 1)
+    sizes = dict(batch=batch, input_size=input_size, hidden_size=hidden_size,
+                 state_size=state_size, output_size=output_size)
+    for name, value in sizes.items():
+        _int_option(name, value, 1)
+    _choice("loss", loss, LOSSES)
+    if isinstance(activations, str):
+        activations = tuple(activations.split(","))
+    if (not isinstance(activations, (tuple, list)) or len(activations) != 3
+            or any(not isinstance(a, str) or a not in ACTIVATIONS for a in activations)):
+        raise UsageError("activations", activations if isinstance(activations, str) else
+                         ",".join(map(str, activations)) if isinstance(activations, (tuple, list))
+                         else activations,
+                         f"expected three names f1,f2,f3, each one of {', '.join(ACTIVATIONS)}")
+    activations = tuple(activations)
+    if loss in ("ce", "bce") and activations[2] != "identity":
+        raise UsageError("activations", ",".join(activations),
+                         f"loss {loss} works on logits and needs f3 = identity")
+    _choice("reduction", reduction, REDUCTIONS)
+    _choice("dtype", dtype, DTYPES)
+    _int_option("seed", seed, 0)
+    if mode is not None:
+        _choice("mode", mode, MODES)
+    config = Config(interval=interval, seq_len=seq_len, loss=loss, activations=activations,
+                    reduction=reduction, dtype=dtype, seed=seed, mode=mode, **sizes)
+    need, limit = config.memory_estimate(), _memory_limit()
+    if need > limit:
+        raise UsageError("batch", batch,
+                         f"these sizes need about {need / 2**30:.1f} GiB; this machine allows "
+                         f"{limit / 2**30:.1f} GiB (half its memory): use smaller sizes")
+    return config

@@ -1,0 +1,23 @@
+"""The one error type for bad usage, and the documented exit codes."""
+import enum
+
+__all__ = ["UsageError", "ExitCode"]
+
+
+class ExitCode(enum.IntEnum):
+    """What ``gradcheck`` exits with."""
+    OK = 0           #: every comparison agrees
+    FAILED = 1       #: a verdict against the implementation under test
+    USAGE = 2        #: a bad flag or value, an --impl that cannot be loaded, a size too large
+
+
+class UsageError(ValueError):
+    """A bad option value: names the option, what was given and what is allowed."""
+
+    def __init__(self, option, value, allowed):
+        self.option, self.value, self.allowed = option, value, allowed
+        super().__init__(f"{option}={value!r}: {allowed}")
+
+    def cli_message(self):
+        """The same message in command-line spelling (``--seq-len 0: ...``)."""
+        return f"--{self.option.replace('_', '-')} {self.value}: {self.allowed}"

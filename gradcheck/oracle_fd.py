@@ -1,0 +1,285 @@
+"""Central finite differences of the window's loss, every element, in batches (NumPy, float64).
+
+A third evaluation of the model, written from bptt.md and independent of both
+the reference and the JAX oracle. It never runs one Python-level forward per
+element; it exploits the model's structure instead:
+
+* W3, b3 change only the output layer: one logit column per element, evaluated
+  for all elements at once in closed form from the unperturbed logits;
+* every other array enters through the RNN input ``z2_in = f1(x W1 + b1) W2 + b2``,
+  the recurrent weight U or the incoming state h0: perturbed copies of the
+  affected examples run the recurrence together, as rows of one large batch,
+  from the first step they change (x[t] copies start at step t);
+* the loss change is computed from the change in the logits (``dz3 = dh W3``)
+  with log1p/expm1 forms, never as L(+) - L(-) of two large totals, so
+  rounding does not swamp the difference.
+
+ReLU kinks: an element whose +/- perturbation changes the activation pattern of
+a relu layer (a pre-activation crosses zero) is flagged; the loss is not
+differentiable there and the comparison excludes it.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from .tolerances import FD_STEP
+
+__all__ = ["FDResult", "fd_window"]
+
+# Rows x steps x width of one batch of perturbed copies (float64 elements); bounds
+# the engine's memory to a few hundred MB whatever the model size.
+_CHUNK_ELEMENTS = 1 << 21
+
+
+class FDResult(NamedTuple):
+    """grads[name]: central differences, shape of the array; kinks[name]: bool, same shape."""
+    grads: dict
+    kinks: dict
+
+
+def _sigmoid(z):
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+_F = {"tanh": np.tanh, "sigmoid": _sigmoid, "relu": lambda z: np.maximum(z, 0.0),
+      "identity": lambda z: z}
+
+
+def _crossed(z_plus, z_minus, z_base, axis):
+    """True where the relu pattern differs between the three, reduced over ``axis``."""
+    pos = z_base > 0
+    return ((z_plus > 0) != pos) | ((z_minus > 0) != pos)
+
+
+class _Window:
+    """The unperturbed window in float64 and the loss-change formulas."""
+
+    def __init__(self, params, x, y, h0, loss, activations, reduction):
+        self.p = {n: np.asarray(v, np.float64) for n, v in params.items()}
+        self.x = np.asarray(x, np.float64)                       # [T, B, I]
+        self.loss, self.acts = loss, tuple(activations)
+        self.f1, self.f2, self.f3 = (_F[a] for a in activations)
+        self.relu = tuple(a == "relu" for a in activations)
+        T, B, _ = self.x.shape
+        self.scale = float(B) if reduction == "mean" else 1.0
+        if loss == "ce":
+            self.ids = np.asarray(y, np.int64)                   # [T, B]
+        else:
+            self.y = np.asarray(y, np.float64)                   # [T, B, O]
+        p = self.p
+        self.z1 = self.x @ p["W1"] + p["b1"]                     # [T, B, H]
+        self.a = self.f1(self.z1)
+        self.z2_in = self.a @ p["W2"] + p["b2"]                  # [T, B, R]
+        self.h = np.empty((T + 1, B, p["U"].shape[0]))           # h[0] = h0
+        self.h[0] = np.asarray(h0, np.float64)
+        self.z2 = np.empty_like(self.z2_in)
+        for t in range(T):
+            self.z2[t] = self.z2_in[t] + self.h[t] @ p["U"]
+            self.h[t + 1] = self.f2(self.z2[t])
+        self.z3 = self.h[1:] @ p["W3"] + p["b3"]                 # [T, B, O]
+
+    # ---- loss changes, l(z_minus + dz) - l(z_minus), summed over outputs
+
+    def _row_change(self, z_minus, dz, t0, rows):
+        """Per row and step. Shapes: z_minus, dz [S, N, O]; rows [N] example indices."""
+        if self.loss == "ce":
+            ids = self.ids[t0:, rows]                            # [S, N]
+            m = z_minus.max(axis=-1, keepdims=True)
+            e = np.exp(z_minus - m)
+            p = e / e.sum(axis=-1, keepdims=True)                # softmax(z_minus)
+            d_y = np.take_along_axis(dz, ids[..., None], axis=-1)[..., 0]
+            return np.log1p(np.sum(p * np.expm1(dz), axis=-1)) - d_y
+        y = self.y[t0:, rows]                                    # [S, N, O]
+        if self.loss == "bce":
+            return np.sum(np.log1p(_sigmoid(z_minus) * np.expm1(dz)) - y * dz, axis=-1)
+        if self.acts[2] == "identity":
+            df, f_sum = dz, 2.0 * z_minus + dz
+        else:
+            f_minus, f_plus = self.f3(z_minus), self.f3(z_minus + dz)
+            df, f_sum = f_plus - f_minus, f_plus + f_minus
+        return 0.5 * np.sum(df * (f_sum - 2.0 * y), axis=-1)
+
+    def _column_change(self, z, delta, t0, col):
+        """Change when only logit column ``col`` moves from z_col - delta to z_col + delta.
+
+        Shapes: z [S, B, O] (unperturbed); delta broadcastable to [S, B, M, O]
+        with ``col`` selecting O (a slice); returns [S, B, M, O_sel]."""
+        zc = z[..., None, col]                                   # [S, B, 1, Oc]
+        if self.loss == "ce":
+            m = z.max(axis=-1, keepdims=True)
+            e = np.exp(z - m)
+            p = (e / e.sum(axis=-1, keepdims=True))[..., None, col]
+            change = np.log1p(p * np.expm1(delta)) - np.log1p(p * np.expm1(-delta))
+            ids = self.ids[t0:]
+            cols = np.arange(z.shape[-1])[col]
+            hit = ids[..., None, None] == cols                    # [S, B, 1, Oc]
+            return change - np.where(hit, 2.0 * delta, 0.0)
+        y = self.y[t0:][..., None, col]
+        zm = zc - delta
+        if self.loss == "bce":
+            return np.log1p(_sigmoid(zm) * np.expm1(2.0 * delta)) - y * 2.0 * delta
+        f_minus, f_plus = self.f3(zm), self.f3(zc + delta)
+        return 0.5 * (f_plus - f_minus) * (f_plus + f_minus - 2.0 * y)
+
+    # ---- the recurrence for a batch of perturbed copies
+
+    def _tail(self, t0, rows, z2_in, h_start, dU=None):
+        """Run steps t0..T-1 for N copy rows; return (loss change per row-pair, kink per pair).
+
+        Rows come in two halves, + copies then - copies, of the same examples.
+        Shapes: rows [N]; z2_in [S, N, R]; h_start [N, R]; dU (r [N], c [N], delta [N]).
+        """
+        S, N, _ = z2_in.shape
+        U, W3, b3 = self.p["U"], self.p["W3"], self.p["b3"]
+        h = np.empty((S, N, U.shape[0]))
+        kink = np.zeros(N // 2, bool)
+        h_prev = h_start
+        for s in range(S):
+            z2 = z2_in[s] + h_prev @ U
+            if dU is not None:
+                r, c, delta = dU
+                z2[np.arange(N), c] += delta * h_prev[np.arange(N), r]
+            if self.relu[1]:
+                base = self.z2[t0 + s, rows[: N // 2]]
+                kink |= _crossed(z2[: N // 2], z2[N // 2:], base, -1).any(axis=-1)
+            h[s] = h_prev = self.f2(z2)
+        half = N // 2
+        z_minus = h[:, half:] @ W3 + b3                          # [S, N/2, O]
+        dz = (h[:, :half] - h[:, half:]) @ W3                    # the difference first
+        if self.relu[2] and self.loss == "l2":
+            base = self.z3[t0:, rows[:half]]
+            kink |= _crossed(z_minus + dz, z_minus, base, -1).any(axis=(0, -1))
+        change = self._row_change(z_minus, dz, t0, rows[:half]).sum(axis=0)
+        return change, kink
+
+
+def _steps(values):
+    """The central-difference step of each element: FD_STEP * max(1, |v|)."""
+    return FD_STEP * np.maximum(1.0, np.abs(values))
+
+
+def _chunks(n_elements, rows_per_element, width, steps):
+    per = max(1, _CHUNK_ELEMENTS // max(1, 2 * rows_per_element * width * steps))
+    for start in range(0, n_elements, per):
+        yield np.arange(start, min(start + per, n_elements))
+
+
+def _fd_output_layer(w, name):
+    """W3 [R, O] or b3 [O]: one logit column per element, closed form."""
+    T, B, O = w.z3.shape
+    R = w.h.shape[-1]
+    if name == "b3":
+        e = _steps(w.p["b3"])                                    # [O]
+        delta = np.broadcast_to(e, (T, B, 1, O))
+        change = w._column_change(w.z3, delta, 0, slice(None)).sum(axis=(0, 1))[0]
+        kink = np.zeros(O, bool)
+        if w.relu[2] and w.loss == "l2":
+            kink = _crossed(w.z3 + e, w.z3 - e, w.z3, None).any(axis=(0, 1))
+        return change / (2 * e * w.scale), kink
+    e = _steps(w.p["W3"])                                        # [R, O]
+    grad, kink = np.empty((R, O)), np.zeros((R, O), bool)
+    for rs in _chunks(R, T * B, O, 1):
+        delta = w.h[1:, :, rs, None] * e[rs]                     # [T, B, r, O]
+        change = w._column_change(w.z3, delta, 0, slice(None))
+        grad[rs] = change.sum(axis=(0, 1)) / (2 * e[rs] * w.scale)
+        if w.relu[2] and w.loss == "l2":
+            z = w.z3[:, :, None, :]
+            kink[rs] = _crossed(z + delta, z - delta, z, None).any(axis=(0, 1))
+    return grad, kink
+
+
+def _a_change(w, z1_new, z1_old):
+    """f1(z1_new) - f1(z1_old), exact for identity."""
+    if w.acts[0] == "identity":
+        return z1_new - z1_old
+    return w.f1(z1_new) - w.f1(z1_old)
+
+
+def _fd_state_path(w, name):
+    """Every array that enters through z2_in, U or h0: batched copies of the recurrence."""
+    p, x = w.p, w.x
+    T, B, I = x.shape
+    H, R = p["W1"].shape[1], p["U"].shape[0]
+    shape = {"W1": (I, H), "b1": (H,), "W2": (H, R), "U": (R, R), "b2": (R,),
+             "x": (T, B, I), "h0": (B, R)}[name]
+    values = {"x": x, "h0": w.h[0]}.get(name, p.get(name))
+    flat_e = _steps(values).ravel()
+    n = flat_e.size
+    grad, kink = np.empty(n), np.zeros(n, bool)
+
+    if name in ("x", "h0"):
+        # one example per element; x[t] copies start at step t
+        per_t = B * I if name == "x" else B * R
+        starts = range(T) if name == "x" else [0]
+        for t0 in starts:
+            for idx in _chunks(per_t, 1, max(R, H, w.z3.shape[-1]), T - t0):
+                flat = idx + t0 * per_t if name == "x" else idx
+                e = flat_e[flat]
+                sign = np.concatenate([e, -e])                   # [2M]
+                if name == "x":
+                    b, i = np.divmod(idx, I)
+                    rows = np.concatenate([b, b])
+                    z1_old = w.z1[t0, rows]                      # [2M, H]
+                    z1_new = z1_old + sign[:, None] * p["W1"][np.concatenate([i, i])]
+                    z2_in = w.z2_in[t0:, rows].copy()
+                    z2_in[0] += _a_change(w, z1_new, z1_old) @ p["W2"]
+                    h_start = w.h[t0, rows]
+                    if w.relu[0]:
+                        M = idx.size
+                        kink[flat] |= _crossed(z1_new[:M], z1_new[M:], z1_old[:M], -1).any(-1)
+                else:
+                    b, r = np.divmod(idx, R)
+                    rows = np.concatenate([b, b])
+                    z2_in = w.z2_in[:, rows]
+                    h_start = w.h[0, rows].copy()
+                    h_start[np.arange(rows.size), np.concatenate([r, r])] += sign
+                change, k = w._tail(t0, rows, z2_in, h_start)
+                grad[flat] = change / (2 * e * w.scale)
+                kink[flat] |= k
+        return grad.reshape(shape), kink.reshape(shape)
+
+    # parameters: every example, every step
+    for idx in _chunks(n, B, max(R, H, w.z3.shape[-1]), T):
+        M = idx.size
+        e = flat_e[idx]
+        sign = np.repeat(np.concatenate([e, -e]), B)             # [2MB], copy-major
+        rows = np.tile(np.arange(B), 2 * M)                      # example of each row
+        elem = np.tile(np.repeat(idx, B), 2)                     # element of each row
+        z2_in = np.repeat(w.z2_in[:, None], 2 * M, axis=1).reshape(T, 2 * M * B, R)
+        dU = None
+        if name in ("W1", "b1"):
+            i, j = np.divmod(elem, H) if name == "W1" else (None, elem)
+            dz1 = sign * (x[:, rows, i] if name == "W1" else 1.0)    # [T, 2MB]
+            z1_old = w.z1[:, rows, j]
+            da = _a_change(w, z1_old + dz1, z1_old)
+            z2_in += da[..., None] * p["W2"][j]
+            if w.relu[0]:
+                k = _crossed(z1_old + dz1, z1_old - dz1, z1_old, None)[:, : M * B]
+                kink[idx] |= k.reshape(T, M, B).any(axis=(0, 2))
+        elif name in ("W2", "b2"):
+            j, r = np.divmod(elem, R) if name == "W2" else (None, elem)
+            dz = sign * (w.a[:, rows, j] if name == "W2" else 1.0)   # [T, 2MB]
+            z2_in[:, np.arange(rows.size), r] += dz
+        else:  # U
+            r, c = np.divmod(elem, R)
+            dU = (r, c, sign)
+        h_start = w.h[0, rows]
+        change, k = w._tail(0, rows, z2_in, h_start, dU)
+        grad[idx] = change.reshape(M, B).sum(axis=1) / (2 * e * w.scale)
+        kink[idx] |= k.reshape(M, B).any(axis=1)
+    return grad.reshape(shape), kink.reshape(shape)
+
+
+def fd_window(params, x, y, h0, *, loss, activations, reduction, names=None):
+    """Central differences of the window's loss with respect to each array in ``names``.
+
+    Shapes: as in the reference contract (any float dtype; computed in float64).
+    Returns FDResult(grads, kinks) keyed by name.
+    """
+    w = _Window(params, x, y, h0, loss, activations, reduction)
+    names = names or ("W1", "b1", "W2", "U", "b2", "W3", "b3", "x", "h0")
+    grads, kinks = {}, {}
+    for name in names:
+        fn = _fd_output_layer if name in ("W3", "b3") else _fd_state_path
+        grads[name], kinks[name] = fn(w, name)
+    return FDResult(grads, kinks)

@@ -1,0 +1,113 @@
+"""The report of one check: results per window, array and oracle; as a table or a dict."""
+import dataclasses
+import math
+from typing import Optional
+
+__all__ = ["Result", "Report"]
+
+
+@dataclasses.dataclass
+class Result:
+    """One array (or contract problem) against one oracle in one window (1-based)."""
+    name: str
+    oracle: str
+    window: int
+    passed: bool
+    message: str = ""
+    checked: int = 0
+    excluded: int = 0
+    max_abs_err: Optional[float] = None
+    max_rel_err: Optional[float] = None
+    ratio: Optional[float] = None
+    rtol: Optional[float] = None
+    atol_rel: Optional[float] = None
+    worst_index: Optional[list] = None
+    impl_value: Optional[float] = None
+    oracle_value: Optional[float] = None
+    nonfinite: int = 0
+    steps: Optional[list] = None        # 1-based time steps whose contributions disagree
+
+    def to_dict(self):
+        return {k: _strict(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def _strict(v):
+    """Strict JSON: no NaN or inf tokens."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+@dataclasses.dataclass
+class Report:
+    config: dict
+    impl: str
+    mode: str
+    mode_reason: str
+    windows: list                         # [(start, stop)], 0-based, stop exclusive
+    results: list
+    diagnosis: Optional[str] = None
+    timings: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def passed(self):
+        return bool(self.results) and all(r.passed for r in self.results)
+
+    @property
+    def failures(self):
+        return [r for r in self.results if not r.passed]
+
+    def to_dict(self):
+        """The JSON document of interface.md section 4 (timings under "timings" only)."""
+        return {
+            "passed": self.passed,
+            "impl": self.impl,
+            "config": self.config,
+            "mode": self.mode,
+            "mode_reason": self.mode_reason,
+            "windows": [{"window": i + 1, "steps": [a + 1, b]}
+                        for i, (a, b) in enumerate(self.windows)],
+            "diagnosis": self.diagnosis,
+            "results": [r.to_dict() for r in self.results],
+            "timings": self.timings,
+        }
+
+    def format_table(self):
+        """A table a person can read, then a verdict line."""
+        c = self.config
+        head = (f"gradcheck: {self.impl}  interval {c['interval']}, seq-len {c['seq_len']}, "
+                f"B={c['batch']} I={c['input_size']} H={c['hidden_size']} "
+                f"R={c['state_size']} O={c['output_size']}, {c['loss']}, "
+                f"{','.join(c['activations'])}, {c['reduction']}, {c['dtype']}, seed {c['seed']}")
+        lines = [head, f"mode: {self.mode} ({self.mode_reason})", ""]
+        cols = ("win", "array", "oracle", "checked", "max abs err", "max rel err", "err/tol",
+                "worst at", "impl", "oracle value", "")
+        rows = [cols]
+        for r in self.results:
+            if r.oracle == "contract":
+                continue
+            rows.append((str(r.window), r.name, r.oracle,
+                         f"{r.checked}" + (f" (-{r.excluded} kink)" if r.excluded else ""),
+                         _num(r.max_abs_err), _num(r.max_rel_err), _num(r.ratio, ".2f"),
+                         "" if r.worst_index is None else str(list(r.worst_index)),
+                         _num(r.impl_value, ".6g"), _num(r.oracle_value, ".6g"),
+                         "ok" if r.passed else "FAIL"))
+        widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
+        for row in rows:
+            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        problems = [r for r in self.results if not r.passed]
+        if problems:
+            lines.append("")
+            for r in problems:
+                lines.append(f"FAIL window {r.window} {r.name} ({r.oracle}): {r.message}")
+        if self.diagnosis:
+            lines += ["", f"diagnosis: {self.diagnosis}"]
+        n = len(self.results)
+        lines.append("")
+        lines.append(f"PASSED: all {n} comparisons agree" if self.passed else
+                     f"FAILED: {len(problems)} of {n} comparisons disagree")
+        return "\n".join(lines)
+
+
+def _num(v, fmt=".2e"):
+    return "-" if v is None else format(v, fmt)

@@ -1,0 +1,67 @@
+"""Every tolerance and step the checker uses, per dtype, each with where it comes from.
+
+The closeness criterion (one for every array and oracle):
+
+    |impl_i - oracle_i| <= ATOL_REL * max_j |oracle_j| + RTOL * |oracle_i| + FLOOR
+
+for every element i. ATOL_REL is relative to the array's largest oracle value, so
+a ``reduction="sum"`` check (gradients B times larger) uses the same numbers as
+"mean", and tiny elements of a large array are judged at the array's own scale
+rather than at their own (where rounding dominates). FLOOR only matters when the
+oracle array is exactly zero. NaN or inf in either never passes.
+
+Sensitivity this buys (asserted by tests): a whole array off by a relative 1e-6
+fails in float64 (its largest element is off by 1e-6 * max, allowed
+ATOL_REL + RTOL = 2e-8 of max against JAX, 4e-7 against finite differences);
+in float32 a relative 1e-3 fails (allowed 2e-4).
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Tolerance", "tolerance", "FD_STEP", "FD_REL_STEP"]
+
+
+class Tolerance(NamedTuple):
+    rtol: float
+    atol_rel: float
+    floor: float
+
+
+# impl vs the JAX float64 oracle. float64: two correct float64 computations of the
+# same sums differ by rounding, ~1e-15 of the terms; cancellation inside a sum of
+# T*B terms can make that ~1e-12 of the array's largest element. 1e-8 leaves a
+# 10^4 margin over that and is still 50x below the 1e-6 errors that must fail.
+# float32: rounding of ~1e-7 per operation accumulated over T*B-term sums and T
+# recurrent steps gives up to ~1e-5 of the array's scale; 1e-4 leaves 10x margin
+# and stays 5x below the 1e-3 errors that must fail.
+_JAX = {
+    np.dtype(np.float64): Tolerance(rtol=1e-8, atol_rel=1e-8, floor=1e-12),
+    np.dtype(np.float32): Tolerance(rtol=1e-4, atol_rel=1e-4, floor=1e-6),
+}
+
+# impl vs central finite differences (computed in float64 whatever the impl's dtype).
+# float64: the central difference with step FD_STEP has truncation error
+# ~FD_STEP^2/6 * f''' ~ 1e-11 and, because the loss change is computed from the
+# change in the state and logits rather than as L(+) - L(-), rounding ~1e-16 * |local
+# terms| / FD_STEP ~ 1e-11; measured worst ~1e-9 of the array's scale across the
+# sweeps. 2e-7 keeps >100x margin and still fails a 1e-6 error (allowed 4e-7).
+# float32: the impl's own rounding dominates, as against JAX.
+_FD = {
+    np.dtype(np.float64): Tolerance(rtol=2e-7, atol_rel=2e-7, floor=1e-12),
+    np.dtype(np.float32): Tolerance(rtol=1e-4, atol_rel=1e-4, floor=1e-6),
+}
+
+# The loss and h_last are compared against JAX with the JAX table (a scalar loss
+# uses its own magnitude as the scale).
+_TABLES = {"jax": _JAX, "fd": _FD}
+
+# Central-difference step for an element of value v: FD_STEP * max(1, |v|).
+# (eps_float64)^(1/3) ~ 6e-6 balances truncation (~h^2) against rounding (~eps/h).
+FD_STEP = 6e-6
+FD_REL_STEP = FD_STEP
+
+
+def tolerance(oracle, dtype):
+    """The Tolerance for comparing an implementation of ``dtype`` with ``oracle``."""
+    return _TABLES[oracle][np.dtype(dtype)]
