@@ -147,4 +147,11 @@ def call_impl(impl, params, x, y, h0, options):
     except (TypeError, ValueError):
         problems.append(Problem("return_value", "h_last is not numeric"))
         h_last = None
+    nonfinite = [n for n, a in (grads or {}).items() if not np.all(np.isfinite(a))]
+    if loss is not None and not np.isfinite(loss):
+        nonfinite.insert(0, "loss")
+    if h_last is not None and not np.all(np.isfinite(h_last)):
+        nonfinite.append("h_last")
+    if nonfinite:
+        problems.append(Problem("nan", f"returned NaN or inf in {', '.join(nonfinite)}"))
     return Outcome(loss, grads, h_last, problems)

@@ -107,15 +107,17 @@ def _validate(params, x, y, h0, loss, activations, reduction):
         raise ReferenceInputError(f"x has dtype {x.dtype}; expected a float dtype")
     T, B, I = x.shape
     W1, W2, W3 = params["W1"], params["W2"], params["W3"]
-    if W1.ndim != 2 or W1.shape[0] != I:
-        raise _shape_error("W1", W1.shape, "IH", (I, W1.shape[-1]), "x")
-    H = W1.shape[1]
-    if W2.ndim != 2 or W2.shape[0] != H:
-        raise _shape_error("W2", W2.shape, "HR", (H, W2.shape[-1]), "W1")
-    R = W2.shape[1]
-    if W3.ndim != 2 or W3.shape[0] != R:
-        raise _shape_error("W3", W3.shape, "RO", (R, W3.shape[-1]), "W2")
-    O = W3.shape[1]
+
+    def width(bias, weight):   # a layer's width: from its bias, else its weight's columns
+        return bias.shape[0] if bias.ndim == 1 else weight.shape[-1]
+
+    H, R, O = (width(params[b], w) for b, w in (("b1", W1), ("b2", W2), ("b3", W3)))
+    if W1.shape != (I, H):
+        raise _shape_error("W1", W1.shape, "IH", (I, H), "x and b1")
+    if W2.shape != (H, R):
+        raise _shape_error("W2", W2.shape, "HR", (H, R), "W1 and b2")
+    if W3.shape != (R, O):
+        raise _shape_error("W3", W3.shape, "RO", (R, O), "W2 and b3")
     expected = {"b1": ((H,), "H", "W1"), "U": ((R, R), "RR", "W2"),
                 "b2": ((R,), "R", "W2"), "b3": ((O,), "O", "W3")}
     for name, (shape, letters, source) in expected.items():
