@@ -5,7 +5,9 @@ import numpy as np
 
 import reference
 
+from .attribution import disagreeing_steps
 from .compare import compare
+from .diagnose import diagnose, mismatch_kind
 from .config import make_config
 from .data import make_data
 from .errors import UsageError
@@ -73,6 +75,7 @@ def check(impl=None, *, interval=3, seq_len=None, batch=128, input_size=10, hidd
                    reduction=config.reduction)
     timings = {"impl": 0.0, "jax": 0.0, "fd": 0.0}
     results = []
+    seen = []                        # per window: what attribution needs afterwards
     h0 = data.h0
     started = time.perf_counter()
     for w, (start, stop) in enumerate(config.windows, start=1):
@@ -105,10 +108,70 @@ def check(impl=None, *, interval=3, seq_len=None, batch=128, input_size=10, hidd
                                    tol_jax))
             results.append(_result(name, "fd", w,
                                    compare(g, fd.grads[name], tol_fd, fd.kinks[name]), tol_fd))
+        seen.append((x, y, ref, out))
         if out.h_last is None or not np.all(np.isfinite(out.h_last)):
             break            # no state to carry: later windows cannot be checked
         h0 = out.h_last.astype(config.dtype)
+    diagnosis = _explain(fn, data.params, seen, results, config, options)
     timings["total"] = time.perf_counter() - started
     return Report(config=config.to_dict(), impl=_impl_name(impl), mode=mode,
                   mode_reason=reason, windows=config.windows, results=results,
-                  timings={k: round(v, 6) for k, v in timings.items()})
+                  diagnosis=diagnosis, timings={k: round(v, 6) for k, v in timings.items()})
+
+
+def _explain(fn, params, seen, results, config, options):
+    """Attribute each failing array to time steps, then diagnose the whole pattern.
+
+    Runs after every window has been judged, so the extra calls it makes to the
+    implementation (suffix windows) cannot change any verdict."""
+    tol = tolerance("jax", config.dtype)
+    kinds = {}
+    for w, (x, y, ref, out) in enumerate(seen, start=1):
+        failing = [r for r in results if r.window == w and not r.passed]
+        if not failing or any(r.oracle == "contract" for r in failing):
+            continue
+        names = sorted({r.name for r in failing if r.name != "h_last"})
+        steps = disagreeing_steps(fn, params, x, y, ref, out.grads, names, options,
+                                  config.dtype, tol)
+        start = config.windows[w - 1][0]
+        for r in failing:
+            if steps.get(r.name) is not None:
+                r.steps = [start + t for t in steps[r.name]]
+            if r.name in ref.grads:
+                kinds[(w, r.name)] = mismatch_kind(r.name, out.grads[r.name], ref.grads[r.name],
+                                                   ref.per_step.get(r.name), tol)
+    consistent = None
+    if any(r.name == "loss" and not r.passed for r in results):
+        x, y, ref, out = seen[0]
+        consistent = self_consistent(fn, params, x, y, ref.states[0].astype(config.dtype),
+                                     out, options, config)
+    return diagnose(results, config.windows, config.to_dict(), kinds, consistent)
+
+
+# Directional finite difference of the implementation's own loss (diagnosis only, never
+# a verdict): step 1e-6 in float64 keeps truncation ~1e-12 and rounding ~1e-10 of the
+# loss; float32 needs 1e-2 (rounding ~1e-7 / 1e-2 ~ 1e-5), truncation ~1e-4 relative.
+_SELF_STEP = {"float64": 1e-6, "float32": 1e-2}
+# Agreement this close means the gradient is the derivative of the impl's own loss.
+_SELF_RTOL = {"float64": 1e-5, "float32": 1e-2}
+
+
+def self_consistent(fn, params, x, y, h0, out, options, config):
+    """True when the gradients match the implementation's own loss along a random
+    direction of every array at once (2 extra calls); None when it cannot tell."""
+    if out.grads is None or len(out.grads) < len(GRAD_NAMES):
+        return None
+    rng = np.random.default_rng(config.seed + 1)
+    arrays = dict(params, x=x, h0=h0)
+    d = {n: rng.standard_normal(np.shape(arrays[n])) for n in GRAD_NAMES}
+    e = _SELF_STEP[config.dtype]
+    values = []
+    for sign in (1.0, -1.0):
+        moved = {n: (arrays[n] + sign * e * d[n]).astype(config.dtype) for n in GRAD_NAMES}
+        got = call_impl(fn, {n: moved[n] for n in params}, moved["x"], y, moved["h0"], options)
+        if got.loss is None or got.problems:
+            return None
+        values.append(got.loss)
+    fd = (values[0] - values[1]) / (2 * e)
+    inner = sum(float(np.sum(out.grads[n] * d[n])) for n in GRAD_NAMES)
+    return abs(fd - inner) <= _SELF_RTOL[config.dtype] * max(abs(inner), abs(fd), 1e-300)

@@ -53,6 +53,11 @@ def build_parser():
                    help="check this implementation instead of the reference")
     p.add_argument("--mode", default=None, help="full (every element) or projections")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--list-bugs", action="store_true",
+                   help="list the zoo of deliberately wrong implementations and exit")
+    p.add_argument("--bug", metavar="NAME",
+                   help="check one zoo implementation (with its demonstration options "
+                        "unless given on the command line), as a demonstration")
     return p
 
 
@@ -64,7 +69,7 @@ def _stdout_to_stderr():
     os.dup2(2, 1)
     old, sys.stdout = sys.stdout, sys.stderr
     try:
-        yield os.fdopen(os.dup(saved), "w")
+        yield
     finally:
         sys.stdout.flush()
         sys.stdout = old
@@ -72,15 +77,44 @@ def _stdout_to_stderr():
         os.close(saved)
 
 
-def _run(args):
-    if args.interval is None:
+_OPTIONS = ("interval", "seq_len", "batch", "input_size", "hidden_size", "state_size",
+            "output_size", "loss", "activations", "reduction", "dtype", "seed", "mode")
+
+
+def _list_bugs():
+    from . import zoo
+    width = max(len(b.name) for b in zoo.list_bugs())
+    for bug in zoo.list_bugs():
+        print(f"{bug.name.ljust(width)}  {bug.doc}")
+    return ExitCode.OK
+
+
+def _run(args, given):
+    options = {name: getattr(args, name) for name in _OPTIONS}
+    impl = None
+    if args.bug is not None:
+        from . import zoo
+        if args.impl is not None:
+            raise _ArgumentError("--bug and --impl: choose one implementation to check")
+        if args.bug not in zoo.BUGS:
+            raise UsageError("bug", args.bug, "expected one of the names --list-bugs prints")
+        bug = zoo.BUGS[args.bug]
+        impl = bug.make()
+        demo = {k: v for k, v in bug.config.items() if k not in given}
+        options.update(demo)
+        if options["interval"] is None:
+            options["interval"] = 3
+    if options["interval"] is None:
         raise _ArgumentError("--interval is required: an integer >= 1 (try --interval 3)")
-    impl = load_impl(args.impl) if args.impl is not None else None
-    return check(impl, interval=args.interval, seq_len=args.seq_len, batch=args.batch,
-                 input_size=args.input_size, hidden_size=args.hidden_size,
-                 state_size=args.state_size, output_size=args.output_size, loss=args.loss,
-                 activations=args.activations, reduction=args.reduction, dtype=args.dtype,
-                 seed=args.seed, mode=args.mode)
+    if args.impl is not None:
+        impl = load_impl(args.impl)
+    return check(impl, **options)
+
+
+def _given(argv):
+    """The option names spelled out on the command line."""
+    argv = sys.argv[1:] if argv is None else argv
+    return {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
 
 
 def main(argv=None):
@@ -92,15 +126,16 @@ def main(argv=None):
         return ExitCode.USAGE
     except SystemExit as exc:          # --help
         return exc.code
+    if args.list_bugs:
+        return _list_bugs()
+    given = _given(argv)
     try:
         if args.json:
-            with _stdout_to_stderr() as real_stdout:
-                report = _run(args)
-                with real_stdout:
-                    json.dump(report.to_dict(), real_stdout, indent=2, allow_nan=False)
-                    real_stdout.write("\n")
+            with _stdout_to_stderr():
+                report = _run(args, given)
+            print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
         else:
-            report = _run(args)
+            report = _run(args, given)
             print(report.format_table())
     except _ArgumentError as exc:
         print(f"gradcheck: error: {exc}", file=sys.stderr)

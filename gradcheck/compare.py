@@ -27,10 +27,12 @@ def _float(v):
     return v if np.isfinite(v) else None
 
 
-def compare(impl, oracle, tol, exclude=None):
+def compare(impl, oracle, tol, exclude=None, scale=None):
     """Apply the criterion of ``tolerances`` to every element not in ``exclude``.
 
     Shapes: impl and oracle the same shape; exclude a bool mask of that shape or None.
+    ``scale`` replaces max |oracle| as the array's scale (for judging a slice of a
+    larger array at the larger array's scale).
     NaN or inf in ``impl`` fails (and is counted in ``nonfinite``).
     """
     impl = np.asarray(impl, np.float64)
@@ -39,7 +41,8 @@ def compare(impl, oracle, tol, exclude=None):
     checked = int(keep.sum())
     finite = np.isfinite(impl)
     nonfinite = int((~finite & keep).sum())
-    scale = float(np.max(np.abs(oracle), initial=0.0))
+    if scale is None:
+        scale = float(np.max(np.abs(oracle), initial=0.0))
     allowed = tol.atol_rel * scale + tol.rtol * np.abs(oracle) + tol.floor
     err = np.abs(impl - oracle)
     with np.errstate(invalid="ignore"):

@@ -77,6 +77,9 @@ class _Window:
             self.z2[t] = self.z2_in[t] + self.h[t] @ p["U"]
             self.h[t + 1] = self.f2(self.z2[t])
         self.z3 = self.h[1:] @ p["W3"] + p["b3"]                 # [T, B, O]
+        if loss == "l2" and activations[2] == "identity":
+            self.gram = p["W3"] @ p["W3"].T                      # [R, R]
+            self.c_l2 = (p["b3"] - self.y) @ p["W3"].T           # [T, B, R]
 
     # ---- loss changes, l(z_minus + dz) - l(z_minus), summed over outputs
 
@@ -144,8 +147,16 @@ class _Window:
                 kink |= _crossed(z2[: N // 2], z2[N // 2:], base, -1).any(axis=-1)
             h[s] = h_prev = self.f2(z2)
         half = N // 2
+        dh = h[:, :half] - h[:, half:]                           # the difference first
+        if self.loss == "l2" and self.acts[2] == "identity":
+            # 0.5|z+ - y|^2 - 0.5|z- - y|^2 = dh W3 . (h_mid W3 + b3 - y)
+            #                                = dh . (h_mid G + c), G = W3 W3^T [R, R],
+            # c = (b3 - y) W3^T [T, B, R]: the same sum, in R dimensions, not O.
+            h_mid = 0.5 * (h[:, :half] + h[:, half:])
+            inner = h_mid @ self.gram + self.c_l2[t0:, rows[:half]]
+            return np.sum(dh * inner, axis=(0, 2)), kink
         z_minus = h[:, half:] @ W3 + b3                          # [S, N/2, O]
-        dz = (h[:, :half] - h[:, half:]) @ W3                    # the difference first
+        dz = dh @ W3
         if self.relu[2] and self.loss == "l2":
             base = self.z3[t0:, rows[:half]]
             kink |= _crossed(z_minus + dz, z_minus, base, -1).any(axis=(0, -1))

@@ -36,6 +36,7 @@ class JaxResult(NamedTuple):
     grads: dict
     per_step: dict
     step_losses: np.ndarray
+    states: np.ndarray                   # [T+1, B, R]: h0, h_1, .., h_T
 
 
 def _activation(index, z):
@@ -72,11 +73,11 @@ def _window_loss(steps, x, h0, y, ids, mask_t, mask_b, mask_o, act_ids, loss_id,
         h = jnp.where(live, _activation(f2, z2), h_prev)    # padded steps keep the state
         z3 = h @ W3 + b3                                    # [B, O]
         loss_t = jnp.sum(_step_loss(loss_id, f3, z3, y_t, ids_t, mask_o) * mask_b) * live
-        return h, loss_t
+        return h, (h, loss_t)
 
     weights = tuple(steps[n] for n in PARAM_NAMES)
-    h_last, losses = lax.scan(step, h0, (weights, x, y, ids, mask_t))
-    return jnp.sum(losses) / scale, (h_last, losses / scale)
+    h_last, (states, losses) = lax.scan(step, h0, (weights, x, y, ids, mask_t))
+    return jnp.sum(losses) / scale, (h_last, states, losses / scale)
 
 
 @jax.jit
@@ -84,9 +85,9 @@ def _value_and_grads(params, x, h0, y, ids, mask_t, mask_b, mask_o, act_ids, los
     T = x.shape[0]
     steps = {n: jnp.broadcast_to(p, (T,) + p.shape) for n, p in params.items()}
     fn = jax.value_and_grad(_window_loss, argnums=(0, 1, 2), has_aux=True)
-    (loss, (h_last, losses)), (g_steps, g_x, g_h0) = fn(
+    (loss, (h_last, states, losses)), (g_steps, g_x, g_h0) = fn(
         steps, x, h0, y, ids, mask_t, mask_b, mask_o, act_ids, loss_id, scale)
-    return loss, h_last, losses, g_steps, g_x, g_h0
+    return loss, h_last, states, losses, g_steps, g_x, g_h0
 
 
 def _bucket(n, smallest):
@@ -129,12 +130,13 @@ def jax_window(params, x, y, h0, *, loss, activations, reduction):
     scale = float(B) if reduction == "mean" else 1.0
     out = _value_and_grads(padded, xp, h0p, yp, ids, mask_t, mask_b, mask_o, act_ids,
                            np.int32(LOSS_NAMES.index(loss)), scale)
-    loss_v, h_last, losses, g_steps, g_x, g_h0 = jax.device_get(out)
+    loss_v, h_last, states, losses, g_steps, g_x, g_h0 = jax.device_get(out)
     per_step = {n: np.asarray(g_steps[n])[(slice(0, T),) + tuple(slice(0, s) for s in
                                                                    params[n].shape)]
                 for n in PARAM_NAMES}
     grads = {n: g.sum(axis=0) for n, g in per_step.items()}
     grads["x"] = np.asarray(g_x)[:T, :B, :I]
     grads["h0"] = np.asarray(g_h0)[:B, :R]
+    states = np.concatenate([np.asarray(h0, np.float64)[None], np.asarray(states)[:T, :B, :R]])
     return JaxResult(float(loss_v), np.asarray(h_last)[:B, :R], grads, per_step,
-                     np.asarray(losses)[:T])
+                     np.asarray(losses)[:T], states)

@@ -99,7 +99,8 @@ class Report:
         if problems:
             lines.append("")
             for r in problems:
-                lines.append(f"FAIL window {r.window} {r.name} ({r.oracle}): {r.message}")
+                steps = f" [steps that disagree: {r.steps}]" if r.steps else ""
+                lines.append(f"FAIL window {r.window} {r.name} ({r.oracle}): {r.message}{steps}")
         if self.diagnosis:
             lines += ["", f"diagnosis: {self.diagnosis}"]
         n = len(self.results)

@@ -1,0 +1,55 @@
+"""Which time steps' contributions disagree, for an array that failed in a window.
+
+The JAX model gives every step its own copy of the shared weights, so it has
+each step's contribution to a weight's gradient (``per_step``). The
+implementation only returns sums; its per-step contributions are recovered
+from suffix windows: the window of steps t..T started from the true state
+h_{t-1} has gradient sum_{s >= t} (contribution of step s), because step s's
+use of a weight only affects the losses of steps s..T. Differences of
+consecutive suffixes give step t's contribution. For x, dx[t] is already per step;
+for the loss, the suffix losses give each step's loss the same way.
+"""
+import numpy as np
+
+from .compare import compare
+from .untrusted import call_impl
+
+__all__ = ["disagreeing_steps"]
+
+
+def _steps_that_fail(impl_steps, oracle_steps, tol):
+    """1-based indices t whose slice [t] disagrees, judged at the scale of all steps."""
+    scale = float(np.max(np.abs(oracle_steps), initial=0.0))
+    return [t + 1 for t in range(oracle_steps.shape[0])
+            if not compare(impl_steps[t], oracle_steps[t], tol, scale=scale).passed]
+
+
+def disagreeing_steps(impl, params, x, y, oracle, impl_grads, names, options, dtype, tol):
+    """Map each name in ``names`` (grads and/or "loss") to the 1-based steps of this
+    window whose contributions disagree; None for a name that cannot be attributed.
+
+    Shapes: x [T, B, I]; oracle a JaxResult of this window (states [T+1, B, R]).
+    """
+    T = x.shape[0]
+    out = {}
+    if "x" in names and "x" in impl_grads:
+        out["x"] = _steps_that_fail(impl_grads["x"], oracle.grads["x"], tol)
+    wanted = [n for n in names if n in oracle.per_step or n == "loss"]
+    if not wanted:
+        return out
+    suffix_grads, suffix_loss = [], []
+    for t in range(T):
+        h_start = oracle.states[t].astype(dtype)
+        got = call_impl(impl, params, x[t:], y[t:], h_start, options)
+        if got.problems or got.grads is None or got.loss is None:
+            return {**out, **{n: None for n in wanted}}
+        suffix_grads.append(got.grads)
+        suffix_loss.append(got.loss)
+    for name in wanted:
+        if name == "loss":
+            s = np.array(suffix_loss + [0.0])
+            out["loss"] = _steps_that_fail(s[:-1] - s[1:], oracle.step_losses, tol)
+            continue
+        s = np.stack([g[name] for g in suffix_grads] + [np.zeros_like(suffix_grads[0][name])])
+        out[name] = _steps_that_fail(s[:-1] - s[1:], oracle.per_step[name], tol)
+    return out
