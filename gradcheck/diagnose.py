@@ -140,8 +140,8 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
             return (f"d{name} holds only step {all_steps[k[1] - 1]}'s contribution: the per-step "
                     f"gradients are assigned (=) instead of accumulated (+=) over time.")
         if name == "U" and (at == all_steps[:1] or k == ("missing_step", 1)):
-            return ("dU misses step 1's term h0^T d2_1 (only step 1 disagrees): invisible "
-                    "when the incoming state is zero.")
+            return ("dU misses step 1's term h0^T d2_1 (it equals JAX's dU without it): "
+                    "invisible when the incoming state is zero.")
         where = f" at steps {at}" if at else ""
         return (f"Only d{name} disagrees{where}: its own gradient line is wrong "
                 f"(for W3: d3_t multiplied by h_{{t-1}} instead of h_t?).") if name == "W3" else \
