@@ -294,3 +294,33 @@ def fd_window(params, x, y, h0, *, loss, activations, reduction, names=None):
         fn = _fd_output_layer if name in ("W3", "b3") else _fd_state_path
         grads[name], kinks[name] = fn(w, name)
     return FDResult(grads, kinks)
+
+
+def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction):
+    """Central differences of the loss along given directions (``--mode projections``).
+
+    directions[name]: [K, *shape of name], for any of the nine arrays. The step along
+    a direction d is FD_STEP * max(1, max|v|) / max|d|, so no element moves further
+    than an element-wise check would move it, whatever the direction's length (a fixed
+    step on a long direction is what makes truncation error swamp the tolerance).
+    Returns {name: [K] directional derivatives}. Cost grows with K, not with the size.
+    """
+    base = {**{n: np.asarray(v, np.float64) for n, v in params.items()},
+            "x": np.asarray(x, np.float64), "h0": np.asarray(h0, np.float64)}
+    out = {}
+    for name, dirs in directions.items():
+        values = []
+        for d in np.asarray(dirs, np.float64):
+            step = FD_STEP * max(1.0, float(np.max(np.abs(base[name])))) / max(
+                float(np.max(np.abs(d))), 1e-300)
+            windows = []
+            for sign in (1.0, -1.0):
+                moved = dict(base, **{name: base[name] + sign * step * d})
+                windows.append(_Window({n: moved[n] for n in params}, moved["x"], y,
+                                       moved["h0"], loss, activations, reduction))
+            plus, minus = windows
+            dz = plus.z3 - minus.z3                              # the difference first
+            change = minus._row_change(minus.z3, dz, 0, np.arange(dz.shape[1])).sum()
+            values.append(change / (2 * step * plus.scale))
+        out[name] = np.array(values)
+    return out
