@@ -85,13 +85,14 @@ def _impl_name(impl):
 
 def check(impl=None, *, interval=3, seq_len=None, batch=128, input_size=10, hidden_size=20,
           state_size=5, output_size=100, loss="l2", activations=("tanh", "tanh", "identity"),
-          reduction="mean", dtype="float64", seed=0, mode=None):
+          reduction="mean", dtype="float64", seed=0, mode=None, progress=None):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
     ``impl`` defaults to the project's reference. Every window of the sequence is
     checked, each with the state the implementation itself carried in; the first
     window's incoming state is random and non-zero. Returns a Report; raises
-    UsageError (a ValueError) naming a bad option.
+    UsageError (a ValueError) naming a bad option. ``progress``, if given, is called
+    as ``progress(windows_done, windows_total)`` after each window.
     """
     if impl is not None and not callable(impl):
         raise UsageError("impl", impl, "expected a callable with the loss_and_grads contract")
@@ -146,6 +147,8 @@ def check(impl=None, *, interval=3, seq_len=None, batch=128, input_size=10, hidd
                 results.append(_result(name, "fd", w, compare(g, fd.grads[name], tol_fd,
                                                               fd.kinks[name]), tol_fd))
         seen.append((x, y, ref, out))
+        if progress is not None:
+            progress(w, len(config.windows))
         if out.h_last is None or not np.all(np.isfinite(out.h_last)):
             break            # no state to carry: later windows cannot be checked
         h0 = out.h_last.astype(config.dtype)

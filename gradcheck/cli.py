@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 
 from .check import check
 from .errors import ExitCode, UsageError
@@ -89,6 +90,25 @@ def _list_bugs():
     return ExitCode.OK
 
 
+class _Progress:
+    """'window i/n' on stderr once a check has run ~2 s; only to a terminal."""
+    AFTER_SECONDS = 2.0
+
+    def __init__(self, stream):
+        self.stream, self.started, self.shown = stream, time.perf_counter(), False
+
+    def __call__(self, done, total):
+        elapsed = time.perf_counter() - self.started
+        if elapsed >= self.AFTER_SECONDS and done < total:
+            self.stream.write(f"\rgradcheck: window {done}/{total} checked ({elapsed:.0f} s)")
+            self.stream.flush()
+            self.shown = True
+
+    def close(self):
+        if self.shown:
+            self.stream.write("\n")
+
+
 def _run(args, given):
     options = {name: getattr(args, name) for name in _OPTIONS}
     impl = None
@@ -108,7 +128,14 @@ def _run(args, given):
         raise _ArgumentError("--interval is required: an integer >= 1 (try --interval 3)")
     if args.impl is not None:
         impl = load_impl(args.impl)
-    return check(impl, **options)
+    progress = None
+    if not args.json and sys.stderr.isatty():
+        progress = _Progress(sys.stderr)
+    try:
+        return check(impl, progress=progress, **options)
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def _given(argv):

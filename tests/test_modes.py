@@ -49,3 +49,23 @@ def test_auto_mode_is_full_when_cheap_and_projections_beyond():
 def test_report_says_which_mode_and_why(capsys):
     assert main(["--interval", "2", "--batch", "3", "--mode", "projections"]) == 0
     assert "mode: projections (chosen with --mode)" in capsys.readouterr().out
+
+
+def test_progress_is_reported_per_window_only_after_two_seconds(monkeypatch):
+    import io
+
+    from gradcheck import cli
+    stream = io.StringIO()
+    bar = cli._Progress(stream)
+    bar(1, 3)
+    assert stream.getvalue() == ""                  # quick checks stay silent
+    monkeypatch.setattr(cli._Progress, "AFTER_SECONDS", 0.0)
+    bar(2, 3)
+    bar.close()
+    assert stream.getvalue() == "\rgradcheck: window 2/3 checked (0 s)\n"
+
+
+def test_check_calls_progress_after_every_window():
+    calls = []
+    gradcheck.check(interval=2, seq_len=5, progress=lambda d, t: calls.append((d, t)), **SMALL)
+    assert calls == [(1, 3), (2, 3), (3, 3)]
