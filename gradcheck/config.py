@@ -119,7 +119,11 @@ def make_config(*, interval=3, seq_len=None, batch=128, input_size=10, hidden_si
                     reduction=reduction, dtype=dtype, seed=seed, mode=mode, **sizes)
     need, limit = config.memory_estimate(), _memory_limit()
     if need > limit:
-        raise UsageError("batch", batch,
+        grown = dict(sizes, interval=interval, seq_len=seq_len)
+        defaults = dict(batch=128, input_size=10, hidden_size=20, state_size=5,
+                        output_size=100, interval=3, seq_len=interval)
+        worst = max(grown, key=lambda n: grown[n] / defaults[n])   # the size that grew most
+        raise UsageError(worst, grown[worst],
                          f"these sizes need about {need / 2**30:.1f} GiB; this machine allows "
                          f"{limit / 2**30:.1f} GiB (half its memory): use smaller sizes")
     return config

@@ -48,9 +48,13 @@ def load_impl(spec):
             name = "_gradcheck_impl_" + os.path.splitext(os.path.basename(where))[0]
             module_spec = importlib.util.spec_from_file_location(name, where)
             module = importlib.util.module_from_spec(module_spec)
+            sys.modules[name] = module          # dataclasses and pickling look it up there
             sys.path.insert(0, os.path.dirname(os.path.abspath(where)))
             try:
                 module_spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
             finally:
                 sys.path.pop(0)
         else:
@@ -110,7 +114,8 @@ def call_impl(impl, params, x, y, h0, options):
             "return_value", f"returned {kind}; expected a tuple (loss, grads, h_last)")])
     loss, grads, h_last = out
     try:
-        loss = float(np.asarray(loss).item()) if np.size(loss) == 1 else None
+        arr = np.asarray(loss)
+        loss = float(arr.item()) if arr.size == 1 and arr.dtype.kind in "iuf" else None
     except (TypeError, ValueError):
         loss = None
     if loss is None:
