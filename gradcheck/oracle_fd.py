@@ -130,12 +130,13 @@ class _Window:
 
     # ---- the recurrence for a batch of perturbed copies
 
-    def _tail(self, t0, rows, z2_in_at, h_start, dU=None):
+    def _tail(self, t0, rows, z2_in_at, h_start, dU=None, z2_extra=None):
         """Run steps t0..T-1 for N copy rows; return (loss change per row-pair, kink per pair).
 
         Rows come in two halves, + copies then - copies, of the same examples.
         Shapes: rows [N]; z2_in_at(s) -> [N, R], the RNN input at step t0 + s;
-        h_start [N, R]; dU (r [N], c [N], delta [N]): U + delta E_rc for each row.
+        h_start [N, R]; dU (r [N], c [N], delta [N]): U + delta E_rc for each row;
+        z2_extra(h_prev) -> [N, R], added to z2 (a perturbation of U along a direction).
         Works step by step, so memory is [N, R], not [T, N, R].
         """
         N, half = rows.size, rows.size // 2
@@ -149,6 +150,8 @@ class _Window:
             if dU is not None:
                 r, c, delta = dU
                 z2[np.arange(N), c] += delta * h_prev[np.arange(N), r]
+            if z2_extra is not None:
+                z2 += z2_extra(h_prev)
             if self.relu[1]:
                 kink |= _crossed(z2[:half], z2[half:], self.z2[t, rows[:half]], -1).any(axis=-1)
             h_prev = h = self.f2(z2)
@@ -347,24 +350,68 @@ def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction
     a direction d is FD_STEP * max(1, max|v|) / max|d|, so no element moves further
     than an element-wise check would move it, whatever the direction's length (a fixed
     step on a long direction is what makes truncation error swamp the tolerance).
-    Returns {name: [K] directional derivatives}. Cost grows with K, not with the size.
+    Returns {name: [K] directional derivatives}. Cost grows with K, not with the size:
+    W3 and b3 reuse the unperturbed states; the perturbed copies of every other
+    direction run the recurrence together, as rows of one batch (relu kinks are not
+    tracked here).
     """
-    base = {**{n: np.asarray(v, np.float64) for n, v in params.items()},
-            "x": np.asarray(x, np.float64), "h0": np.asarray(h0, np.float64)}
+    w = _Window(params, x, y, h0, loss, activations, reduction)
+    p = w.p
+    T, B, _ = w.x.shape
+    every = np.arange(B)
+    values = {"x": w.x, "h0": w.h[0], **p}
     out = {}
+    copies = []                        # (name, k, step, z2_in [T, B, R] +/-, h0 +/-)
+    u_copies = []                      # (k, step, direction)
     for name, dirs in directions.items():
-        values = []
-        for d in np.asarray(dirs, np.float64):
-            step = FD_STEP * max(1.0, float(np.max(np.abs(base[name])))) / max(
+        dirs = np.asarray(dirs, np.float64)
+        out[name] = np.empty(len(dirs))
+        for k, d in enumerate(dirs):
+            step = FD_STEP * max(1.0, float(np.max(np.abs(values[name])))) / max(
                 float(np.max(np.abs(d))), 1e-300)
-            windows = []
-            for sign in (1.0, -1.0):
-                moved = dict(base, **{name: base[name] + sign * step * d})
-                windows.append(_Window({n: moved[n] for n in params}, moved["x"], y,
-                                       moved["h0"], loss, activations, reduction))
-            plus, minus = windows
-            dz = plus.z3 - minus.z3                              # the difference first
-            change = minus._row_change(minus.z3, dz, slice(None), np.arange(dz.shape[1])).sum()
-            values.append(change / (2 * step * plus.scale))
-        out[name] = np.array(values)
+            if name in ("W3", "b3"):                             # the output layer only
+                dz3 = 2 * step * (w.h[1:] @ d if name == "W3" else np.broadcast_to(d, w.z3.shape))
+                change = w._row_change(w.z3 - 0.5 * dz3, dz3, slice(None), every).sum()
+                out[name][k] = change / (2 * step * w.scale)
+                continue
+            if name == "U":
+                u_copies.append((k, step, d))
+                continue
+            copies.append((name, k, step, d))
+
+    def perturbed(name, e, d):
+        """(z2_in [T, B, R], h0 [B, R]) with ``name`` moved by e * d."""
+        if name in ("W1", "b1", "x"):
+            dz1 = {"W1": lambda: w.x @ d, "b1": lambda: d, "x": lambda: d @ p["W1"]}[name]()
+            return w.f1(w.z1 + e * dz1) @ p["W2"] + p["b2"], w.h[0]
+        if name == "W2":
+            return w.z2_in + e * (w.a @ d), w.h[0]
+        if name == "b2":
+            return w.z2_in + e * d, w.h[0]
+        return w.z2_in, w.h[0] + e * d                           # h0
+
+    def run(group):                    # one batch: + copies then - copies, B rows each
+        pairs = [[perturbed(name, sign * step, d) for (name, _, step, d) in group]
+                 for sign in (1.0, -1.0)]
+        z2_in = np.concatenate([z for half in pairs for z, _ in half], axis=1)
+        h_start = np.concatenate([h for half in pairs for _, h in half])
+        change, _ = w._tail(0, np.tile(every, 2 * len(group)), z2_in.__getitem__, h_start)
+        return change.reshape(len(group), B).sum(axis=1)
+
+    cores = os.cpu_count() or 1
+    groups = [copies[i::cores] for i in range(cores) if copies[i::cores]]
+    for group, changes in zip(groups, _map(run, groups)):
+        for (name, k, step, _), ch in zip(group, changes):
+            out[name][k] = ch / (2 * step * w.scale)
+    if u_copies:
+        C = len(u_copies)
+        D = np.stack([sign * step * d for sign in (1.0, -1.0) for (_, step, d) in u_copies])
+
+        def z2_extra(h_prev):                                    # h_prev D_c for each copy
+            return np.matmul(h_prev.reshape(2 * C, B, -1), D).reshape(2 * C * B, -1)
+
+        change, _ = w._tail(0, np.tile(every, 2 * C), lambda t: np.tile(w.z2_in[t], (2 * C, 1)),
+                            np.tile(w.h[0], (2 * C, 1)), z2_extra=z2_extra)
+        for (k, step, _), ch in zip(u_copies, change.reshape(C, B).sum(axis=1)):
+            out["U"][k] = ch / (2 * step * w.scale)
     return out
