@@ -1,42 +1,54 @@
-"""Per-step losses on the output logits z3 and their derivative dL/dz3.
+"""Losses on the output logits z3 and their derivative dL/dz3, for all steps at once.
 
-Every loss returns the step's summed value (over batch and outputs, before the
-reduction) and ``d3 = dL/dz3`` before the reduction's scale. Numerically stable:
-log-sum-exp for ``ce``, softplus for ``bce``.
+Both functions take z3 [..., B, O] (any leading time axes) and the matching targets,
+and work before the reduction's scale. Numerically stable: log-sum-exp for ``ce``,
+softplus for ``bce``.
 """
 import numpy as np
 
 from .activations import ACTIVATIONS, sigmoid
 
-__all__ = ["LOSSES", "step_loss"]
+__all__ = ["LOSSES", "loss_value", "loss_delta"]
 
 LOSSES = ("l2", "ce", "bce")
 
 
-def step_loss(loss, f3_name, z3_t, y_t):
-    """Loss of one time step and its derivative with respect to z3_t.
+def _log_softmax_parts(z3):
+    m = np.max(z3, axis=-1, keepdims=True)                # [..., B, 1]
+    e = np.exp(z3 - m)                                    # [..., B, O]
+    s = np.sum(e, axis=-1, keepdims=True)                 # [..., B, 1]
+    return m, e, s
 
-    Shapes: z3_t [B, O]; y_t [B, O] floats (l2, bce) or [B] class ids (ce).
-    Returns (value: float, d3_t [B, O]), unscaled by the reduction.
-    """
+
+def loss_value(loss, f3_name, z3, y):
+    """The summed loss (over steps, batch and outputs), unscaled.
+
+    Shapes: z3 [..., B, O]; y like z3 (l2, bce) or [..., B] class ids (ce)."""
     if loss == "l2":
-        f3, df3 = ACTIVATIONS[f3_name]
-        yhat = f3(z3_t)                                   # [B, O]
-        err = yhat - y_t                                  # [B, O]
-        return 0.5 * float(np.sum(err * err)), err * df3(z3_t, yhat)
+        err = ACTIVATIONS[f3_name][0](z3) - y             # yhat - y
+        return 0.5 * float(np.sum(err * err))
     if loss == "ce":
         # softmax cross-entropy on logits: logsumexp(z3) - z3[y]
-        m = np.max(z3_t, axis=1, keepdims=True)           # [B, 1]
-        e = np.exp(z3_t - m)                              # [B, O]
-        s = np.sum(e, axis=1, keepdims=True)              # [B, 1]
-        lse = m[:, 0] + np.log(s[:, 0])                   # [B]
-        rows = np.arange(z3_t.shape[0])
-        value = float(np.sum(lse - z3_t[rows, y_t]))
-        d3_t = e / s                                      # softmax, [B, O]
-        d3_t[rows, y_t] -= 1.0                            # fused: softmax - onehot
-        return value, d3_t
+        m, _, s = _log_softmax_parts(z3)
+        picked = np.take_along_axis(z3, y[..., None], axis=-1)
+        return float(np.sum(m + np.log(s) - picked))
     if loss == "bce":
         # sigmoid cross-entropy on logits: softplus(z3) - y * z3
-        value = float(np.sum(np.logaddexp(0.0, z3_t) - y_t * z3_t))
-        return value, sigmoid(z3_t) - y_t
+        return float(np.sum(np.logaddexp(0.0, z3) - y * z3))
+    raise ValueError(f"unknown loss {loss!r}")
+
+
+def loss_delta(loss, f3_name, z3, y):
+    """d3 = dL/dz3 = dL/dyhat * f3'(z3), unscaled; fused for ce and bce. Same shape as z3."""
+    if loss == "l2":
+        f3, df3 = ACTIVATIONS[f3_name]
+        yhat = f3(z3)
+        return (yhat - y) * df3(z3, yhat)
+    if loss == "ce":
+        _, e, s = _log_softmax_parts(z3)
+        d3 = e / s                                        # softmax
+        np.put_along_axis(d3, y[..., None], np.take_along_axis(d3, y[..., None], -1) - 1.0, -1)
+        return d3                                         # softmax - onehot(y)
+    if loss == "bce":
+        return sigmoid(z3) - y
     raise ValueError(f"unknown loss {loss!r}")

@@ -22,7 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import ACTIVATIONS
-from .losses import LOSSES, step_loss
+from .losses import LOSSES, loss_delta, loss_value
 
 __all__ = [
     "PARAM_NAMES", "GRAD_NAMES", "REDUCTIONS", "ReferenceInputError", "Cache",
@@ -173,12 +173,8 @@ def forward(params, x, y, h0, *, loss="l2", activations=("tanh", "tanh", "identi
         h[t + 1] = f2(z2[t])
     z3 = h[1:] @ W3 + b3                                  # [T, B, O]
 
-    total = 0.0
-    for t in range(T):
-        value, _ = step_loss(loss, activations[2], z3[t], y[t])
-        total += value
     scale = B if reduction == "mean" else 1
-    return total / scale, Cache(x, z1, a, z2, h, z3)
+    return loss_value(loss, activations[2], z3, y) / scale, Cache(x, z1, a, z2, h, z3)
 
 
 # ------------------------------------------------------------------ backward
@@ -198,10 +194,7 @@ def backward(params, cache, y, *, loss="l2", activations=("tanh", "tanh", "ident
     scale = B if reduction == "mean" else 1
 
     # d3_t = dL/dyhat_t * f3'(z3_t), for every step (the output layer is stateless).
-    d3 = np.empty_like(z3)                                # [T, B, O]
-    for t in range(T):
-        _, d3[t] = step_loss(loss, activations[2], z3[t], y[t])
-    d3 /= scale
+    d3 = loss_delta(loss, activations[2], z3, y) / scale  # [T, B, O]
     dh_out = d3 @ W3.T                                    # [T, B, R], d3_t W3^T
 
     # Backward through time with one accumulator.
