@@ -12,10 +12,10 @@ Backward walks t = T..1 with ONE state-derivative accumulator ``dh_next``:
     d2_t    = dh_t * f2'(z2_t)
     dh_next = d2_t U^T                 (the only state derivative kept)
 
-One shared set of weights; the per-step weight gradients are summed. The layers
-that do not depend on the state (the first dense layer, the input half of the
-RNN, the last dense layer) run for all steps at once as one matrix product each;
-their sums over t are the same sums the article writes step by step.
+One shared set of weights; the per-step weight gradients are summed. In the
+forward, the layers that do not depend on the state (the first dense layer, the
+input half of the RNN, the last dense layer) run for all steps at once as one
+matrix product each; the backward walks the steps one by one, as the article does.
 """
 from typing import NamedTuple
 
@@ -183,8 +183,10 @@ def backward(params, cache, y, *, loss="l2", activations=("tanh", "tanh", "ident
              reduction="mean"):
     """Backpropagate through the window's T steps; return the nine gradients.
 
-    The state derivative is ONE [B, R] accumulator, ``dh_next``, walked from
-    t = T down to 1; after step 1 it is dh0. Shapes as in ``Cache``.
+    Walks t = T..1 exactly as the article does, one step at a time: every
+    temporary is one step's size ([B, .]), and the state derivative is ONE
+    [B, R] accumulator, ``dh_next``; after step 1 it is dh0. The shared weights'
+    gradients are summed over the steps (+=). Shapes as in ``Cache``.
     """
     W1, b1, W2, U, b2, W3, b3 = (params[n] for n in PARAM_NAMES)
     _, df1 = ACTIVATIONS[activations[0]]
@@ -192,33 +194,27 @@ def backward(params, cache, y, *, loss="l2", activations=("tanh", "tanh", "ident
     x, z1, a, z2, h, z3 = cache
     T, B, _ = x.shape
     scale = B if reduction == "mean" else 1
-
-    # d3_t = dL/dyhat_t * f3'(z3_t), for every step (the output layer is stateless).
-    d3 = loss_delta(loss, activations[2], z3, y) / scale  # [T, B, O]
-    dh_out = d3 @ W3.T                                    # [T, B, R], d3_t W3^T
-
-    # Backward through time with one accumulator.
-    d2 = np.empty_like(z2)                                # [T, B, R]
-    dh_next = np.zeros_like(h[0])                         # [B, R]
-    for t in reversed(range(T)):
-        dh = dh_out[t] + dh_next                          # the future's derivative is added
-        d2[t] = dh * df2(z2[t], h[t + 1])                 # through f2
-        dh_next = d2[t] @ U.T                             # passed back to step t-1
-
-    d1 = (d2 @ W2.T) * df1(z1, a)                         # [T, B, H], da_t * f1'(z1_t)
-    R, O, H, I = W3.shape[0], W3.shape[1], W1.shape[1], W1.shape[0]
-    # Shared weights: the per-step gradients sum over t (and the batch).
-    return {
-        "W1": x.reshape(-1, I).T @ d1.reshape(-1, H),     # sum_t x_t^T d1_t
-        "b1": d1.sum(axis=(0, 1)),
-        "W2": a.reshape(-1, H).T @ d2.reshape(-1, R),     # sum_t a_t^T d2_t
-        "U": h[:-1].reshape(-1, R).T @ d2.reshape(-1, R),  # sum_t h_{t-1}^T d2_t
-        "b2": d2.sum(axis=(0, 1)),
-        "W3": h[1:].reshape(-1, R).T @ d3.reshape(-1, O),  # sum_t h_t^T d3_t
-        "b3": d3.sum(axis=(0, 1)),
-        "x": d1 @ W1.T,                                   # [T, B, I]
-        "h0": dh_next,                                    # [B, R], dh_0
-    }
+    grads = {n: np.zeros_like(p) for n, p in params.items()}
+    dW1, db1, dW2, dU, db2, dW3, db3 = (grads[n] for n in PARAM_NAMES)
+    dx = np.empty_like(x)                                 # [T, B, I]
+    dh_next = np.zeros_like(h[0])                         # [B, R], the only state derivative
+    for t in reversed(range(T)):                          # h[t] is h_{t-1}, h[t+1] is h_t
+        d3 = loss_delta(loss, activations[2], z3[t], y[t]) / scale   # [B, O], dL/dz3_t
+        dW3 += h[t + 1].T @ d3
+        db3 += d3.sum(axis=0)
+        dh = d3 @ W3.T + dh_next                          # the future's derivative is ADDED
+        d2 = dh * df2(z2[t], h[t + 1])                    # [B, R], through f2
+        dW2 += a[t].T @ d2
+        dU += h[t].T @ d2
+        db2 += d2.sum(axis=0)
+        dh_next = d2 @ U.T                                # passed back to step t-1
+        d1 = (d2 @ W2.T) * df1(z1[t], a[t])               # [B, H], da_t * f1'(z1_t)
+        dW1 += x[t].T @ d1
+        db1 += d1.sum(axis=0)
+        dx[t] = d1 @ W1.T                                 # [B, I]
+    grads["x"] = dx
+    grads["h0"] = dh_next                                 # dh_0
+    return grads
 
 
 def loss_and_grads(params, x, y, h0, *, loss="l2",

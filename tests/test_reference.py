@@ -172,3 +172,26 @@ def test_cache_grows_linearly_with_the_interval_at_the_per_step_size():
     per_step = 8 * B * (I + 2 * H + 2 * R + O)   # x, z1, a, z2, h, z3
     assert [b - a for a, b in zip(sizes, sizes[1:])] == [per_step, 3 * per_step, 4 * per_step]
     assert sizes[0] == per_step + 8 * B * R      # plus h0, once
+
+
+def _backward_working_bytes(k):
+    """Peak bytes the backward allocates beyond the gradients it returns."""
+    import tracemalloc
+    config, data = small_data(interval=k, batch=16)
+    _, cache = reference.forward(data.params, data.x, data.y, data.h0)
+    tracemalloc.start()
+    try:
+        grads = reference.backward(data.params, cache, data.y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak - sum(g.nbytes for g in grads.values())
+
+
+def test_state_derivative_takes_constant_memory_whatever_the_interval():
+    """Question 4 of the article: one accumulator, not k cached state derivatives."""
+    working = [_backward_working_bytes(k) for k in (2, 8, 32, 64)]
+    B, R = 16, 3
+    # the same working set at every interval, and far below one [k, B, R] buffer at k = 64
+    assert max(working) - min(working) < 8 * B * R, working
+    assert max(working) < 64 * 8 * B * R, working
