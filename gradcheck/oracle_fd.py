@@ -161,7 +161,7 @@ class _Window:
                 #                                = dh . (h_mid G + c), G = W3 W3^T [R, R],
                 # c = (b3 - y) W3^T [T, B, R]: the same sum, in R dimensions, not O.
                 inner = (0.5 * (h[:half] + h[half:])) @ self.gram + self.c_l2[t, rows[:half]]
-                change += np.einsum("nr,nr->n", dh, inner)
+                change += (dh * inner).sum(axis=1)
                 continue
             z_minus = (h[half:] @ W3 + b3)[None]                 # [1, N/2, O]
             dz = (dh @ W3)[None]
