@@ -101,6 +101,10 @@ class Report:
             for r in problems:
                 steps = f" [steps that disagree: {r.steps}]" if r.steps else ""
                 lines.append(f"FAIL window {r.window} {r.name} ({r.oracle}): {r.message}{steps}")
+        kinks = sum(r.excluded for r in self.results if r.oracle == "fd")
+        if kinks:
+            lines += ["", f"relu kinks: {kinks} element{'s' if kinks > 1 else ''} excluded from the "
+                          "finite-difference comparison (the loss is not differentiable there)"]
         if self.diagnosis:
             lines += ["", f"diagnosis: {self.diagnosis}"]
         n = len(self.results)
