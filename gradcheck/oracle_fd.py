@@ -81,7 +81,7 @@ class _Window:
             self.h[t + 1] = self.f2(self.z2[t])
         self.z3 = self.h[1:] @ p["W3"] + p["b3"]                 # [T, B, O]
         if loss == "l2" and activations[2] == "identity":
-            self.gram = p["W3"] @ p["W3"].T                      # [R, R]
+            self.half_gram = 0.5 * (p["W3"] @ p["W3"].T)         # [R, R], G / 2
             self.c_l2 = (p["b3"] - self.y) @ p["W3"].T           # [T, B, R]
 
     # ---- loss changes, l(z_minus + dz) - l(z_minus), summed over outputs
@@ -130,23 +130,35 @@ class _Window:
 
     # ---- the recurrence for a batch of perturbed copies
 
-    def _tail(self, t0, rows, z2_in_at, h_start, dU=None, z2_extra=None):
+    def _tail(self, t0, rows, z2_in_at, h_start, dU=None, z2_extra=None, z2_add=None):
         """Run steps t0..T-1 for N copy rows; return (loss change per row-pair, kink per pair).
 
         Rows come in two halves, + copies then - copies, of the same examples.
-        Shapes: rows [N]; z2_in_at(s) -> [N, R], the RNN input at step t0 + s;
+        Shapes: rows [N]; z2_in_at(s) -> [N, R], the RNN input at step t0 + s, or
+        [B, R] when rows is arange(B) tiled (added to every copy by broadcasting);
         h_start [N, R]; dU (r [N], c [N], delta [N]): U + delta E_rc for each row;
-        z2_extra(h_prev) -> [N, R], added to z2 (a perturbation of U along a direction).
+        z2_extra(h_prev) -> [N, R], added to z2 (a perturbation of U along a direction);
+        z2_add(t, z2) adds a perturbation to z2 in place.
         Works step by step, so memory is [N, R], not [T, N, R].
         """
         N, half = rows.size, rows.size // 2
+        B, R = self.z2.shape[1], self.z2.shape[2]
         U, W3, b3 = self.p["U"], self.p["W3"], self.p["b3"]
         kink = np.zeros(half, bool)
         change = np.zeros(half)
         h_prev = h_start
         l2_identity = self.loss == "l2" and self.acts[2] == "identity"
+        tiled = half % B == 0 and np.array_equal(rows[:half].reshape(-1, B),
+                                                 np.broadcast_to(np.arange(B), (half // B, B)))
         for t in range(t0, self.z2.shape[0]):
-            z2 = z2_in_at(t - t0) + h_prev @ U
+            z2 = h_prev @ U
+            z2_in = z2_in_at(t - t0)
+            if z2_in.shape[0] == N:
+                z2 += z2_in
+            else:                                                # the base, for every copy
+                z2.reshape(-1, B, R)[...] += z2_in
+            if z2_add is not None:
+                z2_add(t, z2)
             if dU is not None:
                 r, c, delta = dU
                 z2[np.arange(N), c] += delta * h_prev[np.arange(N), r]
@@ -160,7 +172,11 @@ class _Window:
                 # 0.5|z+ - y|^2 - 0.5|z- - y|^2 = dh W3 . (h_mid W3 + b3 - y)
                 #                                = dh . (h_mid G + c), G = W3 W3^T [R, R],
                 # c = (b3 - y) W3^T [T, B, R]: the same sum, in R dimensions, not O.
-                inner = (0.5 * (h[:half] + h[half:])) @ self.gram + self.c_l2[t, rows[:half]]
+                inner = (h[:half] + h[half:]) @ self.half_gram   # h_mid G
+                if tiled:
+                    inner.reshape(-1, B, R)[...] += self.c_l2[t]
+                else:
+                    inner += self.c_l2[t, rows[:half]]
                 change += (dh * inner).sum(axis=1)
                 continue
             z_minus = (h[half:] @ W3 + b3)[None]                 # [1, N/2, O]
@@ -295,10 +311,10 @@ def _param_chunk(w, name, idx, e):
     dU = None
     kink = np.zeros(M, bool)
 
-    def base(t):                                                 # [2MB, R], every copy
-        return np.tile(w.z2_in[t], (2 * M, 1))
+    def z2_in_at(t):                                             # [B, R], for every copy
+        return w.z2_in[t]
 
-    z2_in_at = base
+    z2_add = None
     if name in ("W1", "b1"):
         i, j = np.divmod(elem, H) if name == "W1" else (None, elem)
         dz1 = sign * (x[:, rows, i] if name == "W1" else np.ones((T, 1)))    # [T, 2MB]
@@ -306,8 +322,8 @@ def _param_chunk(w, name, idx, e):
         da = _a_change(w, z1_old + dz1, z1_old)                  # [T, 2MB]
         W2_rows = p["W2"][j]                                     # [2MB, R]
 
-        def z2_in_at(t):
-            return base(t) + da[t][:, None] * W2_rows
+        def z2_add(t, z2):
+            z2 += da[t][:, None] * W2_rows
         if w.relu[0]:
             k = _crossed(z1_old + dz1, z1_old - dz1, z1_old, None)[:, : M * B]
             kink |= k.reshape(T, M, B).any(axis=(0, 2))
@@ -316,14 +332,12 @@ def _param_chunk(w, name, idx, e):
         dz = sign * (w.a[:, rows, j] if name == "W2" else np.ones((T, 1)))   # [T, 2MB]
         every = np.arange(rows.size)
 
-        def z2_in_at(t):
-            z = base(t)
-            z[every, r] += dz[t]
-            return z
+        def z2_add(t, z2):
+            z2[every, r] += dz[t]
     else:  # U
         r, c = np.divmod(elem, R)
         dU = (r, c, sign)
-    change, k = w._tail(0, rows, z2_in_at, w.h[0, rows], dU)
+    change, k = w._tail(0, rows, z2_in_at, w.h[0, rows], dU, z2_add=z2_add)
     kink |= k.reshape(M, B).any(axis=1)
     return idx, change.reshape(M, B).sum(axis=1) / (2 * e * w.scale), kink
 
@@ -410,7 +424,7 @@ def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction
         def z2_extra(h_prev):                                    # h_prev D_c for each copy
             return np.matmul(h_prev.reshape(2 * C, B, -1), D).reshape(2 * C * B, -1)
 
-        change, _ = w._tail(0, np.tile(every, 2 * C), lambda t: np.tile(w.z2_in[t], (2 * C, 1)),
+        change, _ = w._tail(0, np.tile(every, 2 * C), lambda t: w.z2_in[t],
                             np.tile(w.h[0], (2 * C, 1)), z2_extra=z2_extra)
         for (k, step, _), ch in zip(u_copies, change.reshape(C, B).sum(axis=1)):
             out["U"][k] = ch / (2 * step * w.scale)
