@@ -27,6 +27,9 @@ def _result(name, oracle, window, comparison, tol):
     elif c.nonfinite:
         message = (f"{c.nonfinite} non-finite value{'s' if c.nonfinite > 1 else ''}, "
                    f"first at {list(c.worst)}")
+    elif c.oracle_value is None or c.ratio is None:
+        message = (f"the {oracle} oracle is not finite at {list(c.worst)} (the model "
+                   f"overflows at these values), so this array cannot be judged")
     else:
         message = (f"worst element {list(c.worst)}: impl {c.impl_value:.10g}, {oracle} "
                    f"{c.oracle_value:.10g}, error {c.max_abs_err:.3g} is {c.ratio:.3g}x "

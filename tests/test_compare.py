@@ -158,3 +158,16 @@ def test_explicit_scale_judges_a_slice_at_the_whole_arrays_scale(oracle):
     impl = small + 0.5 * tol.atol_rel * np.max(np.abs(oracle))
     assert not compare(impl, small, tol).passed
     assert compare(impl, small, tol, scale=float(np.max(np.abs(oracle)))).passed
+
+
+def test_a_non_finite_oracle_fails_with_a_message_not_a_crash(oracle):
+    """An oracle that overflows cannot judge: the result fails and says why."""
+    from gradcheck.check import _result
+    tol = tolerance("fd", "float64")
+    broken = oracle.copy()
+    broken[1, 2] = np.inf
+    c = compare(oracle, broken, tol)
+    assert not c.passed
+    r = _result("U", "fd", 1, c, tol)
+    assert r.message.startswith("the fd oracle is not finite at [")
+    assert "cannot be judged" in r.message
