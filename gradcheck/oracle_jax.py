@@ -22,7 +22,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 
-__all__ = ["JaxResult", "jax_window"]
+__all__ = ["JaxResult", "jax_window", "jax_truncated"]
 
 PARAM_NAMES = ("W1", "b1", "W2", "U", "b2", "W3", "b3")
 ACTIVATION_NAMES = ("tanh", "sigmoid", "relu", "identity")
@@ -61,32 +61,42 @@ def _step_loss(loss_id, f3_id, z3, y_t, ids_t, mask_o):
     return lax.switch(loss_id, [l2, ce, bce])
 
 
-def _window_loss(steps, x, h0, y, ids, mask_t, mask_b, mask_o, act_ids, loss_id, scale):
-    """Loss of a window whose weights are given per step (steps[name]: [T, *shape])."""
+def _window_loss(steps, x, h0, y, ids, mask_t, cut_t, inject_t, h_in, weight_t, mask_b, mask_o,
+                 act_ids, loss_id, scale):
+    """Loss of a window whose weights are given per step (steps[name]: [T, *shape]).
+
+    cut_t [T] bool: the state's derivative is stopped as it enters that step (a
+    truncated-BPTT window starts there); inject_t [T] bool: the state's value is
+    replaced by h_in [T, B, R] there; weight_t [T]: each step's loss weight."""
     f1, f2, f3 = act_ids
 
     def step(h_prev, inputs):
-        (W1, b1, W2, U, b2, W3, b3), x_t, y_t, ids_t, live = inputs
+        (W1, b1, W2, U, b2, W3, b3), x_t, y_t, ids_t, live, cut, inject, h_in_t, weight = inputs
+        h_prev = jnp.where(inject, h_in_t, h_prev)
+        h_prev = jnp.where(cut, lax.stop_gradient(h_prev), h_prev)
         z1 = x_t @ W1 + b1                                  # [B, H]
         a = _activation(f1, z1)
         z2 = a @ W2 + h_prev @ U + b2                       # [B, R]
         h = jnp.where(live, _activation(f2, z2), h_prev)    # padded steps keep the state
         z3 = h @ W3 + b3                                    # [B, O]
-        loss_t = jnp.sum(_step_loss(loss_id, f3, z3, y_t, ids_t, mask_o) * mask_b) * live
+        loss_t = jnp.sum(_step_loss(loss_id, f3, z3, y_t, ids_t, mask_o) * mask_b) * weight
         return h, (h, loss_t)
 
     weights = tuple(steps[n] for n in PARAM_NAMES)
-    h_last, (states, losses) = lax.scan(step, h0, (weights, x, y, ids, mask_t))
+    h_last, (states, losses) = lax.scan(
+        step, h0, (weights, x, y, ids, mask_t, cut_t, inject_t, h_in, weight_t))
     return jnp.sum(losses) / scale, (h_last, states, losses / scale)
 
 
 @jax.jit
-def _value_and_grads(params, x, h0, y, ids, mask_t, mask_b, mask_o, act_ids, loss_id, scale):
+def _value_and_grads(params, x, h0, y, ids, mask_t, cut_t, inject_t, h_in, weight_t, mask_b,
+                     mask_o, act_ids, loss_id, scale):
     T = x.shape[0]
     steps = {n: jnp.broadcast_to(p, (T,) + p.shape) for n, p in params.items()}
     fn = jax.value_and_grad(_window_loss, argnums=(0, 1, 2), has_aux=True)
     (loss, (h_last, states, losses)), (g_steps, g_x, g_h0) = fn(
-        steps, x, h0, y, ids, mask_t, mask_b, mask_o, act_ids, loss_id, scale)
+        steps, x, h0, y, ids, mask_t, cut_t, inject_t, h_in, weight_t, mask_b, mask_o, act_ids,
+        loss_id, scale)
     return loss, h_last, states, losses, g_steps, g_x, g_h0
 
 
@@ -112,6 +122,36 @@ def jax_window(params, x, y, h0, *, loss, activations, reduction):
     Shapes: as in the reference contract; inputs of any float dtype are upcast.
     Returns a JaxResult (per_step holds each weight's per-step gradients [T, ...]).
     """
+    T = x.shape[0]
+    return _run(params, x, y, h0, np.zeros(T, bool), None, np.ones(T), loss, activations,
+                reduction)
+
+
+def jax_truncated(params, x, y, h0, *, interval, loss, activations, reduction, window=None,
+                  carried=None):
+    """A whole [T, B, I] sequence under truncated BPTT, in one pass, from the equations.
+
+    The state's value runs through the sequence; its derivative is stopped at the
+    start of every window of ``interval`` steps. With ``window`` (1-based), only
+    that window's steps count in the loss, so the gradients are that window's
+    alone; without it, the loss and gradients sum over all windows. ``carried``
+    [W-1, B, R], if given, is the state's value entering windows 2..W (another
+    implementation's carried state), used in place of the model's own. grads["x"]
+    is [T, B, I] over the whole sequence; grads["h0"] is the first state's.
+    """
+    T = x.shape[0]
+    steps = np.arange(T)
+    cut = (steps % interval == 0) & (steps > 0)
+    weight = np.ones(T) if window is None else (steps // interval == window - 1).astype(float)
+    h_in = None
+    if carried is not None:
+        h_in = np.zeros((T,) + np.shape(h0))
+        h_in[cut] = np.asarray(carried, np.float64).reshape((-1,) + np.shape(h0))
+    return _run(params, x, y, h0, cut, h_in, weight, loss, activations, reduction)
+
+
+def _run(params, x, y, h0, cut, h_in, weight, loss, activations, reduction):
+    """Pad to the size buckets, run the compiled model, cut the padding off again."""
     T, B, I = x.shape
     H, R, O = params["W1"].shape[1], params["W2"].shape[1], params["W3"].shape[1]
     Tp, Bp = _bucket(T, 4), _bucket(B, 16)
@@ -126,10 +166,14 @@ def jax_window(params, x, y, h0, *, loss, activations, reduction):
     else:
         ids, yp = np.zeros((Tp, Bp), np.int32), _pad(np.asarray(y, np.float64), (Tp, Bp, Op))
     mask_t, mask_b, mask_o = _masks(T, B, O, Tp, Bp, Op)
+    cut_t = _pad(np.asarray(cut, bool), (Tp,))
+    inject_t = cut_t if h_in is not None else np.zeros(Tp, bool)
+    h_in = np.zeros((Tp, Bp, Rp)) if h_in is None else _pad(h_in, (Tp, Bp, Rp))
+    weight_t = _pad(np.asarray(weight, np.float64), (Tp,))
     act_ids = tuple(np.int32(ACTIVATION_NAMES.index(a)) for a in activations)
     scale = float(B) if reduction == "mean" else 1.0
-    out = _value_and_grads(padded, xp, h0p, yp, ids, mask_t, mask_b, mask_o, act_ids,
-                           np.int32(LOSS_NAMES.index(loss)), scale)
+    out = _value_and_grads(padded, xp, h0p, yp, ids, mask_t, cut_t, inject_t, h_in, weight_t,
+                           mask_b, mask_o, act_ids, np.int32(LOSS_NAMES.index(loss)), scale)
     loss_v, h_last, states, losses, g_steps, g_x, g_h0 = jax.device_get(out)
     per_step = {n: np.asarray(g_steps[n])[(slice(0, T),) + tuple(slice(0, s) for s in
                                                                    params[n].shape)]

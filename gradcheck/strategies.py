@@ -1,0 +1,71 @@
+"""Hypothesis strategies for gradcheck configurations: sweep your own implementation with them.
+
+    from hypothesis import given
+    import gradcheck
+    from gradcheck.strategies import configs
+
+    @given(configs())
+    def test_my_bptt_passes_everywhere(options):
+        report = gradcheck.check(my_loss_and_grads, **options)
+        assert report.passed, report.format_table()
+
+``configs()`` draws keyword arguments of ``gradcheck.check`` (and ``make_config``):
+every size from 1 up, intervals from 1 up, sequence lengths of one or more windows
+whose last window may be shorter, every loss with the activations it allows, both
+reductions, both dtypes, and a seed. Needs hypothesis (``pip install "gradcheck[test]"``).
+"""
+from hypothesis import strategies as st
+
+from reference.activations import ACTIVATIONS
+from reference.losses import LOSSES
+from reference.network import REDUCTIONS
+
+from .config import DTYPES
+
+__all__ = ["configs", "sizes", "intervals", "models"]
+
+# Defaults: sizes up to 16 and intervals up to 64 keep every JAX shape bucket
+# (powers of two, at least 16 wide and 4 steps long) to 16 wide, so a sweep pays
+# one compile per step bucket; a check then takes milliseconds to ~0.3 s here.
+MAX_SIZE = 16
+MAX_INTERVAL = 64
+MAX_WINDOWS = 3
+
+
+def sizes(max_size=MAX_SIZE):
+    """B, I, H, R, O: a dict of five sizes, each from 1 to ``max_size``."""
+    one = st.integers(1, max_size)
+    return st.fixed_dictionaries(dict(batch=one, input_size=one, hidden_size=one,
+                                      state_size=one, output_size=one))
+
+
+@st.composite
+def intervals(draw, max_interval=MAX_INTERVAL, max_windows=MAX_WINDOWS):
+    """(interval, seq_len): 1 to ``max_windows`` windows, the last from 1 step to a full one."""
+    # Small intervals are where most hand-written bugs show; long ones are drawn too.
+    interval = draw(st.one_of(st.integers(1, min(8, max_interval)),
+                              st.integers(1, max_interval)))
+    windows = draw(st.integers(1, max_windows))
+    last = draw(st.integers(1, interval))
+    return interval, interval * (windows - 1) + last
+
+
+@st.composite
+def models(draw, losses=LOSSES, activations=ACTIVATIONS):
+    """(loss, (f1, f2, f3)): ce and bce work on logits, so they get f3 = identity."""
+    loss = draw(st.sampled_from(tuple(losses)))
+    names = st.sampled_from(tuple(activations))
+    f1, f2 = draw(names), draw(names)
+    f3 = "identity" if loss in ("ce", "bce") else draw(names)
+    return loss, (f1, f2, f3)
+
+
+@st.composite
+def configs(draw, *, max_size=MAX_SIZE, max_interval=MAX_INTERVAL, max_windows=MAX_WINDOWS,
+            losses=LOSSES, activations=ACTIVATIONS, reductions=REDUCTIONS, dtypes=DTYPES):
+    """Keyword arguments for ``gradcheck.check``: a whole configuration of one check."""
+    interval, seq_len = draw(intervals(max_interval, max_windows))
+    loss, acts = draw(models(losses, activations))
+    return dict(interval=interval, seq_len=seq_len, **draw(sizes(max_size)), loss=loss,
+                activations=acts, reduction=draw(st.sampled_from(tuple(reductions))),
+                dtype=draw(st.sampled_from(tuple(dtypes))), seed=draw(st.integers(0, 2**16)))

@@ -1,0 +1,155 @@
+"""Property sweeps over configurations (gradcheck.strategies): the reference passes the
+check everywhere, truncated BPTT is what the article says it is, and a small relative
+error in any one array is always caught.
+
+GRADCHECK_PROFILE picks the hypothesis profile (conftest.py): ``ci`` runs 300
+derandomized examples per property.
+"""
+import numpy as np
+import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+
+import gradcheck
+import reference
+from gradcheck.config import make_config
+from gradcheck.data import make_data
+from gradcheck.oracle_jax import jax_truncated, jax_window
+from gradcheck.strategies import configs
+from gradcheck.tolerances import REFERENCE_RTOL
+
+ONES = dict(batch=1, input_size=1, hidden_size=1, state_size=1, output_size=1)
+# The relative error that must always be caught, per dtype (README, "What is checked").
+MUST_CATCH = {"float64": 1e-6, "float32": 1e-3}
+
+
+def _options(config):
+    return dict(loss=config.loss, activations=config.activations, reduction=config.reduction)
+
+
+# The data are unit-scale (data.py: weights ~ 1/sqrt(fan_in), x, y, h0 ~ 1), so every
+# intermediate is O(1) and two correct float64 evaluations differ by ~1e-16 absolute
+# per operation. An array can still be tiny: a saturated f3 = tanh has f3' = 1 - tanh^2
+# ~ 1e-6, so the gradient is ~1e-5 with the absolute rounding of an O(1) one (seen:
+# window 3's dU = -2.1e-5 off by 6.4e-15, B = I = H = R = O = 1, seed 222; its dW1 =
+# -1.7e-7 off by 4e-17). So arrays are judged at REFERENCE_RTOL of their largest
+# element, but at no finer a scale than UNIT_SCALE: an absolute 1e-13.
+UNIT_SCALE = 1e-3
+
+
+def _assert_close(got, want, what):
+    """Agreement to REFERENCE_RTOL of the array's largest element (or of UNIT_SCALE)."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape, what
+    scale = max(np.max(np.abs(want), initial=0.0), UNIT_SCALE)
+    err = np.max(np.abs(got - want), initial=0.0)
+    assert err <= REFERENCE_RTOL * scale, f"{what}: error {err:.3g}, scale {scale:.3g}"
+
+
+@given(configs())
+@example(dict(interval=64, seq_len=64, **ONES, loss="l2", activations=("relu",) * 3,
+              reduction="mean", dtype="float64", seed=0))
+@example(dict(interval=5, seq_len=11, **ONES, loss="ce", activations=("relu", "relu", "identity"),
+              reduction="sum", dtype="float32", seed=3))
+@example(dict(interval=1, seq_len=3, batch=16, input_size=16, hidden_size=16, state_size=16,
+              output_size=16, loss="bce", activations=("sigmoid", "tanh", "identity"),
+              reduction="mean", dtype="float32", seed=1))
+def test_reference_passes_the_check_on_every_configuration(options):
+    report = gradcheck.check(**options)
+    assert report.passed, report.format_table()
+
+
+@given(configs(dtypes=("float64",)))
+@example(dict(interval=3, seq_len=8, **ONES, loss="l2", activations=("tanh", "identity", "tanh"),
+              reduction="mean", dtype="float64", seed=222))        # a saturated f3: dU ~ 2e-5
+def test_each_window_is_jax_with_the_state_derivative_stopped_at_its_start(options):
+    """Truncated BPTT: the reference's windows, run by run_sequence (the state's value
+    carried, its derivative not), against ONE JAX pass over the whole sequence that
+    stops the derivative at every window start and counts one window's loss.
+
+    JAX takes the reference's carried values at the window starts: two correct
+    forwards drift apart by rounding, and an expanding recurrence (f2 = identity,
+    |eig U| > 1) amplifies the drift over many windows (seen: dU of 1e-10 differing by
+    1e-3 relative after 46 steps); that is conditioning, not the property."""
+    config = make_config(**options)
+    data = make_data(config)
+    opts = _options(config)
+    windows = reference.run_sequence(data.params, data.x, data.y, data.h0,
+                                     interval=config.interval, **opts)
+    assert [w.start for w in windows] == [start for start, _ in config.windows]
+    carried = [window.h0 for window in windows[1:]]
+    for w, (window, (start, stop)) in enumerate(zip(windows, config.windows), start=1):
+        want = jax_truncated(data.params, data.x, data.y, data.h0, interval=config.interval,
+                             window=w, carried=carried, **opts)
+        if w > 1:
+            np.testing.assert_array_equal(window.h0, windows[w - 2].h_last)
+        _assert_close(window.loss, want.loss, f"window {w} loss")
+        _assert_close(window.h_last, want.states[stop], f"window {w} h_last")
+        for name in reference.PARAM_NAMES:
+            _assert_close(window.grads[name], want.grads[name], f"window {w} {name}")
+        _assert_close(window.grads["x"], want.grads["x"][start:stop], f"window {w} x")
+        # nothing outside the window reaches its loss: the derivative was stopped
+        assert not want.grads["x"][:start].any() and not want.grads["x"][stop:].any()
+        if w == 1:
+            _assert_close(window.grads["h0"], want.grads["h0"], "window 1 h0")
+        else:
+            assert not want.grads["h0"].any()
+
+
+@given(configs(dtypes=("float64",), max_windows=1))
+def test_an_interval_at_least_the_sequence_is_full_bptt(options):
+    config = make_config(**options)
+    data = make_data(config)
+    opts = _options(config)
+    (window,) = reference.run_sequence(data.params, data.x, data.y, data.h0,
+                                       interval=config.seq_len + config.interval, **opts)
+    whole = reference.loss_and_grads(data.params, data.x, data.y, data.h0, **opts)
+    full = jax_window(data.params, data.x, data.y, data.h0, **opts)     # no cut anywhere
+    assert window.loss == whole[0]
+    _assert_close(window.loss, full.loss, "loss")
+    for name in reference.GRAD_NAMES:
+        np.testing.assert_array_equal(window.grads[name], whole[1][name])
+        _assert_close(window.grads[name], full.grads[name], name)
+
+
+def test_truncation_is_visible_so_the_window_property_can_fail():
+    """With two windows, full BPTT and truncated BPTT give different weight gradients:
+    a reference that forgot to truncate would fail the property above."""
+    config = make_config(interval=3, seq_len=6, batch=4, input_size=3, hidden_size=4,
+                         state_size=3, output_size=5)
+    data = make_data(config)
+    opts = _options(config)
+    truncated = jax_truncated(data.params, data.x, data.y, data.h0, interval=3, window=2, **opts)
+    untruncated = jax_truncated(data.params, data.x, data.y, data.h0, interval=6, **opts)
+    second = jax_window(data.params, data.x[3:], data.y[3:], truncated.states[3], **opts)
+    for name in reference.PARAM_NAMES:
+        np.testing.assert_allclose(truncated.grads[name], second.grads[name], rtol=1e-12,
+                                   atol=1e-14)
+    assert np.max(np.abs(untruncated.grads["U"] - truncated.grads["U"])) > 1e-3
+
+
+def _scaled(name, factor, seen):
+    """The reference with one gradient array multiplied by ``factor``."""
+    def loss_and_grads(params, x, y, h0, **options):
+        value, grads, h_last = reference.loss_and_grads(params, x, y, h0, **options)
+        seen.append(float(np.max(np.abs(grads[name]))))
+        grads = dict(grads, **{name: grads[name] * grads[name].dtype.type(factor)})
+        return value, grads, h_last
+    return loss_and_grads
+
+
+@given(configs(), st.sampled_from(reference.GRAD_NAMES), st.sampled_from([1.0, -1.0]))
+@example(dict(interval=3, seq_len=3, batch=128, input_size=10, hidden_size=20, state_size=5,
+              output_size=100, loss="l2", activations=("tanh", "tanh", "identity"),
+              reduction="mean", dtype="float64", seed=0), "b3", -1.0)
+def test_a_small_relative_error_in_any_one_array_is_caught(options, name, sign):
+    seen = []
+    factor = 1.0 + sign * MUST_CATCH[options["dtype"]]
+    report = gradcheck.check(_scaled(name, factor, seen), **options)
+    # An array that is exactly zero in every window (dead relu units, say) has no
+    # scale to get wrong; its check is the zero test in test_compare.py.
+    assume(max(seen) > 0.0)
+    failing = {(r.name, r.oracle) for r in report.results if not r.passed}
+    assert failing, report.format_table()
+    assert {n for n, _ in failing} == {name}
+    assert (name, "jax") in failing
