@@ -19,6 +19,7 @@ a relu layer (a pre-activation crosses zero) is flagged; the loss is not
 differentiable there and the comparison excludes it.
 """
 import concurrent.futures
+import ctypes
 import os
 from typing import NamedTuple
 
@@ -28,6 +29,25 @@ import threadpoolctl
 from .tolerances import FD_STEP
 
 __all__ = ["FDResult", "fd_window"]
+
+def _keep_freed_memory():
+    """Ask glibc's malloc to keep freed blocks up to 32 MB for reuse.
+
+    The engine makes and drops temporaries of a few MB in every step of every
+    chunk; by default glibc serves blocks that size with mmap (or trims them back
+    to the system) and every new one page-faults afresh: measured 3.3 ms instead
+    of 0.2 ms for two chained element-wise ops on 2 MB, and the mid config's
+    check 4.1 s -> 2.9 s. Only the process's retained memory changes (by at most
+    a few chunks). Not glibc (macOS, musl): nothing to do."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)                               # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 256 << 20)                              # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):                            # pragma: no cover
+        pass
+
+
+_keep_freed_memory()
 
 # Rows x steps x width of one batch of perturbed copies (float64 elements); bounds
 # the engine's memory to a few hundred MB whatever the model size.
@@ -72,19 +92,18 @@ def _softplus_change(z, dz):
 
 
 # Perturbations of pre-activations up to this size take the series/addition-formula
-# path of f_change (the tanh series is exact to 5e-20 relative there); larger ones,
-# which only exploding states produce, are differenced directly, where rounding is
-# no longer a concern.
-_SERIES_MAX = 1e-3
+# path of f_change: tanh(x) = x (1 - x^2/3) there to 2 x^4/15 = 1.3e-17 relative,
+# below float64's 1.1e-16 (with FD_STEP = 1e-8 perturbations are ~1e-8). Larger
+# ones, which only exploding states produce, are differenced directly (rounding
+# ~eps/|dz| <= 1e-12 relative there).
+_SERIES_MAX = 1e-4
 
 
 def _tanh_series(x):
-    """tanh(x) for |x| <= _SERIES_MAX: x (1 - x^2/3 + 2 x^4/15), next term 17 x^7 / 315
-    (5e-20 relative there); ~3x cheaper than np.tanh."""
-    x2 = x * x
-    out = x2 * (2.0 / 15.0)
-    out -= 1.0 / 3.0
-    out *= x2
+    """tanh(x) = x (1 - x^2/3) for |x| <= _SERIES_MAX (in 4 passes, ~5x cheaper
+    than np.tanh here); garbage beyond, which f_change replaces."""
+    out = x * x
+    out *= -1.0 / 3.0
     out += 1.0
     out *= x
     return out
@@ -210,22 +229,22 @@ class _Window:
             return np.where((z > 0) & (zn > 0), dz, np.maximum(zn, 0.0) - np.maximum(z, 0.0))
         if name == "tanh":
             z, fz, sech2 = aux
-            t = _tanh_series(np.clip(dz, -_SERIES_MAX, _SERIES_MAX))
+            t = _tanh_series(dz)
             out = fz * t
             out += 1.0
             np.divide(sech2, out, out=out)
             out *= t
         else:
             z, fz, q, sq = aux
-            m = np.expm1(-np.clip(dz, -_SERIES_MAX, _SERIES_MAX))
+            with np.errstate(over="ignore"):                     # replaced below
+                m = np.expm1(-dz)
             out = q * m
             out += 1.0
             np.divide(sq, out, out=out)
             out *= m
             np.negative(out, out=out)
-        big = np.abs(dz) > _SERIES_MAX
-        if big.any():                                            # exploding states only
-            big = np.broadcast_to(big, out.shape)
+        if dz.max(initial=0.0) > _SERIES_MAX or dz.min(initial=0.0) < -_SERIES_MAX:
+            big = np.broadcast_to(np.abs(dz) > _SERIES_MAX, out.shape)  # exploding states
             zb, fb, db = (np.broadcast_to(v, out.shape)[big] for v in (z, fz, dz))
             out[big] = (np.tanh if name == "tanh" else _sigmoid)(zb + db) - fb
         return out
@@ -292,7 +311,7 @@ class _Window:
                 # h_mid G = h G + (d+ + d-) G / 2, with h G + c kept for every step.
                 inner = ((d[:half] + d[half:]) @ self.half_gram).reshape(Gh, Bt, R)
                 inner += base(self.hG_c, t, first_half=True)
-                change += (dh * inner.reshape(half, R)).sum(axis=1)
+                change += np.einsum("nr,nr->n", dh, inner.reshape(half, R))
                 continue
             z_minus = (d[half:] @ W3).reshape(Gh, Bt, -1) + base(self.z3, t, first_half=True)
             z_minus = z_minus.reshape(1, half, -1)               # [1, N/2, O]
