@@ -15,11 +15,16 @@ def sigmoid(z):
 
 
 def _tanh_df(z, fz):
-    return 1.0 - fz * fz
+    # (1 - fz)(1 + fz): one rounding fewer than 1 - fz^2 where tanh saturates (1 - fz
+    # is exact for |fz| >= 1/2). The rounding of fz itself still limits a saturated
+    # derivative to ~eps / (1 - fz^2) relative, as in any backward that works from the
+    # output (JAX's included).
+    return (1.0 - fz) * (1.0 + fz)
 
 
 def _sigmoid_df(z, fz):
-    return fz * (1.0 - fz)
+    # s(z) s(-z), not fz (1 - fz): 1 - fz loses eps / (1 - fz) of itself as fz -> 1.
+    return fz * sigmoid(-z)
 
 
 def _relu(z):
