@@ -97,7 +97,13 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
                 "the reduction divides by the wrong number.")
     if "h_last" in names and not arrays:
         return "h_last is wrong while the loss and gradients agree: the returned state is not h_T."
-    steps = {r.name: r.steps for r in judged if r.oracle == "jax" and r.steps is not None}
+    # the steps of window w decide the pattern; the message names them in every window
+    steps = {r.name: r.steps for r in judged
+             if r.oracle == "jax" and r.steps is not None and r.window == w}
+    steps_everywhere = {}
+    for r in judged:
+        if r.oracle == "jax" and r.steps:
+            steps_everywhere.setdefault(r.name, set()).update(r.steps)
     all_steps = _window_steps(windows, w)
     if set(arrays) == set(GRADS):
         if len(scales) == 1:
@@ -123,6 +129,7 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
         (name,) = arrays
         k = kind.get(name)
         at = steps.get(name)
+        at_all = sorted(steps_everywhere.get(name, ()))
         if k and k[0] == "zeros":
             if name == "h0":
                 return ("dh0 is returned as zeros: after step 1 the accumulator dh_next is "
@@ -142,10 +149,10 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
         if name == "U" and (at == all_steps[:1] or k == ("missing_step", 1)):
             return ("dU misses step 1's term h0^T d2_1 (it equals JAX's dU without it): "
                     "invisible when the incoming state is zero.")
-        where = f" at steps {at}" if at else ""
+        where = f" at steps {at_all}" if at_all else ""
         return (f"Only d{name} disagrees{where}: its own gradient line is wrong "
                 f"(for W3: d3_t multiplied by h_{{t-1}} instead of h_t?).") if name == "W3" else \
             f"Only d{name} disagrees{where}: its own gradient line is wrong."
-    where = "" if not steps else " (" + "; ".join(
-        f"{n} at steps {s}" for n, s in steps.items() if s) + ")"
-    return f"{_names(arrays)} disagree with JAX in window {w}{where}."
+    where = "" if not steps_everywhere else " (" + "; ".join(
+        f"{n} at steps {sorted(s)}" for n, s in steps_everywhere.items() if s) + ")"
+    return f"{_names(arrays)} disagree with JAX, first in window {w}{where}."

@@ -60,6 +60,19 @@ def test_attribution_names_every_step_but_the_last(name):
     assert u.steps == [1, 2, 3]
 
 
+@pytest.mark.parametrize("name", ["no_dh_next", "dh_next_overwrites"])
+def test_diagnosis_judges_steps_within_the_first_window_of_several(name):
+    """Windows of 3, 3 and 1 steps: the pattern is 'every step but the last' of each
+    window, not of the sequence (the 1-step window has no dh_next to miss)."""
+    report = gradcheck.check(zoo.BUGS[name].make(), interval=3, seq_len=7, batch=8)
+    assert re.search(DIAGNOSES["no_dh_next"], report.diagnosis), report.diagnosis
+
+
+def test_diagnosis_names_the_disagreeing_steps_of_every_window():
+    report = gradcheck.check(zoo.BUGS["dW3_uses_h_prev"].make(), interval=3, seq_len=6, batch=8)
+    assert "at steps [1, 2, 3, 4, 5, 6]" in report.diagnosis, report.diagnosis
+
+
 def test_attribution_names_the_window_and_its_steps():
     bug = zoo.BUGS["accumulator_not_reset"]
     report = gradcheck.check(bug.make(), interval=3, seq_len=7, batch=8)
