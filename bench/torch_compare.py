@@ -5,7 +5,6 @@ Needs torch (not a dependency of gradcheck): ``pip install torch`` then
 Prints the four ratios the performance targets are stated in.
 """
 import argparse
-import statistics
 import sys
 import time
 
@@ -13,13 +12,10 @@ import numpy as np
 import torch
 
 import gradcheck
+from gradcheck.bench import ARTICLE, LARGE, MID, median_seconds
 from gradcheck.config import make_config
 from gradcheck.data import make_data
 
-ARTICLE = dict(interval=3)
-MID = dict(batch=32, input_size=32, hidden_size=64, state_size=64, output_size=32, interval=8)
-LARGE = dict(batch=64, input_size=64, hidden_size=128, state_size=128, output_size=64,
-             interval=16)
 NAMES = ("W1", "b1", "W2", "U", "b2", "W3", "b3")
 
 
@@ -42,16 +38,6 @@ def _tensors(options):
     return inputs, t(data.y, grad=False)
 
 
-def _median_seconds(fn, repeats):
-    fn()                                                  # warm: JAX compiles here
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _torch_gradcheck(options, fast):
     inputs, y = _tensors(options)
 
@@ -69,8 +55,8 @@ def main(argv=None):
     rows = []
 
     run, n = _torch_gradcheck(ARTICLE, fast=False)
-    torch_s = _median_seconds(run, 1)
-    ours = _median_seconds(lambda: gradcheck.check(**ARTICLE), 5)
+    torch_s = median_seconds(run, 1)
+    ours = median_seconds(lambda: gradcheck.check(**ARTICLE), 5)
     rows.append(("article full check (5,430 elements)", ours, torch_s, "slow", 0.02))
 
     if not args.quick:
@@ -78,12 +64,12 @@ def main(argv=None):
         torch_s = time.perf_counter()
         run()
         torch_s = time.perf_counter() - torch_s
-        ours = _median_seconds(lambda: gradcheck.check(**MID), 2)
+        ours = median_seconds(lambda: gradcheck.check(**MID), 2)
         rows.append((f"mid full check, per element ({n:,})", ours / n, torch_s / n, "slow", 0.05))
 
     run, n = _torch_gradcheck(LARGE, fast=True)
-    torch_s = _median_seconds(run, 5)
-    ours = _median_seconds(lambda: gradcheck.check(**LARGE, mode="projections"), 5)
+    torch_s = median_seconds(run, 5)
+    ours = median_seconds(lambda: gradcheck.check(**LARGE, mode="projections"), 5)
     rows.append(("large --mode projections", ours, torch_s, "fast", 2.0))
 
     print(f"{'figure':42s} {'gradcheck':>12s} {'torch':>12s} {'ratio':>8s} {'target':>8s}")

@@ -30,7 +30,7 @@ from .check import check
 from .config import make_config
 from .data import make_data
 
-__all__ = ["ARTICLE", "MID", "LARGE", "main"]
+__all__ = ["ARTICLE", "MID", "LARGE", "median_seconds", "main"]
 
 ARTICLE = dict(interval=3)
 MID = dict(batch=32, input_size=32, hidden_size=64, state_size=64, output_size=32, interval=8)
@@ -42,7 +42,7 @@ NAIVE_SAMPLE = 300
 SMALL_CONFIGS = 60
 
 
-def _median(fn, repeats):
+def median_seconds(fn, repeats):
     """Median seconds of ``repeats`` calls of fn, after one untimed warm-up call."""
     fn()
     times = []
@@ -112,9 +112,9 @@ def _reference_vs_jax(options, jax_fn):
     config = make_config(**options)
     data = make_data(config)
     opts = _options(config)
-    ours = _median(lambda: reference.loss_and_grads(data.params, data.x, data.y, data.h0,
+    ours = median_seconds(lambda: reference.loss_and_grads(data.params, data.x, data.y, data.h0,
                                                    **opts), 20)
-    theirs = _median(lambda: jax_fn(data), 20)
+    theirs = median_seconds(lambda: jax_fn(data), 20)
     return ours, theirs
 
 
@@ -145,7 +145,7 @@ def main(argv=None):
         if label == "mid" and args.quick:
             continue
         n = make_config(**options).n_elements
-        seconds = _median(lambda: check(**options), repeats)
+        seconds = median_seconds(lambda: check(**options), repeats)
         naive = _naive_seconds_per_element(options, rng)
         _row(f"{label}: {n:,} elements", f"{seconds * 1e3:.1f}", "ms")
         _row(f"{label}: elements per second", f"{n / seconds:,.0f}", "/s")
@@ -155,7 +155,7 @@ def main(argv=None):
 
     print("--mode projections:")
     n = make_config(**LARGE).n_elements
-    seconds = _median(lambda: check(**LARGE, mode="projections"), 5)
+    seconds = median_seconds(lambda: check(**LARGE, mode="projections"), 5)
     _row(f"large: {n:,} elements vs JAX, 2 directions per array", f"{seconds * 1e3:.1f}", "ms")
 
     print("small random configurations (every size 1 to 9), one after another:")
