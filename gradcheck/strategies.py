@@ -14,7 +14,11 @@ every size from 1 up, intervals from 1 up, sequence lengths of one or more windo
 whose last window may be shorter, every loss with the activations it allows, both
 reductions, both dtypes, and a seed. Needs hypothesis (``pip install "gradcheck[test]"``).
 """
-from hypothesis import strategies as st
+try:
+    from hypothesis import strategies as st
+except ImportError as error:                                    # pragma: no cover
+    raise ImportError("gradcheck.strategies needs hypothesis: "
+                      "pip install hypothesis (or gradcheck's test extra)") from error
 
 from reference.activations import ACTIVATIONS
 from reference.losses import LOSSES
