@@ -112,10 +112,18 @@ def _reference_vs_jax(options, jax_fn):
     config = make_config(**options)
     data = make_data(config)
     opts = _options(config)
-    ours = median_seconds(lambda: reference.loss_and_grads(data.params, data.x, data.y, data.h0,
-                                                   **opts), 20)
-    theirs = median_seconds(lambda: jax_fn(data), 20)
-    return ours, theirs
+    runs = {"ours": lambda: reference.loss_and_grads(data.params, data.x, data.y, data.h0,
+                                                     **opts),
+            "jax": lambda: jax_fn(data)}
+    times = {name: [] for name in runs}
+    for fn in runs.values():
+        fn()                                              # warm: JAX compiles here
+    for _ in range(40):                                   # alternate, so drift hits both
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return statistics.median(times["ours"]), statistics.median(times["jax"])
 
 
 def _small_configs(rng, n):

@@ -41,6 +41,8 @@ def loss_value(loss, f3_name, z3, y):
 def loss_delta(loss, f3_name, z3, y):
     """d3 = dL/dz3 = dL/dyhat * f3'(z3), unscaled; fused for ce and bce. Same shape as z3."""
     if loss == "l2":
+        if f3_name == "identity":                         # yhat = z3, f3' = 1
+            return z3 - y
         f3, df3 = ACTIVATIONS[f3_name]
         yhat = f3(z3)
         return (yhat - y) * df3(z3, yhat)
