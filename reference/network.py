@@ -43,7 +43,9 @@ class Cache(NamedTuple):
     """What the backward pass needs from the forward, kept for every step.
 
     Shapes: x [T, B, I]; z1, a [T, B, H]; z2 [T, B, R]; h [T+1, B, R] with
-    h[0] = h0 (so h[t-1] and h[t] are both at hand); z3 [T, B, O].
+    h[0] = h0 (so h[t-1] and h[t] are both at hand); d3 [T, B, O], dL/dz3_t, kept
+    in place of z3_t: the output layer does not depend on the state's derivative,
+    so the forward forms its delta for all steps at once, already scaled.
     The weights are not copied: one set serves every step.
     """
     x: np.ndarray
@@ -51,7 +53,7 @@ class Cache(NamedTuple):
     a: np.ndarray
     z2: np.ndarray
     h: np.ndarray
-    z3: np.ndarray
+    d3: np.ndarray
 
     @property
     def nbytes(self):
@@ -174,35 +176,38 @@ def forward(params, x, y, h0, *, loss="l2", activations=("tanh", "tanh", "identi
     z3 = h[1:] @ W3 + b3                                  # [T, B, O]
 
     scale = B if reduction == "mean" else 1
-    return loss_value(loss, activations[2], z3, y) / scale, Cache(x, z1, a, z2, h, z3)
+    d3 = loss_delta(loss, activations[2], z3, y)          # [T, B, O], dL/dz3 of every step
+    d3 /= scale
+    return loss_value(loss, activations[2], z3, y) / scale, Cache(x, z1, a, z2, h, d3)
 
 
 # ------------------------------------------------------------------ backward
 
-def backward(params, cache, y, *, loss="l2", activations=("tanh", "tanh", "identity"),
-             reduction="mean"):
+def backward(params, cache, *, activations=("tanh", "tanh", "identity")):
     """Backpropagate through the window's T steps; return the nine gradients.
 
     Walks t = T..1 exactly as the article does, one step at a time: every
     temporary is one step's size ([B, .]), and the state derivative is ONE
     [B, R] accumulator, ``dh_next``; after step 1 it is dh0. The shared weights'
-    gradients are summed over the steps (+=). Shapes as in ``Cache``.
+    gradients are summed over the steps (+=). The output layer's, which need no
+    state derivative, are summed over all steps at once. Shapes as in ``Cache``
+    (whose d3 already holds the loss and the reduction).
     """
     W1, b1, W2, U, b2, W3, b3 = (params[n] for n in PARAM_NAMES)
     _, df1 = ACTIVATIONS[activations[0]]
     _, df2 = ACTIVATIONS[activations[1]]
-    x, z1, a, z2, h, z3 = cache
+    x, z1, a, z2, h, d3 = cache
     T, B, _ = x.shape
-    scale = B if reduction == "mean" else 1
+    R, O = W3.shape
     grads = {n: np.zeros_like(p) for n, p in params.items()}
     dW1, db1, dW2, dU, db2, dW3, db3 = (grads[n] for n in PARAM_NAMES)
     dx = np.empty_like(x)                                 # [T, B, I]
+    # dW3 = sum over t of h_t^T d3_t, db3 = sum over t and batch of d3_t: all at once
+    dW3 += h[1:].reshape(T * B, R).T @ d3.reshape(T * B, O)
+    db3 += d3.sum(axis=(0, 1))
     dh_next = np.zeros_like(h[0])                         # [B, R], the only state derivative
     for t in reversed(range(T)):                          # h[t] is h_{t-1}, h[t+1] is h_t
-        d3 = loss_delta(loss, activations[2], z3[t], y[t]) / scale   # [B, O], dL/dz3_t
-        dW3 += h[t + 1].T @ d3
-        db3 += d3.sum(axis=0)
-        dh = d3 @ W3.T + dh_next                          # the future's derivative is ADDED
+        dh = d3[t] @ W3.T + dh_next                       # the future's derivative is ADDED
         d2 = dh * df2(z2[t], h[t + 1])                    # [B, R], through f2
         dW2 += a[t].T @ d2
         dU += h[t].T @ d2
@@ -230,8 +235,7 @@ def loss_and_grads(params, x, y, h0, *, loss="l2",
     activations = tuple(activations)
     value, cache = forward(params, x, y, h0, loss=loss, activations=activations,
                            reduction=reduction)
-    grads = backward(params, cache, y, loss=loss, activations=activations,
-                     reduction=reduction)
+    grads = backward(params, cache, activations=activations)
     return value, grads, cache.h[-1].copy()
 
 
