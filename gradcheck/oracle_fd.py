@@ -16,7 +16,7 @@ element; it exploits the model's structure instead:
   forms: nothing is ever formed as a difference of two O(1) values, so rounding
   stays relative to the perturbation, the step can be tiny (FD_STEP = 1e-8) and
   what is left is the central difference's truncation, ~1e-16 of each array
-  (measured against JAX: 1e-16 to 1e-12, the latter for states grown to ~100).
+  (measured against JAX: 1e-16 to 1e-13, the latter for states grown to ~100).
 
 ReLU kinks: an element whose +/- perturbation changes the activation pattern of
 a relu layer (a pre-activation crosses zero) is flagged; the loss is not
@@ -327,9 +327,39 @@ class _Window:
         return change, kink
 
 
-def _steps(values):
-    """The central-difference step of each element: FD_STEP * max(1, |v|)."""
-    return FD_STEP * np.maximum(1.0, np.abs(values))
+def _steps(values, reach=1.0):
+    """The central-difference step of each element: FD_STEP / max(1, reach).
+
+    ``reach`` (broadcastable to values) is the largest value the element multiplies
+    (_reach): a weight on a state of 1e9 would move its pre-activation 1e9 times
+    further than its own step, past any kink of a saturated softmax. So no
+    perturbation moves a pre-activation by more than FD_STEP. The element's own
+    size does not enter: the engine never forms v + step, so there is no rounding
+    of v to step over."""
+    return np.broadcast_to(FD_STEP / np.maximum(1.0, reach), np.shape(values)).astype(float)
+
+
+def _reach(w, name):
+    """What each element of ``name`` multiplies, at its largest, shaped to broadcast:
+    W1 rows by |x_i|, W2 by |a_j|, U by |h_{t-1}, r|, W3 by |h_t, r|, x by the rows of
+    W1, h0 by the rows of U; 1 for a bias."""
+    def most(arr, keep):                                         # max |arr| over all but keep
+        axes = tuple(i for i in range(arr.ndim) if i != keep)
+        return np.max(np.abs(arr), axis=axes, initial=0.0)
+    p = w.p
+    if name == "W1":
+        return most(w.x, 2)[:, None]                             # [I, 1]
+    if name == "W2":
+        return most(w.a, 2)[:, None]                             # [H, 1]
+    if name == "U":
+        return most(w.h[:-1], 2)[:, None]                        # [R, 1]
+    if name == "W3":
+        return most(w.h[1:], 2)[:, None]                         # [R, 1]
+    if name == "x":
+        return np.max(np.abs(p["W1"]), axis=1)                   # [I]
+    if name == "h0":
+        return np.max(np.abs(p["U"]), axis=1)                    # [R]
+    return 1.0
 
 
 def _chunks(n_elements, rows_per_element, width, steps):
@@ -350,7 +380,7 @@ def _fd_output_layer(w, name):
         if w.relu[2] and w.loss == "l2":
             kink = _crossed(w.z3 + e, w.z3 - e, w.z3, None).any(axis=(0, 1))
         return change / (2 * e * w.scale), kink
-    e = _steps(w.p["W3"])                                        # [R, O]
+    e = _steps(w.p["W3"], _reach(w, "W3"))                       # [R, O]
     grad, kink = np.empty((R, O)), np.zeros((R, O), bool)
     for rs in _chunks(R, T * B, O, 1):
         delta = w.h[1:, :, rs, None] * e[rs]                     # [T, B, r, O]
@@ -370,7 +400,7 @@ def _fd_state_path(w, name):
     shape = {"W1": (I, H), "b1": (H,), "W2": (H, R), "U": (R, R), "b2": (R,),
              "x": (T, B, I), "h0": (B, R)}[name]
     values = {"x": x, "h0": w.h[0]}.get(name, p.get(name))
-    flat_e = _steps(values).ravel()
+    flat_e = _steps(values, _reach(w, name)).ravel()
     n = flat_e.size
     grad, kink = np.empty(n), np.zeros(n, bool)
 
@@ -493,7 +523,7 @@ def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction
     """Central differences of the loss along given directions (``--mode projections``).
 
     directions[name]: [K, *shape of name], for any of the nine arrays. The step along
-    a direction d is FD_STEP * max(1, max|v|) / max|d|, so no element moves further
+    a direction d is FD_STEP / max|d| / max(1, reach), so no element moves further
     than an element-wise check would move it, whatever the direction's length (a fixed
     step on a long direction is what makes truncation error swamp the tolerance).
     Returns {name: [K] directional derivatives}. Cost grows with K, not with the size:
@@ -513,8 +543,8 @@ def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction
         dirs = np.asarray(dirs, np.float64)
         out[name] = np.empty(len(dirs))
         for k, d in enumerate(dirs):
-            step = FD_STEP * max(1.0, float(np.max(np.abs(values[name])))) / max(
-                float(np.max(np.abs(d))), 1e-300)
+            step = FD_STEP / max(float(np.max(np.abs(d))), 1e-300) / max(
+                1.0, float(np.max(_reach(w, name))))
             if name in ("W3", "b3"):                             # the output layer only
                 dz3 = 2 * step * (w.h[1:] @ d if name == "W3" else np.broadcast_to(d, w.z3.shape))
                 change = w._row_change(w.z3 - 0.5 * dz3, dz3, slice(None), every).sum()

@@ -45,7 +45,7 @@ _JAX = {
 # and forms activation changes by addition formulas (oracle_fd.py), so its rounding
 # is relative to the perturbation (~1e-16 of the change), and the truncation error of
 # the central difference, ~FD_STEP^2 * |f'''/f'|, is as small; measured: 1e-16 to
-# 1e-15 of each array's scale at unit-scale states, 1e-12 where an identity or relu
+# 1e-15 of each array's scale at unit-scale states, 1e-13 where an identity or relu
 # f2 lets the state grow to ~100 (4.7e-7 with the earlier step 6e-6). Before the
 # difference form, rounding cost ~eps/|change|: 3e-7 of a small gradient (B=1, O=1,
 # saturated tanh), which failed correct code at 2e-7.
@@ -64,12 +64,17 @@ REFERENCE_RTOL = 1e-10
 # uses its own magnitude as the scale).
 _TABLES = {"jax": _JAX, "fd": _FD}
 
-# Central-difference step for an element of value v: FD_STEP * max(1, |v|).
-# The engine never adds the perturbation to an O(1) value before differencing, so
-# the usual balance of truncation (~h^2) against rounding (~eps/h) at h ~ 6e-6 does
-# not apply: truncation alone is left, and a small step wins. Measured worst error
-# vs JAX over six models, one with states grown to 80 (relu, identity, tanh):
-# 6e-6 -> 4.7e-7, 1e-6 -> 1.3e-8, 1e-7 -> 1.3e-10, 1e-8 -> 1.3e-12, 1e-9 -> 5e-14.
+# Central-difference step: FD_STEP / max(1, m), where m is the largest value the
+# element multiplies (|x_i| for a row of W1, |h_r| for a row of U or W3, ...; 1 for a
+# bias), so that no perturbation moves a pre-activation by more than FD_STEP even
+# when a state has grown to 1e9 (oracle_fd._steps). The engine never adds the
+# perturbation to an O(1) value before differencing, so the usual balance of
+# truncation (~h^2) against rounding (~eps/h) at h ~ 6e-6 does not apply:
+# truncation alone is left, and a small step wins. Measured worst error vs JAX over
+# six models, one with states grown to 80 (relu, identity, tanh), with the step
+# then scaled by max(1, |v|) instead of 1 / max(1, m):
+# 6e-6 -> 4.7e-7, 1e-6 -> 1.3e-8, 1e-7 -> 1.3e-10, 1e-8 -> 1.3e-12, 1e-9 -> 5e-14;
+# with 1 / max(1, m), 1e-8 -> 7.7e-14 there and <= 1.5e-15 elsewhere.
 # 1e-8 keeps perturbations of O(1) pre-activations 1e8 times above float64's
 # resolution, so the relu kink tests and the loss-change sums still see them clearly.
 FD_STEP = 1e-8

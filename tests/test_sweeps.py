@@ -67,6 +67,14 @@ def _assert_close(got, want, what):
 @example(dict(interval=3, seq_len=8, batch=1, input_size=11, hidden_size=8, state_size=3,
               output_size=6, loss="l2", activations=("relu", "identity", "tanh"),
               reduction="mean", dtype="float64", seed=1))
+# an identity RNN's state at 1e9: a W3 step of 1e-8 moved ce logits by ~10 across the
+# saturated softmax's switch, and an h0 step of 1e-8 |h0| by as much (steps now 1e-8 / m).
+@example(dict(interval=43, seq_len=87, batch=1, input_size=1, hidden_size=1, state_size=1,
+              output_size=2, loss="ce", activations=("tanh", "identity", "identity"),
+              reduction="mean", dtype="float64", seed=1))
+@example(dict(interval=46, seq_len=93, batch=1, input_size=1, hidden_size=1, state_size=1,
+              output_size=1, loss="ce", activations=("tanh", "identity", "identity"),
+              reduction="mean", dtype="float64", seed=1))
 def test_reference_passes_the_check_on_every_configuration(options):
     report = gradcheck.check(**options)
     assert report.passed, report.format_table()
