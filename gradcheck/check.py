@@ -14,13 +14,15 @@ from .errors import UsageError
 from .oracle_fd import fd_directional, fd_window
 from .oracle_jax import jax_window
 from .report import Report, Result
-from .tolerances import tolerance
+from .tolerances import calibrated, tolerance
 from .untrusted import GRAD_NAMES, call_impl
 
 __all__ = ["check"]
 
 
-def _result(name, oracle, window, comparison, tol):
+def _result(name, oracle, window, comparison, tol, base=None, own=None):
+    """A Result from a Comparison; ``own`` (the reference's own error) is recorded
+    when ``tol`` was raised above ``base`` for it."""
     c = comparison
     if c.passed:
         message = ""
@@ -39,7 +41,8 @@ def _result(name, oracle, window, comparison, tol):
                   max_rel_err=c.max_rel_err, ratio=c.ratio, rtol=tol.rtol,
                   atol_rel=tol.atol_rel,
                   worst_index=None if c.worst is None else list(c.worst),
-                  impl_value=c.impl_value, oracle_value=c.oracle_value, nonfinite=c.nonfinite)
+                  impl_value=c.impl_value, oracle_value=c.oracle_value, nonfinite=c.nonfinite,
+                  rounding=own if base is not None and tol.atol_rel > base.atol_rel else None)
 
 
 # Up to this many elements per sequence, `full` mode (every element by finite
@@ -63,7 +66,21 @@ def _choose_mode(config):
                            f"directions per array by finite differences; every element vs JAX")
 
 
-def _projections(w, data_params, x, y, h0, out, options, config, tol):
+def _own_rounding(params, x, y, h0, ref, options):
+    """The reference's own error, per array, computing in the implementation's dtype on
+    the same inputs: max |reference - JAX| / max |JAX| (None where JAX's is all zero)."""
+    value, grads, h_last = reference.loss_and_grads(params, x, y, h0, **options)
+    got = dict(grads, loss=value, h_last=h_last)
+    want = dict(ref.grads, loss=ref.loss, h_last=ref.h_last)
+    own = {}
+    for name, arr in got.items():
+        scale = float(np.max(np.abs(want[name])))
+        err = float(np.max(np.abs(np.asarray(arr, np.float64) - want[name])))
+        own[name] = err / scale if scale > 0 else None
+    return own
+
+
+def _projections(w, data_params, x, y, h0, out, options, config, tol, own):
     """Directional finite differences vs the gradient's inner product, per array."""
     rng = np.random.default_rng([config.seed, w])
     arrays = dict(data_params, x=x, h0=h0)
@@ -78,7 +95,9 @@ def _projections(w, data_params, x, y, h0, out, options, config, tol):
             continue
         d = dirs[name].reshape(PROJECTIONS, -1)
         inner = d @ out.grads[name].ravel()            # [K], the impl's directional derivative
-        results.append(_result(name, "fd-projections", w, compare(inner, fd[name], tol), tol))
+        tol_n = calibrated(tol, own.get(name))
+        results.append(_result(name, "fd-projections", w, compare(inner, fd[name], tol_n),
+                               tol_n, tol, own.get(name)))
     return results
 
 
@@ -127,30 +146,35 @@ def check(impl=None, *, interval=3, seq_len=None, batch=128, input_size=10, hidd
         t = time.perf_counter()
         ref = jax_window(data.params, x, y, h0, **options)
         timings["jax"] += time.perf_counter() - t
+        own = _own_rounding(data.params, x, y, h0, ref, options)
         t = time.perf_counter()
         if mode == "full":
             fd = fd_window(data.params, x, y, h0, **options)
         else:
             results.extend(_projections(w, data.params, x, y, h0, out, options, config,
-                                        tolerance("fd", config.dtype)))
+                                        tolerance("fd", config.dtype), own))
         timings["fd"] += time.perf_counter() - t
-        tol_jax = tolerance("jax", config.dtype)
-        tol_fd = tolerance("fd", config.dtype)
+        tol_jax, tol_fd = tolerance("jax", config.dtype), tolerance("fd", config.dtype)
         if out.loss is not None:
-            results.append(_result("loss", "jax", w, compare(out.loss, ref.loss, tol_jax),
-                                   tol_jax))
+            tol = calibrated(tol_jax, own["loss"])
+            results.append(_result("loss", "jax", w, compare(out.loss, ref.loss, tol), tol,
+                                   tol_jax, own["loss"]))
         if out.h_last is not None:
-            results.append(_result("h_last", "jax", w,
-                                   compare(out.h_last, ref.h_last, tol_jax), tol_jax))
+            tol = calibrated(tol_jax, own["h_last"])
+            results.append(_result("h_last", "jax", w, compare(out.h_last, ref.h_last, tol),
+                                   tol, tol_jax, own["h_last"]))
         for name in GRAD_NAMES:
             if out.grads is None or name not in out.grads:
                 continue
             g = out.grads[name]
-            results.append(_result(name, "jax", w, compare(g, ref.grads[name], tol_jax),
-                                   tol_jax))
+            tol = calibrated(tol_jax, own[name])
+            results.append(_result(name, "jax", w, compare(g, ref.grads[name], tol), tol,
+                                   tol_jax, own[name]))
             if mode == "full":
-                results.append(_result(name, "fd", w, compare(g, fd.grads[name], tol_fd,
-                                                              fd.kinks[name]), tol_fd))
+                tol = calibrated(tol_fd, own[name])
+                results.append(_result(name, "fd", w, compare(g, fd.grads[name], tol,
+                                                              fd.kinks[name]), tol, tol_fd,
+                                       own[name]))
         seen.append((x, y, ref, out))
         if progress is not None:
             progress(w, len(config.windows))

@@ -171,3 +171,41 @@ def test_a_non_finite_oracle_fails_with_a_message_not_a_crash(oracle):
     r = _result("U", "fd", 1, c, tol)
     assert r.message.startswith("the fd oracle is not finite at [")
     assert "cannot be judged" in r.message
+
+
+# ------------------------------------------ tolerances raised to the dtype's own rounding
+
+SATURATED_F32 = dict(interval=8, seq_len=9, batch=1, input_size=12, hidden_size=1,
+                     state_size=3, output_size=2, activations="identity,identity,tanh",
+                     dtype="float32", seed=1)
+
+
+def test_calibrated_raises_atol_only_above_the_table():
+    from gradcheck.tolerances import ROUNDING_MARGIN, calibrated
+    tol = tolerance("jax", "float32")
+    assert calibrated(tol, None) == tol
+    assert calibrated(tol, tol.atol_rel / ROUNDING_MARGIN / 2) == tol
+    assert calibrated(tol, 1e-3).atol_rel == ROUNDING_MARGIN * 1e-3
+    assert calibrated(tol, float("nan")) == tol
+
+
+def test_float32_rounding_the_reference_cannot_avoid_is_allowed_and_reported():
+    """A saturated tanh in float32: the reference's own dU is 2.1e-4 from JAX, beyond the
+    table's 2e-4, so a correct float32 implementation would fail without calibration."""
+    import gradcheck
+    report = gradcheck.check(**SATURATED_F32)
+    assert report.passed, report.format_table()
+    raised = [r for r in report.results if r.rounding is not None]
+    assert raised and all(r.atol_rel > tolerance("jax", "float32").atol_rel for r in raised)
+    assert "rounding: in window 1 the reference itself, in float32, is up to" in \
+        report.format_table()
+    assert "too coarse to judge them at all" in report.format_table()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_well_conditioned_checks_keep_the_table_tolerances(dtype):
+    import gradcheck
+    report = gradcheck.check(interval=3, seq_len=5, batch=8, dtype=dtype)
+    assert all(r.rounding is None for r in report.results)
+    assert {r.atol_rel for r in report.results} == \
+        {tolerance("jax", dtype).atol_rel, tolerance("fd", dtype).atol_rel}

@@ -63,6 +63,11 @@ def _assert_close(got, want, what):
 @example(dict(interval=15, seq_len=38, batch=1, input_size=11, hidden_size=3, state_size=1,
               output_size=1, loss="l2", activations=("tanh", "identity", "sigmoid"),
               reduction="mean", dtype="float64", seed=0))
+# float32 where tanh saturates: the reference's own dU 2.1e-4 from JAX, window 2's
+# gradients pure rounding (tolerances raised to 8x the reference's own error).
+@example(dict(interval=8, seq_len=9, batch=1, input_size=12, hidden_size=1, state_size=3,
+              output_size=2, loss="l2", activations=("identity", "identity", "tanh"),
+              reduction="mean", dtype="float32", seed=1))
 # W3's step times a state of 80: truncation error 8e-7 with the old 6e-6 step.
 @example(dict(interval=3, seq_len=8, batch=1, input_size=11, hidden_size=8, state_size=3,
               output_size=6, loss="l2", activations=("relu", "identity", "tanh"),
@@ -168,11 +173,17 @@ def _scaled(name, factor, seen):
               reduction="mean", dtype="float64", seed=0), "W1", 1.0)   # ce change log1p(-1)
 def test_a_small_relative_error_in_any_one_array_is_caught(options, name, sign):
     seen = []
-    factor = 1.0 + sign * MUST_CATCH[options["dtype"]]
-    report = gradcheck.check(_scaled(name, factor, seen), **options)
-    # An array that is exactly zero in every window (dead relu units, say) has no
-    # scale to get wrong; its check is the zero test in test_compare.py.
-    assume(max(seen) > 0.0)
+    must = MUST_CATCH[options["dtype"]]
+    report = gradcheck.check(_scaled(name, 1.0 + sign * must, seen), **options)
+    # A window needs the array to be non-zero there (dead relu units have no scale to
+    # get wrong; the zero test is in test_compare.py) and judged at the table's
+    # tolerance: where rounding in the implementation's dtype alone moves the
+    # reference by more (tolerances.calibrated, reported as "rounding"), no
+    # implementation in that dtype can be judged to `must`.
+    nonzero = {w for w, m in enumerate(seen[:len(report.windows)], start=1) if m > 0.0}
+    judged = {r.window for r in report.results
+              if r.name == name and r.oracle == "jax" and r.atol_rel <= must / 4}
+    assume(nonzero & judged)
     failing = {(r.name, r.oracle) for r in report.results if not r.passed}
     assert failing, report.format_table()
     assert {n for n, _ in failing} == {name}
