@@ -18,7 +18,6 @@ from gradcheck.oracle_jax import jax_truncated, jax_window
 from gradcheck.strategies import configs
 from gradcheck.tolerances import REFERENCE_RTOL
 
-ONES = dict(batch=1, input_size=1, hidden_size=1, state_size=1, output_size=1)
 # The relative error that must always be caught, per dtype (README, "What is checked").
 MUST_CATCH = {"float64": 1e-6, "float32": 1e-3}
 
@@ -37,6 +36,14 @@ def _options(config):
 UNIT_SCALE = 1e-3
 
 
+def _pin(interval, seq_len, sizes, loss, activations, reduction="mean", dtype="float64", seed=0):
+    """One configuration for @example: sizes are (B, I, H, R, O), activations "f1,f2,f3"."""
+    names = ("batch", "input_size", "hidden_size", "state_size", "output_size")
+    return dict(interval=interval, seq_len=seq_len, **dict(zip(names, sizes)), loss=loss,
+                activations=tuple(activations.split(",")), reduction=reduction, dtype=dtype,
+                seed=seed)
+
+
 def _assert_close(got, want, what):
     """Agreement to REFERENCE_RTOL of the array's largest element (or of UNIT_SCALE)."""
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
@@ -47,47 +54,31 @@ def _assert_close(got, want, what):
 
 
 @given(configs())
-@example(dict(interval=64, seq_len=64, **ONES, loss="l2", activations=("relu",) * 3,
-              reduction="mean", dtype="float64", seed=0))
-@example(dict(interval=5, seq_len=11, **ONES, loss="ce", activations=("relu", "relu", "identity"),
-              reduction="sum", dtype="float32", seed=3))
-@example(dict(interval=1, seq_len=3, batch=16, input_size=16, hidden_size=16, state_size=16,
-              output_size=16, loss="bce", activations=("sigmoid", "tanh", "identity"),
-              reduction="mean", dtype="float32", seed=1))
+@example(_pin(64, 64, (1, 1, 1, 1, 1), "l2", "relu,relu,relu"))
+@example(_pin(5, 11, (1, 1, 1, 1, 1), "ce", "relu,relu,identity", reduction="sum",
+              dtype="float32", seed=3))
+@example(_pin(1, 3, (16, 16, 16, 16, 16), "bce", "sigmoid,tanh,identity", dtype="float32", seed=1))
 # Found by this sweep, each a false alarm or a crash before the FD engine's difference form:
 # dx of a small gradient lost to rounding (B=1, O=1, saturated tanh);
-@example(dict(interval=15, seq_len=31, batch=1, input_size=8, hidden_size=3, state_size=1,
-              output_size=1, loss="l2", activations=("sigmoid", "tanh", "tanh"),
-              reduction="mean", dtype="float64", seed=1))
+@example(_pin(15, 31, (1, 8, 3, 1, 1), "l2", "sigmoid,tanh,tanh", seed=1))
 # an identity RNN whose state grows to 5e6 (tanh changes of 0/0, a NaN in the table);
-@example(dict(interval=15, seq_len=38, batch=1, input_size=11, hidden_size=3, state_size=1,
-              output_size=1, loss="l2", activations=("tanh", "identity", "sigmoid"),
-              reduction="mean", dtype="float64", seed=0))
+@example(_pin(15, 38, (1, 11, 3, 1, 1), "l2", "tanh,identity,sigmoid"))
 # float32 where tanh saturates: the reference's own dU 2.1e-4 from JAX, window 2's
 # gradients pure rounding (tolerances raised to 8x the reference's own error).
-@example(dict(interval=8, seq_len=9, batch=1, input_size=12, hidden_size=1, state_size=3,
-              output_size=2, loss="l2", activations=("identity", "identity", "tanh"),
-              reduction="mean", dtype="float32", seed=1))
+@example(_pin(8, 9, (1, 12, 1, 3, 2), "l2", "identity,identity,tanh", dtype="float32", seed=1))
 # W3's step times a state of 80: truncation error 8e-7 with the old 6e-6 step.
-@example(dict(interval=3, seq_len=8, batch=1, input_size=11, hidden_size=8, state_size=3,
-              output_size=6, loss="l2", activations=("relu", "identity", "tanh"),
-              reduction="mean", dtype="float64", seed=1))
+@example(_pin(3, 8, (1, 11, 8, 3, 6), "l2", "relu,identity,tanh", seed=1))
 # an identity RNN's state at 1e9: a W3 step of 1e-8 moved ce logits by ~10 across the
 # saturated softmax's switch, and an h0 step of 1e-8 |h0| by as much (steps now 1e-8 / m).
-@example(dict(interval=43, seq_len=87, batch=1, input_size=1, hidden_size=1, state_size=1,
-              output_size=2, loss="ce", activations=("tanh", "identity", "identity"),
-              reduction="mean", dtype="float64", seed=1))
-@example(dict(interval=46, seq_len=93, batch=1, input_size=1, hidden_size=1, state_size=1,
-              output_size=1, loss="ce", activations=("tanh", "identity", "identity"),
-              reduction="mean", dtype="float64", seed=1))
+@example(_pin(43, 87, (1, 1, 1, 1, 2), "ce", "tanh,identity,identity", seed=1))
+@example(_pin(46, 93, (1, 1, 1, 1, 1), "ce", "tanh,identity,identity", seed=1))
 def test_reference_passes_the_check_on_every_configuration(options):
     report = gradcheck.check(**options)
     assert report.passed, report.format_table()
 
 
 @given(configs(dtypes=("float64",)))
-@example(dict(interval=3, seq_len=8, **ONES, loss="l2", activations=("tanh", "identity", "tanh"),
-              reduction="mean", dtype="float64", seed=222))        # a saturated f3: dU ~ 2e-5
+@example(_pin(3, 8, (1, 1, 1, 1, 1), "l2", "tanh,identity,tanh", seed=222))  # saturated f3
 def test_each_window_is_jax_with_the_state_derivative_stopped_at_its_start(options):
     """Truncated BPTT: the reference's windows, run by run_sequence (the state's value
     carried, its derivative not), against ONE JAX pass over the whole sequence that
@@ -165,12 +156,8 @@ def _scaled(name, factor, seen):
 
 
 @given(configs(), st.sampled_from(reference.GRAD_NAMES), st.sampled_from([1.0, -1.0]))
-@example(dict(interval=3, seq_len=3, batch=128, input_size=10, hidden_size=20, state_size=5,
-              output_size=100, loss="l2", activations=("tanh", "tanh", "identity"),
-              reduction="mean", dtype="float64", seed=0), "b3", -1.0)
-@example(dict(interval=23, seq_len=47, batch=1, input_size=1, hidden_size=2, state_size=1,
-              output_size=1, loss="ce", activations=("tanh", "relu", "identity"),
-              reduction="mean", dtype="float64", seed=0), "W1", 1.0)   # ce change log1p(-1)
+@example(_pin(3, 3, (128, 10, 20, 5, 100), "l2", "tanh,tanh,identity"), "b3", -1.0)
+@example(_pin(23, 47, (1, 1, 2, 1, 1), "ce", "tanh,relu,identity"), "W1", 1.0)  # log1p(-1)
 def test_a_small_relative_error_in_any_one_array_is_caught(options, name, sign):
     seen = []
     must = MUST_CATCH[options["dtype"]]
