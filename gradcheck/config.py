@@ -110,6 +110,10 @@ def make_config(*, interval=3, seq_len=None, batch=128, input_size=10, hidden_si
     if loss in ("ce", "bce") and activations[2] != "identity":
         raise UsageError("activations", ",".join(activations),
                          f"loss {loss} works on logits and needs f3 = identity")
+    if loss == "ce" and output_size == 1:
+        raise UsageError("output_size", output_size,
+                         "loss ce is a softmax over the outputs, constant (0) for one class: "
+                         "use an output size >= 2")
     _choice("reduction", reduction, REDUCTIONS)
     _choice("dtype", dtype, DTYPES)
     _int_option("seed", seed, 0)

@@ -156,6 +156,9 @@ class _Window:
             self.half_gram = 0.5 * (p["W3"] @ p["W3"].T)         # [R, R], G / 2
             self.c_l2 = (p["b3"] - self.y) @ p["W3"].T           # [T, B, R]
             self.hG_c = self.h[1:] @ (2.0 * self.half_gram) + self.c_l2   # [T, B, R]
+        # how far the window's pre-activations grow beyond O(1) (_reach)
+        self.growth = max(1.0, float(np.max(np.abs(self.z2), initial=0.0)),
+                          float(np.max(np.abs(self.z3), initial=0.0)))
         # what f_change needs of the unperturbed pre-activations ([T, B, H], [T, B, R])
         self.aux1 = _aux(self.acts[0], self.z1, self.a)
         self.aux2 = _aux(self.acts[1], self.z2, self.h[1:])
@@ -342,7 +345,14 @@ def _steps(values, reach=1.0):
 def _reach(w, name):
     """What each element of ``name`` multiplies, at its largest, shaped to broadcast:
     W1 rows by |x_i|, W2 by |a_j|, U by |h_{t-1}, r|, W3 by |h_t, r|, x by the rows of
-    W1, h0 by the rows of U; 1 for a bias."""
+    W1, h0 by the rows of U; 1 for a bias. Times the window's growth: where an
+    identity or relu RNN lets the pre-activations grow to 1e8, a perturbation grows
+    with them on its way to the logits (seen: a b2 step of 1e-8 moving ce logits by
+    ~1 across the saturated softmax's switch), so every step shrinks by as much."""
+    return w.growth * _multiplied(w, name)
+
+
+def _multiplied(w, name):
     def most(arr, keep):                                         # max |arr| over all but keep
         axes = tuple(i for i in range(arr.ndim) if i != keep)
         return np.max(np.abs(arr), axis=axes, initial=0.0)

@@ -70,6 +70,9 @@ def configs(draw, *, max_size=MAX_SIZE, max_interval=MAX_INTERVAL, max_windows=M
     """Keyword arguments for ``gradcheck.check``: a whole configuration of one check."""
     interval, seq_len = draw(intervals(max_interval, max_windows))
     loss, acts = draw(models(losses, activations))
-    return dict(interval=interval, seq_len=seq_len, **draw(sizes(max_size)), loss=loss,
+    shape = draw(sizes(max_size))
+    if loss == "ce" and shape["output_size"] == 1:                # a softmax needs 2 classes
+        shape["output_size"] = 2
+    return dict(interval=interval, seq_len=seq_len, **shape, loss=loss,
                 activations=acts, reduction=draw(st.sampled_from(tuple(reductions))),
                 dtype=draw(st.sampled_from(tuple(dtypes))), seed=draw(st.integers(0, 2**16)))

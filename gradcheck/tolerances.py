@@ -67,8 +67,8 @@ _TABLES = {"jax": _JAX, "fd": _FD}
 
 # Central-difference step: FD_STEP / max(1, m), where m is the largest value the
 # element multiplies (|x_i| for a row of W1, |h_r| for a row of U or W3, ...; 1 for a
-# bias), so that no perturbation moves a pre-activation by more than FD_STEP even
-# when a state has grown to 1e9 (oracle_fd._steps). The engine never adds the
+# bias) times the window's largest pre-activation when above 1, so that perturbations
+# stay small even when a state has grown to 1e9 (oracle_fd._steps, _reach). The engine never adds the
 # perturbation to an O(1) value before differencing, so the usual balance of
 # truncation (~h^2) against rounding (~eps/h) at h ~ 6e-6 does not apply:
 # truncation alone is left, and a small step wins. Measured worst error vs JAX over

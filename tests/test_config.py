@@ -55,6 +55,9 @@ BAD_CALLS = [
                  "activations='1,2,3': expected three names", id="activations-not-str"),
     pytest.param({"activations": None}, "activations", "activations=None: expected three names",
                  id="activations-none"),
+    pytest.param({"loss": "ce", "output_size": 1}, "output_size",
+                 "output_size=1: loss ce is a softmax over the outputs, constant (0) for one "
+                 "class: use an output size >= 2", id="ce-one-class"),
     pytest.param({"loss": "ce", "activations": ("tanh", "tanh", "tanh")}, "activations",
                  "activations='tanh,tanh,tanh': loss ce works on logits and needs f3 = identity",
                  id="ce-needs-identity"),
