@@ -88,7 +88,7 @@ def tolerance(oracle, dtype):
 
 # A correct implementation cannot come closer to the float64 oracles than rounding in
 # its own dtype allows. Where that is coarser than the tables above -- float32 where
-# tanh saturates: f' = (1 - t)(1 + t) from a rounded t near 1 carries eps32 / (1 - t^2)
+# tanh saturates: f' = 1 - t^2 from a rounded t near 1 carries eps32 / (1 - t^2)
 # of itself (seen: the float32 reference's dU 2.1e-4 of its scale from JAX, B=1,
 # identity RNN, f3 = tanh) -- an array's atol_rel becomes ROUNDING_MARGIN times the
 # reference's own error in that dtype on the same inputs (check.py measures it every
