@@ -3,6 +3,8 @@ import dataclasses
 import math
 from typing import Optional
 
+from .tolerances import ROUNDING_MARGIN
+
 __all__ = ["Result", "Report"]
 
 
@@ -112,7 +114,7 @@ class Report:
             worst = max(names.values())
             lines += ["", f"rounding: in window {w} the reference itself, in {c['dtype']}, is up "
                           f"to {worst:.1e} (relative) from JAX in {', '.join(names)}; those "
-                          f"comparisons allow 8x their reference's error"
+                          f"comparisons allow {ROUNDING_MARGIN:g}x their reference's error"
                           + (": too coarse to judge them at all" if worst >= 0.1 else "")]
         kinks = sum(r.excluded for r in self.results if r.oracle == "fd")
         if kinks:
