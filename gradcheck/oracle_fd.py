@@ -427,8 +427,7 @@ def _fd_state_path(w, name):
                 if name == "x":
                     b, i = np.divmod(idx, I)
                     rows = np.concatenate([b, b])
-                    z1_old = w.z1[t0, rows]                      # [2M, H]
-                    dz1 = sign[:, None] * p["W1"][np.concatenate([i, i])]
+                    dz1 = sign[:, None] * p["W1"][np.concatenate([i, i])]     # [2M, H]
                     aux = tuple(a[t0, rows] for a in w.aux1)
                     dz2_in = w.f_change(0, dz1, aux) @ p["W2"]
 
@@ -437,6 +436,7 @@ def _fd_state_path(w, name):
                             dz2 += dz2_in
                     if w.relu[0]:
                         M = idx.size
+                        z1_old = w.z1[t0, rows]                  # [2M, H]
                         z1_new = z1_old + dz1
                         kink[flat] |= _crossed(z1_new[:M], z1_new[M:], z1_old[:M], -1).any(-1)
                 else:
@@ -490,13 +490,13 @@ def _param_chunk(w, name, idx, e):
     if name in ("W1", "b1"):
         i, j = np.divmod(elem, H) if name == "W1" else (None, elem)
         dz1 = sign * (x[:, rows, i] if name == "W1" else np.ones((T, 1)))    # [T, 2MB]
-        z1_old = w.z1[:, rows, j]
         da = w.f_change(0, dz1, tuple(a[:, rows, j] for a in w.aux1))     # [T, 2MB]
         W2_rows = p["W2"][j]                                     # [2MB, R]
 
         def z2_add(t, z2):
             z2 += da[t][:, None] * W2_rows
         if w.relu[0]:
+            z1_old = w.z1[:, rows, j]                            # [T, 2MB]
             k = _crossed(z1_old + dz1, z1_old - dz1, z1_old, None)[:, : M * B]
             kink |= k.reshape(T, M, B).any(axis=(0, 2))
     elif name in ("W2", "b2"):
