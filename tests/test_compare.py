@@ -209,3 +209,29 @@ def test_well_conditioned_checks_keep_the_table_tolerances(dtype):
     assert all(r.rounding is None for r in report.results)
     assert {r.atol_rel for r in report.results} == \
         {tolerance("jax", dtype).atol_rel, tolerance("fd", dtype).atol_rel}
+
+
+@pytest.mark.parametrize("factor", [1.05, 0.95])
+def test_raised_tolerances_still_fail_a_wrong_gradient(factor):
+    """Calibration allows the dtype's own rounding, not bugs: in the same saturated float32
+    windows, dU off by 5% (25x the reference's own error) still fails, on U alone."""
+    import gradcheck
+    import reference
+
+    def wrong_dU(params, x, y, h0, **options):
+        value, grads, h_last = reference.loss_and_grads(params, x, y, h0, **options)
+        return value, dict(grads, U=grads["U"] * np.float32(factor)), h_last
+
+    report = gradcheck.check(wrong_dU, **SATURATED_F32)
+    failing = {(r.name, r.window) for r in report.results if not r.passed}
+    assert ("U", 1) in failing
+    assert {name for name, _ in failing} == {"U"}
+    assert any(r.rounding is not None for r in report.results if r.name == "U")
+
+
+def test_raised_tolerances_still_reject_a_bptt_bug():
+    import gradcheck
+    from gradcheck import zoo
+    report = gradcheck.check(zoo.BUGS["no_dh_next"].make(), **SATURATED_F32)
+    assert not report.passed
+    assert "U" in {r.name for r in report.results if not r.passed}
