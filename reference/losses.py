@@ -1,56 +1,50 @@
-"""Losses on the output logits z3 and their derivative dL/dz3, for all steps at once.
+"""Losses on the output logits z3 and their derivative d3 = dL/dz3, for all steps at once.
 
-Both functions take z3 [..., B, O] (any leading time axes) and the matching targets,
-and work before the reduction's scale. Numerically stable: log-sum-exp for ``ce``,
-softplus for ``bce``.
+``loss_and_delta`` takes z3 [..., B, O] (any leading time axes) and the matching
+targets and returns both the summed loss and d3, divided by the reduction's
+``scale`` (B for a mean, 1 for a sum), computing what they share once.
+Numerically stable: log-sum-exp for ``ce``, softplus for ``bce``.
 """
 import numpy as np
 
 from .activations import ACTIVATIONS, sigmoid
 
-__all__ = ["LOSSES", "loss_value", "loss_delta"]
+__all__ = ["LOSSES", "loss_and_delta"]
 
 LOSSES = ("l2", "ce", "bce")
 
 
-def _log_softmax_parts(z3):
-    m = np.max(z3, axis=-1, keepdims=True)                # [..., B, 1]
-    e = np.exp(z3 - m)                                    # [..., B, O]
-    s = np.sum(e, axis=-1, keepdims=True)                 # [..., B, 1]
-    return m, e, s
+def loss_and_delta(loss, f3_name, z3, y, scale):
+    """(L / scale, d3 / scale): the loss summed over steps, batch and outputs, and
+    d3 = dL/dz3 = dL/dyhat * f3'(z3) (fused for ce and bce), shaped like z3.
+    z3 is used up: with an identity f3 and l2 it becomes d3 (the forward's [T, B, O]
+    temporary, so the biggest array is not allocated twice).
 
-
-def loss_value(loss, f3_name, z3, y):
-    """The summed loss (over steps, batch and outputs), unscaled.
-
-    Shapes: z3 [..., B, O]; y like z3 (l2, bce) or [..., B] class ids (ce)."""
-    if loss == "l2":
-        err = ACTIVATIONS[f3_name][0](z3) - y             # yhat - y
-        return 0.5 * float(np.sum(err * err))
-    if loss == "ce":
-        # softmax cross-entropy on logits: logsumexp(z3) - z3[y]
-        m, _, s = _log_softmax_parts(z3)
-        picked = np.take_along_axis(z3, y[..., None], axis=-1)
-        return float(np.sum(m + np.log(s) - picked))
-    if loss == "bce":
-        # sigmoid cross-entropy on logits: softplus(z3) - y * z3
-        return float(np.sum(np.logaddexp(0.0, z3) - y * z3))
-    raise ValueError(f"unknown loss {loss!r}")
-
-
-def loss_delta(loss, f3_name, z3, y):
-    """d3 = dL/dz3 = dL/dyhat * f3'(z3), unscaled; fused for ce and bce. Same shape as z3."""
-    if loss == "l2":
-        if f3_name == "identity":                         # yhat = z3, f3' = 1
-            return z3 - y
+    Shapes: z3 [..., B, O]; y like z3 (l2, bce) or [..., B] class ids (ce).
+    """
+    if loss == "l2" and f3_name == "identity":            # yhat = z3, f3' = 1
+        d3 = np.subtract(z3, y, out=z3)                   # yhat - y, in z3's place
+        value = 0.5 * float(np.vdot(d3, d3))
+    elif loss == "l2":
         f3, df3 = ACTIVATIONS[f3_name]
         yhat = f3(z3)
-        return (yhat - y) * df3(z3, yhat)
-    if loss == "ce":
-        _, e, s = _log_softmax_parts(z3)
+        err = yhat - y                                    # dL/dyhat of 0.5 (yhat - y)^2
+        value = 0.5 * float(np.vdot(err, err))
+        d3 = err * df3(z3, yhat)
+    elif loss == "ce":
+        # softmax cross-entropy on logits: L = logsumexp(z3) - z3[y]; d3 = softmax - onehot(y)
+        m = np.max(z3, axis=-1, keepdims=True)            # [..., B, 1]
+        e = np.exp(z3 - m)                                # [..., B, O]
+        s = np.sum(e, axis=-1, keepdims=True)             # [..., B, 1]
+        picked = np.take_along_axis(z3, y[..., None], axis=-1)
+        value = float(np.sum(m + np.log(s) - picked))
         d3 = e / s                                        # softmax
         np.put_along_axis(d3, y[..., None], np.take_along_axis(d3, y[..., None], -1) - 1.0, -1)
-        return d3                                         # softmax - onehot(y)
-    if loss == "bce":
-        return sigmoid(z3) - y
-    raise ValueError(f"unknown loss {loss!r}")
+    elif loss == "bce":
+        # sigmoid cross-entropy on logits: L = softplus(z3) - y z3; d3 = sigmoid(z3) - y
+        value = float(np.sum(np.logaddexp(0.0, z3) - y * z3))
+        d3 = sigmoid(z3) - y
+    else:
+        raise ValueError(f"unknown loss {loss!r}")
+    d3 *= 1.0 / scale                                     # in place: d3 is a fresh array
+    return value / scale, d3

@@ -172,7 +172,7 @@ def test_cache_grows_linearly_with_the_interval_at_the_per_step_size():
         _, cache = reference.forward(data.params, data.x, data.y, data.h0)
         sizes.append(cache.nbytes)
     B, I, H, R, O = 4, 3, 4, 3, 5
-    per_step = 8 * B * (I + 2 * H + 2 * R + O)   # x, z1, a, z2, h, d3
+    per_step = 8 * B * (I + 2 * H + 2 * R + O)   # x, df1, a, df2, h, d3
     assert [b - a for a, b in zip(sizes, sizes[1:])] == [per_step, 3 * per_step, 4 * per_step]
     assert sizes[0] == per_step + 8 * B * R      # plus h0, once
 
