@@ -54,10 +54,6 @@ def median_seconds(fn, repeats):
     return statistics.median(times)
 
 
-def _options(config):
-    return dict(loss=config.loss, activations=config.activations, reduction=config.reduction)
-
-
 def _naive_seconds_per_element(options, rng):
     """One element at a time: copy, move by +/- step, two reference forwards."""
     config = make_config(**options)
@@ -67,7 +63,7 @@ def _naive_seconds_per_element(options, rng):
     sizes = np.array([arrays[n].size for n in names])
     picks = rng.choice(sizes.sum(), size=NAIVE_SAMPLE, replace=False)
     bounds = np.cumsum(sizes)
-    opts = _options(config)
+    opts = config.model_options
 
     def loss(moved):
         params = {n: moved[n] for n in reference.PARAM_NAMES}
@@ -133,7 +129,7 @@ def _reference_vs_jax(options, jax_fns):
     """Median seconds per call of the reference and of each JAX function, same window."""
     config = make_config(**options)
     data = make_data(config)
-    opts = _options(config)
+    opts = config.model_options
     runs = {"reference": lambda: reference.loss_and_grads(data.params, data.x, data.y,
                                                           data.h0, **opts)}
     runs.update({name: (lambda fn=fn: fn(data)) for name, fn in jax_fns.items()})

@@ -134,8 +134,7 @@ def check(impl=None, *, interval=3, seq_len=None, batch=128, input_size=10, hidd
     fn = reference.loss_and_grads if impl is None else impl
     mode, reason = _choose_mode(config)
     data = make_data(config)
-    options = dict(loss=config.loss, activations=config.activations,
-                   reduction=config.reduction)
+    options = config.model_options
     timings = {"impl": 0.0, "jax": 0.0, "fd": 0.0}
     results = []
     seen = []                        # per window: what attribution needs afterwards

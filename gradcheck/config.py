@@ -36,6 +36,11 @@ class Config:
     mode: str = None
 
     @property
+    def model_options(self):
+        """The keyword arguments of ``loss_and_grads`` (and of the oracles) for this model."""
+        return dict(loss=self.loss, activations=self.activations, reduction=self.reduction)
+
+    @property
     def windows(self):
         """(start, stop) of every window; the last may be shorter."""
         k = self.interval

@@ -11,6 +11,3 @@ def small_data(**overrides):
     config = make_config(**options)
     return config, make_data(config)
 
-
-def options_of(config):
-    return dict(loss=config.loss, activations=config.activations, reduction=config.reduction)

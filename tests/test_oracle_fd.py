@@ -7,7 +7,7 @@ from gradcheck.compare import compare
 from gradcheck.oracle_fd import fd_window
 from gradcheck.oracle_jax import jax_window
 from gradcheck.tolerances import tolerance
-from tests.helpers import options_of, small_data
+from tests.helpers import small_data
 
 # The plain loop differences two loss totals, so its step balances truncation (~h^2)
 # against the rounding of the totals (~eps / h): h ~ eps^(1/3) ~ 6e-6, error ~1e-10
@@ -47,7 +47,7 @@ def _plain_central_differences(data, opts, name):
 def test_batched_engine_agrees_with_plain_loop(model, name):
     loss, acts = MODELS[model]
     config, data = small_data(interval=3, loss=loss, activations=acts, batch=3)
-    opts = options_of(config)
+    opts = config.model_options
     fast = fd_window(data.params, data.x, data.y, data.h0, names=(name,), **opts)
     plain = _plain_central_differences(data, opts, name)
     result = compare(fast.grads[name], plain, tolerance("fd", "float64"))
@@ -62,7 +62,7 @@ def test_engine_agrees_with_jax(model, reduction, interval):
     loss, acts = MODELS[model]
     config, data = small_data(interval=interval, loss=loss, activations=acts,
                               reduction=reduction, batch=5, output_size=7)
-    opts = options_of(config)
+    opts = config.model_options
     fd = fd_window(data.params, data.x, data.y, data.h0, **opts)
     want = jax_window(data.params, data.x, data.y, data.h0, **opts)
     for name in reference.GRAD_NAMES:
@@ -73,7 +73,7 @@ def test_engine_agrees_with_jax(model, reduction, interval):
 def test_engine_chunks_large_batches_identically(monkeypatch):
     import gradcheck.oracle_fd as engine
     config, data = small_data(interval=3, batch=6)
-    opts = options_of(config)
+    opts = config.model_options
     whole = fd_window(data.params, data.x, data.y, data.h0, **opts)
     monkeypatch.setattr(engine, "_CHUNK_ELEMENTS", 64)    # forces many tiny chunks
     chunked = fd_window(data.params, data.x, data.y, data.h0, **opts)
@@ -96,6 +96,6 @@ def test_relu_kink_is_flagged_not_judged(layer):
         z = a @ params["W2"] + data.h0[0] @ params["U"] + params["b2"]
         params["b2"] = params["b2"] - z[0] * np.eye(params["b2"].size)[0]
         kinked = "b2"
-    fd = fd_window(params, data.x, data.y, data.h0, **options_of(config))
+    fd = fd_window(params, data.x, data.y, data.h0, **config.model_options)
     assert fd.kinks[kinked][0]
     assert fd.kinks["x"][0, 0].any()

@@ -5,7 +5,7 @@ import pytest
 import reference
 from gradcheck.oracle_jax import jax_window
 from gradcheck.tolerances import REFERENCE_RTOL, tolerance
-from tests.helpers import options_of, small_data
+from tests.helpers import small_data
 
 SHAPES = {
     "ones": dict(batch=1, input_size=1, hidden_size=1, state_size=1, output_size=1),
@@ -38,7 +38,7 @@ def test_reference_matches_jax_float64(shape, model, reduction, interval):
         sizes["output_size"] = max(2, sizes["output_size"])      # refuses it, so do we here
     config, data = small_data(interval=interval, loss=loss, activations=acts,
                               reduction=reduction, **sizes)
-    opts = options_of(config)
+    opts = config.model_options
     value, grads, h_last = reference.loss_and_grads(data.params, data.x, data.y, data.h0, **opts)
     want = jax_window(data.params, data.x, data.y, data.h0, **opts)
     assert abs(value - want.loss) <= REFERENCE_RTOL * abs(want.loss)
@@ -52,7 +52,7 @@ def test_reference_matches_jax_float64(shape, model, reduction, interval):
 def test_reference_float32_computes_in_float32_and_agrees(model):
     loss, acts = MODELS[model]
     config, data = small_data(interval=4, loss=loss, activations=acts, dtype="float32")
-    opts = options_of(config)
+    opts = config.model_options
     value, grads, h_last = reference.loss_and_grads(data.params, data.x, data.y, data.h0, **opts)
     want = jax_window(data.params, data.x, data.y, data.h0, **opts)
     tol = tolerance("jax", "float32")
@@ -67,7 +67,7 @@ def test_reference_does_not_modify_inputs():
     config, data = small_data(interval=3, loss="ce", activations=("tanh", "tanh", "identity"))
     copies = {n: v.copy() for n, v in data.params.items()}
     x, y, h0 = data.x.copy(), data.y.copy(), data.h0.copy()
-    reference.loss_and_grads(data.params, data.x, data.y, data.h0, **options_of(config))
+    reference.loss_and_grads(data.params, data.x, data.y, data.h0, **config.model_options)
     for n, v in copies.items():
         np.testing.assert_array_equal(data.params[n], v)
     for got, want in ((data.x, x), (data.y, y), (data.h0, h0)):
@@ -76,7 +76,7 @@ def test_reference_does_not_modify_inputs():
 
 def test_run_sequence_carries_the_state_value_not_its_derivative():
     config, data = small_data(interval=3, seq_len=7)
-    opts = options_of(config)
+    opts = config.model_options
     windows = reference.run_sequence(data.params, data.x, data.y, data.h0, interval=3, **opts)
     assert [w.start for w in windows] == [0, 3, 6]
     np.testing.assert_array_equal(windows[1].h0, windows[0].h_last)
@@ -90,13 +90,13 @@ def test_run_sequence_carries_the_state_value_not_its_derivative():
 def test_run_sequence_starts_from_zero_state_by_default():
     config, data = small_data(interval=2, seq_len=4)
     windows = reference.run_sequence(data.params, data.x, data.y, interval=2,
-                                     **options_of(config))
+                                     **config.model_options)
     assert not windows[0].h0.any()
 
 
 def test_interval_at_least_sequence_is_full_bptt():
     config, data = small_data(interval=5, seq_len=5)
-    opts = options_of(config)
+    opts = config.model_options
     full = reference.loss_and_grads(data.params, data.x, data.y, data.h0, **opts)
     (window,) = reference.run_sequence(data.params, data.x, data.y, data.h0, interval=9, **opts)
     assert window.loss == full[0]

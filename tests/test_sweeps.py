@@ -6,7 +6,6 @@ GRADCHECK_PROFILE picks the hypothesis profile (conftest.py): ``ci`` runs 300
 derandomized examples per property.
 """
 import numpy as np
-import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
@@ -20,10 +19,6 @@ from gradcheck.tolerances import REFERENCE_RTOL, tolerance
 
 # The relative error that must always be caught, per dtype (README, "What is checked").
 MUST_CATCH = {"float64": 1e-6, "float32": 1e-3}
-
-
-def _options(config):
-    return dict(loss=config.loss, activations=config.activations, reduction=config.reduction)
 
 
 # The data are unit-scale (data.py: weights ~ 1/sqrt(fan_in), x, y, h0 ~ 1), so every
@@ -93,7 +88,7 @@ def test_each_window_is_jax_with_the_state_derivative_stopped_at_its_start(optio
     1e-3 relative after 46 steps); that is conditioning, not the property."""
     config = make_config(**options)
     data = make_data(config)
-    opts = _options(config)
+    opts = config.model_options
     windows = reference.run_sequence(data.params, data.x, data.y, data.h0,
                                      interval=config.interval, **opts)
     assert [w.start for w in windows] == [start for start, _ in config.windows]
@@ -120,7 +115,7 @@ def test_each_window_is_jax_with_the_state_derivative_stopped_at_its_start(optio
 def test_an_interval_at_least_the_sequence_is_full_bptt(options):
     config = make_config(**options)
     data = make_data(config)
-    opts = _options(config)
+    opts = config.model_options
     (window,) = reference.run_sequence(data.params, data.x, data.y, data.h0,
                                        interval=config.seq_len + config.interval, **opts)
     whole = reference.loss_and_grads(data.params, data.x, data.y, data.h0, **opts)
@@ -138,7 +133,7 @@ def test_truncation_is_visible_so_the_window_property_can_fail():
     config = make_config(interval=3, seq_len=6, batch=4, input_size=3, hidden_size=4,
                          state_size=3, output_size=5)
     data = make_data(config)
-    opts = _options(config)
+    opts = config.model_options
     truncated = jax_truncated(data.params, data.x, data.y, data.h0, interval=3, window=2, **opts)
     untruncated = jax_truncated(data.params, data.x, data.y, data.h0, interval=6, **opts)
     second = jax_window(data.params, data.x[3:], data.y[3:], truncated.states[3], **opts)

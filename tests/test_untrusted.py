@@ -13,7 +13,7 @@ import gradcheck
 from gradcheck.cli import main
 from gradcheck.errors import ExitCode
 from gradcheck.untrusted import GRAD_NAMES, call_impl, load_impl
-from tests.helpers import SMALL, options_of, small_data
+from tests.helpers import SMALL, small_data
 from tests.impls import broken, correct
 from tests.test_cli import IMPLS, SMALL_FLAGS, strict_json
 
@@ -202,7 +202,7 @@ def test_reference_passes(dtype, loss, activations):
 def test_call_impl_gives_the_impl_copies_and_keeps_the_checkers_arrays():
     config, data = small_data(interval=3)
     before = {n: a.copy() for n, a in dict(data.params, x=data.x, h0=data.h0).items()}
-    out = call_impl(broken.modifies_U, data.params, data.x, data.y, data.h0, options_of(config))
+    out = call_impl(broken.modifies_U, data.params, data.x, data.y, data.h0, config.model_options)
     assert [p.name for p in out.problems] == ["inputs_modified"]
     for n, a in dict(data.params, x=data.x, h0=data.h0).items():
         np.testing.assert_array_equal(a, before[n])
@@ -210,7 +210,7 @@ def test_call_impl_gives_the_impl_copies_and_keeps_the_checkers_arrays():
 
 def test_call_impl_returns_float64_arrays_of_every_gradient():
     config, data = small_data(interval=3, dtype="float32")
-    out = call_impl(correct.wrapped, data.params, data.x, data.y, data.h0, options_of(config))
+    out = call_impl(correct.wrapped, data.params, data.x, data.y, data.h0, config.model_options)
     assert out.problems == []
     assert set(out.grads) == set(GRAD_NAMES)
     assert all(g.dtype == np.float64 for g in out.grads.values())
