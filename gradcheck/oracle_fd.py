@@ -330,16 +330,17 @@ class _Window:
         return change, kink
 
 
-def _steps(values, reach=1.0):
-    """The central-difference step of each element: FD_STEP / max(1, reach).
+def _steps(shape, reach=1.0):
+    """The central-difference step of each element of an array of ``shape``:
+    FD_STEP / max(1, reach).
 
-    ``reach`` (broadcastable to values) is the largest value the element multiplies
+    ``reach`` (broadcastable to shape) is the largest value the element multiplies
     (_reach): a weight on a state of 1e9 would move its pre-activation 1e9 times
     further than its own step, past any kink of a saturated softmax. So no
     perturbation moves a pre-activation by more than FD_STEP. The element's own
     size does not enter: the engine never forms v + step, so there is no rounding
     of v to step over."""
-    return np.broadcast_to(FD_STEP / np.maximum(1.0, reach), np.shape(values)).astype(float)
+    return np.broadcast_to(FD_STEP / np.maximum(1.0, reach), shape).astype(float)
 
 
 def _reach(w, name):
@@ -383,14 +384,14 @@ def _fd_output_layer(w, name):
     T, B, O = w.z3.shape
     R = w.h.shape[-1]
     if name == "b3":
-        e = _steps(w.p["b3"])                                    # [O]
+        e = _steps((O,))                                         # [O]
         delta = np.broadcast_to(e, (T, B, 1, O))
         change = w._column_change(w.z3, delta, 0, slice(None)).sum(axis=(0, 1))[0]
         kink = np.zeros(O, bool)
         if w.relu[2] and w.loss == "l2":
             kink = _crossed(w.z3 + e, w.z3 - e, w.z3, None).any(axis=(0, 1))
         return change / (2 * e * w.scale), kink
-    e = _steps(w.p["W3"], _reach(w, "W3"))                       # [R, O]
+    e = _steps((R, O), _reach(w, "W3"))                          # [R, O]
     grad, kink = np.empty((R, O)), np.zeros((R, O), bool)
     for rs in _chunks(R, T * B, O, 1):
         delta = w.h[1:, :, rs, None] * e[rs]                     # [T, B, r, O]
@@ -409,8 +410,7 @@ def _fd_state_path(w, name):
     H, R = p["W1"].shape[1], p["U"].shape[0]
     shape = {"W1": (I, H), "b1": (H,), "W2": (H, R), "U": (R, R), "b2": (R,),
              "x": (T, B, I), "h0": (B, R)}[name]
-    values = {"x": x, "h0": w.h[0]}.get(name, p.get(name))
-    flat_e = _steps(values, _reach(w, name)).ravel()
+    flat_e = _steps(shape, _reach(w, name)).ravel()
     n = flat_e.size
     grad, kink = np.empty(n), np.zeros(n, bool)
 
@@ -545,16 +545,15 @@ def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction
     p = w.p
     T, B, _ = w.x.shape
     every = np.arange(B)
-    values = {"x": w.x, "h0": w.h[0], **p}
     out = {}
-    copies = []                        # (name, k, step, z2_in [T, B, R] +/-, h0 +/-)
+    copies = []                        # (name, k, step, direction)
     u_copies = []                      # (k, step, direction)
     for name, dirs in directions.items():
         dirs = np.asarray(dirs, np.float64)
         out[name] = np.empty(len(dirs))
+        reach = max(1.0, float(np.max(_reach(w, name))))
         for k, d in enumerate(dirs):
-            step = FD_STEP / max(float(np.max(np.abs(d))), 1e-300) / max(
-                1.0, float(np.max(_reach(w, name))))
+            step = FD_STEP / max(float(np.max(np.abs(d))), 1e-300) / reach
             if name in ("W3", "b3"):                             # the output layer only
                 dz3 = 2 * step * (w.h[1:] @ d if name == "W3" else np.broadcast_to(d, w.z3.shape))
                 change = w._row_change(w.z3 - 0.5 * dz3, dz3, slice(None), every).sum()
