@@ -84,6 +84,12 @@ def _lse(z):
     return m + np.log(np.exp(z - m[..., None]).sum(axis=-1))
 
 
+def _softmax(z):
+    """softmax over the last axis."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def _softplus_change(z, dz):
     """softplus(z + dz) - softplus(z) = log1p(s(z) expm1(dz)); directly for |dz| > 1."""
     out = np.log1p(_sigmoid(z) * np.expm1(np.clip(dz, -1.0, 1.0)))
@@ -170,9 +176,7 @@ class _Window:
         steps; rows [N] example indices."""
         if self.loss == "ce":
             ids = self.ids[steps][:, rows]                       # [S, N]
-            m = z_minus.max(axis=-1, keepdims=True)
-            e = np.exp(z_minus - m)
-            p = e / e.sum(axis=-1, keepdims=True)                # softmax(z_minus)
+            p = _softmax(z_minus)
             d_y = np.take_along_axis(dz, ids[..., None], axis=-1)[..., 0]
             out = np.log1p(np.sum(p * np.expm1(np.clip(dz, -1.0, 1.0)), axis=-1))
             big = np.abs(dz).max(axis=-1) > 1.0                  # exploding states only
@@ -197,9 +201,7 @@ class _Window:
         with ``col`` selecting O (a slice); returns [S, B, M, O_sel]."""
         zc = z[..., None, col]                                   # [S, B, 1, Oc]
         if self.loss == "ce":
-            m = z.max(axis=-1, keepdims=True)
-            e = np.exp(z - m)
-            p = (e / e.sum(axis=-1, keepdims=True))[..., None, col]
+            p = _softmax(z)[..., None, col]
             # log(1 + p expm1(+-delta)); a logit moved by > 1 only comes from exploding
             # states, where p expm1(-delta) -> -1 for p ~ 1 would make this inf
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
