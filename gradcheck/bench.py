@@ -84,14 +84,18 @@ def _naive_seconds_per_element(options, rng):
     return (time.perf_counter() - start) / NAIVE_SAMPLE
 
 
+def _in_float64(fn, data):
+    import jax
+    with jax.enable_x64(True):
+        return jax.block_until_ready(fn(data.params, data.x, data.h0, data.y))
+
+
 def _jax_window_fns():
     """Two plain jax.jit(value_and_grad)s of one l2/tanh/tanh/identity/mean window, the
     two ways people write the steps: a lax.scan, and a Python loop (unrolled when traced,
     so XLA fuses across steps; the faster of the two at both configs here)."""
     import jax
     import jax.numpy as jnp
-
-    jax.config.update("jax_enable_x64", True)
 
     def step(params, h, x_t, y_t):
         a = jnp.tanh(x_t @ params["W1"] + params["b1"])
@@ -113,8 +117,7 @@ def _jax_window_fns():
     fns = {}
     for name, window_loss in (("scan", scanned), ("loop", looped)):
         fn = jax.jit(jax.value_and_grad(window_loss, argnums=(0, 1, 2), has_aux=True))
-        fns[name] = (lambda data, fn=fn:
-                     jax.block_until_ready(fn(data.params, data.x, data.h0, data.y)))
+        fns[name] = (lambda data, fn=fn: _in_float64(fn, data))
     return fns
 
 

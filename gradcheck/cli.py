@@ -6,9 +6,7 @@ import os
 import sys
 import time
 
-from .check import check
 from .errors import ExitCode, UsageError
-from .untrusted import load_impl
 
 __all__ = ["build_parser", "main"]
 
@@ -110,6 +108,12 @@ class _Progress:
 
 
 def _run(args, given):
+    # Imported here, not at the top: --help, --list-bugs and bad usage never load the
+    # checker or JAX.
+    from .check import check
+    from .exe_cache import cli_cache
+    from .untrusted import load_impl
+
     options = {name: getattr(args, name) for name in _OPTIONS}
     impl = None
     if args.bug is not None:
@@ -132,7 +136,8 @@ def _run(args, given):
     if not args.json and sys.stderr.isatty():
         progress = _Progress(sys.stderr)
     try:
-        return check(impl, progress=progress, **options)
+        with cli_cache():                # the compiled oracle, kept for the next process
+            return check(impl, progress=progress, **options)
     finally:
         if progress is not None:
             progress.close()
