@@ -37,7 +37,8 @@ def _flag(option):
 def build_parser():
     p = _Parser(prog="gradcheck", description=(
         "Check a hand-written BPTT (the reference, or yours with --impl) against JAX "
-        "autodiff and central finite differences, element by element."),
+        "autodiff and central finite differences, element by element. "
+        f"Subcommands: gradcheck {{{','.join(SUBCOMMANDS)}}} --help."),
         epilog="Exit codes: 0 everything agrees; 1 a verdict against the implementation; "
                "2 bad usage.")
     p.add_argument("--interval", type=_int, metavar="K", help="BPTT interval: steps per window")
@@ -148,8 +149,19 @@ def _given(argv):
     return {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
 
 
+# `gradcheck NAME ...`: a subcommand is a module with main(argv) -> exit code, imported
+# only when named (the plain `gradcheck --interval 3` is the check itself).
+SUBCOMMANDS = {
+    "regression": "gradcheck.regression",
+}
+
+
 def main(argv=None):
     """Run the command line; return the exit code (ExitCode)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     try:
         args = build_parser().parse_args(argv)
     except _ArgumentError as exc:
