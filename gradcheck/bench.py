@@ -43,8 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-import reference
-
+from ._reference import reference
 from .check import check
 from .config import make_config
 from .data import make_data
