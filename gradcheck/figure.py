@@ -65,8 +65,7 @@ def _heatmap(ax, fig, trace):
     from matplotlib.colors import TwoSlopeNorm
     rows, steps = trace["rows"], trace["steps"]
     grid = np.array([[_log_ratio(v) for v in trace["errors"][r]] for r in rows])
-    cmap = _pyplot().get_cmap("RdYlGn_r").copy()
-    cmap.set_bad("#bbbbbb")
+    cmap = _pyplot().get_cmap("RdYlGn_r").with_extremes(bad="#bbbbbb")
     im = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap,
                    norm=TwoSlopeNorm(vmin=-LOG_SPAN, vcenter=0, vmax=LOG_SPAN),
                    interpolation="nearest")
