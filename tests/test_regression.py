@@ -138,7 +138,7 @@ def test_a_changed_option_is_flagged(tiny_doc):
 
 
 def test_a_check_that_raises_is_flagged(tiny_doc, monkeypatch):
-    def broken(**options):
+    def broken(*impl, **options):
         raise RuntimeError("boom")
     monkeypatch.setattr(regression, "check", broken)
     message = _one_message(compare(tiny_doc, measure(TINY)))
