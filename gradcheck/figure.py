@@ -84,7 +84,7 @@ def _heatmap(ax, fig, trace):
     bar = fig.colorbar(im, ax=ax, fraction=0.03)
     bar.set_label("log10(error / allowed); > 0 fails")
     ax.set_title("each step's contribution: error against the tolerance "
-                 "(grey: not known, e.g. the implementation failed)", fontsize=10)
+                 "(grey: NaN, inf or no value returned)", fontsize=10)
 
 
 def _dh(ax, trace):

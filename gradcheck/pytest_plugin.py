@@ -16,6 +16,8 @@ adds one test per configuration of ``gradcheck.battery.BATTERY`` (named
 pytest loads this module in every run where gradcheck is installed, so at load it imports
 only pytest: NumPy, JAX and the checker load when a gradcheck test runs.
 """
+import os
+
 import pytest
 
 __all__ = ["GradcheckItem"]
@@ -41,6 +43,9 @@ def _spec(config):
     if spec is not None and (":" not in spec or not spec.rpartition(":")[2].isidentifier()):
         raise pytest.UsageError(f"{_OPTION} {spec}: expected FILE.py:FUNC or MODULE:FUNC "
                                 "naming a function")
+    where = None if spec is None else spec.rpartition(":")[0]
+    if where is not None and where.endswith(".py") and not os.path.isfile(where):
+        raise pytest.UsageError(f"{_OPTION} {spec}: no such file {where!r}")
     return spec
 
 

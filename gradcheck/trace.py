@@ -45,7 +45,7 @@ def _finite(v):
 
 def _ratio(got, want, rtol, atol_rel, floor, scale):
     """max |got - want| / (atol_rel * scale + rtol * |want| + floor) over the elements."""
-    if got is None:
+    if got is None:                      # the implementation returned no such value
         return None
     got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
     if not np.all(np.isfinite(got)):
@@ -78,7 +78,7 @@ def _suffixes(fn, params, x, y, ref, out, options, dtype):
 
 def _per_step(outcomes, name, T):
     """[T, *shape] per-step contributions of ``name`` from suffix outcomes, or None."""
-    if any(o.problems or o.grads is None or name not in o.grads for o in outcomes):
+    if any(not o.grads or name not in o.grads for o in outcomes):
         return None
     s = np.stack([o.grads[name] for o in outcomes] + [np.zeros_like(outcomes[0].grads[name])])
     return s[:T] - s[1:]
@@ -91,17 +91,16 @@ def _window_rows(fn, params, seen_w, w, results, config, options):
     rows = {}
     for name in ROWS:
         if name == LOSS_NAME:
-            ok = all(o.loss is not None and not o.problems for o in impl)
+            ok = all(o.loss is not None for o in impl)
             got = (np.array([o.loss for o in impl] + [0.0])[:T] -
                    np.array([o.loss for o in impl] + [0.0])[1:]) if ok else None
             want = ref.step_losses
         elif name == DH_ROW:
-            ok = all(not o.problems and o.grads and STATE_NAME in o.grads for o in impl)
+            ok = all(o.grads and STATE_NAME in o.grads for o in impl)
             got = np.stack([o.grads[STATE_NAME] for o in impl]) if ok else None
             want = np.stack(oracle_dh)
         elif name == "x":
-            got = None if out.problems or not out.grads or "x" not in out.grads \
-                else out.grads["x"]
+            got = out.grads["x"] if out.grads and "x" in out.grads else None
             want = ref.grads["x"]
         else:
             got, want = _per_step(impl, name, T), ref.per_step[name]
@@ -110,8 +109,8 @@ def _window_rows(fn, params, seen_w, w, results, config, options):
         scale = float(np.max(np.abs(want), initial=0.0))
         rows[name] = [_ratio(None if got is None else got[t], want[t], rtol, atol_rel, floor,
                              scale) for t in range(T)]
-    dh_impl = [None if o.problems or not o.grads or STATE_NAME not in o.grads
-               else _finite(np.linalg.norm(o.grads[STATE_NAME])) for o in impl]
+    dh_impl = [_finite(np.linalg.norm(o.grads[STATE_NAME])) if o.grads and STATE_NAME in o.grads
+               else None for o in impl]
     dh_oracle = [_finite(np.linalg.norm(g)) for g in oracle_dh]
     return rows, dh_impl, dh_oracle
 

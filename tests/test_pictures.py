@@ -175,3 +175,15 @@ def test_html_renders_in_a_headless_browser(buggy, buggy_png, tmp_path):
     assert img.std() > 0.1                                    # not blank
     # the embedded figure was drawn: the heatmap's red cells are on the screen
     assert np.sum((img[..., 0] > 0.6) & (img[..., 1] < 0.3) & (img[..., 2] < 0.3)) > 2000
+
+
+@pytest.mark.parametrize("name", ["raises", "nan_grad", "modifies_x"])
+def test_a_hostile_implementation_still_gets_its_picture(name, tmp_path):
+    from tests.impls import broken
+    report = check(getattr(broken, name), trace=True, interval=2, seq_len=3, **SMALL)
+    assert not report.passed
+    assert _pixels(figure_png(report)).std() > 0.1
+    rows = report.trace["errors"]
+    if name == "nan_grad":                 # NaN in W2 only: the other rows are still drawn
+        assert all(r is None for r in rows["W2"][:2])
+        assert all(r is not None and r < 1 for r in rows["U"])

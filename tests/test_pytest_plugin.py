@@ -76,10 +76,16 @@ def test_a_user_suite_with_assert_bptt_correct_fixture_and_marker(pytester):
     assert "AssertionError: diagnosis: dU is transposed" in failure
 
 
-def test_a_malformed_spec_is_a_usage_error(pytester):
-    result = pytester.runpytest_inprocess("--gradcheck-impl=no_colon_here")
+@pytest.mark.parametrize(("spec", "message"), [
+    pytest.param("no_colon_here", "--gradcheck-impl no_colon_here: expected FILE.py:FUNC",
+                 id="no-colon"),
+    pytest.param("missing.py:f", "--gradcheck-impl missing.py:f: no such file 'missing.py'",
+                 id="no-file"),
+])
+def test_a_bad_spec_is_a_usage_error(pytester, spec, message):
+    result = pytester.runpytest_inprocess(f"--gradcheck-impl={spec}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--gradcheck-impl no_colon_here: expected FILE.py:FUNC" in result.stderr.str()
+    assert message in result.stderr.str()
 
 
 def test_a_suite_that_does_not_use_it_imports_no_numpy_or_jax(tmp_path):
