@@ -21,7 +21,8 @@ def test_works_under_parametrize(loss):
     assert_bptt_correct(reference.loss_and_grads, interval=2, loss=loss, **SMALL)
 
 
-@pytest.mark.parametrize("bug", ["no_dh_next", "dU_transposed", "stale_h0", "nan_backward_off_by_one"])
+@pytest.mark.parametrize("bug", ["no_dh_next", "dU_transposed", "stale_h0",
+                                 "nan_backward_off_by_one"])
 def test_a_bug_fails_with_the_diagnosis_first(bug):
     b = zoo.BUGS[bug]
     options = dict(SMALL, interval=3, seq_len=7)
