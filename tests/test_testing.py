@@ -1,4 +1,6 @@
 """Tests of gradcheck.testing: assert_bptt_correct passes silently or says why, briefly."""
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 
@@ -9,7 +11,7 @@ from gradcheck.strategies import configs
 from gradcheck.testing import MAX_LINES, assert_bptt_correct
 from tests.helpers import SMALL
 
-IMPLS = "tests/impls"
+IMPLS = Path(__file__).resolve().parent / "impls"
 
 
 def test_passes_silently_on_the_reference():
@@ -45,10 +47,10 @@ def test_no_dh_next_names_the_steps_that_disagree():
     assert "steps that disagree: [1, 2]" in str(info.value)
 
 
-def test_a_spec_string_is_loaded(tmp_path):
-    assert_bptt_correct("tests/impls/correct.py:wrapped", interval=2, **SMALL)
+def test_a_spec_string_is_loaded():
+    assert_bptt_correct(f"{IMPLS / 'correct.py'}:wrapped", interval=2, **SMALL)
     with pytest.raises(AssertionError, match="diagnosis: The implementation raised"):
-        assert_bptt_correct("tests/impls/broken.py:raises", interval=2, **SMALL)
+        assert_bptt_correct(f"{IMPLS / 'broken.py'}:raises", interval=2, **SMALL)
 
 
 @pytest.mark.parametrize(("options", "match"), [
