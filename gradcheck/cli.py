@@ -204,8 +204,31 @@ SUBCOMMANDS = {
 }
 
 
+def _interrupted(signum, frame):
+    """Ctrl-C as the command: kill any worker, say so, exit 130 at once. (Raising
+    KeyboardInterrupt instead can unwind through JAX's C++ while it initialises, which
+    aborts or crashes the process.)"""
+    from . import isolation
+    isolation.kill_all()
+    os.write(2, b"gradcheck: interrupted\n")
+    os._exit(ExitCode.INTERRUPTED)
+
+
+def _exit_on_ctrl_c():
+    import signal
+    if _is_main_thread():
+        signal.signal(signal.SIGINT, _interrupted)
+
+
+def _is_main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
 def main(argv=None):
     """Run the command line; return the exit code (ExitCode)."""
+    if argv is None:
+        _exit_on_ctrl_c()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SUBCOMMANDS:
         import importlib
