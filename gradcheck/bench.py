@@ -323,6 +323,9 @@ def main(argv=None):
              f"jax scan {med['scan'] * 1e3:.2f} ms: {ours / med['scan']:.2f}x (target <= 1); "
              f"jax loop {med['loop'] * 1e3:.2f} ms: {ours / med['loop']:.2f}x (reported)")
 
+    from . import bench_isolation          # the cost of running --impl in a worker
+    bench_isolation.main([])
+
     print("memory:")
     if not args.quick:
         tracemalloc.start()
