@@ -131,21 +131,36 @@ def _source():
     return Path(__file__).read_bytes()
 
 
-# XLA options for the oracle's compile: LLVM's optimization level 1 (not 2) and the
-# older loop emitters for fusions instead of the newer fusion emitters. Measured at
-# the article's, the large and a small bucket, the compile is much shorter than with
-# the defaults and a window runs as fast; level 0 compiles faster still but runs a
-# window several times slower, which every check pays. (python -m gradcheck.bench
-# prints the start-up figures a user sees.) The options change how XLA generates
-# code, not what it computes: the regression baseline's error figures are unchanged.
+# XLA options for the oracle's compile: the older loop emitters for fusions instead of
+# the newer fusion emitters, and LLVM's optimization level 1 (not 2). Measured at the
+# article's, the large and the smallest bucket, the compile is much shorter than with
+# the defaults and a window runs as fast. Level 0 compiles faster still but runs a
+# window several times slower: it is used only for buckets whose window is so small
+# that its run stays a fraction of a compile even over a long sweep (SMALL_WINDOW_WORK).
+# (python -m gradcheck.bench prints the start-up figures a user sees.) The options
+# change how XLA generates code, not what it computes: the regression baseline's
+# error figures are unchanged.
 COMPILE_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+SMALL_WINDOW_OPTIONS = dict(COMPILE_OPTIONS, xla_backend_optimization_level=0)
+# A window's multiply-adds in the products (per step and example: I*H + H*R + R*R + R*O,
+# padded) up to which SMALL_WINDOW_OPTIONS apply: the smallest bucket (every size up to
+# 16, up to 8 steps: 131,072), what sweeps of small shapes and most tests use.
+SMALL_WINDOW_WORK = 1 << 17
 
 
-def _compile(lowered):
-    """Compile with COMPILE_OPTIONS, or with XLA's defaults where this jaxlib does not
-    know one of them."""
+def _window_work(params, x):
+    """Multiply-adds of the padded window's matrix products."""
+    Tp, Bp, Ip = np.shape(x)
+    Hp, Rp, Op = np.shape(params["W1"])[1], np.shape(params["U"])[0], np.shape(params["W3"])[1]
+    return Tp * Bp * (Ip * Hp + Hp * Rp + Rp * Rp + Rp * Op)
+
+
+def _compile(lowered, work):
+    """Compile with the options for a window of ``work`` multiply-adds, or with XLA's
+    defaults where this jaxlib does not know one of them."""
+    options = SMALL_WINDOW_OPTIONS if work <= SMALL_WINDOW_WORK else COMPILE_OPTIONS
     try:
-        return lowered.compile(COMPILE_OPTIONS)
+        return lowered.compile(options)
     except Exception:                    # noqa: BLE001 -- e.g. "No such compile option"
         return lowered.compile()
 
@@ -164,7 +179,8 @@ def _executable(args):
             compiled = exe_cache.load(key, jax.tree_util.tree_structure((args, {})),
                                       jax.tree_util.tree_structure(_OUT_STRUCTURE))
         if compiled is None:
-            compiled = _compile(jax.jit(_value_and_grads).lower(*args))
+            compiled = _compile(jax.jit(_value_and_grads).lower(*args),
+                                _window_work(args[0], args[1]))
             if key is not None:
                 exe_cache.store(key, compiled)
         _compiled[shapes] = compiled
