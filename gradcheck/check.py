@@ -91,11 +91,11 @@ def _impl_name(impl):
     return f"{getattr(impl, '__module__', '?')}.{getattr(impl, '__qualname__', repr(impl))}"
 
 
-def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_SIZES["batch"],
-          input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
+def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=None,
+          input_size=DEFAULT_SIZES["input_size"], hidden_size=None,
           state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
-          loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
-          dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None):
+          loss=None, activations=None, reduction=None,
+          dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, adapter=None, skip=()):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
     ``impl`` defaults to the project's reference. Every window of the sequence is
@@ -103,7 +103,33 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     window's incoming state is random and non-zero. Returns a Report; raises
     UsageError (a ValueError) naming a bad option. ``progress``, if given, is called
     as ``progress(windows_done, windows_total)`` after each window.
+
+    ``adapter`` (a style name or a declaration, see gradcheck.adapters) checks code
+    written in another shape: ``impl`` is then its module (``FILE.py``, ``MODULE`` or a
+    module object); loss, activations, reduction, batch (and H) default to what it computes.
+    ``skip``: gradient names the code does not compute (reported as skipped, never compared).
+    Options left as None take the model's defaults (model.py).
     """
+    decl = None
+    if adapter is not None:
+        from . import adapters
+        decl = adapters.declaration(adapter)
+        if impl is None:
+            raise UsageError("impl", impl, "an adapter needs the module of the code to check")
+        impl = adapters.build(impl, decl)
+        d_loss, d_acts, d_red = adapters.supported(decl)
+        loss, activations = loss or d_loss, activations or d_acts
+        reduction = reduction or d_red
+        fixed = adapters.sizes(decl, {"batch": batch, "hidden_size": hidden_size,
+                                      "input_size": input_size})
+        batch, hidden_size = fixed["batch"], fixed["hidden_size"]
+        skip = tuple(skip) + adapters.skipped(decl)
+    loss = DEFAULT_LOSS if loss is None else loss
+    activations = DEFAULT_ACTIVATIONS if activations is None else activations
+    reduction = DEFAULT_REDUCTION if reduction is None else reduction
+    batch = DEFAULT_SIZES["batch"] if batch is None else batch
+    hidden_size = DEFAULT_SIZES["hidden_size"] if hidden_size is None else hidden_size
+    skip = _skip_names(skip)
     if impl is not None and not callable(impl):
         raise UsageError("impl", impl, "expected a callable with the loss_and_grads contract")
     config = make_config(interval=interval, seq_len=seq_len, batch=batch,
@@ -112,8 +138,15 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
                          activations=activations, reduction=reduction, dtype=dtype,
                          seed=seed, mode=mode)
     fn = reference.loss_and_grads if impl is None else impl
+    if skip:
+        fn = _filling(fn, skip)
     mode, reason = _choose_mode(config)
     data = make_data(config)
+    if decl is not None:
+        from .adapters import prepare_data
+        params, x = prepare_data(decl, data.params, data.x)
+        data = data._replace(params=params, x=x)
+    unsupported = None
     options = config.model_options
     timings = dict.fromkeys(["impl"] + [o.name for o in ORACLES], 0.0)
     results = []
@@ -126,6 +159,11 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
         t = time.perf_counter()
         out = call_impl(fn, data.params, window.x, window.y, h0, options)
         timings["impl"] += time.perf_counter() - t
+        declined = [p for p in out.problems if p.name == "exception"
+                    and p.message.startswith(f"raised {NotImplementedError.__name__}")]
+        if declined:                 # the code declines these options: not a verdict on it
+            unsupported = declined[0].message[len("raised "):]
+            break
         for p in out.problems:
             results.append(Result(name=p.name, oracle="contract", window=w, passed=False,
                                   message=p.message))
@@ -143,7 +181,7 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
                                                          **options), ref)
         got = dict(out.grads or {}, loss=out.loss, h_last=out.h_last)
         for e in sorted(expected, key=lambda e: _ORDER[e.name]):     # stable: oracle order
-            if got.get(e.name) is None:
+            if got.get(e.name) is None or e.name in skip:
                 continue
             value = got[e.name] if e.project is None else e.project(got[e.name])
             results.append(_judge(e.name, e.oracle, w, value, e.want,
@@ -154,15 +192,47 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
         if out.h_last is None or not np.all(np.isfinite(out.h_last)):
             break            # no state to carry: later windows cannot be checked
         h0 = out.h_last.astype(config.dtype)
-    diagnosis = _explain(fn, data.params, seen, results, config, options)
+    diagnosis = _explain(fn, data.params, seen, results, config, options) if seen else None
+    if unsupported is not None:
+        diagnosis = f"Not supported by this implementation: {unsupported}"
     timings["total"] = time.perf_counter() - started
     return Report(config=config.to_dict(), impl=_impl_name(impl), mode=mode,
                   mode_reason=reason, windows=config.windows, results=results,
-                  diagnosis=diagnosis, timings={k: round(v, 6) for k, v in timings.items()})
+                  diagnosis=diagnosis, timings={k: round(v, 6) for k, v in timings.items()},
+                  skipped=list(skip), unsupported=unsupported)
+
+
+def _skip_names(skip):
+    """``skip`` as a tuple of gradient names in the model's order; UsageError otherwise."""
+    if isinstance(skip, str):
+        skip = [s.strip() for s in skip.split(",") if s.strip()]
+    bad = [s for s in skip if s not in GRAD_NAMES]
+    if bad:
+        raise UsageError("skip", ",".join(map(str, bad)),
+                         f"expected gradient names among {', '.join(GRAD_NAMES)}")
+    return tuple(n for n in GRAD_NAMES if n in set(skip))
+
+
+def _filling(fn, skip):
+    """``fn`` with the gradients in ``skip`` that it does not return filled in with zeros
+    (they are never compared): the contract's other checks still see a full dict."""
+    def filled(params, x, y, h0, **options):
+        out = fn(params, x, y, h0, **options)
+        if isinstance(out, tuple) and len(out) == 3 and isinstance(out[1], dict):
+            arrays = dict(params, x=x, h0=h0)
+            grads = dict(out[1])
+            for n in skip:
+                grads.setdefault(n, np.zeros(np.shape(arrays[n])))
+            out = (out[0], grads, out[2])
+        return out
+    filled.__name__ = filled.__qualname__ = getattr(fn, "__qualname__", "impl")
+    filled.__module__ = getattr(fn, "__module__", "?")
+    return filled
 
 
 def _explain(fn, params, seen, results, config, options):
-    """Attribute each failing array to time steps, then diagnose the whole pattern.
+    """Attribute each failing array to time steps, test candidate causes against the
+    numbers, then diagnose the whole pattern.
 
     Runs after every window has been judged, so the extra calls it makes to the
     implementation (suffix windows) cannot change any verdict."""
@@ -187,7 +257,54 @@ def _explain(fn, params, seen, results, config, options):
         x, y, ref, out = seen[0]
         consistent = self_consistent(fn, params, x, y, ref.states[0].astype(config.dtype),
                                      out, options, config)
-    return diagnose(results, config.windows, config.to_dict(), kinds, consistent)
+    evidence = _evidence(params, seen, results, config, options, tol)
+    return diagnose(results, config.windows, config.to_dict(), kinds, consistent,
+                    evidence=evidence)
+
+
+def _evidence(params, seen, results, config, options, tol):
+    """What candidates.py finds in the first window that disagrees: float32 rounding in a
+    float64 check, clipping, buffers that keep the last window's sums, and which candidate
+    mistakes reproduce the gradients. A first-step candidate moves the arrays' steps to
+    each window's first step (attribution by suffix windows cannot see it)."""
+    from .candidates import CANDIDATES, clipped_at, float32_level, reproducing
+    judged = [r for r in results if not r.passed and r.oracle != "contract"]
+    if not judged:
+        return {}
+    w = min(r.window for r in judged)
+    x, y, ref, out = seen[w - 1]
+    if out.grads is None or len(out.grads) < len(ref.grads):
+        return {}
+    evidence = {}
+    got = dict(out.grads, loss=np.float64(out.loss), h_last=out.h_last)
+    want = dict(ref.grads, loss=np.float64(ref.loss), h_last=ref.h_last)
+    if config.dtype == "float64" and float32_level(
+            {n: got[n] for n in want if got.get(n) is not None}, want,
+            tolerance("jax", "float32")):
+        evidence["float32"] = max(r.max_rel_err or 0.0 for r in judged)
+        return evidence
+    bad = sorted({r.name for r in judged if r.window == w and r.name in ref.grads})
+    clipped = {n: clipped_at(out.grads[n], ref.grads[n], tol) for n in bad}
+    if bad and all(c is not None for c in clipped.values()):
+        evidence["clipped"] = clipped
+        return evidence
+    if w > 1:
+        _, _, ref_before, out_before = seen[w - 2]
+        if out_before.grads is not None:
+            evidence["carried_sums"] = all(
+                compare(out.grads[n], ref.grads[n] + out_before.grads[n], tol).passed
+                for n in bad)
+        return evidence
+    if not bad:
+        return evidence
+    found = reproducing(params, x, y, ref.states[0], out.grads, options, tol)
+    evidence["candidates"] = found
+    if len(found) == 1 and CANDIDATES[found[0]][1]:
+        for r in judged:
+            if r.name in bad and r.steps:
+                start = config.windows[r.window - 1][0]
+                r.steps = [start + 1]
+    return evidence
 
 
 # Directional finite difference of the implementation's own loss (diagnosis only, never

@@ -51,13 +51,47 @@ def _window_steps(windows, w):
     return list(range(start + 1, stop + 1))
 
 
-def diagnose(results, windows, config, kinds, self_consistent=None):
+def _from_evidence(evidence, names, arrays, w, windows, config, kind):
+    """The diagnosis that candidates.py's evidence proves, or None."""
+    if "float32" in evidence and not any(k and k[0] == "scale" for k in kind.values()):
+        return (f"Every disagreement is at float32 rounding level (relative errors up to "
+                f"{evidence['float32']:.1e}, within float32's tolerance of JAX, while JAX and "
+                f"finite differences agree to float64 precision): the code computes in "
+                f"float32 somewhere inside this float64 check (a float32 buffer such as "
+                f"np.zeros(..., dtype=np.float32)?); check it with --dtype float32, or keep "
+                f"its buffers in the inputs' dtype.")
+    if evidence.get("clipped"):
+        cs = evidence["clipped"]
+        bounds = sorted({float(f"{c:.6g}") for c in cs.values()})
+        return (f"d{', d'.join(cs)} are clipped inside the code: every element beyond "
+                f"+-{' / +-'.join(f'{c:g}' for c in bounds)} is stuck there and the others "
+                f"agree; gradient clipping belongs outside the gradient (turn it off or raise "
+                f"the bound to check the gradient itself).")
+    found = evidence.get("candidates")
+    if found:
+        from .candidates import CANDIDATES
+        if len(found) == 1:
+            what, first_step = CANDIDATES[found[0]]
+            where = ""
+            if first_step:
+                start = windows[w - 1][0]
+                where = (f"; it is in step {start + 1} alone, the window's first step (every "
+                         f"window shows it at its own first step)")
+            return f"Reproduced by one candidate mistake: {what}{where}."
+        return ("Unclear: more than one candidate mistake reproduces these numbers: "
+                + "; or ".join(CANDIDATES[f][0] for f in found) + ".")
+    return None
+
+
+def diagnose(results, windows, config, kinds, self_consistent=None, evidence=None):
     """One sentence naming the most likely class of bug, or None when everything agrees.
 
     results: the report's Result list (``steps`` filled in for failing arrays);
     windows: [(start, stop)]; kinds: {(window, name): mismatch_kind(...)}; self_consistent:
-    whether the gradients match finite differences of the implementation's own loss.
+    whether the gradients match finite differences of the implementation's own loss;
+    evidence: what check._evidence found (candidates.py), which decides before patterns.
     """
+    evidence = evidence or {}
     failing = [r for r in results if not r.passed]
     if not failing:
         return None
@@ -74,6 +108,15 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
     first_window = min(r.window for r in judged)
     names = {r.name for r in judged}
     arrays = [n for n in GRADS if n in names]
+    if first_window > 1 and len(windows) > 1 and not names & {"loss", "h_last", INPUT_NAME,
+                                                               STATE_NAME} \
+            and set(names) <= set(GRADS) and not set(FIRST_LAYER) <= names:
+        sums = (" (each equals this window's gradient plus the window before's: the sums "
+                "carry over)" if evidence.get("carried_sums") else "")
+        return (f"Window 1 agrees but from window {first_window} d{', d'.join(arrays)} "
+                f"disagree while dx, dh0 and the first layer agree: the weight-gradient "
+                f"buffers are not reset between windows{sums}; zero them (or assign, "
+                f"not +=) at the start of every backward.")
     if first_window > 1 and len(windows) > 1:
         what = ("the forward uses a state other than the h0 passed in"
                 if names & {"loss", "h_last"} else
@@ -83,6 +126,15 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
     w = first_window
     kind = {n: kinds.get((w, n)) for n in arrays}
     scales = {float(f"{k[1]:.6g}") for k in kind.values() if k and k[0] == "scale"}
+    proven = _from_evidence(evidence, names, arrays, w, windows, config, kind)
+    if proven is not None:
+        return proven
+    if config["loss"] == "l2" and scales == {2.0} and len(arrays) == len(GRADS):
+        loss_too = "the loss and " if "loss" in names else ""
+        return (f"{loss_too.capitalize() or 'E'}{'e' if loss_too else ''}very gradient "
+                f"{'are' if loss_too else 'is'} 2x JAX's: l2 is 0.5 * sum of squares "
+                f"(the 0.5 is left out{'' if loss_too else ' of the gradient: d(0.5 e^2) = e'}), "
+                f"a factor of 2 in every gradient, not a wrong reduction.")
     if "loss" in names and "h_last" in names:
         consistent = ("; its gradients do match finite differences of its own loss, so the "
                       "backward faithfully differentiates the wrong function"
@@ -118,6 +170,11 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
             return (f"The state derivative is not passed back through time: "
                     f"{_names(STATE_PATH)} disagree at every step but the last "
                     f"(dh_next is not added to dh_t, or replaces it).")
+        if "candidates" in evidence:             # tested, and none reproduces the numbers
+            return (f"Unclear: {_names(STATE_PATH)} disagree (the state's derivative is wrong "
+                    f"on its way back), but no candidate mistake tested (missing or "
+                    f"overwriting dh_next, a transposed U in dh_next, f2' of the wrong "
+                    f"value) reproduces the numbers.")
         return (f"The backward pass through the RNN activation f2 = {config['activations'][1]} "
                 f"is wrong: {_names(STATE_PATH)} disagree at every step, the last included "
                 f"(f2' computed from the wrong value?).")

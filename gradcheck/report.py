@@ -54,10 +54,20 @@ class Report:
     results: list
     diagnosis: Optional[str] = None
     timings: dict = dataclasses.field(default_factory=dict)
+    skipped: list = dataclasses.field(default_factory=list)   # gradients never compared
+    unsupported: Optional[str] = None     # the implementation declined these options
 
     @property
     def passed(self):
-        return bool(self.results) and all(r.passed for r in self.results)
+        return (self.unsupported is None and bool(self.results)
+                and all(r.passed for r in self.results))
+
+    @property
+    def status(self):
+        """"passed", "failed" or "not_supported"."""
+        if self.unsupported is not None:
+            return "not_supported"
+        return "passed" if self.passed else "failed"
 
     @property
     def failures(self):
@@ -67,6 +77,8 @@ class Report:
         """The JSON document of interface.md section 4 (timings under "timings" only)."""
         return {
             "passed": self.passed,
+            "status": self.status,
+            "skipped": list(self.skipped),
             "impl": self.impl,
             "config": self.config,
             "mode": self.mode,
@@ -121,12 +133,17 @@ class Report:
         if kinks:
             lines += ["", f"relu kinks: {kinks} element{'s' if kinks > 1 else ''} excluded from the "
                           "finite-difference comparison (the loss is not differentiable there)"]
+        if self.skipped:
+            lines += ["", f"skipped (not compared, not passed): {', '.join(self.skipped)}"]
         if self.diagnosis:
             lines += ["", f"diagnosis: {self.diagnosis}"]
         n = len(self.results)
         lines.append("")
-        lines.append(f"PASSED: all {n} comparisons agree" if self.passed else
-                     f"FAILED: {len(problems)} of {n} comparisons disagree")
+        if self.unsupported is not None:
+            lines.append(f"NOT SUPPORTED: {self.unsupported}")
+        else:
+            lines.append(f"PASSED: all {n} comparisons agree" if self.passed else
+                         f"FAILED: {len(problems)} of {n} comparisons disagree")
         return "\n".join(lines)
 
 

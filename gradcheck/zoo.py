@@ -79,6 +79,9 @@ class Flaws:
     mean_over_time_and_batch: bool = False
     loss_not_reduced: bool = False
     h_last_from_backward_loop: bool = False
+    dU_first_from_last_state: bool = False
+    dU_from_h_t: bool = False
+    dh_next_U_untransposed: bool = False
 
 
 class _Step(NamedTuple):
@@ -243,11 +246,15 @@ class ArticleBPTT:
                 dU += d2_t.T @ h_prev                     # FLAW: d2^T h, the gradient of h U^T
             elif fl.dU_skips_first_step and t == 0:
                 pass                                      # FLAW: "h_0 is zero anyway"
+            elif fl.dU_first_from_last_state and t == 0:
+                dU += steps[-1].h_t.T @ d2_t              # FLAW: h[t-1] at t = 0 is h[-1], h_T
+            elif fl.dU_from_h_t:
+                dU += h_t.T @ d2_t                        # FLAW: the step's output state
             else:
                 dU += h_prev.T @ d2_t                     # [R, R]
             db2 += d2_t.sum(axis=0)                       # [R]
-            if fl.forward_U_transposed:
-                dh_next = d2_t @ U                        # FLAW (consistent): through h U^T
+            if fl.forward_U_transposed or fl.dh_next_U_untransposed:
+                dh_next = d2_t @ U                        # FLAW: through U, not U^T
             else:
                 dh_next = d2_t @ U.T                      # [B, R], passed back to step t-1
             # first dense layer
@@ -381,6 +388,15 @@ _BUG_LIST = [
     _bug("loss_not_reduced",
          "The returned loss is the sum, not divided by B, while the gradients are.",
          ("loss",)),
+    _bug("dU_first_from_last_state",
+         "dU's term of the window's first step uses h[t-1] with t = 0, the last state h_T.",
+         ("U",)),
+    _bug("dU_from_h_t",
+         "dU += h_t^T d2_t: the step's output state instead of its input h_{t-1}.",
+         ("U",)),
+    _bug("dh_next_U_untransposed",
+         "dh_next = d2_t U instead of d2_t U^T: a transposed U in the state's derivative.",
+         _UPSTREAM_OF_H),
     _bug("h_last_from_backward_loop",
          "h_last is read after the backward loop rebound h_t, so it is step 1's state.",
          ("h_last",)),

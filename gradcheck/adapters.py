@@ -1,0 +1,486 @@
+"""Adapters: code written the way people write it, checked under the whole-window contract.
+
+An adapter is PLAIN DATA (JSON-able: dicts, lists, strings, numbers, booleans) that says
+how a user's layers map onto the model's arrays (model.py): which functions or classes
+compute which layer, their arguments and returns by model name, the layout (batch- or
+time-first), transposed weights (``"W2:T"``), a second bias (``"b2:zeros"``: passed as
+zeros, its gradient ignored), column vectors (``"b2:col"``), and what the code computes
+(its loss, activations and reduction). ``build(spec, declaration)`` turns a module spec
+and a declaration into a callable with the ``loss_and_grads`` contract, so the checker,
+the CLI and a worker process (which receives only the two plain values) all build the
+same thing. No maths is written around the user's code: the adapter only moves arrays
+(transposes, reshapes, layout) and calls the user's layers in the model's order.
+
+Styles (``STYLES``; a declaration names one and overrides any key):
+
+- ``course``: functional layers with caches, batch first: ``temporal_affine_forward/
+  backward`` (first and last dense layers), ``rnn_forward/backward``, ``temporal_softmax_loss``.
+- ``textbook``: stateful layer classes (``TimeAffine``, ``TimeRNN(Wx, Wh, b, stateful=True)``,
+  ``TimeSoftmaxWithLoss``) with ``params``/``grads`` lists; ONE instance of each is built
+  from the parameters on the first call and kept across windows.
+- ``cell``: per-step cell classes that keep their own per-step lists and accumulate
+  gradients in a dict (``grads[name] += ...``); one instance, kept across windows.
+- ``function``: one loss function of one-hot ids, batch 1, column vectors, weights read
+  from module globals (``lossFun(inputs, targets, hprev)``), as in minimal char-RNNs.
+"""
+import copy
+import inspect
+import json
+import os
+
+import numpy as np
+
+from .errors import UsageError
+from .model import (DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION, GRAD_NAMES,
+                    LAYERS, PARAM_NAMES)
+
+__all__ = ["STYLES", "build", "declaration", "read_declaration", "prepare_data", "supported", "skipped",
+           "sizes"]
+
+_FIRST, _RNN, _OUT = (layer.name for layer in LAYERS)          # dense1, rnn, dense2
+
+STYLES = {
+    "course": {
+        "style": "layers", "layout": "batch_first",
+        "options": {"loss": "ce", "activations": ["identity", "tanh", "identity"],
+                    "reduction": "mean"},
+        "layers": {
+            _FIRST: {"forward": "temporal_affine_forward", "backward": "temporal_affine_backward",
+                     "args": ["x", "W1", "b1"], "grads": ["x", "W1", "b1"]},
+            _RNN: {"forward": "rnn_forward", "backward": "rnn_backward",
+                   "args": ["a", "h0", "W2", "U", "b2"], "grads": ["a", "h0", "W2", "U", "b2"]},
+            _OUT: {"forward": "temporal_affine_forward", "backward": "temporal_affine_backward",
+                   "args": ["h", "W3", "b3"], "grads": ["h", "W3", "b3"]},
+            "loss": {"function": "temporal_softmax_loss", "args": ["z3", "y", "mask"],
+                     "returns": ["loss", "z3"]},
+        },
+    },
+    "textbook": {
+        "style": "classes", "layout": "batch_first",
+        "options": {"loss": "ce", "activations": ["identity", "tanh", "identity"],
+                    "reduction": "mean"},
+        "loss_divides_by": "batch_time",      # the loss averages over batch AND time
+        "layers": {
+            _FIRST: {"class": "TimeAffine", "args": ["W1", "b1"]},
+            _RNN: {"class": "TimeRNN", "args": ["W2", "U", "b2"], "kwargs": {"stateful": True},
+                   "set_state": "set_state", "dh0": "dh"},
+            _OUT: {"class": "TimeAffine", "args": ["W3", "b3"]},
+            "loss": {"class": "TimeSoftmaxWithLoss"},
+        },
+    },
+    "cell": {
+        "style": "cells", "layout": "time_first",
+        "options": {"loss": "l2", "activations": ["tanh", "tanh", "identity"],
+                    "reduction": "mean"},
+        "layers": {
+            _FIRST: {"class": "Dense", "args": ["W1", "b1"], "kwargs": {"activation": "tanh"}},
+            _RNN: {"class": "RNNCell", "args": ["W2", "U", "b2"]},
+            _OUT: {"class": "Dense", "args": ["W3", "b3"]},
+            "loss": {"function": "l2_loss"},
+        },
+        "forward": "forward", "backward": "backward", "grads": "grads", "zero": "zero_grad",
+    },
+    "function": {
+        "style": "function", "function": "lossFun", "batch": 1,
+        "options": {"loss": "ce", "activations": ["identity", "tanh", "identity"],
+                    "reduction": "sum"},
+        "first_layer": "identity",            # a = x: no first dense layer (W1 = I, b1 = 0)
+        "args": ["x:ids", "y:ids", "h0:col"],
+        "globals": {"Wxh": "W2:T", "Whh": "U:T", "Why": "W3:T", "bh": "b2:col", "by": "b3:col"},
+        "returns": ["loss", "W2:T", "U:T", "W3:T", "b2:col", "b3:col", "h_last:col"],
+    },
+}
+_KINDS = ("layers", "classes", "cells", "function")
+_PROBE = {"layers": lambda d: d["layers"][_RNN]["forward"],
+          "classes": lambda d: d["layers"][_RNN]["class"],
+          "cells": lambda d: d["layers"][_RNN]["class"],
+          "function": lambda d: d["function"]}
+
+
+def _merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def declaration(adapter):
+    """A full declaration from ``adapter``: a style name, or a dict that may name a
+    ``style`` among STYLES and override any of its keys. UsageError when unusable."""
+    if isinstance(adapter, str):
+        adapter = {"style": adapter}
+    if not isinstance(adapter, dict):
+        raise UsageError("adapter", adapter, f"expected a style ({', '.join(STYLES)}) or a dict")
+    style = adapter.get("style")
+    if style in STYLES:
+        decl = _merge(STYLES[style], {k: v for k, v in adapter.items() if k != "style"})
+    elif style in _KINDS:
+        decl = copy.deepcopy(adapter)
+    else:
+        raise UsageError("adapter", style,
+                         f"style must be one of {', '.join(list(STYLES) + list(_KINDS))}")
+    try:
+        json.dumps(decl)
+    except (TypeError, ValueError):
+        raise UsageError("adapter", adapter, "must be plain JSON-able data") from None
+    return decl
+
+
+def read_declaration(text):
+    """``--adapter``: a style name, a JSON object, or a path to a .json file."""
+    if text in STYLES:
+        return declaration(text)
+    if os.path.isfile(text):
+        try:
+            with open(text) as f:
+                return declaration(json.load(f))
+        except (OSError, ValueError) as exc:
+            raise UsageError("adapter", text, f"cannot read it as JSON: {exc}") from None
+    try:
+        return declaration(json.loads(text))
+    except ValueError as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError("adapter", text, f"expected a style ({', '.join(STYLES)}), a JSON "
+                         "object or a .json file") from None
+
+
+def supported(decl):
+    """(loss, activations, reduction) the declared code computes."""
+    o = decl.get("options", {})
+    return (o.get("loss", DEFAULT_LOSS), tuple(o.get("activations", DEFAULT_ACTIVATIONS)),
+            o.get("reduction", DEFAULT_REDUCTION))
+
+
+def skipped(decl):
+    """The gradients this code does not compute (never compared, reported as skipped)."""
+    out = list(decl.get("skip", []))
+    if decl.get("first_layer") == "identity":
+        out += ["W1", "b1"]
+    if decl["style"] == "function":
+        returned = {_split(r)[0] for r in decl["returns"]}
+        out += [n for n in GRAD_NAMES if n not in returned]
+    return tuple(n for n in GRAD_NAMES if n in set(out))
+
+
+def prepare_data(decl, params, x):
+    """What the code needs of the data: a = x with W1 = I, b1 = 0 when it has no first
+    dense layer; one-hot x for one taking ids. Returns (params, x) (new arrays)."""
+    params = dict(params)
+    if decl.get("first_layer") == "identity":
+        I, H = params["W1"].shape
+        params["W1"] = np.eye(I, H, dtype=params["W1"].dtype)
+        params["b1"] = np.zeros_like(params["b1"])
+    if any(_split(a) == ("x", "ids") for a in decl.get("args", [])):
+        x = np.eye(x.shape[-1], dtype=x.dtype)[np.argmax(x, axis=-1)]
+    return params, x
+
+
+# ------------------------------------------------------------------ array forms
+
+def _split(item):
+    name, _, form = item.partition(":")
+    return name, form
+
+
+def _encode(arr, form, batch_first):
+    """A model array as the user's code takes it."""
+    if form == "T":
+        return np.ascontiguousarray(arr.T)
+    if form == "zeros":
+        return np.zeros_like(arr)
+    if form == "col":                     # [n] -> [n, 1]; a [1, n] state -> [n, 1]
+        return np.ascontiguousarray(arr.reshape(-1, 1))
+    if form == "ids":                     # one-hot [T, 1, n] or ids [T, 1] -> a list of ints
+        a = np.asarray(arr)
+        return [int(i) for i in (a[:, 0].argmax(-1) if a.ndim == 3 else a[:, 0])]
+    if batch_first and np.ndim(arr) >= 2 and form == "time":
+        return np.ascontiguousarray(np.swapaxes(arr, 0, 1))
+    return arr
+
+
+def _decode(arr, form, shape, batch_first):
+    """A user's returned array back in the model's layout."""
+    a = np.asarray(arr)
+    if form == "T":
+        a = a.T
+    elif form == "col":
+        a = a.reshape(shape)
+    elif form == "time" and batch_first:
+        a = np.swapaxes(a, 0, 1)
+    return a
+
+
+_TIME = {"x", "a", "h", "z3", "y", "mask"}         # arrays with a time axis
+
+
+def _form(name, form):
+    return "time" if (not form and name in _TIME) else form
+
+
+# ------------------------------------------------------------------ building
+
+def _module_of(spec, decl):
+    if inspect.ismodule(spec):
+        return spec
+    from .untrusted import load_impl
+    if not isinstance(spec, str):
+        raise UsageError("impl", spec, "with an adapter, expected FILE.py, MODULE or a module")
+    probe = _PROBE[decl["style"]](decl)
+    if spec.count(":") == 0 or spec.endswith(".py") and ":" not in os.path.basename(spec):
+        spec = f"{spec}:{probe}"
+    obj = load_impl(spec)
+    return inspect.getmodule(obj)
+
+
+def _attr(module, name, what):
+    obj = getattr(module, name, None)
+    if obj is None:
+        raise UsageError("adapter", name, f"the module has no {what} {name!r}")
+    return obj
+
+
+def build(spec, adapter):
+    """The ``loss_and_grads`` callable for the module ``spec`` (``FILE.py``, ``MODULE``,
+    or either with ``:NAME``) under ``adapter`` (a style or a declaration)."""
+    decl = declaration(adapter)
+    module = _module_of(spec, decl)
+    kind = decl["style"]
+    if kind == "layers":
+        fn = _Layers(module, decl)
+    elif kind == "classes":
+        fn = _Classes(module, decl)
+    elif kind == "cells":
+        fn = _Cells(module, decl)
+    else:
+        fn = _Function(module, decl)
+    fn.declaration = decl
+    fn.__name__ = fn.__qualname__ = f"{getattr(module, '__name__', spec)}[{decl['style']}]"
+    fn.__module__ = "adapter"
+    return fn
+
+
+def sizes(decl, sizes):
+    """The sizes the code can take: batch fixed by the declaration; H = I without a first
+    dense layer (a = x). ``sizes``: {option: value or None}; returns a new dict."""
+    out = dict(sizes)
+    if decl.get("batch") is not None and out.get("batch") is None:
+        out["batch"] = decl["batch"]
+    if decl.get("first_layer") == "identity" and out.get("hidden_size") is None:
+        out["hidden_size"] = out.get("input_size")
+    return out
+
+
+class _Adapted:
+    """Common part: options the code supports (others raise NotImplementedError), the
+    reduction it divides by, skipped arrays filled with zeros."""
+
+    def __init__(self, module, decl):
+        self.module, self.decl = module, decl
+        self.batch_first = decl.get("layout") == "batch_first"
+        self.loss, self.activations, self.reduction = supported(decl)
+        self.skip = skipped(decl)
+
+    def _supported(self, loss, activations, reduction, B):
+        want = (self.loss, self.activations, self.reduction)
+        got = (loss, tuple(activations), reduction)
+        if got != want and not (reduction != self.reduction and got[:2] == want[:2]):
+            raise NotImplementedError(
+                f"this code computes loss {want[0]} with activations {','.join(want[1])}; "
+                f"asked for loss {loss} with activations {','.join(activations)}")
+        if self.decl.get("batch") not in (None, B):
+            raise NotImplementedError(f"this code takes batch {self.decl['batch']}; asked for {B}")
+
+    def _factor(self, T, B, reduction):
+        """What the code's loss and gradients are multiplied by to be the model's."""
+        divides = {"batch": B, "batch_time": B * T, "none": 1}[
+            self.decl.get("loss_divides_by", "batch" if self.reduction == "mean" else "none")]
+        return divides / (B if reduction == "mean" else 1)
+
+    def __call__(self, params, x, y, h0, *, loss=DEFAULT_LOSS,
+                 activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION):
+        T, B = x.shape[:2]
+        self._supported(loss, activations, reduction, B)
+        value, grads, h_last = self.window(params, x, y, h0)
+        c = self._factor(T, B, reduction)
+        grads = {n: np.asarray(g) * c for n, g in grads.items()}
+        for n in self.skip:
+            grads.setdefault(n, np.zeros_like(dict(params, x=x, h0=h0)[n]))
+        return float(value) * c, grads, h_last
+
+    def enc(self, item, arrays):
+        name, form = _split(item)
+        return _encode(arrays[name], _form(name, form), self.batch_first)
+
+    def dec(self, item, arr, like):
+        name, form = _split(item)
+        return name, _decode(arr, _form(name, form), like[name].shape, self.batch_first)
+
+
+class _Layers(_Adapted):
+    """Functional layers: ``out, cache = forward(*args)``; ``grads = backward(dout, cache)``."""
+
+    def window(self, params, x, y, h0):
+        L, m = self.decl["layers"], self.module
+        arrays = dict(params, x=x, y=y, h0=h0, mask=np.ones(y.shape[:2], bool))
+        caches = {}
+        order = [(_FIRST, "a"), (_RNN, "h"), (_OUT, "z3")]
+        for layer, out in order:
+            if layer not in L:                     # no such layer: its output is its input
+                arrays[out] = arrays[{"a": "x", "h": "a", "z3": "h"}[out]]
+                continue
+            spec = L[layer]
+            got, caches[layer] = _attr(m, spec["forward"], "function")(
+                *[self.enc(a, arrays) for a in spec["args"]])
+            arrays[out] = _decode(got, "time", None, self.batch_first)
+        ls = L["loss"]
+        value, dz3 = _attr(m, ls["function"], "function")(*[self.enc(a, arrays) for a in ls["args"]])
+        grads, up = {}, {"z3": dz3}
+        for layer, out in reversed(order):
+            if layer not in L:
+                up[{"a": "x", "h": "a", "z3": "h"}[out]] = up[out]
+                continue
+            spec = L[layer]
+            back = _attr(m, spec["backward"], "function")(up[out], caches[layer])
+            for item, g in zip(spec["grads"], back):
+                name, arr = self.dec(item, g, arrays) if not item.startswith("-") else (None, None)
+                if name in ("a", "h", "z3", "x"):
+                    up[name] = _encode(arr, "time", self.batch_first)   # stays user layout
+                    if name == "x":
+                        grads["x"] = arr
+                elif name is not None and _split(item)[1] != "zeros":
+                    grads[name] = arr
+        h_last = arrays["h"][-1]
+        return value, grads, h_last
+
+
+class _Classes(_Adapted):
+    """Stateful layer classes, built ONCE from the parameters and kept across windows."""
+    instances = None
+
+    def _build(self, params):
+        L, m = self.decl["layers"], self.module
+        self.instances = {}
+        for layer in (_FIRST, _RNN, _OUT, "loss"):
+            if layer not in L:
+                continue
+            spec = L[layer]
+            args = [self.enc(a, params).copy() for a in spec.get("args", [])]
+            self.instances[layer] = _attr(m, spec["class"], "class")(*args, **spec.get("kwargs", {}))
+
+    def _load(self, params):
+        """The current parameters, written into the instances' own arrays in place."""
+        for layer, obj in self.instances.items():
+            for item, p in zip(self.decl["layers"][layer].get("args", []), getattr(obj, "params", [])):
+                np.copyto(p, self.enc(item, params))
+
+    def window(self, params, x, y, h0):
+        L = self.decl["layers"]
+        if self.instances is None:
+            self._build(params)
+        else:
+            self._load(params)
+        rnn = self.instances[_RNN]
+        getattr(rnn, L[_RNN].get("set_state", "set_state"))(h0.copy())
+        bf = self.batch_first
+        t = _encode(x, "time", bf)
+        for layer in (_FIRST, _RNN, _OUT):
+            if layer in self.instances:
+                t = self.instances[layer].forward(t)
+        value = self.instances["loss"].forward(t, _encode(y, "time", bf))
+        d = self.instances["loss"].backward()
+        grads = {}
+        for layer in (_OUT, _RNN, _FIRST):
+            if layer not in self.instances:
+                continue
+            obj = self.instances[layer]
+            d = obj.backward(d)
+            for item, g in zip(L[layer].get("args", []), obj.grads):
+                name, arr = self.dec(item, np.array(g, copy=True), params)
+                if _split(item)[1] != "zeros":
+                    grads[name] = arr
+        grads["x"] = _decode(d, "time", None, bf)
+        grads["h0"] = np.array(getattr(rnn, L[_RNN].get("dh0", "dh")), copy=True)
+        h_last = np.array(rnn.h, copy=True) if getattr(rnn, "h", None) is not None else None
+        return value, grads, h_last
+
+
+class _Cells(_Adapted):
+    """Per-step cells: ``out_t = cell.forward(in_t[, h_prev])``, ``din_t[, dh_prev] =
+    cell.backward(dout_t)`` in reverse order; gradients summed by the cell in a dict."""
+    instances = None
+
+    def window(self, params, x, y, h0):
+        L, m, d = self.decl["layers"], self.module, self.decl
+        if self.instances is None:
+            self.instances = {}
+            for layer in (_FIRST, _RNN, _OUT):
+                if layer in L:
+                    args = [self.enc(a, params).copy() for a in L[layer]["args"]]
+                    self.instances[layer] = _attr(m, L[layer]["class"], "class")(
+                        *args, **L[layer].get("kwargs", {}))
+        for layer, obj in self.instances.items():
+            p = getattr(obj, "params", None)
+            if isinstance(p, dict):
+                for item, key in zip(L[layer]["args"], p):
+                    np.copyto(p[key], self.enc(item, params))
+            if d.get("zero"):
+                getattr(obj, d["zero"])()
+        fwd, bwd = d.get("forward", "forward"), d.get("backward", "backward")
+        loss_fn = _attr(m, L["loss"]["function"], "function")
+        T = x.shape[0]
+        h = h0.copy()
+        value, dz3 = 0.0, []
+        for t in range(T):
+            a = x[t]
+            if _FIRST in self.instances:
+                a = getattr(self.instances[_FIRST], fwd)(a)
+            h = getattr(self.instances[_RNN], fwd)(a, h)
+            z = getattr(self.instances[_OUT], fwd)(h)
+            lv, dz = loss_fn(z, y[t])
+            value += lv
+            dz3.append(dz)
+        h_last = np.array(h, copy=True)
+        dx = np.zeros_like(x)
+        dh_next = np.zeros_like(h0)
+        for t in reversed(range(T)):
+            dh = getattr(self.instances[_OUT], bwd)(dz3[t]) + dh_next
+            da, dh_next = getattr(self.instances[_RNN], bwd)(dh)
+            dx[t] = getattr(self.instances[_FIRST], bwd)(da) if _FIRST in self.instances else da
+        grads = {"x": dx, "h0": np.array(dh_next, copy=True)}
+        for layer, obj in self.instances.items():
+            g = getattr(obj, d.get("grads", "grads"))
+            keys = list(g) if isinstance(g, dict) else range(len(g))
+            for item, key in zip(L[layer]["args"], keys):
+                name, arr = self.dec(item, np.array(g[key], copy=True), params)
+                grads[name] = arr
+        return value, grads, h_last
+
+
+class _Function(_Adapted):
+    """One function for the whole window; weights as arguments or module globals."""
+
+    def window(self, params, x, y, h0):
+        d, m = self.decl, self.module
+        arrays = dict(params, x=x, y=y, h0=h0)
+        for key, item in d.get("globals", {}).items():
+            setattr(m, key, self.enc(item, arrays).copy())
+        out = _attr(m, d["function"], "function")(*[self.enc(a, arrays) for a in d["args"]])
+        like = dict(arrays, h_last=h0)
+        value, grads, h_last = None, {}, None
+        for item, arr in zip(d["returns"], out):
+            name, form = _split(item)
+            if name == "loss":
+                value = arr
+            elif name == "-":
+                continue
+            else:
+                _, a = self.dec(item, np.array(arr, copy=True), like)
+                if name == "h_last":
+                    h_last = a
+                else:
+                    grads[name] = a
+        return value, grads, h_last
