@@ -22,8 +22,8 @@ CANDIDATES = {
         "dU's term of the window's first step is built from the wrong state: h[t-1] at "
         "t = 0 reads the LAST state h_T (index -1) instead of h0", True),
     "dU_skips_first_step": (
-        "dU's term of the window's first step is left out (h0^T d2_1, as if h0 were zero)",
-        True),
+        "dU misses step 1's term h0^T d2_1 (left out, as if h0 were zero; invisible when "
+        "the incoming state is zero)", True),
     "dU_from_h_t": ("dU is built from h_t instead of h_{t-1} (dU += h_t^T d2_t)", False),
     "dU_transposed": ("dU is transposed (d2^T h written for h^T d2; U is square)", False),
     "dh_next_U_untransposed": (
@@ -31,7 +31,8 @@ CANDIDATES = {
         "transposed U in the state's derivative)", False),
     "no_dh_next": ("the state derivative from the future, dh_next, is never added to dh_t",
                    False),
-    "dh_next_overwrites": ("dh_next replaces d3 W3^T in dh_t instead of being added", False),
+    "dh_next_overwrites": ("dh_next replaces d3_t W3^T in dh_t instead of being added to it",
+                           False),
     "f1_grad_forgotten": ("the first layer's backward misses f1'(z1) (d1 = da)", False),
     "dW3_uses_h_prev": ("dW3 is built from h_{t-1} instead of h_t", False),
     "tanh_grad_of_output": ("tanh' is taken of the output (1 - tanh(h)^2 with h = tanh(z))",

@@ -91,10 +91,19 @@ def _impl_name(impl):
     return f"{getattr(impl, '__module__', '?')}.{getattr(impl, '__qualname__', repr(impl))}"
 
 
-def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=None,
-          input_size=DEFAULT_SIZES["input_size"], hidden_size=None,
+class _Default:
+    """An option left out: the model's default, or what an adapter's code computes."""
+    def __repr__(self):
+        return "<default>"
+
+
+_DEFAULT = _Default()
+
+
+def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=_DEFAULT,
+          input_size=DEFAULT_SIZES["input_size"], hidden_size=_DEFAULT,
           state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
-          loss=None, activations=None, reduction=None,
+          loss=_DEFAULT, activations=_DEFAULT, reduction=_DEFAULT,
           dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, adapter=None, skip=()):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
@@ -118,17 +127,20 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=None,
             raise UsageError("impl", impl, "an adapter needs the module of the code to check")
         impl = adapters.build(impl, decl)
         d_loss, d_acts, d_red = adapters.supported(decl)
-        loss, activations = loss or d_loss, activations or d_acts
-        reduction = reduction or d_red
-        fixed = adapters.sizes(decl, {"batch": batch, "hidden_size": hidden_size,
-                                      "input_size": input_size})
-        batch, hidden_size = fixed["batch"], fixed["hidden_size"]
+        loss = d_loss if loss is _DEFAULT else loss
+        activations = d_acts if activations is _DEFAULT else activations
+        reduction = d_red if reduction is _DEFAULT else reduction
+        fixed = adapters.sizes(decl, {
+            "batch": None if batch is _DEFAULT else batch, "input_size": input_size,
+            "hidden_size": None if hidden_size is _DEFAULT else hidden_size})
+        batch = _DEFAULT if fixed["batch"] is None else fixed["batch"]
+        hidden_size = _DEFAULT if fixed["hidden_size"] is None else fixed["hidden_size"]
         skip = tuple(skip) + adapters.skipped(decl)
-    loss = DEFAULT_LOSS if loss is None else loss
-    activations = DEFAULT_ACTIVATIONS if activations is None else activations
-    reduction = DEFAULT_REDUCTION if reduction is None else reduction
-    batch = DEFAULT_SIZES["batch"] if batch is None else batch
-    hidden_size = DEFAULT_SIZES["hidden_size"] if hidden_size is None else hidden_size
+    loss = DEFAULT_LOSS if loss is _DEFAULT else loss
+    activations = DEFAULT_ACTIVATIONS if activations is _DEFAULT else activations
+    reduction = DEFAULT_REDUCTION if reduction is _DEFAULT else reduction
+    batch = DEFAULT_SIZES["batch"] if batch is _DEFAULT else batch
+    hidden_size = DEFAULT_SIZES["hidden_size"] if hidden_size is _DEFAULT else hidden_size
     skip = _skip_names(skip)
     if impl is not None and not callable(impl):
         raise UsageError("impl", impl, "expected a callable with the loss_and_grads contract")
@@ -300,6 +312,7 @@ def _evidence(params, seen, results, config, options, tol):
     found = reproducing(params, x, y, ref.states[0], out.grads, options, tol)
     evidence["candidates"] = found
     if len(found) == 1 and CANDIDATES[found[0]][1]:
+        evidence["first_step"] = config.windows[w - 1][0] + 1
         for r in judged:
             if r.name in bad and r.steps:
                 start = config.windows[r.window - 1][0]

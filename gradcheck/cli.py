@@ -59,6 +59,12 @@ def build_parser():
     p.add_argument("--seed", type=_int, default=0, metavar="N", help="every random draw")
     p.add_argument("--impl", metavar="FILE.py:FUNC|MODULE:FUNC",
                    help="check this implementation instead of the reference")
+    p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON",
+                   help="--impl names a module written in another shape: a style (course, "
+                        "textbook, cell, function) or a declaration (see README, Adapters)")
+    p.add_argument("--skip", metavar="NAMES", default="",
+                   help="gradients the code does not compute, e.g. x,h0 (reported as "
+                        "skipped, never compared)")
     p.add_argument("--mode", default=None, help="full (every element) or projections")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--list-bugs", action="store_true",
@@ -129,15 +135,27 @@ def _run(args, given):
             options["interval"] = 3
     if options["interval"] is None:
         raise _ArgumentError("--interval is required: an integer >= 1 (try --interval 3)")
-    if args.impl is not None:
+    extra = {}
+    if args.adapter is not None:
+        from .adapters import read_declaration
+        if args.impl is None:
+            raise _ArgumentError("--adapter needs --impl naming the module to check")
+        extra["adapter"] = read_declaration(args.adapter)
+        for name in ("loss", "activations", "reduction", "batch", "hidden_size"):
+            if name not in given:          # what the adapter's code computes
+                options.pop(name, None)
+        impl = args.impl
+    elif args.impl is not None:
         from .untrusted import load_impl
         impl = load_impl(args.impl)
+    if args.skip:
+        extra["skip"] = args.skip
     progress = None
     if not args.json and sys.stderr.isatty():
         progress = _Progress(sys.stderr)
     from .check import check          # imports the oracles: only when a check runs
     try:
-        return check(impl, progress=progress, **options)
+        return check(impl, progress=progress, **options, **extra)
     finally:
         if progress is not None:
             progress.close()

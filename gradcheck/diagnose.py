@@ -67,18 +67,24 @@ def _from_evidence(evidence, names, arrays, w, windows, config, kind):
                 f"+-{' / +-'.join(f'{c:g}' for c in bounds)} is stuck there and the others "
                 f"agree; gradient clipping belongs outside the gradient (turn it off or raise "
                 f"the bound to check the gradient itself).")
-    found = evidence.get("candidates")
+    return None
+
+
+def _candidate(evidence, lead=""):
+    """The sentence for what the tested candidate mistakes found, or None (not tested).
+    ``lead``: the pattern's own sentence, kept when a candidate confirms it."""
+    if "candidates" not in evidence:
+        return None
+    from .candidates import CANDIDATES
+    found = evidence["candidates"]
+    if len(found) == 1:
+        what, first_step = CANDIDATES[found[0]]
+        where = (f"; the error is in step {evidence['first_step']} alone, the window's "
+                 f"first step (every window shows it at its own first step)"
+                 if first_step else "")
+        return f"{lead}{what}{where} (this mistake reproduces the numbers)."
     if found:
-        from .candidates import CANDIDATES
-        if len(found) == 1:
-            what, first_step = CANDIDATES[found[0]]
-            where = ""
-            if first_step:
-                start = windows[w - 1][0]
-                where = (f"; it is in step {start + 1} alone, the window's first step (every "
-                         f"window shows it at its own first step)")
-            return f"Reproduced by one candidate mistake: {what}{where}."
-        return ("Unclear: more than one candidate mistake reproduces these numbers: "
+        return ("Unclear which of these mistakes it is; each reproduces the numbers: "
                 + "; or ".join(CANDIDATES[f][0] for f in found) + ".")
     return None
 
@@ -165,11 +171,16 @@ def diagnose(results, windows, config, kinds, self_consistent=None, evidence=Non
                 f"dL/dz3, is wrong for loss {config['loss']} with f3 = "
                 f"{config['activations'][2]}.")
     if set(STATE_PATH) <= set(arrays) and not set(OUTPUT) & set(arrays):
+        found = evidence.get("candidates")
+        if found and len(found) == 1 and found[0] not in ("no_dh_next", "dh_next_overwrites"):
+            return _candidate(evidence, f"{_names(STATE_PATH)} disagree: ")
         u_steps = steps.get("U") or steps.get(INPUT_NAME)
         if u_steps is not None and len(all_steps) > 1 and u_steps == all_steps[:-1]:
             return (f"The state derivative is not passed back through time: "
                     f"{_names(STATE_PATH)} disagree at every step but the last "
                     f"(dh_next is not added to dh_t, or replaces it).")
+        if evidence.get("candidates"):
+            return _candidate(evidence, f"{_names(STATE_PATH)} disagree: ")
         if "candidates" in evidence:             # tested, and none reproduces the numbers
             return (f"Unclear: {_names(STATE_PATH)} disagree (the state's derivative is wrong "
                     f"on its way back), but no candidate mistake tested (missing or "
@@ -179,9 +190,11 @@ def diagnose(results, windows, config, kinds, self_consistent=None, evidence=Non
                 f"is wrong: {_names(STATE_PATH)} disagree at every step, the last included "
                 f"(f2' computed from the wrong value?).")
     if set(arrays) == set(FIRST_LAYER):
-        return (f"The first dense layer's backward is wrong: W1, b1 and x disagree while the "
-                f"RNN and the output layer agree (f1 = {config['activations'][0]}: check f1' "
-                f"and d1 = da * f1'(z1)).")
+        lead = (f"The first dense layer's backward is wrong: W1, b1 and x disagree while the "
+                f"RNN and the output layer agree (f1 = {config['activations'][0]}")
+        if evidence.get("candidates") == ["f1_grad_forgotten"]:
+            return _candidate(evidence, lead + "): dx, dW1 and db1: ")
+        return lead + ": check f1' and d1 = da * f1'(z1))."
     if len(arrays) == 1:
         (name,) = arrays
         k = kind.get(name)
@@ -203,6 +216,15 @@ def diagnose(results, windows, config, kinds, self_consistent=None, evidence=Non
         if k and k[0] == "one_step":
             return (f"d{name} holds only step {all_steps[k[1] - 1]}'s contribution: the per-step "
                     f"gradients are assigned (=) instead of accumulated (+=) over time.")
+        where = f" at steps {at_all}" if at_all else ""
+        found = evidence.get("candidates") or []
+        if len(found) == 1:
+            from .candidates import CANDIDATES
+            if CANDIDATES[found[0]][1]:
+                where = ""
+            return _candidate(evidence, f"Only d{name} disagrees{where}: ")
+        if found:
+            return _candidate(evidence)
         if name == "U" and (at == all_steps[:1] or k == ("missing_step", 1)):
             return ("dU misses step 1's term h0^T d2_1 (it equals JAX's dU without it): "
                     "invisible when the incoming state is zero.")
