@@ -92,7 +92,7 @@ def _impl_name(impl):
 
 
 class _Default:
-    """An option left out: the model's default, or what an adapter's code computes."""
+    """An option left at its default: the model's, or what an adapter's code computes."""
     def __repr__(self):
         return "<default>"
 
@@ -100,10 +100,10 @@ class _Default:
 _DEFAULT = _Default()
 
 
-def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=_DEFAULT,
-          input_size=DEFAULT_SIZES["input_size"], hidden_size=_DEFAULT,
+def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_SIZES["batch"],
+          input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
           state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
-          loss=_DEFAULT, activations=_DEFAULT, reduction=_DEFAULT,
+          loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
           dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, adapter=None, skip=()):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
@@ -115,11 +115,19 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=_DEFAULT,
 
     ``adapter`` (a style name or a declaration, see gradcheck.adapters) checks code
     written in another shape: ``impl`` is then its module (``FILE.py``, ``MODULE`` or a
-    module object); loss, activations, reduction, batch (and H) default to what it computes.
+    module object).
     ``skip``: gradient names the code does not compute (reported as skipped, never compared).
-    Options left as None take the model's defaults (model.py).
+    With an adapter, options left at the model's defaults take the adapter's values.
     """
     decl = None
+    # With an adapter, an option left at the model's default takes what the code computes.
+    loss = _DEFAULT if adapter is not None and loss == DEFAULT_LOSS else loss
+    activations = (_DEFAULT if adapter is not None and tuple(activations) == DEFAULT_ACTIVATIONS
+                   else activations) if isinstance(activations, (tuple, list)) else activations
+    reduction = _DEFAULT if adapter is not None and reduction == DEFAULT_REDUCTION else reduction
+    batch = _DEFAULT if adapter is not None and batch == DEFAULT_SIZES["batch"] else batch
+    hidden_size = (_DEFAULT if adapter is not None and hidden_size == DEFAULT_SIZES["hidden_size"]
+                   else hidden_size)
     if adapter is not None:
         from . import adapters
         decl = adapters.declaration(adapter)

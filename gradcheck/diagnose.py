@@ -171,23 +171,25 @@ def diagnose(results, windows, config, kinds, self_consistent=None, evidence=Non
                 f"dL/dz3, is wrong for loss {config['loss']} with f3 = "
                 f"{config['activations'][2]}.")
     if set(STATE_PATH) <= set(arrays) and not set(OUTPUT) & set(arrays):
-        found = evidence.get("candidates")
-        if found and len(found) == 1 and found[0] not in ("no_dh_next", "dh_next_overwrites"):
-            return _candidate(evidence, f"{_names(STATE_PATH)} disagree: ")
+        found = evidence.get("candidates") or []
+        f2_lead = (f"The backward pass through the RNN activation f2 = "
+                   f"{config['activations'][1]} is wrong: ")
+        if len(found) == 1 and found[0] not in ("no_dh_next", "dh_next_overwrites"):
+            return _candidate(evidence, f2_lead if found[0] == "tanh_grad_of_output"
+                              else f"{_names(STATE_PATH)} disagree: ")
+        if len(found) > 1:
+            return _candidate(evidence)
         u_steps = steps.get("U") or steps.get(INPUT_NAME)
         if u_steps is not None and len(all_steps) > 1 and u_steps == all_steps[:-1]:
+            if "candidates" in evidence and not found:   # tested: none reproduces them
+                return (f"Unclear: {_names(STATE_PATH)} disagree at every step but the last "
+                        f"(the state's derivative is wrong on its way back), but no candidate "
+                        f"mistake tested (a missing or overwriting dh_next, a transposed U in "
+                        f"dh_next) reproduces the numbers.")
             return (f"The state derivative is not passed back through time: "
                     f"{_names(STATE_PATH)} disagree at every step but the last "
                     f"(dh_next is not added to dh_t, or replaces it).")
-        if evidence.get("candidates"):
-            return _candidate(evidence, f"{_names(STATE_PATH)} disagree: ")
-        if "candidates" in evidence:             # tested, and none reproduces the numbers
-            return (f"Unclear: {_names(STATE_PATH)} disagree (the state's derivative is wrong "
-                    f"on its way back), but no candidate mistake tested (missing or "
-                    f"overwriting dh_next, a transposed U in dh_next, f2' of the wrong "
-                    f"value) reproduces the numbers.")
-        return (f"The backward pass through the RNN activation f2 = {config['activations'][1]} "
-                f"is wrong: {_names(STATE_PATH)} disagree at every step, the last included "
+        return (f"{f2_lead}{_names(STATE_PATH)} disagree at every step, the last included "
                 f"(f2' computed from the wrong value?).")
     if set(arrays) == set(FIRST_LAYER):
         lead = (f"The first dense layer's backward is wrong: W1, b1 and x disagree while the "
