@@ -35,7 +35,7 @@ from .model import (DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION, GRAD_N
                     LAYERS, PARAM_NAMES)
 
 __all__ = ["STYLES", "build", "declaration", "read_declaration", "prepare_data", "supported", "skipped",
-           "sizes"]
+           "sizes", "layer_impl"]
 
 _FIRST, _RNN, _OUT = (layer.name for layer in LAYERS)          # dense1, rnn, dense2
 
@@ -49,6 +49,9 @@ STYLES = {
                      "args": ["x", "W1", "b1"], "grads": ["x", "W1", "b1"]},
             _RNN: {"forward": "rnn_forward", "backward": "rnn_backward",
                    "args": ["a", "h0", "W2", "U", "b2"], "grads": ["a", "h0", "W2", "U", "b2"]},
+            "rnn_step": {"forward": "rnn_step_forward", "backward": "rnn_step_backward",
+                         "args": ["a_t", "h_prev", "W2", "U", "b2"],
+                         "grads": ["a_t", "h_prev", "W2", "U", "b2"]},
             _OUT: {"forward": "temporal_affine_forward", "backward": "temporal_affine_backward",
                    "args": ["h", "W3", "b3"], "grads": ["h", "W3", "b3"]},
             "loss": {"function": "temporal_softmax_loss", "args": ["z3", "y", "mask"],
@@ -484,3 +487,143 @@ class _Function(_Adapted):
                 else:
                     grads[name] = a
         return value, grads, h_last
+
+
+# ------------------------------------------------------------------ one layer
+
+def layer_impl(spec, adapter, layer, names, output_has_time):
+    """(forward, backward) with the layer contract of layer_check for the user's code
+    of ``layer`` under ``adapter``. ``names``: the layer's inputs in the contract's order."""
+    decl = declaration(adapter)
+    module = _module_of(spec, decl)
+    entries = decl.get("layers", {})
+    if layer not in entries and not (layer == "rnn_step" and decl["style"] == "cells"):
+        raise UsageError("layer", layer, f"the {decl['style']} declaration has no entry for it "
+                         f"(it has {', '.join(entries) or 'none'})")
+    ad = _Adapted(module, decl)
+    kind = decl["style"]
+    entry = entries.get(layer) or entries[_RNN]
+
+    def expect(kw):
+        act = kw.get("activation")
+        index = {"dense1": 0, "rnn_step": 1, "rnn": 1, "dense2": 2, "loss": 2}[layer]
+        if act is not None and act != ad.activations[index]:
+            raise NotImplementedError(f"this code's {layer} computes activation "
+                                      f"{ad.activations[index]}; asked for {act}")
+        if layer == "loss" and kw.get("loss") != ad.loss:
+            raise NotImplementedError(f"this code's loss is {ad.loss}; asked for {kw.get('loss')}")
+
+    def arrays_of(inputs, y=None):
+        arrays = dict(zip(names, inputs))
+        if y is not None:
+            arrays["y"] = y
+            arrays["mask"] = np.ones(np.shape(y)[:2], bool)
+        return arrays
+
+    def out_of(arr):
+        return _decode(arr, "time" if output_has_time else "", None, ad.batch_first)
+
+    def factor(z3, kw):
+        T, B = np.shape(z3)[:2]
+        divides = {"batch": B, "batch_time": B * T, "none": 1}[
+            decl.get("loss_divides_by", "batch" if ad.reduction == "mean" else "none")]
+        return divides / (B if kw.get("reduction") == "mean" else 1)
+
+    if kind == "layers":
+        fwd = _attr(module, entry.get("forward", entry.get("function")), "function")
+
+        def forward(*inputs, **kw):
+            expect(kw)
+            if layer == "loss":
+                arrays = arrays_of(inputs[:1], inputs[1])
+                value, dz3 = fwd(*[ad.enc(a, arrays) for a in entry["args"]])
+                c = factor(inputs[0], kw)
+                return float(value) * c, _decode(np.asarray(dz3), "time", None,
+                                                 ad.batch_first) * c
+            arrays = arrays_of(inputs)
+            out, cache = fwd(*[ad.enc(a, arrays) for a in entry["args"]])
+            return out_of(out), (cache, arrays)
+
+        def backward(dout, cache):
+            if layer == "loss":
+                return (dout * cache,)
+            inner, arrays = cache
+            got = _attr(module, entry["backward"], "function")(
+                _encode(dout, "time" if output_has_time else "", ad.batch_first), inner)
+            grads = {}
+            for item, g in zip(entry["grads"], got):
+                if _split(item)[1] != "zeros" and not item.startswith("-"):
+                    name, arr = ad.dec(item, g, arrays)
+                    grads[name] = arr
+            return tuple(grads.get(n) for n in names)
+        return forward, backward
+
+    if kind == "classes":
+        cls = _attr(module, entry["class"], "class")
+
+        def forward(*inputs, **kw):
+            expect(kw)
+            if layer == "loss":
+                obj = cls(**entry.get("kwargs", {}))
+                value = obj.forward(_encode(inputs[0], "time", ad.batch_first),
+                                    _encode(inputs[1], "time", ad.batch_first))
+                c = factor(inputs[0], kw)
+                return float(value) * c, (obj, c)
+            arrays = arrays_of(inputs)
+            obj = cls(*[ad.enc(a, arrays).copy() for a in entry.get("args", [])],
+                      **entry.get("kwargs", {}))
+            if layer == _RNN:
+                getattr(obj, entry.get("set_state", "set_state"))(arrays["h0"].copy())
+            first = names[0]
+            return out_of(obj.forward(ad.enc(first, arrays))), (obj, arrays)
+
+        def backward(dout, cache):
+            obj, extra = cache
+            if layer == "loss":
+                return (_decode(obj.backward(), "time", None, ad.batch_first) * extra * dout,)
+            d = obj.backward(_encode(dout, "time" if output_has_time else "", ad.batch_first))
+            grads = {names[0]: out_of(d)}
+            for item, g in zip(entry.get("args", []), obj.grads):
+                if _split(item)[1] != "zeros":
+                    name, arr = ad.dec(item, np.array(g, copy=True), extra)
+                    grads[name] = arr
+            if layer == _RNN:
+                grads["h0"] = np.array(getattr(obj, entry.get("dh0", "dh")), copy=True)
+            return tuple(grads.get(n) for n in names)
+        return forward, backward
+
+    if kind == "cells" and layer in ("rnn_step", _RNN):
+        cls = _attr(module, entry["class"], "class")
+        fwd_name, bwd_name = decl.get("forward", "forward"), decl.get("backward", "backward")
+
+        def forward(*inputs, **kw):
+            expect(kw)
+            arrays = arrays_of(inputs)
+            obj = cls(*[ad.enc(a, arrays).copy() for a in entry["args"]],
+                      **entry.get("kwargs", {}))
+            if layer == "rnn_step":
+                return getattr(obj, fwd_name)(inputs[0], inputs[1]), (obj, arrays, 1)
+            h, out = inputs[1], []
+            for t in range(inputs[0].shape[0]):
+                h = getattr(obj, fwd_name)(inputs[0][t], h)
+                out.append(h)
+            return np.stack(out), (obj, arrays, inputs[0].shape[0])
+
+        def backward(dout, cache):
+            obj, arrays, T = cache
+            if layer == "rnn_step":
+                da, dh_prev = getattr(obj, bwd_name)(dout)
+            else:
+                da, dh_prev = [None] * T, np.zeros_like(dout[0])
+                for t in reversed(range(T)):
+                    da[t], dh_prev = getattr(obj, bwd_name)(dout[t] + dh_prev)
+                da = np.stack(da)
+            grads = {names[0]: da, names[1]: dh_prev}
+            g = getattr(obj, decl.get("grads", "grads"))
+            keys = list(g) if isinstance(g, dict) else range(len(g))
+            for item, key in zip(entry["args"], keys):
+                name, arr = ad.dec(item, np.array(g[key], copy=True), arrays)
+                grads[name] = arr
+            return tuple(grads.get(n) for n in names)
+        return forward, backward
+    raise UsageError("layer", layer, f"a {kind} declaration cannot check it by itself")

@@ -152,6 +152,26 @@ def _rnn_steps(forward, backward, arrays, g, kw, per_step, states, tol):
     return out
 
 
+# dU candidates of the rnn layer, from JAX's states h [T+1, B, R] and d2 = dL/dz2 [T, B, R]
+_DU_CANDIDATES = (
+    ("dU's term of the window's first step is built from the LAST state h_T (h[t-1] at "
+     "t = 0 wraps to index -1) instead of h0; the error is in step 1 alone",
+     True, lambda dU, h, d2: dU - h[0].T @ d2[0] + h[-1].T @ d2[0]),
+    ("dU's term of the window's first step is left out (h0 taken as zero); the error is in "
+     "step 1 alone", True, lambda dU, h, d2: dU - h[0].T @ d2[0]),
+    ("dU is built from h_t instead of h_{t-1} (dU += h_t^T d2_t)", False,
+     lambda dU, h, d2: np.einsum("tbi,tbj->ij", h[1:], d2)),
+    ("dU is transposed (d2^T h for h^T d2)", False, lambda dU, h, d2: dU.T),
+)
+
+
+def _dU_candidate(got, dU, d2, states, tol):
+    """(sentence, first_step) of the one candidate whose dU matches ``got``, or None."""
+    found = [(what, first) for what, first, fn in _DU_CANDIDATES
+             if compare(got, fn(dU, states, d2), tol).passed]
+    return found[0] if len(found) == 1 else None
+
+
 def _diagnose(layer, failing, kinds):
     if not failing:
         return None
@@ -172,11 +192,13 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
                 input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
                 state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
                 loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
-                dtype="float64", seed=0):
+                dtype="float64", seed=0, adapter=None):
     """Check one layer (a key of LAYER_SPECS) against its JAX model and finite differences.
 
     ``forward``/``backward``: callables with the layer contract (module docstring);
     default: the reference's own layer. ``interval`` is T for the layers over time.
+    With ``adapter`` (gradcheck.adapters), ``forward`` is the module of the code instead
+    (``FILE.py``, ``MODULE`` or a module) and the declaration's entry for ``layer`` is used.
     Returns a Report (window 1 is the one call; ``config["layer"]`` names the layer)."""
     if layer not in LAYER_SPECS:
         raise UsageError("layer", layer, f"expected one of {', '.join(LAYER_SPECS)}")
@@ -195,6 +217,14 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
     for name, v in list(sizes.items()) + [("interval", interval)]:
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise UsageError(name, v, "expected an integer >= 1")
+    if adapter is not None:
+        from .adapters import layer_impl
+        if forward is None or backward is not None:
+            raise UsageError("adapter", adapter, "with an adapter, give the module as forward "
+                                                 "and no backward")
+        spec = LAYER_SPECS[layer]
+        forward, backward = layer_impl(forward, adapter, layer, [n for n, _ in spec.inputs],
+                                       "T" in spec.output[1])
     if (forward is None) != (backward is None):
         raise UsageError("forward", forward, "give both forward and backward, or neither")
     named = forward is not None
@@ -261,9 +291,15 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         results.append(_result(name, "jax", c, tol_jax, steps))
         results.append(_result(name, "fd", compare(got, w_fd, tol_fd), tol_fd, steps))
     failing = [r for r in results if not r.passed]
+    candidate = None
     if layer == "rnn" and any(r.name in ("W2", "U", "b2") for r in failing):
         per_step, states = jax_per_step(options, arrays, g)
         steps = _rnn_steps(forward, backward, arrays, g, kw, per_step, states, tol_jax)
+        if {r.name for r in failing} == {"U"}:
+            candidate = _dU_candidate(grads[names.index("U")], want[names.index("U")],
+                                      per_step["d2"], states, tol_jax)
+            if candidate is not None and candidate[1]:
+                steps["U"] = [1]
         for r in failing:
             if steps.get(r.name):
                 r.steps = steps[r.name]
@@ -274,5 +310,8 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
             seen.add(r.name)
             unique.append(r)
     report.diagnosis = _diagnose(layer, unique, kinds)
+    if candidate is not None:
+        report.diagnosis = (f"Layer {layer} ({LAYER_SPECS[layer].meaning}): only dU disagrees, "
+                            f"and one candidate mistake reproduces it: {candidate[0]}.")
     report.timings = {"total": round(time.perf_counter() - started, 6)}
     return report

@@ -50,11 +50,12 @@ def layer_function(layer, options):
     if layer == "rnn_step":
         return lambda a_t, h_prev, W2, U, b2: f2(a_t @ W2 + h_prev @ U + b2)
     if layer == "rnn":
-        def rnn(a, h0, W2, U, b2, per_step=False):
+        def rnn(a, h0, W2, U, b2, per_step=False, dz=None):
             h, out = h0, []
             for t in range(a.shape[0]):            # each step its own weights when per_step
                 w2, u, b = (W2[t], U[t], b2[t]) if per_step else (W2, U, b2)
-                h = f2(a[t] @ w2 + h @ u + b)
+                z = a[t] @ w2 + h @ u + b
+                h = f2(z if dz is None else z + dz[t])  # dz = 0: its gradient is d2_t
                 out.append(h)
             return jnp.stack(out)
         return rnn
@@ -68,54 +69,81 @@ def _as64(arrays):
     return tuple(jnp.asarray(np.asarray(a, np.float64)) for a in arrays)
 
 
+def _key(options):
+    return (tuple(options["activations"]), options["loss"], options["reduction"])
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_vjp(layer, key):
+    fn = layer_function(layer, dict(zip(("activations", "loss", "reduction"), key)))
+
+    def run(inputs, g, y):
+        f = functools.partial(fn, y=y) if layer == "loss" else fn
+        out, vjp = jax.vjp(f, *inputs)
+        return out, vjp(g)
+    return jax.jit(run)
+
+
 def jax_vjp(layer, options, inputs, upstream, y=None):
     """(output, grads): the layer's output and g^T J for each input, float64 NumPy.
     ``inputs``: the differentiable inputs in order; ``upstream`` g, the output's shape."""
-    fn = layer_function(layer, options)
-    if layer == "loss":
-        fn = functools.partial(fn, y=jnp.asarray(y))
-    out, vjp = jax.vjp(fn, *_as64(inputs))
-    grads = vjp(jnp.asarray(np.asarray(upstream, np.float64)))
+    out, grads = _compiled_vjp(layer, _key(options))(
+        _as64(inputs), jnp.asarray(np.asarray(upstream, np.float64)),
+        None if y is None else jnp.asarray(y))
     return np.asarray(out), tuple(np.asarray(g) for g in grads)
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_per_step(key):
+    fn = layer_function("rnn", dict(zip(("activations", "loss", "reduction"), key)))
+
+    def run(inputs, g):
+        a, h0, W2, U, b2 = inputs
+        T = a.shape[0]
+        copies = tuple(jnp.broadcast_to(w, (T,) + w.shape) for w in (W2, U, b2))
+        dz = jnp.zeros((T,) + h0.shape)
+        h, vjp = jax.vjp(lambda dz, *w: fn(a, h0, *w, per_step=True, dz=dz), dz, *copies)
+        return h, vjp(g)
+    return jax.jit(run)
 
 
 def jax_per_step(options, inputs, upstream):
     """The rnn layer's per-step weight contributions {W2, U, b2: [T, ...]} (each step
-    given its own copy of the weights) and its states [T+1, B, R] (h0 first)."""
-    fn = layer_function("rnn", options)
-    a, h0, W2, U, b2 = _as64(inputs)
-    T = a.shape[0]
-    copies = tuple(jnp.broadcast_to(w, (T,) + w.shape) for w in (W2, U, b2))
-    h, vjp = jax.vjp(lambda *w: fn(a, h0, *w, per_step=True), *copies)
-    g = vjp(jnp.asarray(np.asarray(upstream, np.float64)))
+    given its own copy of the weights; "d2": dL/dz2_t [T, B, R]) and its states
+    [T+1, B, R] (h0 first)."""
+    h, g = _compiled_per_step(_key(options))(_as64(inputs),
+                                             jnp.asarray(np.asarray(upstream, np.float64)))
+    h0 = _as64(inputs)[1]
     states = np.concatenate([np.asarray(h0)[None], np.asarray(h)])
-    return dict(zip(("W2", "U", "b2"), (np.asarray(x) for x in g))), states
+    return dict(zip(("d2", "W2", "U", "b2"), (np.asarray(x) for x in g))), states
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_fd(layer, key):
+    """phi at every +step and -step of every input: per input, ([n], [n])."""
+    fn = layer_function(layer, dict(zip(("activations", "loss", "reduction"), key)))
+
+    def run(inputs, g, y, steps):
+        f = functools.partial(fn, y=y) if layer == "loss" else fn
+        out = []
+        for i, v in enumerate(inputs):
+            def phi(delta, i=i, v=v):
+                arrays = list(inputs)
+                arrays[i] = v + delta.reshape(v.shape)
+                return jnp.sum(g * f(*arrays))
+            basis = jnp.diag(steps[i])                                      # [n, n]
+            out.append((jax.vmap(phi)(basis), jax.vmap(phi)(-basis)))
+        return out
+    return jax.jit(run)
 
 
 def fd_vjp(layer, options, inputs, upstream, y=None):
     """Central differences of phi = sum(g * layer(inputs)) over every element of every
     input, in float64: (phi(v + s) - phi(v - s)) / 2s with s = LAYER_FD_STEP * max(1, |v|)."""
-    fn = layer_function(layer, options)
-    if layer == "loss":
-        fn = functools.partial(fn, y=jnp.asarray(y))
     g = jnp.asarray(np.asarray(upstream, np.float64))
     base = _as64(inputs)
-
-    def phi(*arrays):
-        return jnp.sum(g * fn(*arrays))
-
-    grads = []
-    for i, v in enumerate(base):
-        n = v.size
-        steps = LAYER_FD_STEP * jnp.maximum(1.0, jnp.abs(v.ravel()))        # [n]
-        basis = jnp.eye(n) * steps[:, None]                                 # [n, n]
-
-        def moved(delta, i=i, v=v):
-            arrays = list(base)
-            arrays[i] = v + delta.reshape(v.shape)
-            return phi(*arrays)
-
-        plus = jax.vmap(moved)(basis)
-        minus = jax.vmap(moved)(-basis)
-        grads.append(np.asarray((plus - minus) / (2 * steps)).reshape(v.shape))
-    return tuple(grads)
+    y = None if y is None else jnp.asarray(y)
+    steps = tuple(LAYER_FD_STEP * np.maximum(1.0, np.abs(np.asarray(v).ravel())) for v in base)
+    moved = _compiled_fd(layer, _key(options))(base, g, y, tuple(map(jnp.asarray, steps)))
+    return tuple(((np.asarray(p) - np.asarray(m)) / (2 * s)).reshape(v.shape)
+                 for (p, m), s, v in zip(moved, steps, base))
