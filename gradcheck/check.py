@@ -104,7 +104,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
           input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
           state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
           loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
-          dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, adapter=None, skip=()):
+          dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, adapter=None, skip=(),
+          adapter_defaults=True):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
     ``impl`` defaults to the project's reference. Every window of the sequence is
@@ -117,16 +118,18 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     written in another shape: ``impl`` is then its module (``FILE.py``, ``MODULE`` or a
     module object).
     ``skip``: gradient names the code does not compute (reported as skipped, never compared).
-    With an adapter, options left at the model's defaults take the adapter's values.
+    With an adapter, options left at the model's defaults take the adapter's values
+    (``adapter_defaults=False``: every option as given).
     """
     decl = None
     # With an adapter, an option left at the model's default takes what the code computes.
-    loss = _DEFAULT if adapter is not None and loss == DEFAULT_LOSS else loss
-    activations = (_DEFAULT if adapter is not None and tuple(activations) == DEFAULT_ACTIVATIONS
+    adapter_defaults = adapter is not None and adapter_defaults
+    loss = _DEFAULT if adapter_defaults and loss == DEFAULT_LOSS else loss
+    activations = (_DEFAULT if adapter_defaults and tuple(activations) == DEFAULT_ACTIVATIONS
                    else activations) if isinstance(activations, (tuple, list)) else activations
-    reduction = _DEFAULT if adapter is not None and reduction == DEFAULT_REDUCTION else reduction
-    batch = _DEFAULT if adapter is not None and batch == DEFAULT_SIZES["batch"] else batch
-    hidden_size = (_DEFAULT if adapter is not None and hidden_size == DEFAULT_SIZES["hidden_size"]
+    reduction = _DEFAULT if adapter_defaults and reduction == DEFAULT_REDUCTION else reduction
+    batch = _DEFAULT if adapter_defaults and batch == DEFAULT_SIZES["batch"] else batch
+    hidden_size = (_DEFAULT if adapter_defaults and hidden_size == DEFAULT_SIZES["hidden_size"]
                    else hidden_size)
     if adapter is not None:
         from . import adapters

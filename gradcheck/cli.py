@@ -140,10 +140,15 @@ def _run(args, given):
         from .adapters import read_declaration
         if args.impl is None:
             raise _ArgumentError("--adapter needs --impl naming the module to check")
-        extra["adapter"] = read_declaration(args.adapter)
-        for name in ("loss", "activations", "reduction", "batch", "hidden_size"):
-            if name not in given:          # what the adapter's code computes
-                options.pop(name, None)
+        from .adapters import sizes, supported
+        decl = extra["adapter"] = read_declaration(args.adapter)
+        extra["adapter_defaults"] = False  # options not given: what the adapter's code computes
+        computed = dict(zip(("loss", "activations", "reduction"), supported(decl)))
+        computed.update(sizes(decl, {"batch": None, "hidden_size": None,
+                                     "input_size": options["input_size"]}))
+        for name, value in computed.items():
+            if name not in given and value is not None and name in options:
+                options[name] = value
         impl = args.impl
     elif args.impl is not None:
         from .untrusted import load_impl
@@ -171,6 +176,7 @@ def _given(argv):
 # only when named (the plain `gradcheck --interval 3` is the check itself).
 SUBCOMMANDS = {
     "regression": "gradcheck.regression",
+    "layer": "gradcheck.layer_check",
 }
 
 

@@ -261,20 +261,22 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
     want_out, want = jax_vjp(layer, options, arrays, g, y)
     fd = fd_vjp(layer, options, arrays, g, y)
     tol_jax, tol_fd = tolerance("jax", dtype), tolerance("fd", dtype)
-    results = []
+    results, kinds = [], {}
     out_name = LAYER_SPECS[layer].output[0]
     if out.shape != want_out.shape:
         results.append(Result(name="shape", oracle="contract", window=1, passed=False,
                               message=f"{out_name} has shape {out.shape}; expected "
                                       f"{want_out.shape}"))
     else:
-        results.append(_result(out_name, "jax", compare(out, want_out, tol_jax), tol_jax))
+        c = compare(out, want_out, tol_jax)
+        if not c.passed:
+            kinds[out_name] = mismatch_kind(out_name, out, want_out, None, tol_jax)
+        results.append(_result(out_name, "jax", c, tol_jax))
     if len(grads) != len(names):
         results.append(Result(name="return_value", oracle="contract", window=1, passed=False,
                               message=f"backward returned {len(grads)} arrays; expected "
                                       f"{len(names)} ({', '.join('d' + n for n in names)})"))
         grads = ()
-    kinds = {}
     for name, got, w_jax, w_fd in zip(names, grads, want, fd):
         if got.shape != w_jax.shape:
             results.append(Result(name="shape", oracle="contract", window=1, passed=False,
@@ -310,8 +312,81 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
             seen.add(r.name)
             unique.append(r)
     report.diagnosis = _diagnose(layer, unique, kinds)
+    if layer == "loss" and loss == "l2" and report.diagnosis and all(
+            kinds.get(r.name) and kinds[r.name][0] == "scale"
+            and abs(kinds[r.name][1] - 2) < 1e-6 for r in unique):
+        report.diagnosis += (" l2 is 0.5 * sum of squares: the 0.5 is left out (a factor of 2 "
+                             "in the loss and every gradient, not a wrong reduction).")
     if candidate is not None:
         report.diagnosis = (f"Layer {layer} ({LAYER_SPECS[layer].meaning}): only dU disagrees, "
                             f"and one candidate mistake reproduces it: {candidate[0]}.")
     report.timings = {"total": round(time.perf_counter() - started, 6)}
     return report
+
+
+def main(argv):
+    """``gradcheck layer NAME ...``: check one layer; exit 0 agree, 1 verdict, 2 usage."""
+    import argparse
+    import json
+    import sys
+
+    from .errors import ExitCode
+    from .model import DEFAULT_ACTIVATIONS as ACTS
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise UsageError("layer", " ".join(argv), message)
+
+    p = Parser(prog="gradcheck layer", description=(
+        "Check one layer by itself (its forward vs JAX, its backward of a random upstream "
+        "gradient vs JAX's VJP and finite differences, every element)."))
+    p.add_argument("layer", help=", ".join(f"{k}: {v.meaning}" for k, v in LAYER_SPECS.items()))
+    p.add_argument("--forward", metavar="FILE.py:FUNC", help="the layer's forward (contract "
+                   "in gradcheck.layer_check); default: the reference's own layer")
+    p.add_argument("--backward", metavar="FILE.py:FUNC", help="the layer's backward")
+    p.add_argument("--impl", metavar="FILE.py|MODULE", help="with --adapter: the code's module")
+    p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON", help="see README, Adapters")
+    p.add_argument("--interval", type=int, default=3, metavar="T", help="steps (default 3)")
+    for size in SIZES:
+        p.add_argument(f"--{size.option.replace('_', '-')}", type=int,
+                       default=8 if size.option == "batch" else size.default, metavar=size.letter)
+    p.add_argument("--loss", default=DEFAULT_LOSS)
+    p.add_argument("--activations", default=None, metavar="F1,F2,F3")
+    p.add_argument("--reduction", default=DEFAULT_REDUCTION)
+    p.add_argument("--dtype", default="float64")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    try:
+        args = p.parse_args(argv)
+        forward = backward = adapter = None
+        loss, acts = args.loss, args.activations
+        if args.adapter is not None:
+            from .adapters import read_declaration, supported
+            if args.impl is None:
+                raise UsageError("adapter", args.adapter, "needs --impl naming the code's module")
+            adapter = read_declaration(args.adapter)
+            d_loss, d_acts, _ = supported(adapter)
+            acts = acts or ",".join(d_acts)
+            loss = loss if "--loss" in argv else d_loss
+            forward = args.impl
+        elif args.forward or args.backward:
+            from .untrusted import load_impl
+            if not (args.forward and args.backward):
+                raise UsageError("forward", args.forward, "give --forward and --backward")
+            forward, backward = load_impl(args.forward), load_impl(args.backward)
+        report = check_layer(
+            args.layer, forward, backward, interval=args.interval, batch=args.batch,
+            input_size=args.input_size, hidden_size=args.hidden_size,
+            state_size=args.state_size, output_size=args.output_size, loss=loss,
+            activations=acts or ",".join(ACTS), reduction=args.reduction, dtype=args.dtype,
+            seed=args.seed, adapter=adapter)
+    except UsageError as exc:
+        print(f"gradcheck layer: error: {exc.cli_message()}", file=sys.stderr)
+        return ExitCode.USAGE
+    except SystemExit as exc:            # --help
+        return exc.code
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+    else:
+        print(report.format_table())
+    return ExitCode.OK if report.passed else ExitCode.FAILED
