@@ -15,7 +15,7 @@ import numpy as np
 from .errors import UsageError
 from .model import GRAD_NAMES, INPUT_NAME, STATE_NAME, STATE_OUT_NAME, array
 
-__all__ = ["Problem", "Outcome", "load_impl", "call_impl"]
+__all__ = ["Problem", "Outcome", "load_impl", "load_adapted", "call_impl"]
 
 
 class Problem(NamedTuple):
@@ -69,6 +69,14 @@ def load_impl(spec):
     if not callable(fn):
         raise UsageError("impl", spec, f"{where}.{func} is not callable; {allowed}")
     return fn
+
+
+def load_adapted(spec, adapter):
+    """The loss_and_grads callable for module ``spec`` (FILE.py or MODULE) under
+    ``adapter``, plain data (a style name or a JSON-able declaration, gradcheck.adapters);
+    a worker process given these two values builds the same implementation."""
+    from .adapters import build
+    return build(spec, adapter)
 
 
 def _where_raised(exc):

@@ -18,6 +18,7 @@ FILES = {"course": "course.py", "textbook": "textbook.py", "cell": "cell.py",
 # several windows, the last one shorter; small sizes (the function style fixes B = 1, H = I)
 SIZES = dict(interval=3, seq_len=7, input_size=3, state_size=3, output_size=5)
 LAYERED = dict(SIZES, batch=4, hidden_size=4)
+FLAGS = [a for k, v in LAYERED.items() for a in (f"--{k.replace('_', '-')}", str(v))]
 
 
 def _module(style, **globals_):
@@ -95,8 +96,7 @@ def test_function_style_skips_what_it_does_not_compute():
 
 
 def test_skip_reports_skipped_arrays_never_as_passed(capsys):
-    flags = ["--interval", "2", "--batch", "3", "--input-size", "2", "--hidden-size", "3",
-             "--state-size", "2", "--output-size", "3"]
+    flags = FLAGS
     assert main(flags + ["--skip", "x,h0", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["skipped"] == ["x", "h0"]
@@ -122,8 +122,7 @@ def test_the_declaration_is_plain_json_and_a_file_works(tmp_path, capsys):
     assert adapters.declaration(json.loads(json.dumps(decl))) == decl
     path = tmp_path / "adapter.json"
     path.write_text(json.dumps(decl))
-    assert main(["--interval", "2", "--batch", "3", "--impl", str(STYLES_DIR / "course.py"),
-                 "--adapter", str(path)]) == 0
+    assert main(FLAGS + ["--impl", str(STYLES_DIR / "course.py"), "--adapter", str(path)]) == 0
 
 
 @pytest.mark.parametrize("adapter,message", [

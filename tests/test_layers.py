@@ -68,7 +68,7 @@ def test_layer_bug_is_caught_and_named(name):
 
 def test_first_step_bug_of_the_rnn_layer_is_at_step_1_alone():
     bug = LAYER_BUGS["rnn_dU_first_from_last_state"]
-    report = check_layer("rnn", bug.forward, bug.backward, interval=4, **SMALL)
+    report = check_layer("rnn", bug.forward, bug.backward, **SMALL)
     assert {tuple(r.steps) for r in report.failures} == {(1,)}
 
 
@@ -101,7 +101,8 @@ def test_bad_layer_options_name_the_option(kwargs, message):
 
 
 def test_cli_layer_subcommand(capsys):
-    assert main(["layer", "rnn", "--batch", "4", "--json"]) == 0
+    flags = [a for k, v in SMALL.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+    assert main(["layer", "rnn", "--json"] + flags) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["passed"] and doc["config"]["layer"] == "rnn"
     assert main(["layer", "lstm"]) == 2
