@@ -24,9 +24,11 @@ Styles (``STYLES``; a declaration names one and overrides any key):
   from module globals (``lossFun(inputs, targets, hprev)``), as in minimal char-RNNs.
 """
 import copy
+import importlib
 import inspect
 import json
 import os
+import sys
 
 import numpy as np
 
@@ -129,6 +131,11 @@ def declaration(adapter):
         json.dumps(decl)
     except (TypeError, ValueError):
         raise UsageError("adapter", adapter, "must be plain JSON-able data") from None
+    layers = decl.get("layers")
+    if isinstance(layers, dict):          # null removes a layer the style has
+        decl["layers"] = {k: v for k, v in layers.items() if v is not None}
+        if _FIRST not in decl["layers"]:
+            decl.setdefault("first_layer", "identity")
     return decl
 
 
@@ -163,21 +170,42 @@ def skipped(decl):
     out = list(decl.get("skip", []))
     if decl.get("first_layer") == "identity":
         out += ["W1", "b1"]
+    if _no_b1(decl):
+        out.append("b1")
+    if _ids_input(decl):
+        out.append("x")                   # ids have no gradient
+    if decl.get("h0") == "zeros" or decl.get("carries_state"):
+        out.append("h0")
     if decl["style"] == "function":
         returned = {_split(r)[0] for r in decl["returns"]}
         out += [n for n in GRAD_NAMES if n not in returned]
     return tuple(n for n in GRAD_NAMES if n in set(out))
 
 
+def _ids_input(decl):
+    """The code takes class ids where the model has one-hot rows of x."""
+    return decl.get("input") == "ids" or any(_split(a) == ("x", "ids")
+                                             for a in decl.get("args", []))
+
+
+def _no_b1(decl):
+    """A first layer without a bias (an embedding: a = onehot(x) W1)."""
+    first = decl.get("layers", {}).get(_FIRST)
+    return first is not None and "b1" not in {_split(a)[0] for a in first.get("args", [])}
+
+
 def prepare_data(decl, params, x):
     """What the code needs of the data: a = x with W1 = I, b1 = 0 when it has no first
-    dense layer; one-hot x for one taking ids. Returns (params, x) (new arrays)."""
+    dense layer; b1 = 0 when its first layer has no bias (an embedding); one-hot x for
+    code taking ids. Returns (params, x) (new arrays)."""
     params = dict(params)
     if decl.get("first_layer") == "identity":
         I, H = params["W1"].shape
         params["W1"] = np.eye(I, H, dtype=params["W1"].dtype)
         params["b1"] = np.zeros_like(params["b1"])
-    if any(_split(a) == ("x", "ids") for a in decl.get("args", [])):
+    if _no_b1(decl):
+        params["b1"] = np.zeros_like(params["b1"])
+    if _ids_input(decl):
         x = np.eye(x.shape[-1], dtype=x.dtype)[np.argmax(x, axis=-1)]
     return params, x
 
@@ -235,8 +263,11 @@ def _module_of(spec, decl):
     probe = _PROBE[decl["style"]](decl)
     if spec.count(":") == 0 or spec.endswith(".py") and ":" not in os.path.basename(spec):
         spec = f"{spec}:{probe}"
-    obj = load_impl(spec)
-    return inspect.getmodule(obj)
+    load_impl(spec)                       # loads it (a UsageError if it cannot) ...
+    where = spec.rpartition(":")[0]
+    if where.endswith(".py") or os.sep in where:      # ... under the name untrusted gives it
+        return sys.modules["_gradcheck_impl_" + os.path.splitext(os.path.basename(where))[0]]
+    return importlib.import_module(where)
 
 
 def _attr(module, name, what):
@@ -272,9 +303,29 @@ def sizes(decl, sizes):
     out = dict(sizes)
     if decl.get("batch") is not None and out.get("batch") is None:
         out["batch"] = decl["batch"]
-    if decl.get("first_layer") == "identity" and out.get("hidden_size") is None:
-        out["hidden_size"] = out.get("input_size")
+    if decl.get("first_layer") == "identity":
+        if out.get("hidden_size") is None:
+            out["hidden_size"] = out.get("input_size")
+        elif out["hidden_size"] != out.get("input_size"):
+            raise UsageError("hidden_size", out["hidden_size"],
+                             f"this code has no first dense layer (a = x), so H must equal "
+                             f"I = {out.get('input_size')}")
+    if decl.get("batch") is not None and out["batch"] != decl["batch"]:
+        raise UsageError("batch", out["batch"], f"this code takes batch {decl['batch']} only")
     return out
+
+
+def _size(name, arrays):
+    """The size called ``name`` (a letter of model.SIZES or its option), from the arrays."""
+    from .model import SIZES
+    letter = next((z.letter for z in SIZES if name in (z.letter, z.option)), name)
+    shapes = {"I": arrays["W1"].shape[0], "H": arrays["W1"].shape[1],
+              "R": arrays["U"].shape[0], "O": arrays["W3"].shape[1]}
+    if "h0" in arrays:
+        shapes["B"] = arrays["h0"].shape[0]
+    if letter not in shapes:
+        raise UsageError("adapter", f"{name}:size", "expected a size letter (B, I, H, R, O)")
+    return int(shapes[letter])
 
 
 class _Adapted:
@@ -316,7 +367,20 @@ class _Adapted:
 
     def enc(self, item, arrays):
         name, form = _split(item)
+        if form == "size":                # "size:I" (or an option name): the integer
+            return _size(name, arrays)
+        if name == "x" and _ids_input(self.decl) and self.decl["style"] != "function":
+            ids = np.argmax(arrays["x"], axis=-1)                 # [T, B]
+            return np.ascontiguousarray(ids.T) if self.batch_first else ids
         return _encode(arrays[name], _form(name, form), self.batch_first)
+
+    def kwargs(self, spec, params):
+        """A constructor's keyword arguments; "R:size" and the like become the integer."""
+        out = {}
+        for k, v in spec.get("kwargs", {}).items():
+            out[k] = _size(_split(v)[0], params) if isinstance(v, str) and \
+                _split(v)[1] == "size" else v
+        return out
 
     def dec(self, item, arr, like):
         name, form = _split(item)
@@ -348,6 +412,8 @@ class _Layers(_Adapted):
                 continue
             spec = L[layer]
             back = _attr(m, spec["backward"], "function")(up[out], caches[layer])
+            if not isinstance(back, (tuple, list)):
+                back = (back,)                     # one gradient (an embedding's dW)
             for item, g in zip(spec["grads"], back):
                 name, arr = self.dec(item, g, arrays) if not item.startswith("-") else (None, None)
                 if name in ("a", "h", "z3", "x"):
@@ -372,7 +438,8 @@ class _Classes(_Adapted):
                 continue
             spec = L[layer]
             args = [self.enc(a, params).copy() for a in spec.get("args", [])]
-            self.instances[layer] = _attr(m, spec["class"], "class")(*args, **spec.get("kwargs", {}))
+            self.instances[layer] = _attr(m, spec["class"], "class")(
+                *args, **self.kwargs(spec, params))
 
     def _load(self, params):
         """The current parameters, written into the instances' own arrays in place."""
@@ -387,9 +454,12 @@ class _Classes(_Adapted):
         else:
             self._load(params)
         rnn = self.instances[_RNN]
-        getattr(rnn, L[_RNN].get("set_state", "set_state"))(h0.copy())
+        if self.decl.get("h0") != "zeros":
+            getattr(rnn, L[_RNN].get("set_state", "set_state"))(h0.copy())
+        else:
+            getattr(rnn, L[_RNN].get("reset_state", "reset_state"))()
         bf = self.batch_first
-        t = _encode(x, "time", bf)
+        t = self.enc("x", {"x": x})
         for layer in (_FIRST, _RNN, _OUT):
             if layer in self.instances:
                 t = self.instances[layer].forward(t)
@@ -405,8 +475,10 @@ class _Classes(_Adapted):
                 name, arr = self.dec(item, np.array(g, copy=True), params)
                 if _split(item)[1] != "zeros":
                     grads[name] = arr
-        grads["x"] = _decode(d, "time", None, bf)
-        grads["h0"] = np.array(getattr(rnn, L[_RNN].get("dh0", "dh")), copy=True)
+        if "x" not in self.skip:
+            grads["x"] = _decode(d, "time", None, bf)
+        if "h0" not in self.skip:
+            grads["h0"] = np.array(getattr(rnn, L[_RNN].get("dh0", "dh")), copy=True)
         h_last = np.array(rnn.h, copy=True) if getattr(rnn, "h", None) is not None else None
         return value, grads, h_last
 
@@ -421,27 +493,29 @@ class _Cells(_Adapted):
         if self.instances is None:
             self.instances = {}
             for layer in (_FIRST, _RNN, _OUT):
-                if layer in L:
-                    args = [self.enc(a, params).copy() for a in L[layer]["args"]]
+                if layer in L:              # with "keys", parameters go into its dict
+                    args = [] if "keys" in L[layer] else [
+                        self.enc(a, params).copy() for a in L[layer]["args"]]
                     self.instances[layer] = _attr(m, L[layer]["class"], "class")(
-                        *args, **L[layer].get("kwargs", {}))
+                        *args, **self.kwargs(L[layer], params))
         for layer, obj in self.instances.items():
-            p = getattr(obj, "params", None)
+            p = getattr(obj, d.get("params", "params"), None)
             if isinstance(p, dict):
-                for item, key in zip(L[layer]["args"], p):
-                    np.copyto(p[key], self.enc(item, params))
+                for item, key in zip(L[layer]["args"], L[layer].get("keys", list(p))):
+                    p[key] = np.array(self.enc(item, params), copy=True)
             if d.get("zero"):
                 getattr(obj, d["zero"])()
         fwd, bwd = d.get("forward", "forward"), d.get("backward", "backward")
         loss_fn = _attr(m, L["loss"]["function"], "function")
         T = x.shape[0]
         h = h0.copy()
+        inside = d.get("carries_state", False)    # the cell keeps h and dh_next itself
         value, dz3 = 0.0, []
         for t in range(T):
             a = x[t]
             if _FIRST in self.instances:
                 a = getattr(self.instances[_FIRST], fwd)(a)
-            h = getattr(self.instances[_RNN], fwd)(a, h)
+            h = getattr(self.instances[_RNN], fwd)(*((a,) if inside else (a, h)))
             z = getattr(self.instances[_OUT], fwd)(h)
             lv, dz = loss_fn(z, y[t])
             value += lv
@@ -450,16 +524,22 @@ class _Cells(_Adapted):
         dx = np.zeros_like(x)
         dh_next = np.zeros_like(h0)
         for t in reversed(range(T)):
-            dh = getattr(self.instances[_OUT], bwd)(dz3[t]) + dh_next
-            da, dh_next = getattr(self.instances[_RNN], bwd)(dh)
+            dh = getattr(self.instances[_OUT], bwd)(dz3[t])
+            if inside:
+                da = getattr(self.instances[_RNN], bwd)(dh)
+            else:
+                da, dh_next = getattr(self.instances[_RNN], bwd)(dh + dh_next)
             dx[t] = getattr(self.instances[_FIRST], bwd)(da) if _FIRST in self.instances else da
-        grads = {"x": dx, "h0": np.array(dh_next, copy=True)}
+        grads = {"x": dx}
+        if not inside:
+            grads["h0"] = np.array(dh_next, copy=True)
         for layer, obj in self.instances.items():
             g = getattr(obj, d.get("grads", "grads"))
-            keys = list(g) if isinstance(g, dict) else range(len(g))
+            keys = L[layer].get("keys", list(g) if isinstance(g, dict) else range(len(g)))
             for item, key in zip(L[layer]["args"], keys):
-                name, arr = self.dec(item, np.array(g[key], copy=True), params)
-                grads[name] = arr
+                if _split(item)[1] != "zeros":
+                    name, arr = self.dec(item, np.array(g[key], copy=True), params)
+                    grads[name] = arr
         return value, grads, h_last
 
 
@@ -470,7 +550,8 @@ class _Function(_Adapted):
         d, m = self.decl, self.module
         arrays = dict(params, x=x, y=y, h0=h0)
         for key, item in d.get("globals", {}).items():
-            setattr(m, key, self.enc(item, arrays).copy())
+            value = self.enc(item, arrays)
+            setattr(m, key, value if isinstance(value, int) else value.copy())
         out = _attr(m, d["function"], "function")(*[self.enc(a, arrays) for a in d["args"]])
         like = dict(arrays, h_last=h0)
         value, grads, h_last = None, {}, None

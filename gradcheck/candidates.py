@@ -21,6 +21,9 @@ CANDIDATES = {
     "dU_first_from_last_state": (
         "dU's term of the window's first step is built from the wrong state: h[t-1] at "
         "t = 0 reads the LAST state h_T (index -1) instead of h0", True),
+    "dU_first_from_h1": (
+        "dU's term of the window's first step is built from the wrong state: h_1, the "
+        "step's output, instead of h0", True),
     "dU_skips_first_step": (
         "dU misses step 1's term h0^T d2_1 (left out, as if h0 were zero; invisible when "
         "the incoming state is zero)", True),

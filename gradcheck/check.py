@@ -169,6 +169,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
         from .adapters import prepare_data
         params, x = prepare_data(decl, data.params, data.x)
         data = data._replace(params=params, x=x)
+        if decl.get("h0") == "zeros":    # code that starts every window from a zero state
+            data = data._replace(h0=np.zeros_like(data.h0))
     unsupported = None
     options = config.model_options
     timings = dict.fromkeys(["impl"] + [o.name for o in ORACLES], 0.0)
@@ -215,6 +217,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
         if out.h_last is None or not np.all(np.isfinite(out.h_last)):
             break            # no state to carry: later windows cannot be checked
         h0 = out.h_last.astype(config.dtype)
+        if decl is not None and decl.get("h0") == "zeros":
+            h0 = data.h0
     diagnosis = _explain(fn, data.params, seen, results, config, options) if seen else None
     if unsupported is not None:
         diagnosis = f"Not supported by this implementation: {unsupported}"

@@ -157,6 +157,9 @@ _DU_CANDIDATES = (
     ("dU's term of the window's first step is built from the LAST state h_T (h[t-1] at "
      "t = 0 wraps to index -1) instead of h0; the error is in step 1 alone",
      True, lambda dU, h, d2: dU - h[0].T @ d2[0] + h[-1].T @ d2[0]),
+    ("dU's term of the window's first step is built from h_1 (the step's output) instead "
+     "of h0; the error is in step 1 alone", True,
+     lambda dU, h, d2: dU - h[0].T @ d2[0] + h[1].T @ d2[0]),
     ("dU's term of the window's first step is left out (h0 taken as zero); the error is in "
      "step 1 alone", True, lambda dU, h, d2: dU - h[0].T @ d2[0]),
     ("dU is built from h_t instead of h_{t-1} (dU += h_t^T d2_t)", False,

@@ -81,6 +81,7 @@ class Flaws:
     loss_not_reduced: bool = False
     h_last_from_backward_loop: bool = False
     dU_first_from_last_state: bool = False
+    dU_first_from_h1: bool = False
     dU_from_h_t: bool = False
     dh_next_U_untransposed: bool = False
 
@@ -249,6 +250,8 @@ class ArticleBPTT:
                 pass                                      # FLAW: "h_0 is zero anyway"
             elif fl.dU_first_from_last_state and t == 0:
                 dU += steps[-1].h_t.T @ d2_t              # FLAW: h[t-1] at t = 0 is h[-1], h_T
+            elif fl.dU_first_from_h1 and t == 0:
+                dU += h_t.T @ d2_t                        # FLAW: h[t] for h[t-1] at t = 0 only
             elif fl.dU_from_h_t:
                 dU += h_t.T @ d2_t                        # FLAW: the step's output state
             else:
@@ -391,6 +394,9 @@ _BUG_LIST = [
          ("loss",)),
     _bug("dU_first_from_last_state",
          "dU's term of the window's first step uses h[t-1] with t = 0, the last state h_T.",
+         ("U",)),
+    _bug("dU_first_from_h1",
+         "dU's term of the window's first step uses h_1 (h[t]) instead of h0.",
          ("U",)),
     _bug("dU_from_h_t",
          "dU += h_t^T d2_t: the step's output state instead of its input h_{t-1}.",

@@ -160,3 +160,37 @@ def test_a_style_layer_bug_names_layer_array_and_step():
                          adapter="course", activations=("identity", "tanh", "identity"),
                          batch=4, input_size=3, hidden_size=4, state_size=3, output_size=5)
     assert re.search(r"Layer rnn .*only dU disagrees.*step 1 alone", report.diagnosis)
+
+
+EMBEDDING = {"style": "textbook", "input": "ids",
+             "layers": {"dense1": {"class": "TimeEmbedding", "args": ["W1"]}}}
+CELL_INSIDE = {"style": "cell", "h0": "zeros", "carries_state": True, "params": "parameters",
+               "grads": "gradients", "zero": "flush",
+               "options": {"activations": ["identity", "tanh", "identity"]},
+               "layers": {"dense1": None,
+                          "rnn": {"class": "Cell", "args": ["U", "b2", "W2", "b2:zeros"],
+                                  "keys": ["Waa", "ba", "Wax", "bx"],
+                                  "kwargs": {"n_out": "R:size"}},
+                          "dense2": {"class": "Dense", "args": ["W3", "b3"]}}}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("path,decl,sizes,skipped", [
+    ("textbook_embedding.py", EMBEDDING, LAYERED, ["b1", "x"]),
+    ("cell_inside.py", CELL_INSIDE, dict(SIZES, batch=4), ["W1", "b1", "h0"]),
+], ids=["embedding-ids-no-bias", "cell-state-inside-two-biases"])
+def test_declared_variations_pass(path, decl, sizes, skipped, dtype):
+    report = gradcheck.check(str(STYLES_DIR / path), adapter=json.loads(json.dumps(decl)),
+                             dtype=dtype, **sizes)
+    assert report.passed, report.format_table()
+    assert report.skipped == skipped
+
+
+@pytest.mark.parametrize("style,kwargs,message", [
+    ("function", {"batch": 4}, "batch=4: this code takes batch 1 only"),
+    ("function", {"hidden_size": 7}, "hidden_size=7: this code has no first dense layer (a = "
+                                     "x), so H must equal I = 3"),
+], ids=["batch", "hidden"])
+def test_sizes_the_code_cannot_take_are_usage_errors(style, kwargs, message):
+    with pytest.raises(gradcheck.UsageError, match="^" + re.escape(message)):
+        gradcheck.check(_module(style), adapter=style, **dict(SIZES, **kwargs))
