@@ -219,7 +219,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
         h0 = out.h_last.astype(config.dtype)
         if decl is not None and decl.get("h0") == "zeros":
             h0 = data.h0
-    diagnosis = _explain(fn, data.params, seen, results, config, options) if seen else None
+    diagnosis = _explain(fn, data.params, seen, results, config, options, skip) if seen \
+        else None
     if unsupported is not None:
         diagnosis = f"Not supported by this implementation: {unsupported}"
     timings["total"] = time.perf_counter() - started
@@ -257,7 +258,7 @@ def _filling(fn, skip):
     return filled
 
 
-def _explain(fn, params, seen, results, config, options):
+def _explain(fn, params, seen, results, config, options, skip=()):
     """Attribute each failing array to time steps, test candidate causes against the
     numbers, then diagnose the whole pattern.
 
@@ -280,16 +281,16 @@ def _explain(fn, params, seen, results, config, options):
                 kinds[(w, r.name)] = mismatch_kind(r.name, out.grads[r.name], ref.grads[r.name],
                                                    ref.per_step.get(r.name), tol)
     consistent = None
-    if any(r.name == "loss" and not r.passed for r in results):
+    if any(r.name == "loss" and not r.passed for r in results) and not skip:
         x, y, ref, out = seen[0]
         consistent = self_consistent(fn, params, x, y, ref.states[0].astype(config.dtype),
                                      out, options, config)
-    evidence = _evidence(params, seen, results, config, options, tol)
+    evidence = _evidence(params, seen, results, config, options, tol, skip)
     return diagnose(results, config.windows, config.to_dict(), kinds, consistent,
                     evidence=evidence)
 
 
-def _evidence(params, seen, results, config, options, tol):
+def _evidence(params, seen, results, config, options, tol, skip=()):
     """What candidates.py finds in the first window that disagrees: float32 rounding in a
     float64 check, clipping, buffers that keep the last window's sums, and which candidate
     mistakes reproduce the gradients. A first-step candidate moves the arrays' steps to
@@ -303,7 +304,8 @@ def _evidence(params, seen, results, config, options, tol):
     if out.grads is None or len(out.grads) < len(ref.grads):
         return {}
     evidence = {}
-    got = dict(out.grads, loss=np.float64(out.loss), h_last=out.h_last)
+    computed = {n: g for n, g in out.grads.items() if n not in skip}    # skipped: zeros
+    got = dict(computed, loss=np.float64(out.loss), h_last=out.h_last)
     want = dict(ref.grads, loss=np.float64(ref.loss), h_last=ref.h_last)
     if config.dtype == "float64" and float32_level(
             {n: got[n] for n in want if got.get(n) is not None}, want,
@@ -324,7 +326,7 @@ def _evidence(params, seen, results, config, options, tol):
         return evidence
     if not bad:
         return evidence
-    found = reproducing(params, x, y, ref.states[0], out.grads, options, tol)
+    found = reproducing(params, x, y, ref.states[0], computed, options, tol)
     evidence["candidates"] = found
     if len(found) == 1 and CANDIDATES[found[0]][1]:
         evidence["first_step"] = config.windows[w - 1][0] + 1
