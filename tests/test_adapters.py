@@ -52,6 +52,9 @@ BUGS = [
     ("course", "BUG", "no_dh_next", r"state derivative is not passed back through time"),
     ("course", "BUG", "dWh_from_next_h", r"Only dU disagrees.*dU is built from h_t instead of "
                                          r"h_\{t-1\}"),
+    ("course", "BUG", "dh_next_halved",
+     r"^Unclear: W1, b1, W2, U, b2, x, h0 disagree at every step but the last.*no candidate "
+     r"mistake tested.*reproduces the numbers"),
     ("textbook", "BUG", "grads_not_reset",
      r"from window 2 dW2, dU, db2 disagree while dx, dh0 and the first layer agree: the "
      r"weight-gradient buffers are not reset between windows"),

@@ -5,7 +5,7 @@
 import numpy as np
 
 BUG = None        # None, "first_step_last_state", "float32_buffer", "dh_next_U_untransposed",
-                  # "no_dh_next", "dWh_from_next_h"
+                  # "no_dh_next", "dWh_from_next_h", "dh_next_halved"
 
 
 def temporal_affine_forward(x, w, b):
@@ -57,6 +57,8 @@ def rnn_backward(dh, cache):
     dprev = np.zeros((N, H), dtype=dh.dtype)
     for t in reversed(range(T)):
         up = dh[:, t] if BUG == "no_dh_next" else dh[:, t] + dprev
+        if BUG == "dh_next_halved":
+            up = dh[:, t] + 0.5 * dprev                 # no candidate makes this mistake
         c = caches[t]
         if BUG == "first_step_last_state":
             c = (c[0], h[:, t - 1]) + c[2:]        # h[:, -1] at t = 0: the last state, not h0
