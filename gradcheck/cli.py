@@ -131,6 +131,8 @@ def _run(args, given):
     progress = None
     if not args.json and sys.stderr.isatty():
         progress = _Progress(sys.stderr)
+    from .oracle_fd import keep_freed_memory
+    keep_freed_memory()              # this process's malloc (never set on import gradcheck)
     try:
         return check(impl, progress=progress, **options)
     finally:
