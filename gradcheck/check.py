@@ -3,19 +3,19 @@ import time
 
 import numpy as np
 
-import reference
-
+from ._reference import reference
 from .attribution import disagreeing_steps
 from .compare import compare
-from .diagnose import diagnose, mismatch_kind
 from .config import make_config
 from .data import make_data
+from .diagnose import diagnose, mismatch_kind
 from .errors import UsageError
-from .oracle_fd import fd_directional, fd_window
-from .oracle_jax import jax_window
+from .model import (DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_INTERVAL, DEFAULT_LOSS,
+                    DEFAULT_REDUCTION, DEFAULT_SIZES, GRAD_NAMES, OUTPUT_NAMES)
+from .oracles import ORACLES, PROJECTIONS, Window
 from .report import Report, Result
 from .tolerances import calibrated, tolerance
-from .untrusted import GRAD_NAMES, call_impl
+from .untrusted import call_impl
 
 __all__ = ["check"]
 
@@ -45,15 +45,12 @@ def _result(name, oracle, window, comparison, tol, base=None, own=None):
                   rounding=own if base is not None and tol.atol_rel > base.atol_rel else None)
 
 
-# Up to this many elements per sequence, `full` mode (every element by finite
-# differences) takes well under a few seconds here (the mid config, 22,688 elements,
-# ~1-2 s); beyond it, `projections` keeps the cost flat.
+# Up to this many elements per sequence, `full` mode checks every element by finite
+# differences (the cost grows with the count; the benchmark prints it); beyond it,
+# `projections` keeps the cost flat.
 FULL_MODE_MAX_ELEMENTS = 50_000
-# Random directions per array in `projections` mode. Two already fail a 1e-6 relative
-# error in any one array (tests/test_modes.py); each more costs ~30 ms at the large
-# config (B=64, I=64, H=128, R=128, O=64, interval 16), where torch's fast mode
-# takes ~60 ms and the target is 2x that for the whole check.
-PROJECTIONS = 2
+# Results are listed per window in the model's order of outputs, each array's oracles together.
+_ORDER = {n: i for i, n in enumerate(OUTPUT_NAMES + GRAD_NAMES)}
 
 
 def _choose_mode(config):
@@ -88,34 +85,17 @@ def _own_rounding(computed, ref):
     return own
 
 
-def _projections(w, data_params, x, y, h0, out, options, config, tol, own):
-    """Directional finite differences vs the gradient's inner product, per array."""
-    rng = np.random.default_rng([config.seed, w])
-    arrays = dict(data_params, x=x, h0=h0)
-    dirs = {}
-    for name in GRAD_NAMES:
-        # Gaussian entries: of both signs, unlike a direction drawn from [0, 1)
-        dirs[name] = rng.standard_normal((PROJECTIONS,) + np.shape(arrays[name]))
-    fd = fd_directional(data_params, x, y, h0, dirs, **options)
-    results = []
-    for name in GRAD_NAMES:
-        if out.grads is None or name not in out.grads:
-            continue
-        d = dirs[name].reshape(PROJECTIONS, -1)
-        inner = d @ out.grads[name].ravel()            # [K], the impl's directional derivative
-        results.append(_judge(name, "fd-projections", w, inner, fd[name], tol, own.get(name)))
-    return results
-
-
 def _impl_name(impl):
     if impl is None:
         return "reference"
     return f"{getattr(impl, '__module__', '?')}.{getattr(impl, '__qualname__', repr(impl))}"
 
 
-def check(impl=None, *, interval=3, seq_len=None, batch=128, input_size=10, hidden_size=20,
-          state_size=5, output_size=100, loss="l2", activations=("tanh", "tanh", "identity"),
-          reduction="mean", dtype="float64", seed=0, mode=None, progress=None):
+def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_SIZES["batch"],
+          input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
+          state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
+          loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
+          dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
     ``impl`` defaults to the project's reference. Every window of the sequence is
@@ -135,48 +115,40 @@ def check(impl=None, *, interval=3, seq_len=None, batch=128, input_size=10, hidd
     mode, reason = _choose_mode(config)
     data = make_data(config)
     options = config.model_options
-    timings = {"impl": 0.0, "jax": 0.0, "fd": 0.0}
+    timings = dict.fromkeys(["impl"] + [o.name for o in ORACLES], 0.0)
     results = []
     seen = []                        # per window: what attribution needs afterwards
     h0 = data.h0
     started = time.perf_counter()
     for w, (start, stop) in enumerate(config.windows, start=1):
-        x, y = data.x[start:stop], data.y[start:stop]
+        window = Window(w, data.params, data.x[start:stop], data.y[start:stop], h0, options,
+                        mode, config.seed)
         t = time.perf_counter()
-        out = call_impl(fn, data.params, x, y, h0, options)
+        out = call_impl(fn, data.params, window.x, window.y, h0, options)
         timings["impl"] += time.perf_counter() - t
         for p in out.problems:
             results.append(Result(name=p.name, oracle="contract", window=w, passed=False,
                                   message=p.message))
-        t = time.perf_counter()
-        ref = jax_window(data.params, x, y, h0, **options)
-        timings["jax"] += time.perf_counter() - t
+        expected, details = [], {}
+        for oracle in ORACLES:
+            t = time.perf_counter()
+            exp, details[oracle.name] = oracle.expect(window)
+            timings[oracle.name] += time.perf_counter() - t
+            expected.extend(exp)
+        ref = details["jax"]
         if impl is None and not out.problems:            # the reference: its output is at hand
             own = _own_rounding((out.loss, out.grads, out.h_last), ref)
         else:
-            own = _own_rounding(reference.loss_and_grads(data.params, x, y, h0, **options), ref)
-        t = time.perf_counter()
-        if mode == "full":
-            fd = fd_window(data.params, x, y, h0, **options)
-        else:
-            results.extend(_projections(w, data.params, x, y, h0, out, options, config,
-                                        tolerance("fd", config.dtype), own))
-        timings["fd"] += time.perf_counter() - t
-        tol_jax, tol_fd = tolerance("jax", config.dtype), tolerance("fd", config.dtype)
-        if out.loss is not None:
-            results.append(_judge("loss", "jax", w, out.loss, ref.loss, tol_jax, own["loss"]))
-        if out.h_last is not None:
-            results.append(_judge("h_last", "jax", w, out.h_last, ref.h_last, tol_jax,
-                                  own["h_last"]))
-        for name in GRAD_NAMES:
-            if out.grads is None or name not in out.grads:
+            own = _own_rounding(reference.loss_and_grads(data.params, window.x, window.y, h0,
+                                                         **options), ref)
+        got = dict(out.grads or {}, loss=out.loss, h_last=out.h_last)
+        for e in sorted(expected, key=lambda e: _ORDER[e.name]):     # stable: oracle order
+            if got.get(e.name) is None:
                 continue
-            g = out.grads[name]
-            results.append(_judge(name, "jax", w, g, ref.grads[name], tol_jax, own[name]))
-            if mode == "full":
-                results.append(_judge(name, "fd", w, g, fd.grads[name], tol_fd, own[name],
-                                      fd.kinks[name]))
-        seen.append((x, y, ref, out))
+            value = got[e.name] if e.project is None else e.project(got[e.name])
+            results.append(_judge(e.name, e.oracle, w, value, e.want,
+                                  tolerance(e.table, config.dtype), own[e.name], e.exclude))
+        seen.append((window.x, window.y, ref, out))
         if progress is not None:
             progress(w, len(config.windows))
         if out.h_last is None or not np.all(np.isfinite(out.h_last)):

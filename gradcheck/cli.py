@@ -6,9 +6,10 @@ import os
 import sys
 import time
 
-from .check import check
+from .config import OPTIONS
 from .errors import ExitCode, UsageError
-from .untrusted import load_impl
+from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS,
+                    DEFAULT_REDUCTION, DTYPES, LOSSES, REDUCTIONS, SIZES)
 
 __all__ = ["build_parser", "main"]
 
@@ -29,26 +30,32 @@ def _int(text):
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _flag(option):
+    return option.replace("_", "-")
+
+
 def build_parser():
     p = _Parser(prog="gradcheck", description=(
         "Check a hand-written BPTT (the reference, or yours with --impl) against JAX "
-        "autodiff and central finite differences, element by element."),
+        "autodiff and central finite differences, element by element. "
+        f"Subcommands: gradcheck {{{','.join(SUBCOMMANDS)}}} --help."),
         epilog="Exit codes: 0 everything agrees; 1 a verdict against the implementation; "
                "2 bad usage.")
     p.add_argument("--interval", type=_int, metavar="K", help="BPTT interval: steps per window")
     p.add_argument("--seq-len", type=_int, metavar="T",
                    help="sequence length, cut into windows of K (default K)")
-    p.add_argument("--batch", type=_int, default=128, metavar="B")
-    p.add_argument("--input-size", type=_int, default=10, metavar="I")
-    p.add_argument("--hidden-size", type=_int, default=20, metavar="H")
-    p.add_argument("--state-size", type=_int, default=5, metavar="R")
-    p.add_argument("--output-size", type=_int, default=100, metavar="O")
-    p.add_argument("--loss", default="l2", help="l2, ce or bce (default l2)")
-    p.add_argument("--activations", default="tanh,tanh,identity", metavar="F1,F2,F3",
-                   help="each of tanh, sigmoid, relu, identity (default tanh,tanh,identity)")
-    p.add_argument("--reduction", default="mean", help="mean or sum (default mean)")
-    p.add_argument("--dtype", default="float64", help="float64 or float32, of the "
-                   "implementation under test (default float64)")
+    for size in SIZES:
+        p.add_argument(f"--{_flag(size.option)}", type=_int, default=size.default,
+                       metavar=size.letter, help=f"{size.meaning} (default {size.default})")
+    p.add_argument("--loss", default=DEFAULT_LOSS, help="; ".join(
+        f"{n}: {loss.formula}" for n, loss in LOSSES.items()) + f" (default {DEFAULT_LOSS})")
+    p.add_argument("--activations", default=",".join(DEFAULT_ACTIVATIONS), metavar="F1,F2,F3",
+                   help=f"each of {', '.join(ACTIVATIONS)} "
+                        f"(default {','.join(DEFAULT_ACTIVATIONS)})")
+    p.add_argument("--reduction", default=DEFAULT_REDUCTION, help="; ".join(
+        f"{n}: {what}" for n, what in REDUCTIONS.items()) + f" (default {DEFAULT_REDUCTION})")
+    p.add_argument("--dtype", default=DEFAULT_DTYPE, help=f"{' or '.join(DTYPES)}, of the "
+                   f"implementation under test (default {DEFAULT_DTYPE})")
     p.add_argument("--seed", type=_int, default=0, metavar="N", help="every random draw")
     p.add_argument("--impl", metavar="FILE.py:FUNC|MODULE:FUNC",
                    help="check this implementation instead of the reference")
@@ -76,10 +83,6 @@ def _stdout_to_stderr():
         sys.stdout = old
         os.dup2(saved, 1)
         os.close(saved)
-
-
-_OPTIONS = ("interval", "seq_len", "batch", "input_size", "hidden_size", "state_size",
-            "output_size", "loss", "activations", "reduction", "dtype", "seed", "mode")
 
 
 def _list_bugs():
@@ -110,7 +113,7 @@ class _Progress:
 
 
 def _run(args, given):
-    options = {name: getattr(args, name) for name in _OPTIONS}
+    options = {name: getattr(args, name) for name in OPTIONS}
     impl = None
     if args.bug is not None:
         from . import zoo
@@ -127,10 +130,12 @@ def _run(args, given):
     if options["interval"] is None:
         raise _ArgumentError("--interval is required: an integer >= 1 (try --interval 3)")
     if args.impl is not None:
+        from .untrusted import load_impl
         impl = load_impl(args.impl)
     progress = None
     if not args.json and sys.stderr.isatty():
         progress = _Progress(sys.stderr)
+    from .check import check          # imports the oracles: only when a check runs
     from .oracle_fd import keep_freed_memory
     keep_freed_memory()              # this process's malloc (never set on import gradcheck)
     try:
@@ -146,8 +151,19 @@ def _given(argv):
     return {a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")}
 
 
+# `gradcheck NAME ...`: a subcommand is a module with main(argv) -> exit code, imported
+# only when named (the plain `gradcheck --interval 3` is the check itself).
+SUBCOMMANDS = {
+    "regression": "gradcheck.regression",
+}
+
+
 def main(argv=None):
     """Run the command line; return the exit code (ExitCode)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in SUBCOMMANDS:
+        import importlib
+        return importlib.import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
     try:
         args = build_parser().parse_args(argv)
     except _ArgumentError as exc:

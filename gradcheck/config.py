@@ -2,17 +2,14 @@
 import dataclasses
 import os
 
-from reference.activations import ACTIVATIONS
-from reference.losses import LOSSES
-from reference.network import REDUCTIONS
-
 from .errors import UsageError
+from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_INTERVAL,
+                    DEFAULT_LOSS, DEFAULT_REDUCTION, DEFAULT_SIZES, DTYPES, LOSSES, REDUCTIONS,
+                    SIZE_OPTIONS)
 
-__all__ = ["Config", "make_config", "MODES", "DTYPES"]
+__all__ = ["Config", "make_config", "MODES", "DTYPES", "OPTIONS"]
 
 MODES = ("full", "projections")
-DTYPES = ("float64", "float32")
-_SIZES = ("batch", "input_size", "hidden_size", "state_size", "output_size")
 # A check keeps ~this many float64 copies of every activation array at once (the
 # reference's caches, the JAX model's, the finite-difference batches' chunks and
 # the gradients); measured at the article config, rounded up.
@@ -23,15 +20,15 @@ _COPIES = 24
 class Config:
     interval: int
     seq_len: int
-    batch: int = 128
-    input_size: int = 10
-    hidden_size: int = 20
-    state_size: int = 5
-    output_size: int = 100
-    loss: str = "l2"
-    activations: tuple = ("tanh", "tanh", "identity")
-    reduction: str = "mean"
-    dtype: str = "float64"
+    batch: int = DEFAULT_SIZES["batch"]
+    input_size: int = DEFAULT_SIZES["input_size"]
+    hidden_size: int = DEFAULT_SIZES["hidden_size"]
+    state_size: int = DEFAULT_SIZES["state_size"]
+    output_size: int = DEFAULT_SIZES["output_size"]
+    loss: str = DEFAULT_LOSS
+    activations: tuple = DEFAULT_ACTIVATIONS
+    reduction: str = DEFAULT_REDUCTION
+    dtype: str = DEFAULT_DTYPE
     seed: int = 0
     mode: str = None
 
@@ -47,6 +44,11 @@ class Config:
         return [(s, min(s + k, self.seq_len)) for s in range(0, self.seq_len, k)]
 
     @property
+    def sizes(self):
+        """{option: n} of the five sizes (batch, input_size, ...)."""
+        return {n: getattr(self, n) for n in SIZE_OPTIONS}
+
+    @property
     def n_params(self):
         I, H, R, O = self.input_size, self.hidden_size, self.state_size, self.output_size
         return I * H + H + H * R + R * R + R + R * O + O
@@ -59,7 +61,7 @@ class Config:
 
     def memory_estimate(self):
         """Bytes a check of this config needs at its peak (an estimate, rounded up)."""
-        B, I, H, R, O = (getattr(self, n) for n in _SIZES)
+        B, I, H, R, O = (getattr(self, n) for n in SIZE_OPTIONS)
         per_step = B * (I + 2 * H + 3 * R + 2 * O)
         return 8 * _COPIES * (self.interval * per_step + self.seq_len * B * (I + O) + self.n_params)
 
@@ -89,10 +91,16 @@ def _memory_limit():
         return 8 << 30
 
 
-def make_config(*, interval=3, seq_len=None, batch=128, input_size=10, hidden_size=20,
-                state_size=5, output_size=100, loss="l2",
-                activations=("tanh", "tanh", "identity"), reduction="mean",
-                dtype="float64", seed=0, mode=None):
+# The options of one check, in the order of gradcheck.check's signature.
+OPTIONS = ("interval", "seq_len") + SIZE_OPTIONS + ("loss", "activations", "reduction", "dtype",
+                                                   "seed", "mode")
+
+
+def make_config(*, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_SIZES["batch"],
+                input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
+                state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
+                loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
+                dtype=DEFAULT_DTYPE, seed=0, mode=None):
     """Validate every option; raise UsageError naming the first bad one."""
     _int_option("interval", interval, 1)
     if seq_len is None:
@@ -112,13 +120,14 @@ def make_config(*, interval=3, seq_len=None, batch=128, input_size=10, hidden_si
                          else activations,
                          f"expected three names f1,f2,f3, each one of {', '.join(ACTIVATIONS)}")
     activations = tuple(activations)
-    if loss in ("ce", "bce") and activations[2] != "identity":
+    spec = LOSSES[loss]
+    if spec.logits and activations[2] != "identity":
         raise UsageError("activations", ",".join(activations),
                          f"loss {loss} works on logits and needs f3 = identity")
-    if loss == "ce" and output_size == 1:
+    if output_size < spec.min_outputs:
         raise UsageError("output_size", output_size,
-                         "loss ce is a softmax over the outputs, constant (0) for one class: "
-                         "use an output size >= 2")
+                         f"loss {loss} {spec.min_outputs_why}: use an output size >= "
+                         f"{spec.min_outputs}")
     _choice("reduction", reduction, REDUCTIONS)
     _choice("dtype", dtype, DTYPES)
     _int_option("seed", seed, 0)
@@ -129,8 +138,7 @@ def make_config(*, interval=3, seq_len=None, batch=128, input_size=10, hidden_si
     need, limit = config.memory_estimate(), _memory_limit()
     if need > limit:
         grown = dict(sizes, interval=interval, seq_len=seq_len)
-        defaults = dict(batch=128, input_size=10, hidden_size=20, state_size=5,
-                        output_size=100, interval=3, seq_len=interval)
+        defaults = dict(DEFAULT_SIZES, interval=DEFAULT_INTERVAL, seq_len=interval)
         worst = max(grown, key=lambda n: grown[n] / defaults[n])   # the size that grew most
         raise UsageError(worst, grown[worst],
                          f"these sizes need about {need / 2**30:.1f} GiB; this machine allows "

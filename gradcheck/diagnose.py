@@ -2,13 +2,13 @@
 import numpy as np
 
 from .compare import compare
+from .model import GRAD_NAMES, INPUT_NAME, LAYERS, STATE_NAME, UPSTREAM_OF_STATE
 
 __all__ = ["mismatch_kind", "diagnose"]
 
-OUTPUT = ("W3", "b3")
-STATE_PATH = ("U", "W2", "b2", "W1", "b1", "x", "h0")
-FIRST_LAYER = ("W1", "b1", "x")
-GRADS = STATE_PATH + OUTPUT
+FIRST_LAYER, _RNN, OUTPUT = (layer.arrays for layer in LAYERS)
+STATE_PATH = UPSTREAM_OF_STATE
+GRADS = GRAD_NAMES
 
 
 def mismatch_kind(name, impl, oracle, per_step, tol):
@@ -26,7 +26,7 @@ def mismatch_kind(name, impl, oracle, per_step, tol):
     if oracle.ndim == 2 and oracle.shape[0] == oracle.shape[1] and \
             compare(impl, oracle.T, tol).passed:
         return ("transposed",)
-    if name == "x" and oracle.shape[0] > 1 and compare(impl, oracle[::-1], tol).passed:
+    if name == INPUT_NAME and oracle.shape[0] > 1 and compare(impl, oracle[::-1], tol).passed:
         return ("reversed",)
     denom = float(np.sum(oracle * oracle))
     if denom > 0:
@@ -113,7 +113,7 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
                 f"dL/dz3, is wrong for loss {config['loss']} with f3 = "
                 f"{config['activations'][2]}.")
     if set(STATE_PATH) <= set(arrays) and not set(OUTPUT) & set(arrays):
-        u_steps = steps.get("U") or steps.get("x")
+        u_steps = steps.get("U") or steps.get(INPUT_NAME)
         if u_steps is not None and len(all_steps) > 1 and u_steps == all_steps[:-1]:
             return (f"The state derivative is not passed back through time: "
                     f"{_names(STATE_PATH)} disagree at every step but the last "
@@ -131,7 +131,7 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
         at = steps.get(name)
         at_all = sorted(steps_everywhere.get(name, ()))
         if k and k[0] == "zeros":
-            if name == "h0":
+            if name == STATE_NAME:
                 return ("dh0 is returned as zeros: after step 1 the accumulator dh_next is "
                         "dh0 and must be returned.")
             return f"d{name} is returned as zeros."

@@ -9,11 +9,11 @@ Written from bptt.md, independent of the reference and of the JAX oracle:
 
 A perturbed copy never carries its own state, only its difference from the unperturbed
 one (``d = h_copy - h``); activation changes come from addition formulas
-(``Window.activation_change``) and loss changes from the change of the logits with
+(``WindowState.activation_change``) and loss changes from the change of the logits with
 log1p/expm1 forms. Nothing is formed as a difference of two O(1) values, so rounding
 stays relative to the perturbation and ``oracle_fd`` can take tiny steps.
 
-    w = Window(params, x, y, h0, loss="l2", activations=("tanh", "tanh", "identity"),
+    w = WindowState(params, x, y, h0, loss="l2", activations=("tanh", "tanh", "identity"),
                reduction="mean")
     w.z3                                   # [T, B, O], the unperturbed logits
     w.copies_loss_change(0, rows, d_start=...)   # loss change of +/- copy pairs
@@ -24,14 +24,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Window", "CopiesChange", "activation_aux", "relu_crossed", "ACTIVATIONS"]
+__all__ = ["WindowState", "CopiesChange", "activation_aux", "relu_crossed", "ACTIVATIONS"]
 
 
 def _sigmoid(z):
     return np.exp(-np.logaddexp(0.0, -z))
 
 
-# The activations the engine evaluates (the values; their changes: Window.activation_change).
+# The activations the engine evaluates (the values; their changes: WindowState.activation_change).
 ACTIVATIONS = {"tanh": np.tanh, "sigmoid": _sigmoid, "relu": lambda z: np.maximum(z, 0.0),
                "identity": lambda z: z}
 
@@ -85,7 +85,7 @@ def _tanh_series(x):
 
 
 def activation_aux(name, z, fz):
-    """What Window.activation_change needs of an unperturbed pre-activation z of
+    """What WindowState.activation_change needs of an unperturbed pre-activation z of
     activation ``name`` (and fz = f(z)): a tuple of arrays shaped like z (empty for identity)."""
     if name == "relu":
         return (z,)
@@ -99,12 +99,12 @@ def activation_aux(name, z, fz):
 
 
 class CopiesChange(NamedTuple):
-    """What Window.copies_loss_change returns, per pair of +/- copies [N/2]."""
+    """What WindowState.copies_loss_change returns, per pair of +/- copies [N/2]."""
     change: np.ndarray     # loss(+ copy) - loss(- copy), summed over steps and outputs
     kink: np.ndarray       # bool: a relu pre-activation (f2, or f3 with l2) crossed zero
 
 
-class Window:
+class WindowState:
     """One window of the model, unperturbed, in float64, and the loss change of perturbed copies.
 
     Shapes: params as in the implementation contract; x [T, B, I]; y [T, B, O] floats

@@ -17,7 +17,7 @@ from typing import NamedTuple
 __all__ = [
     "Size", "SIZES", "SIZE_OPTIONS", "DEFAULT_SIZES", "DEFAULT_INTERVAL", "Array", "ARRAYS",
     "PARAM_NAMES", "GRAD_NAMES", "INPUT_NAME", "STATE_NAME", "STATE_OUT_NAME", "LOSS_NAME",
-    "OUTPUT_NAMES", "Layer", "LAYERS", "Loss", "LOSSES", "ACTIVATIONS", "DEFAULT_ACTIVATIONS",
+    "OUTPUT_NAMES", "Layer", "LAYERS", "UPSTREAM_OF_STATE", "Loss", "LOSSES", "ACTIVATIONS", "DEFAULT_ACTIVATIONS",
     "REDUCTIONS", "DEFAULT_LOSS", "DEFAULT_REDUCTION", "DTYPES", "DEFAULT_DTYPE",
     "array", "shape_of", "layer_of",
 ]
@@ -91,25 +91,31 @@ LAYERS = (
     Layer("dense2", ("W3", "b3"), 2, "last dense layer: z3 = h W3 + b3, yhat = f3(z3)"),
 )
 
+# Every array the state's derivative reaches on its way back (all but the last layer's).
+UPSTREAM_OF_STATE = tuple(n for n in GRAD_NAMES if n not in LAYERS[-1].arrays)
+
 
 class Loss(NamedTuple):
     """A loss on z3, per time step and example, and what it needs.
 
     ``target``: "values" (any floats), "class_ids" (integers 0..O-1) or "probabilities"
     (floats in [0, 1]); ``target_letters``: the shape of y; ``logits``: it works on z3
-    itself, so it needs f3 = identity; ``min_outputs``: the least O it makes sense for."""
+    itself, so it needs f3 = identity; ``min_outputs``: the least O it makes sense for,
+    and why (completing "loss <name> ...")."""
     name: str
     formula: str
     target: str
     target_letters: str
     logits: bool
     min_outputs: int = 1
+    min_outputs_why: str = ""
 
 
 LOSSES = {
     "l2": Loss("l2", "0.5 * sum over o of (f3(z3) - y)^2", "values", "TBO", False),
     "ce": Loss("ce", "logsumexp(z3) - z3[y] (softmax cross-entropy on logits)", "class_ids",
-               "TB", True, min_outputs=2),
+               "TB", True, min_outputs=2,
+               min_outputs_why="is a softmax over the outputs, constant (0) for one class"),
     "bce": Loss("bce", "sum over o of softplus(z3) - y * z3 (sigmoid cross-entropy on logits)",
                 "probabilities", "TBO", True),
 }

@@ -3,7 +3,7 @@
 A third evaluation of the model, written from bptt.md and independent of both
 the reference and the JAX oracle. It never runs one Python-level forward per
 element; it exploits the model's structure instead (the window and its change
-formulas: ``fd_window_state.Window``):
+formulas: ``fd_window_state.WindowState``):
 
 * W3, b3 change only the output layer: one logit column per element, evaluated
   for all elements at once in closed form from the unperturbed logits;
@@ -35,7 +35,7 @@ from typing import NamedTuple
 import numpy as np
 import threadpoolctl
 
-from .fd_window_state import Window, relu_crossed
+from .fd_window_state import WindowState, relu_crossed
 from .model import GRAD_NAMES, shape_of
 from .tolerances import FD_STEP
 
@@ -116,7 +116,7 @@ def _steps(shape, reach=1.0):
 
 def _reach(w, name):
     """What each element of ``name`` multiplies, at its largest, shaped to broadcast
-    (``w``: a fd_window_state.Window):
+    (``w``: a fd_window_state.WindowState):
     W1 rows by |x_i|, W2 by |a_j|, U by |h_{t-1}, r|, W3 by |h_t, r|, x by the rows of
     W1, h0 by the rows of U; 1 for a bias. Times the window's growth: where an
     identity or relu RNN lets the pre-activations grow to 1e8, a perturbation grows
@@ -281,7 +281,7 @@ def fd_window(params, x, y, h0, *, loss, activations, reduction, names=None):
     if unknown:
         raise ValueError(f"fd_window: no finite differences for {unknown}; "
                          f"expected names among {list(_PATHS)}")
-    w = Window(params, x, y, h0, loss=loss, activations=activations, reduction=reduction)
+    w = WindowState(params, x, y, h0, loss=loss, activations=activations, reduction=reduction)
     grads, kinks = {}, {}
     with _Workers() as workers:
         for name in names:
@@ -301,7 +301,7 @@ def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction
     direction run the recurrence together, as rows of one batch (relu kinks are not
     tracked here).
     """
-    w = Window(params, x, y, h0, loss=loss, activations=activations, reduction=reduction)
+    w = WindowState(params, x, y, h0, loss=loss, activations=activations, reduction=reduction)
     p = w.params
     T, B, _ = w.x.shape
     every = np.arange(B)

@@ -3,6 +3,7 @@ import dataclasses
 import math
 from typing import Optional
 
+from .model import SIZES
 from .tolerances import ROUNDING_MARGIN
 
 __all__ = ["Result", "Report"]
@@ -80,9 +81,9 @@ class Report:
     def format_table(self):
         """A table a person can read, then a verdict line."""
         c = self.config
+        sizes = " ".join(f"{s.letter}={c[s.option]}" for s in SIZES)
         head = (f"gradcheck: {self.impl}  interval {c['interval']}, seq-len {c['seq_len']}, "
-                f"B={c['batch']} I={c['input_size']} H={c['hidden_size']} "
-                f"R={c['state_size']} O={c['output_size']}, {c['loss']}, "
+                f"{sizes}, {c['loss']}, "
                 f"{','.join(c['activations'])}, {c['reduction']}, {c['dtype']}, seed {c['seed']}")
         lines = [head, f"mode: {self.mode} ({self.mode_reason})", ""]
         cols = ("win", "array", "oracle", "checked", "max abs err", "max rel err", "err/tol",

@@ -23,11 +23,7 @@ except ImportError as error:                                    # pragma: no cov
     raise ImportError("gradcheck.strategies needs hypothesis: "
                       "pip install hypothesis (or gradcheck's test extra)") from error
 
-from reference.activations import ACTIVATIONS
-from reference.losses import LOSSES
-from reference.network import REDUCTIONS
-
-from .config import DTYPES
+from .model import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS, SIZE_OPTIONS
 
 __all__ = ["SETTINGS", "configs", "sizes", "intervals", "models"]
 
@@ -50,8 +46,7 @@ SETTINGS = settings(deadline=None, max_examples=50, suppress_health_check=[Healt
 def sizes(max_size=MAX_SIZE):
     """B, I, H, R, O: a dict of five sizes, each from 1 to ``max_size``."""
     one = st.integers(1, max_size)
-    return st.fixed_dictionaries(dict(batch=one, input_size=one, hidden_size=one,
-                                      state_size=one, output_size=one))
+    return st.fixed_dictionaries({option: one for option in SIZE_OPTIONS})
 
 
 @st.composite
@@ -67,11 +62,11 @@ def intervals(draw, max_interval=MAX_INTERVAL, max_windows=MAX_WINDOWS):
 
 @st.composite
 def models(draw, losses=LOSSES, activations=ACTIVATIONS):
-    """(loss, (f1, f2, f3)): ce and bce work on logits, so they get f3 = identity."""
+    """(loss, (f1, f2, f3)): losses on logits (ce, bce) get f3 = identity."""
     loss = draw(st.sampled_from(tuple(losses)))
     names = st.sampled_from(tuple(activations))
     f1, f2 = draw(names), draw(names)
-    f3 = "identity" if loss in ("ce", "bce") else draw(names)
+    f3 = "identity" if LOSSES[loss].logits else draw(names)
     return loss, (f1, f2, f3)
 
 
@@ -82,8 +77,8 @@ def configs(draw, *, max_size=MAX_SIZE, max_interval=MAX_INTERVAL, max_windows=M
     interval, seq_len = draw(intervals(max_interval, max_windows))
     loss, acts = draw(models(losses, activations))
     shape = draw(sizes(max_size))
-    if loss == "ce" and shape["output_size"] == 1:                # a softmax needs 2 classes
-        shape["output_size"] = 2
+    # a loss that needs more outputs (ce: a softmax over one class is constant) gets them
+    shape["output_size"] = max(shape["output_size"], LOSSES[loss].min_outputs)
     return dict(interval=interval, seq_len=seq_len, **shape, loss=loss,
                 activations=acts, reduction=draw(st.sampled_from(tuple(reductions))),
                 dtype=draw(st.sampled_from(tuple(dtypes))), seed=draw(st.integers(0, 2**16)))

@@ -13,10 +13,9 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .errors import UsageError
+from .model import GRAD_NAMES, INPUT_NAME, STATE_NAME, STATE_OUT_NAME, array
 
-__all__ = ["Problem", "Outcome", "load_impl", "call_impl", "GRAD_NAMES"]
-
-GRAD_NAMES = ("W1", "b1", "W2", "U", "b2", "W3", "b3", "x", "h0")
+__all__ = ["Problem", "Outcome", "load_impl", "call_impl"]
 
 
 class Problem(NamedTuple):
@@ -81,7 +80,7 @@ def _where_raised(exc):
 
 
 def _snapshot(params, x, y, h0):
-    arrays = dict(params, x=x, y=y, h0=h0)
+    arrays = dict(params, y=y, **{INPUT_NAME: x, STATE_NAME: h0})
     return {n: np.array(a, copy=True) for n, a in arrays.items()}
 
 
@@ -90,14 +89,12 @@ def call_impl(impl, params, x, y, h0, options):
 
     Shapes: x [T, B, I]; h0 [B, R]. Returns an Outcome whose fields are None when unusable.
     """
-    T, B, _ = x.shape
-    R = params["U"].shape[0]
     args = _snapshot(params, x, y, h0)
     call_params = {n: args[n] for n in params}
     before = _snapshot(params, x, y, h0)
     problems = []
     try:
-        out = impl(call_params, args["x"], args["y"], args["h0"], **options)
+        out = impl(call_params, args[INPUT_NAME], args["y"], args[STATE_NAME], **options)
     except BaseException as exc:  # untrusted: even SystemExit is a verdict here
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -126,7 +123,7 @@ def call_impl(impl, params, x, y, h0, options):
                                 f"{type(grads).__name__}; expected a dict"))
         grads = None
     else:
-        expected = {n: (args[n].shape if n in args else None) for n in GRAD_NAMES}
+        expected = {n: args[n].shape for n in GRAD_NAMES}     # each the shape of its input
         clean = {}
         for name in GRAD_NAMES:
             if name not in grads:
@@ -145,18 +142,20 @@ def call_impl(impl, params, x, y, h0, options):
         grads = clean
     try:
         h_last = np.asarray(h_last, dtype=np.float64)
-        if h_last.shape != (B, R):
-            problems.append(Problem("shape", f"h_last has shape {h_last.shape}; "
-                                    f"expected (B, R) = {(B, R)}"))
+        want = args[STATE_NAME].shape
+        if h_last.shape != want:
+            letters = ", ".join(array(STATE_NAME).letters)
+            problems.append(Problem("shape", f"{STATE_OUT_NAME} has shape {h_last.shape}; "
+                                    f"expected ({letters}) = {want}"))
             h_last = None
     except (TypeError, ValueError):
-        problems.append(Problem("return_value", "h_last is not numeric"))
+        problems.append(Problem("return_value", f"{STATE_OUT_NAME} is not numeric"))
         h_last = None
     nonfinite = [n for n, a in (grads or {}).items() if not np.all(np.isfinite(a))]
     if loss is not None and not np.isfinite(loss):
         nonfinite.insert(0, "loss")
     if h_last is not None and not np.all(np.isfinite(h_last)):
-        nonfinite.append("h_last")
+        nonfinite.append(STATE_OUT_NAME)
     if nonfinite:
         problems.append(Problem("nan", f"returned NaN or inf in {', '.join(nonfinite)}"))
     return Outcome(loss, grads, h_last, problems)

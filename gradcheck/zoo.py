@@ -35,17 +35,19 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from reference.activations import ACTIVATIONS, sigmoid
+from ._reference import reference
+from .config import OPTIONS
+from .model import (DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION, GRAD_NAMES,
+                    OUTPUT_NAMES, PARAM_NAMES, REDUCTIONS, UPSTREAM_OF_STATE)
 
-__all__ = ["Flaws", "ArticleBPTT", "Bug", "BUGS", "list_bugs", "GRAD_NAMES", "BREAK_NAMES",
-           "CONFIG_KEYS"]
+__all__ = ["Flaws", "ArticleBPTT", "Bug", "BUGS", "list_bugs", "BREAK_NAMES", "CONFIG_KEYS"]
 
-PARAM_NAMES = ("W1", "b1", "W2", "U", "b2", "W3", "b3")
-GRAD_NAMES = PARAM_NAMES + ("x", "h0")
+ACTIVATIONS, sigmoid = reference.activations.ACTIVATIONS, reference.activations.sigmoid
+
 # What a bug can break: the nine gradients, the forward's outputs, and two non-gradient problems.
-BREAK_NAMES = GRAD_NAMES + ("loss", "h_last", "inputs_modified", "nan")
-CONFIG_KEYS = ("interval", "seq_len", "batch", "input_size", "hidden_size", "state_size",
-               "output_size", "loss", "activations", "reduction", "dtype")
+BREAK_NAMES = GRAD_NAMES + OUTPUT_NAMES + ("inputs_modified", "nan")
+# The options a bug's demonstration config may set (every option of a check but seed and mode).
+CONFIG_KEYS = tuple(o for o in OPTIONS if o not in ("seed", "mode"))
 
 # The "safe" divisor of db3_off_by_1e6: one part in a million too large.
 _DB3_DIVISOR_SLACK = 1e-6
@@ -160,12 +162,12 @@ class ArticleBPTT:
         on = [f.name for f in fields(self.flaws) if getattr(self.flaws, f.name)]
         return f"ArticleBPTT(flaws: {', '.join(on) or 'none'})"
 
-    def __call__(self, params, x, y, h0, *, loss="l2", activations=("tanh", "tanh", "identity"),
-                 reduction="mean"):
+    def __call__(self, params, x, y, h0, *, loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS,
+                 reduction=DEFAULT_REDUCTION):
         """One window: (loss: float, grads: dict of the nine gradients, h_last [B, R])."""
         fl = self.flaws
-        if reduction not in ("mean", "sum"):
-            raise ValueError(f"reduction={reduction!r}; expected mean or sum")
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction={reduction!r}; expected one of {', '.join(REDUCTIONS)}")
         f1_name, f2_name, f3_name = activations
         f1, f2 = ACTIVATIONS[f1_name][0], ACTIVATIONS[f2_name][0]
         W1, b1, W2, U, b2, W3, b3 = (params[n] for n in PARAM_NAMES)
@@ -277,7 +279,7 @@ class ArticleBPTT:
 # ------------------------------------------------------------------ the registry
 
 _STATEFUL = ("accumulator_not_reset", "stale_h0")
-_UPSTREAM_OF_H = ("W1", "b1", "W2", "U", "b2", "x", "h0")  # everything d2_t reaches
+_UPSTREAM_OF_H = UPSTREAM_OF_STATE                          # everything d2_t reaches
 _TWO_WINDOWS = {"interval": 3, "seq_len": 6}
 
 
@@ -324,7 +326,7 @@ _BUG_LIST = [
          ("U",)),
     _bug("forward_U_transposed",
          "The forward uses h_{t-1} U^T and the backward faithfully differentiates that.",
-         ("loss", "h_last") + GRAD_NAMES),
+         OUTPUT_NAMES + GRAD_NAMES),
     _bug("dU_transposed",
          "dU += d2_t^T h_{t-1}: the transpose, which fits because U is square.",
          ("U",)),
@@ -333,7 +335,7 @@ _BUG_LIST = [
          _UPSTREAM_OF_H, _TWO_WINDOWS),
     _bug("stale_h0",
          "The state is initialised from the first call's h0 and later h0 are ignored.",
-         ("loss", "h_last") + GRAD_NAMES, _TWO_WINDOWS),
+         OUTPUT_NAMES + GRAD_NAMES, _TWO_WINDOWS),
     _bug("db3_off_by_1e6",
          "db3 is divided by a 'safe' divisor scale * (1 + 1e-6): one part in a million off.",
          ("b3",)),

@@ -13,7 +13,7 @@ from gradcheck.cli import main
 DIAGNOSES = {
     "accumulator_not_reset": r"window 2 disagrees.*accumulator is not reset",
     "stale_h0": r"window 2 disagrees.*state other than the h0 passed in",
-    "no_dh_next": r"not passed back through time: U, W2, b2, W1, b1, x, h0 disagree at every "
+    "no_dh_next": r"not passed back through time: W1, b1, W2, U, b2, x, h0 disagree at every "
                   r"step but the last",
     "dh_next_overwrites": r"not passed back through time",
     "dU_skips_first_step": r"dU misses step 1's term h0\^T d2_1",

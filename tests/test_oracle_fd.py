@@ -1,5 +1,5 @@
 """The batched finite-difference engine against a plain one-element-at-a-time loop and JAX;
-its window state (fd_window_state.Window) through its public surface; its threads."""
+its window state (fd_window_state.WindowState) through its public surface; its threads."""
 import threading
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 import reference
 from gradcheck import oracle_fd
 from gradcheck.compare import compare
-from gradcheck.fd_window_state import ACTIVATIONS, Window
+from gradcheck.fd_window_state import ACTIVATIONS, WindowState
 from gradcheck.model import GRAD_NAMES
 from gradcheck.oracle_fd import fd_directional, fd_window
 from gradcheck.oracle_jax import jax_window
@@ -131,7 +131,7 @@ def test_directional_derivatives_agree_with_jax(model):
 
 def test_window_state_is_the_unperturbed_forward():
     config, data = small_data(interval=4, loss="bce", activations=("sigmoid", "tanh", "identity"))
-    w = Window(data.params, data.x, data.y, data.h0, **config.model_options)
+    w = WindowState(data.params, data.x, data.y, data.h0, **config.model_options)
     want = jax_window(data.params, data.x, data.y, data.h0, **config.model_options)
     T, B, R = w.z2.shape
     assert w.h.shape == (T + 1, B, R) and w.z3.shape == (T, B, 5)
@@ -161,7 +161,7 @@ CHANGE_RTOL = 1e-14
 @pytest.mark.parametrize("name", ["tanh", "sigmoid"])
 def test_activation_change_is_relative_to_the_perturbation(name):
     config, data = small_data(interval=2, activations=(name, "tanh", "identity"))
-    w = Window(data.params, data.x, data.y, data.h0, **config.model_options)
+    w = WindowState(data.params, data.x, data.y, data.h0, **config.model_options)
     dz = 1e-8 * np.array([-1.0, -0.3, 0.7, 1.0])[:, None, None, None]   # [4, 1, 1, 1]
     want = _taylor_change(name, w.z1, dz)                                # [4, T, B, H]
     got = w.activation_change(0, dz, w.f1_aux)

@@ -44,7 +44,7 @@ def _blocks():
 _DRIVER = """
 import json, sys
 
-import reference
+from gradcheck._reference import reference
 
 code, where, examples = sys.argv[1], sys.argv[2], int(sys.argv[3])
 namespace = {"__name__": "readme_example", "my_loss_and_grads": reference.loss_and_grads}

@@ -18,6 +18,7 @@ if _ROOT not in sys.path:                                 # run from anywhere wi
 
 import reference  # noqa: E402
 from gradcheck import zoo  # noqa: E402
+from gradcheck.model import GRAD_NAMES  # noqa: E402
 
 # Two correct float64 computations of the same sums (the reference batches over
 # time, the zoo loops step by step) differ by rounding, ~1e-15 of an array's scale;
@@ -40,7 +41,7 @@ DEFAULTS = {"interval": 3, "seq_len": None, "batch": 128, "input_size": 10, "hid
 # Smaller than the article's sizes to stay fast; every bug stays visible (a bug's
 # config overrides these).
 SMALL = {"batch": 8, "input_size": 4, "hidden_size": 6, "state_size": 4, "output_size": 7}
-OUTPUT_NAMES = zoo.GRAD_NAMES + ("loss", "h_last")
+OUTPUT_NAMES = GRAD_NAMES + ("loss", "h_last")
 
 BUG_IDS = [bug.name for bug in zoo.list_bugs()]
 STATEFUL_IDS = [bug.name for bug in zoo.list_bugs() if bug.stateful]
@@ -116,7 +117,7 @@ def _run_windows(impl, cfg, seed=0, zero_h0=False):
         want_loss, want_grads, want_h = reference.loss_and_grads(
             *_copy_inputs(*inputs), **_options(cfg))
         got_loss, got_grads, got_h = impl(*inputs, **_options(cfg))
-        errors = {n: _rel_err(got_grads.get(n), want_grads[n]) for n in zoo.GRAD_NAMES}
+        errors = {n: _rel_err(got_grads.get(n), want_grads[n]) for n in GRAD_NAMES}
         errors["loss"] = _rel_err(got_loss, want_loss)
         errors["h_last"] = _rel_err(got_h, want_h)
         outputs = [got_loss, got_h, *got_grads.values()]
