@@ -269,6 +269,14 @@ def _param_chunk(w, name, idx, e):
     return idx, change.reshape(M, B).sum(axis=1) / (2 * e * w.scale), kink
 
 
+def _known(caller, names):
+    """A clear error for a name the engine has no finite differences for."""
+    unknown = [name for name in names if name not in _PATHS]
+    if unknown:
+        raise ValueError(f"{caller}: no finite differences for {unknown}; "
+                         f"expected names among {list(_PATHS)}")
+
+
 def fd_window(params, x, y, h0, *, loss, activations, reduction, names=None):
     """Central differences of the window's loss with respect to each array in ``names``.
 
@@ -277,10 +285,7 @@ def fd_window(params, x, y, h0, *, loss, activations, reduction, names=None):
     Returns FDResult(grads, kinks) keyed by name.
     """
     names = names or GRAD_NAMES
-    unknown = [name for name in names if name not in _PATHS]
-    if unknown:
-        raise ValueError(f"fd_window: no finite differences for {unknown}; "
-                         f"expected names among {list(_PATHS)}")
+    _known("fd_window", names)
     w = WindowState(params, x, y, h0, loss=loss, activations=activations, reduction=reduction)
     grads, kinks = {}, {}
     with _Workers() as workers:
@@ -301,6 +306,7 @@ def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction
     direction run the recurrence together, as rows of one batch (relu kinks are not
     tracked here).
     """
+    _known("fd_directional", directions)
     w = WindowState(params, x, y, h0, loss=loss, activations=activations, reduction=reduction)
     p = w.params
     T, B, _ = w.x.shape

@@ -171,12 +171,16 @@ def test_activation_change_is_relative_to_the_perturbation(name):
     assert not np.allclose(textbook, want, rtol=CHANGE_RTOL, atol=0)
 
 
-def test_unknown_array_is_a_clear_error():
+@pytest.mark.parametrize("engine", ["fd_window", "fd_directional"])
+def test_unknown_array_is_a_clear_error(engine):
     config, data = small_data(interval=2)
-    with pytest.raises(ValueError, match=r"fd_window: no finite differences for \['W4'\]; "
+    args = (data.params, data.x, data.y, data.h0)
+    with pytest.raises(ValueError, match=rf"{engine}: no finite differences for \['W4'\]; "
                                          r"expected names among \['W1'"):
-        fd_window(data.params, data.x, data.y, data.h0, names=("W1", "W4"),
-                  **config.model_options)
+        if engine == "fd_window":
+            fd_window(*args, names=("W1", "W4"), **config.model_options)
+        else:
+            fd_directional(*args, {"W4": np.ones((1, 2, 2))}, **config.model_options)
 
 
 def test_worker_threads_are_joined_before_fd_window_returns(monkeypatch):
