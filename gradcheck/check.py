@@ -88,6 +88,8 @@ def _own_rounding(computed, ref):
 def _impl_name(impl):
     if impl is None:
         return "reference"
+    if isinstance(impl, str):
+        return impl
     return f"{getattr(impl, '__module__', '?')}.{getattr(impl, '__qualname__', repr(impl))}"
 
 
@@ -95,15 +97,22 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
           input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
           state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
           loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
-          dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None):
+          dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, trace=False):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
     ``impl`` defaults to the project's reference. Every window of the sequence is
     checked, each with the state the implementation itself carried in; the first
     window's incoming state is random and non-zero. Returns a Report; raises
     UsageError (a ValueError) naming a bad option. ``progress``, if given, is called
-    as ``progress(windows_done, windows_total)`` after each window.
+    as ``progress(windows_done, windows_total)`` after each window. ``impl`` may also be
+    a spec string ``FILE.py:FUNC`` or ``MODULE:FUNC``. ``trace=True`` also records, for
+    the pictures (gradcheck.trace), each step's error and state derivative, at the cost
+    of extra calls to the implementation after every verdict is made (``report.trace``).
     """
+    spec = impl if isinstance(impl, str) else None
+    if spec is not None:
+        from .untrusted import load_impl
+        impl = load_impl(spec)
     if impl is not None and not callable(impl):
         raise UsageError("impl", impl, "expected a callable with the loss_and_grads contract")
     config = make_config(interval=interval, seq_len=seq_len, batch=batch,
@@ -156,9 +165,13 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
         h0 = out.h_last.astype(config.dtype)
     diagnosis = _explain(fn, data.params, seen, results, config, options)
     timings["total"] = time.perf_counter() - started
-    return Report(config=config.to_dict(), impl=_impl_name(impl), mode=mode,
-                  mode_reason=reason, windows=config.windows, results=results,
-                  diagnosis=diagnosis, timings={k: round(v, 6) for k, v in timings.items()})
+    report = Report(config=config.to_dict(), impl=_impl_name(spec or impl), mode=mode,
+                    mode_reason=reason, windows=config.windows, results=results,
+                    diagnosis=diagnosis, timings={k: round(v, 6) for k, v in timings.items()})
+    if trace:                            # after every verdict: its calls cannot change one
+        from .trace import trace_check
+        report.trace = trace_check(fn, data.params, seen, results, config)
+    return report
 
 
 def _explain(fn, params, seen, results, config, options):

@@ -44,6 +44,14 @@ def _strict(v):
     return v
 
 
+def _strict_tree(v):
+    if isinstance(v, dict):
+        return {k: _strict_tree(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_strict_tree(x) for x in v]
+    return _strict(v)
+
+
 @dataclasses.dataclass
 class Report:
     config: dict
@@ -54,6 +62,9 @@ class Report:
     results: list
     diagnosis: Optional[str] = None
     timings: dict = dataclasses.field(default_factory=dict)
+    # per-step errors and state derivatives for the pictures (gradcheck.trace), when
+    # check(..., trace=True) measured them; plain data
+    trace: Optional[dict] = None
 
     @property
     def passed(self):
@@ -76,6 +87,7 @@ class Report:
             "diagnosis": self.diagnosis,
             "results": [r.to_dict() for r in self.results],
             "timings": self.timings,
+            **({} if self.trace is None else {"trace": _strict_tree(self.trace)}),
         }
 
     def format_table(self):
