@@ -35,8 +35,11 @@ _AROUND_A_CHECK = textwrap.dedent("""
         return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else None
 
     import jax, threadpoolctl
-    seen = {"x64": [jax.config.jax_enable_x64], "threads": [threads()],
-            "blas": [[(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]]}
+
+    def blas():
+        return [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
+
+    seen = {"x64": [jax.config.jax_enable_x64], "threads": [threads()], "blas": [blas()]}
     import gradcheck
     seen["x64"].append(jax.config.jax_enable_x64)
 
@@ -61,7 +64,7 @@ _AROUND_A_CHECK = textwrap.dedent("""
     seen["x64"].append(jax.config.jax_enable_x64)
     seen["float_dtype"] = str(jax.numpy.ones(1).dtype)
     seen["threads"].append(threads())
-    seen["blas"].append([(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()])
+    seen["blas"].append(blas())
     gradcheck.check(**OPTIONS)
     seen["threads"].append(threads())
     seen["started"] = started

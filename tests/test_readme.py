@@ -12,14 +12,12 @@ have called it. The only change to a block's world is the number of examples of
 ``gradcheck.strategies.SETTINGS`` (fewer, derandomized: this test's speed; every other
 setting is the shipped one).
 """
-import json
 import os
 import pathlib
 import re
 import subprocess
 import sys
 
-import pytest
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 SKIP_MARK = "<!-- not run -->"
