@@ -59,6 +59,18 @@ def build_parser():
     p.add_argument("--seed", type=_int, default=0, metavar="N", help="every random draw")
     p.add_argument("--impl", metavar="FILE.py:FUNC|MODULE:FUNC",
                    help="check this implementation instead of the reference")
+    p.add_argument("--in-process", action="store_true",
+                   help="run --impl inside the checker's own process, without limits: it "
+                        "then trusts the code (for debuggers); by default --impl runs in a "
+                        "worker process of its own")
+    p.add_argument("--timeout", default=None, metavar="SECONDS",
+                   help="the most one call of --impl may take (default 60)")
+    p.add_argument("--time-budget", default=None, metavar="SECONDS",
+                   help="the most all calls of --impl may take together (default 3x "
+                        "--timeout); the extra calls that locate a failure stop when it is spent")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="the most memory --impl's process may use, e.g. 512M, 4G "
+                        "(default 4G, or half this machine's memory if less)")
     p.add_argument("--mode", default=None, help="full (every element) or projections")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report "
@@ -133,9 +145,15 @@ def _run(args, given):
             options["interval"] = 3
     if options["interval"] is None:
         raise _ArgumentError("--interval is required: an integer >= 1 (try --interval 3)")
+    limits = {}
     if args.impl is not None:
-        from .untrusted import load_impl
-        impl = load_impl(args.impl)
+        impl = args.impl
+        limits = _limits(args)
+        if not args.in_process:
+            from .isolation import start_fork_server
+            start_fork_server()          # loads NumPy while this process loads JAX
+    elif any(v is not None for v in (args.timeout, args.time_budget, args.memory_limit)):
+        raise _ArgumentError("--timeout, --time-budget and --memory-limit apply to --impl")
     progress = None
     if not args.json and sys.stderr.isatty():
         progress = _Progress(sys.stderr)
@@ -144,12 +162,42 @@ def _run(args, given):
     from .oracle_fd import keep_freed_memory
     keep_freed_memory()              # this process's malloc (never set on import gradcheck)
     try:
-        report = check(impl, progress=progress, trace=bool(pictures), **options)
+        report = check(impl, progress=progress, trace=bool(pictures), **limits, **options)
         _write_pictures(report, pictures)
         return report
     finally:
         if progress is not None:
             progress.close()
+
+
+def _limits(args):
+    """check()'s keyword arguments for how --impl runs, validated: UsageError names a bad one."""
+    from .isolation import DEFAULT_TIMEOUT, parse_size
+    if args.in_process:
+        return {"in_process": True}
+    out = {}
+    for name in ("timeout", "time_budget"):
+        text = getattr(args, name)
+        if text is None:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value > 0 and value != float("inf")):
+            raise UsageError(name, text, "expected a number of seconds > 0")
+        out[name] = value
+    out.setdefault("timeout", DEFAULT_TIMEOUT)
+    if args.memory_limit is not None:
+        out["memory_limit"] = parse_size(args.memory_limit)
+    return out
+
+
+def _show_output(report):
+    """What the implementation printed, on stderr (never in the --json document)."""
+    text = report.format_output()
+    if text:
+        print(text, file=sys.stderr)
 
 
 def _pictures(args):
@@ -196,8 +244,31 @@ SUBCOMMANDS = {
 }
 
 
+def _interrupted(signum, frame):
+    """Ctrl-C as the command: kill any worker, say so, exit 130 at once. (Raising
+    KeyboardInterrupt instead can unwind through JAX's C++ while it initialises, which
+    aborts or crashes the process.)"""
+    from . import isolation
+    isolation.kill_all()
+    os.write(2, b"gradcheck: interrupted\n")
+    os._exit(ExitCode.INTERRUPTED)
+
+
+def _exit_on_ctrl_c():
+    import signal
+    if _is_main_thread():
+        signal.signal(signal.SIGINT, _interrupted)
+
+
+def _is_main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
 def main(argv=None):
     """Run the command line; return the exit code (ExitCode)."""
+    if argv is None:
+        _exit_on_ctrl_c()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SUBCOMMANDS:
         import importlib
@@ -216,10 +287,15 @@ def main(argv=None):
         if args.json:
             with _stdout_to_stderr():
                 report = _run(args, given)
+                _show_output(report)
             print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
         else:
             report = _run(args, given)
+            _show_output(report)
             print(report.format_table())
+    except KeyboardInterrupt:          # the worker, if any, is already killed (check's finally)
+        print("gradcheck: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     except _ArgumentError as exc:
         print(f"gradcheck: error: {exc}", file=sys.stderr)
         return ExitCode.USAGE

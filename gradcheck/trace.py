@@ -27,7 +27,6 @@ import numpy as np
 
 from .model import GRAD_NAMES, LOSS_NAME, PARAM_NAMES, STATE_NAME
 from .tolerances import FD_STEP, tolerance
-from .untrusted import call_impl
 
 __all__ = ["trace_check", "ROWS", "DH_ROW", "VCURVE_STEPS"]
 
@@ -63,15 +62,17 @@ def _tol_of(results, window, name, dtype):
     return base.rtol, base.atol_rel, base.floor
 
 
-def _suffixes(fn, params, x, y, ref, out, options, dtype):
+def _suffixes(runner, params, x, y, ref, out, options, dtype):
     """The implementation's outcome on each suffix window t..T (t = 0 is the window itself),
-    each from JAX's state h_{t-1}; and JAX's own suffix grads of h0. Lists of length T."""
+    each from JAX's state h_{t-1}; and JAX's own suffix grads of h0. Lists of length T.
+    ``runner.call(params, x, y, h0, options, what)`` runs the implementation (check's)."""
     from .oracle_jax import jax_window
     T = x.shape[0]
     impl, oracle = [out], [ref.grads[STATE_NAME]]
     for t in range(1, T):
         h_start = ref.states[t]                                  # [B, R], float64
-        impl.append(call_impl(fn, params, x[t:], y[t:], h_start.astype(dtype), options))
+        impl.append(runner.call(params, x[t:], y[t:], h_start.astype(dtype), options,
+                                f"the pictures' call {t + 1} of {T}"))
         oracle.append(jax_window(params, x[t:], y[t:], h_start, **options).grads[STATE_NAME])
     return impl, oracle
 
@@ -168,6 +169,7 @@ def _vcurve(params, seen, results, config, options):
 
 def trace_check(fn, params, seen, results, config):
     """The per-step data of the pictures for a finished check (see the module's doc).
+    ``fn``: how check() runs the implementation (an object with ``call``).
 
     ``seen``: per window checked, (x, y, JaxResult, Outcome) as check() keeps them."""
     options = config.model_options
