@@ -179,6 +179,8 @@ def _run(args, given):
         progress = _Progress(sys.stderr)
     pictures = _pictures(args)
     from .check import check          # imports the oracles: only when a check runs
+    from .oracle_fd import keep_freed_memory
+    keep_freed_memory()              # this process's malloc (never set on import gradcheck)
     try:
         report = check(impl, progress=progress, trace=bool(pictures), **limits, **options,
                        **extra)
