@@ -15,6 +15,7 @@ setting is the shipped one).
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
@@ -82,9 +83,17 @@ def _test_file(line, code):
                                   calls_check=bool(re.search(r"\bgradcheck\.check\(", code)))
 
 
+# The user's own modules that README blocks import, each a correct implementation written
+# in that style (tests/impls/styles), placed in the folder the blocks run from.
+_USER_MODULES = {"my_cells.py": "cell.py"}
+
+
 def test_readme_python_blocks_run_as_written(tmp_path):
     blocks = _blocks()
     (tmp_path / "conftest.py").write_text(_CONFTEST.format(examples=EXAMPLES))
+    styles = pathlib.Path(__file__).resolve().parent / "impls" / "styles"
+    for name, source in _USER_MODULES.items():
+        shutil.copy(styles / source, tmp_path / name)
     for line, code in blocks:
         (tmp_path / f"test_readme_line{line}.py").write_text(_test_file(line, code))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_"))}
