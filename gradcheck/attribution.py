@@ -8,6 +8,12 @@ h_{t-1} has gradient sum_{s >= t} (contribution of step s), because step s's
 use of a weight only affects the losses of steps s..T. Differences of
 consecutive suffixes give step t's contribution. For x, dx[t] is already per step;
 for the loss, the suffix losses give each step's loss the same way.
+
+This assumes a step's code does not depend on where its window starts. Code whose
+mistake is tied to the window's first step (dU's first term from the wrong state) makes
+every suffix window wrong at ITS first step, so the differences blame every step;
+check._evidence tests such candidates against the numbers (candidates.py) and, when
+one reproduces them, moves the array's steps to each window's first step.
 """
 import numpy as np
 

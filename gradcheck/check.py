@@ -15,7 +15,7 @@ from .model import (DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_INTERVAL, DEFAUL
 from .oracles import ORACLES, PROJECTIONS, Window
 from .report import Report, Result
 from .tolerances import ROUNDING_CAP, calibrated, tolerance
-from .untrusted import call_impl
+from .untrusted import call_impl, fill_skipped
 
 __all__ = ["check"]
 
@@ -168,8 +168,9 @@ def _runner(impl, in_process, timeout, memory_limit, time_budget):
         raise UsageError("impl", impl, "expected a callable with the loss_and_grads contract, "
                                        "or 'FILE.py:FUNC' / 'MODULE:FUNC'")
     request = {"spec": impl} if isinstance(impl, str) else impl
-    from .untrusted import check_spec
-    check_spec(request.get("spec"))
+    if request.get("adapter") is None:           # an adapter names a module, not a function
+        from .untrusted import check_spec
+        check_spec(request.get("spec"))
     if in_process:
         from .untrusted import build
         return _InProcess(build(request))
@@ -182,12 +183,22 @@ def _runner(impl, in_process, timeout, memory_limit, time_budget):
     return Worker(request, timeout=timeout, memory_limit=memory, budget=budget)
 
 
+class _Default:
+    """An option left at its default: the model's, or what an adapter's code computes."""
+    def __repr__(self):
+        return "<default>"
+
+
+_DEFAULT = _Default()
+
+
 def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_SIZES["batch"],
           input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
           state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
           loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
           dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, trace=False,
-          in_process=False, timeout=None, memory_limit=None, time_budget=None):
+          in_process=False, timeout=None, memory_limit=None, time_budget=None, adapter=None,
+          skip=(), adapter_defaults=True):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
     ``impl`` defaults to the project's reference. A callable runs in this process
@@ -204,24 +215,75 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     after each window. ``trace=True`` also records, for the pictures (gradcheck.trace),
     each step's error and state derivative, at the cost of extra calls to the
     implementation after every verdict is made (``report.trace``).
+
+    ``adapter`` (a style name or a declaration, see gradcheck.adapters) checks code
+    written in another shape: ``impl`` is then its module (``FILE.py`` or ``MODULE``,
+    isolated like a spec; or a module object, in this process).
+    ``skip``: gradient names the code does not compute (reported as skipped, never compared).
+    With an adapter, options left at the model's defaults take the adapter's values
+    (``adapter_defaults=False``: every option as given).
     """
+    decl = None
+    # With an adapter, an option left at the model's default takes what the code computes.
+    adapter_defaults = adapter is not None and adapter_defaults
+    loss = _DEFAULT if adapter_defaults and loss == DEFAULT_LOSS else loss
+    activations = (_DEFAULT if adapter_defaults and tuple(activations) == DEFAULT_ACTIVATIONS
+                   else activations) if isinstance(activations, (tuple, list)) else activations
+    reduction = _DEFAULT if adapter_defaults and reduction == DEFAULT_REDUCTION else reduction
+    batch = _DEFAULT if adapter_defaults and batch == DEFAULT_SIZES["batch"] else batch
+    hidden_size = (_DEFAULT if adapter_defaults and hidden_size == DEFAULT_SIZES["hidden_size"]
+                   else hidden_size)
+    if adapter is not None:
+        from . import adapters
+        decl = adapters.declaration(adapter)
+        if impl is None:
+            raise UsageError("impl", impl, "an adapter needs the module of the code to check")
+        # a module named by a string runs in a worker, which builds the adapted code there
+        impl = ({"spec": impl, "adapter": decl} if isinstance(impl, str)
+                else adapters.build(impl, decl))
+        d_loss, d_acts, d_red = adapters.supported(decl)
+        loss = d_loss if loss is _DEFAULT else loss
+        activations = d_acts if activations is _DEFAULT else activations
+        reduction = d_red if reduction is _DEFAULT else reduction
+        fixed = adapters.sizes(decl, {
+            "batch": None if batch is _DEFAULT else batch, "input_size": input_size,
+            "hidden_size": None if hidden_size is _DEFAULT else hidden_size})
+        batch = _DEFAULT if fixed["batch"] is None else fixed["batch"]
+        hidden_size = _DEFAULT if fixed["hidden_size"] is None else fixed["hidden_size"]
+        skip = tuple(skip) + adapters.skipped(decl)
+    loss = DEFAULT_LOSS if loss is _DEFAULT else loss
+    activations = DEFAULT_ACTIVATIONS if activations is _DEFAULT else activations
+    reduction = DEFAULT_REDUCTION if reduction is _DEFAULT else reduction
+    batch = DEFAULT_SIZES["batch"] if batch is _DEFAULT else batch
+    hidden_size = DEFAULT_SIZES["hidden_size"] if hidden_size is _DEFAULT else hidden_size
+    skip = _skip_names(skip)
     config = make_config(interval=interval, seq_len=seq_len, batch=batch,
                          input_size=input_size, hidden_size=hidden_size,
                          state_size=state_size, output_size=output_size, loss=loss,
                          activations=activations, reduction=reduction, dtype=dtype,
                          seed=seed, mode=mode)
     from .isolation import DEFAULT_TIMEOUT
+    if skip and impl is not None:             # the skipped gradients it may leave out
+        impl = (dict({"spec": impl} if isinstance(impl, str) else impl, skip=list(skip))
+                if isinstance(impl, (str, dict)) else fill_skipped(impl, skip))
     runner = _runner(impl, in_process, DEFAULT_TIMEOUT if timeout is None else timeout,
                      memory_limit, time_budget)
     try:
-        return _check(runner, impl, config, progress, trace)
+        return _check(runner, impl, config, progress, trace, decl, skip)
     finally:
         runner.close()
 
 
-def _check(runner, impl, config, progress, trace=False):
+def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
     mode, reason = _choose_mode(config)
     data = make_data(config)
+    if decl is not None:
+        from .adapters import prepare_data
+        params, x = prepare_data(decl, data.params, data.x)
+        data = data._replace(params=params, x=x)
+        if decl.get("h0") == "zeros":    # code that starts every window from a zero state
+            data = data._replace(h0=np.zeros_like(data.h0))
+    unsupported = None
     options = config.model_options
     timings = dict.fromkeys(["impl"] + [o.name for o in ORACLES], 0.0)
     results = []
@@ -243,6 +305,11 @@ def _check(runner, impl, config, progress, trace=False):
         t = time.perf_counter()
         out = runner.result()        # (in-process: the call happens here)
         timings["impl"] += time.perf_counter() - t
+        declined = [p for p in out.problems if p.name == "exception"
+                    and p.message.startswith(f"raised {NotImplementedError.__name__}")]
+        if declined:                 # the code declines these options: not a verdict on it
+            unsupported = declined[0].message[len("raised "):]
+            break
         for p in out.problems:
             results.append(Result(name=p.name, oracle="contract", window=w, passed=False,
                                   message=p.message))
@@ -252,7 +319,7 @@ def _check(runner, impl, config, progress, trace=False):
                                  mine)
         got = dict(out.grads or {}, loss=out.loss, h_last=out.h_last)
         for e in sorted(expected, key=lambda e: _ORDER[e.name]):     # stable: oracle order
-            if got.get(e.name) is None:
+            if got.get(e.name) is None or e.name in skip:
                 continue
             value = got[e.name] if e.project is None else e.project(got[e.name])
             results.append(_judge(e.name, e.oracle, w, value, e.want,
@@ -264,14 +331,19 @@ def _check(runner, impl, config, progress, trace=False):
         if out.h_last is None or not np.all(np.isfinite(out.h_last)):
             break            # no state to carry: later windows cannot be checked
         h0 = out.h_last.astype(config.dtype)
-    skipped = []
-    diagnosis = _explain(runner, data.params, seen, results, config, options, skipped)
+        if decl is not None and decl.get("h0") == "zeros":
+            h0 = data.h0
+    skipped_calls = []
+    diagnosis = (_explain(runner, data.params, seen, results, config, options, skipped_calls,
+                          skip) if seen else None)
+    if unsupported is not None:
+        diagnosis = f"Not supported by this implementation: {unsupported}"
     timings["total"] = time.perf_counter() - started
     report = Report(config=config.to_dict(), impl=_impl_name(impl), mode=mode,
                     mode_reason=reason, windows=config.windows, results=results,
                     diagnosis=diagnosis, timings={k: round(v, 6) for k, v in timings.items()},
-                    skipped=skipped)
-    if trace:                            # after every verdict: its calls cannot change one
+                    skipped=list(skip), unsupported=unsupported, skipped_calls=skipped_calls)
+    if trace and seen:                   # after every verdict: its calls cannot change one
         from .trace import trace_check
         report.trace = trace_check(runner, data.params, seen, results, config)
     runner.close()                   # its output is complete once it has ended
@@ -304,8 +376,20 @@ def _stopped(outcome, what, skipped):
     return False
 
 
-def _explain(runner, params, seen, results, config, options, skipped):
-    """Attribute each failing array to time steps, then diagnose the whole pattern.
+def _skip_names(skip):
+    """``skip`` as a tuple of gradient names in the model's order; UsageError otherwise."""
+    if isinstance(skip, str):
+        skip = [s.strip() for s in skip.split(",") if s.strip()]
+    bad = [s for s in skip if s not in GRAD_NAMES]
+    if bad:
+        raise UsageError("skip", ",".join(map(str, bad)),
+                         f"expected gradient names among {', '.join(GRAD_NAMES)}")
+    return tuple(n for n in GRAD_NAMES if n in set(skip))
+
+
+def _explain(runner, params, seen, results, config, options, skipped, skip=()):
+    """Attribute each failing array to time steps, test candidate causes against the
+    numbers, then diagnose the whole pattern.
 
     Runs after every window has been judged, so the extra calls it makes to the
     implementation (suffix windows) cannot change any verdict. What a limit cut short
@@ -337,7 +421,8 @@ def _explain(runner, params, seen, results, config, options, skipped):
                 kinds[(w, r.name)] = mismatch_kind(r.name, out.grads[r.name], ref.grads[r.name],
                                                    ref.per_step.get(r.name), tol)
     consistent = None
-    if any(r.name == "loss" and not r.passed and r.oracle != "contract" for r in results):
+    if (any(r.name == "loss" and not r.passed and r.oracle != "contract" for r in results)
+            and not skip):
         x, y, ref, out = seen[0]
         consistent = self_consistent(runner, params, x, y, ref.states[0].astype(config.dtype),
                                      out, options, config, skipped)
@@ -347,7 +432,56 @@ def _explain(runner, params, seen, results, config, options, skipped):
         return (f"Nothing disagrees, but {', '.join(names)} cannot be judged in "
                 f"{config.dtype} here: rounding alone moves the reference too far (a bug "
                 f"could hide in it); check in float64 or another configuration.")
-    return diagnose(results, config.windows, config.to_dict(), kinds, consistent)
+    evidence = _evidence(params, seen, results, config, options, tol, skip)
+    return diagnose(results, config.windows, config.to_dict(), kinds, consistent,
+                    evidence=evidence)
+
+
+def _evidence(params, seen, results, config, options, tol, skip=()):
+    """What candidates.py finds in the first window that disagrees: float32 rounding in a
+    float64 check, clipping, buffers that keep the last window's sums, and which candidate
+    mistakes reproduce the gradients. A first-step candidate moves the arrays' steps to
+    each window's first step (attribution by suffix windows cannot see it)."""
+    from .candidates import CANDIDATES, clipped_at, float32_level, reproducing
+    judged = [r for r in results if not r.passed and r.oracle != "contract"]
+    if not judged:
+        return {}
+    w = min(r.window for r in judged)
+    x, y, ref, out = seen[w - 1]
+    if out.grads is None or len(out.grads) < len(ref.grads):
+        return {}
+    evidence = {}
+    computed = {n: g for n, g in out.grads.items() if n not in skip}    # skipped: zeros
+    got = dict(computed, loss=np.float64(out.loss), h_last=out.h_last)
+    want = dict(ref.grads, loss=np.float64(ref.loss), h_last=ref.h_last)
+    if config.dtype == "float64" and float32_level(
+            {n: got[n] for n in want if got.get(n) is not None}, want,
+            tolerance("jax", "float32")):
+        evidence["float32"] = max(r.max_rel_err or 0.0 for r in judged)
+        return evidence
+    bad = sorted({r.name for r in judged if r.window == w and r.name in ref.grads})
+    clipped = {n: clipped_at(out.grads[n], ref.grads[n], tol) for n in bad}
+    if bad and all(c is not None for c in clipped.values()):
+        evidence["clipped"] = clipped
+        return evidence
+    if w > 1:
+        _, _, ref_before, out_before = seen[w - 2]
+        if out_before.grads is not None:
+            evidence["carried_sums"] = all(
+                compare(out.grads[n], ref.grads[n] + out_before.grads[n], tol).passed
+                for n in bad)
+        return evidence
+    if not bad:
+        return evidence
+    found = reproducing(params, x, y, ref.states[0], computed, options, tol)
+    evidence["candidates"] = found
+    if len(found) == 1 and CANDIDATES[found[0]][1]:
+        evidence["first_step"] = config.windows[w - 1][0] + 1
+        for r in judged:
+            if r.name in bad and r.steps:
+                start = config.windows[r.window - 1][0]
+                r.steps = [start + 1]
+    return evidence
 
 
 # Directional finite difference of the implementation's own loss (diagnosis only, never

@@ -71,6 +71,12 @@ def build_parser():
     p.add_argument("--memory-limit", default=None, metavar="SIZE",
                    help="the most memory --impl's process may use, e.g. 512M, 4G "
                         "(default 4G, or half this machine's memory if less)")
+    p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON",
+                   help="--impl names a module written in another shape: a style (course, "
+                        "textbook, cell, function) or a declaration (see README, Adapters)")
+    p.add_argument("--skip", metavar="NAMES", default="",
+                   help="gradients the code does not compute, e.g. x,h0 (reported as "
+                        "skipped, never compared)")
     p.add_argument("--mode", default=None, help="full (every element) or projections")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report "
@@ -145,7 +151,7 @@ def _run(args, given):
             options["interval"] = 3
     if options["interval"] is None:
         raise _ArgumentError("--interval is required: an integer >= 1 (try --interval 3)")
-    limits = {}
+    limits, extra = {}, {}
     if args.impl is not None:
         impl = args.impl
         limits = _limits(args)
@@ -154,15 +160,32 @@ def _run(args, given):
             start_fork_server()          # loads NumPy while this process loads JAX
     elif any(v is not None for v in (args.timeout, args.time_budget, args.memory_limit)):
         raise _ArgumentError("--timeout, --time-budget and --memory-limit apply to --impl")
+    if args.adapter is not None:
+        if args.impl is None:
+            raise _ArgumentError("--adapter needs --impl naming the module to check")
+        from .adapters import read_declaration, sizes, supported
+        decl = extra["adapter"] = read_declaration(args.adapter)
+        extra["adapter_defaults"] = False  # options not given: what the adapter's code computes
+        computed = dict(zip(("loss", "activations", "reduction"), supported(decl)))
+        computed.update(sizes(decl, {"batch": None, "hidden_size": None,
+                                     "input_size": options["input_size"]}))
+        for name, value in computed.items():
+            if name not in given and value is not None and name in options:
+                options[name] = value
+    if args.skip:
+        extra["skip"] = args.skip
     progress = None
     if not args.json and sys.stderr.isatty():
         progress = _Progress(sys.stderr)
     pictures = _pictures(args)
     from .check import check          # imports the oracles: only when a check runs
     from .exe_cache import cli_cache
+    from .oracle_fd import keep_freed_memory
+    keep_freed_memory()              # this process's malloc (never set on import gradcheck)
     try:
         with cli_cache():                # the compiled oracle, kept for the next process
-            report = check(impl, progress=progress, trace=bool(pictures), **limits, **options)
+            report = check(impl, progress=progress, trace=bool(pictures), **limits, **options,
+                           **extra)
         _write_pictures(report, pictures)
         return report
     finally:
@@ -240,6 +263,7 @@ def _given(argv):
 # only when named (the plain `gradcheck --interval 3` is the check itself).
 SUBCOMMANDS = {
     "regression": "gradcheck.regression",
+    "layer": "gradcheck.layer_check",
     "tour": "gradcheck.tour",
 }
 

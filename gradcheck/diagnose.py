@@ -51,13 +51,53 @@ def _window_steps(windows, w):
     return list(range(start + 1, stop + 1))
 
 
-def diagnose(results, windows, config, kinds, self_consistent=None):
+def _from_evidence(evidence, names, arrays, w, windows, config, kind):
+    """The diagnosis that candidates.py's evidence proves, or None."""
+    if "float32" in evidence and not any(k and k[0] == "scale" for k in kind.values()):
+        return (f"Every disagreement is at float32 rounding level (relative errors up to "
+                f"{evidence['float32']:.1e}, within float32's tolerance of JAX, while JAX and "
+                f"finite differences agree to float64 precision): the code computes in "
+                f"float32 somewhere inside this float64 check (a float32 buffer such as "
+                f"np.zeros(..., dtype=np.float32)?); check it with --dtype float32, or keep "
+                f"its buffers in the inputs' dtype.")
+    if evidence.get("clipped"):
+        cs = evidence["clipped"]
+        bounds = sorted({float(f"{c:.6g}") for c in cs.values()})
+        return (f"d{', d'.join(cs)} are clipped inside the code: every element beyond "
+                f"+-{' / +-'.join(f'{c:g}' for c in bounds)} is stuck there and the others "
+                f"agree; gradient clipping belongs outside the gradient (turn it off or raise "
+                f"the bound to check the gradient itself).")
+    return None
+
+
+def _candidate(evidence, lead=""):
+    """The sentence for what the tested candidate mistakes found, or None (not tested).
+    ``lead``: the pattern's own sentence, kept when a candidate confirms it."""
+    if "candidates" not in evidence:
+        return None
+    from .candidates import CANDIDATES
+    found = evidence["candidates"]
+    if len(found) == 1:
+        what, first_step = CANDIDATES[found[0]]
+        where = (f"; the error is in step {evidence['first_step']} alone, the window's "
+                 f"first step (every window shows it at its own first step)"
+                 if first_step else "")
+        return f"{lead}{what}{where} (this mistake reproduces the numbers)."
+    if found:
+        return ("Unclear which of these mistakes it is; each reproduces the numbers: "
+                + "; or ".join(CANDIDATES[f][0] for f in found) + ".")
+    return None
+
+
+def diagnose(results, windows, config, kinds, self_consistent=None, evidence=None):
     """One sentence naming the most likely class of bug, or None when everything agrees.
 
     results: the report's Result list (``steps`` filled in for failing arrays);
     windows: [(start, stop)]; kinds: {(window, name): mismatch_kind(...)}; self_consistent:
-    whether the gradients match finite differences of the implementation's own loss.
+    whether the gradients match finite differences of the implementation's own loss;
+    evidence: what check._evidence found (candidates.py), which decides before patterns.
     """
+    evidence = evidence or {}
     failing = [r for r in results if not r.passed]
     if not failing:
         return None
@@ -79,6 +119,15 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
     first_window = min(r.window for r in judged)
     names = {r.name for r in judged}
     arrays = [n for n in GRADS if n in names]
+    if first_window > 1 and len(windows) > 1 and not names & {"loss", "h_last", INPUT_NAME,
+                                                               STATE_NAME} \
+            and set(names) <= set(GRADS) and not set(FIRST_LAYER) <= names:
+        sums = (" (each equals this window's gradient plus the window before's: the sums "
+                "carry over)" if evidence.get("carried_sums") else "")
+        return (f"Window 1 agrees but from window {first_window} d{', d'.join(arrays)} "
+                f"disagree while dx, dh0 and the first layer agree: the weight-gradient "
+                f"buffers are not reset between windows{sums}; zero them (or assign, "
+                f"not +=) at the start of every backward.")
     if first_window > 1 and len(windows) > 1:
         what = ("the forward uses a state other than the h0 passed in"
                 if names & {"loss", "h_last"} else
@@ -88,6 +137,15 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
     w = first_window
     kind = {n: kinds.get((w, n)) for n in arrays}
     scales = {float(f"{k[1]:.6g}") for k in kind.values() if k and k[0] == "scale"}
+    proven = _from_evidence(evidence, names, arrays, w, windows, config, kind)
+    if proven is not None:
+        return proven
+    if config["loss"] == "l2" and scales == {2.0} and len(arrays) == len(GRADS):
+        loss_too = "the loss and " if "loss" in names else ""
+        return (f"{loss_too.capitalize() or 'E'}{'e' if loss_too else ''}very gradient "
+                f"{'are' if loss_too else 'is'} 2x JAX's: l2 is 0.5 * sum of squares "
+                f"(the 0.5 is left out{'' if loss_too else ' of the gradient: d(0.5 e^2) = e'}), "
+                f"a factor of 2 in every gradient, not a wrong reduction.")
     if "loss" in names and "h_last" in names:
         consistent = ("; its gradients do match finite differences of its own loss, so the "
                       "backward faithfully differentiates the wrong function"
@@ -118,18 +176,32 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
                 f"dL/dz3, is wrong for loss {config['loss']} with f3 = "
                 f"{config['activations'][2]}.")
     if set(STATE_PATH) <= set(arrays) and not set(OUTPUT) & set(arrays):
+        found = evidence.get("candidates") or []
+        f2_lead = (f"The backward pass through the RNN activation f2 = "
+                   f"{config['activations'][1]} is wrong: ")
+        if len(found) == 1 and found[0] not in ("no_dh_next", "dh_next_overwrites"):
+            return _candidate(evidence, f2_lead if found[0] == "tanh_grad_of_output"
+                              else f"{_names(STATE_PATH)} disagree: ")
+        if len(found) > 1:
+            return _candidate(evidence)
         u_steps = steps.get("U") or steps.get(INPUT_NAME)
         if u_steps is not None and len(all_steps) > 1 and u_steps == all_steps[:-1]:
+            if "candidates" in evidence and not found:   # tested: none reproduces them
+                return (f"Unclear: {_names(STATE_PATH)} disagree at every step but the last "
+                        f"(the state's derivative is wrong on its way back), but no candidate "
+                        f"mistake tested (a missing or overwriting dh_next, a transposed U in "
+                        f"dh_next) reproduces the numbers.")
             return (f"The state derivative is not passed back through time: "
                     f"{_names(STATE_PATH)} disagree at every step but the last "
                     f"(dh_next is not added to dh_t, or replaces it).")
-        return (f"The backward pass through the RNN activation f2 = {config['activations'][1]} "
-                f"is wrong: {_names(STATE_PATH)} disagree at every step, the last included "
+        return (f"{f2_lead}{_names(STATE_PATH)} disagree at every step, the last included "
                 f"(f2' computed from the wrong value?).")
     if set(arrays) == set(FIRST_LAYER):
-        return (f"The first dense layer's backward is wrong: W1, b1 and x disagree while the "
-                f"RNN and the output layer agree (f1 = {config['activations'][0]}: check f1' "
-                f"and d1 = da * f1'(z1)).")
+        lead = (f"The first dense layer's backward is wrong: W1, b1 and x disagree while the "
+                f"RNN and the output layer agree (f1 = {config['activations'][0]}")
+        if evidence.get("candidates") == ["f1_grad_forgotten"]:
+            return _candidate(evidence, lead + "): dx, dW1 and db1: ")
+        return lead + ": check f1' and d1 = da * f1'(z1))."
     if len(arrays) == 1:
         (name,) = arrays
         k = kind.get(name)
@@ -151,6 +223,15 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
         if k and k[0] == "one_step":
             return (f"d{name} holds only step {all_steps[k[1] - 1]}'s contribution: the per-step "
                     f"gradients are assigned (=) instead of accumulated (+=) over time.")
+        where = f" at steps {at_all}" if at_all else ""
+        found = evidence.get("candidates") or []
+        if len(found) == 1:
+            from .candidates import CANDIDATES
+            if CANDIDATES[found[0]][1]:
+                where = ""
+            return _candidate(evidence, f"Only d{name} disagrees{where}: ")
+        if found:
+            return _candidate(evidence)
         if name == "U" and (at == all_steps[:1] or k == ("missing_step", 1)):
             return ("dU misses step 1's term h0^T d2_1 (it equals JAX's dU without it): "
                     "invisible when the incoming state is zero.")

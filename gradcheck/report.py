@@ -62,7 +62,10 @@ class Report:
     results: list
     diagnosis: Optional[str] = None
     timings: dict = dataclasses.field(default_factory=dict)
-    skipped: list = dataclasses.field(default_factory=list)   # extra calls a limit stopped
+    skipped: list = dataclasses.field(default_factory=list)   # gradients never compared
+    unsupported: Optional[str] = None     # the implementation declined these options
+    # extra calls (attribution, probes) a limit stopped, each a sentence
+    skipped_calls: list = dataclasses.field(default_factory=list)
     isolation: dict = dataclasses.field(default_factory=dict)   # how the impl ran, limits
     # what the implementation printed, {"stdout": excerpt, "stderr": excerpt}: never in
     # to_dict(), so the JSON document stays the checker's own words
@@ -73,7 +76,15 @@ class Report:
 
     @property
     def passed(self):
-        return bool(self.results) and all(r.passed for r in self.results)
+        return (self.unsupported is None and bool(self.results)
+                and all(r.passed for r in self.results))
+
+    @property
+    def status(self):
+        """"passed", "failed" or "not_supported"."""
+        if self.unsupported is not None:
+            return "not_supported"
+        return "passed" if self.passed else "failed"
 
     @property
     def failures(self):
@@ -83,6 +94,8 @@ class Report:
         """The JSON document of interface.md section 4 (timings under "timings" only)."""
         return {
             "passed": self.passed,
+            "status": self.status,
+            "skipped": list(self.skipped),
             "impl": self.impl,
             "config": self.config,
             "mode": self.mode,
@@ -92,7 +105,7 @@ class Report:
             "diagnosis": self.diagnosis,
             "results": [r.to_dict() for r in self.results],
             "timings": self.timings,
-            "skipped": list(self.skipped),
+            "skipped_calls": list(self.skipped_calls),
             "isolation": dict(self.isolation),
             **({} if self.trace is None else {"trace": _strict_tree(self.trace)}),
         }
@@ -149,14 +162,19 @@ class Report:
         if kinks:
             lines += ["", f"relu kinks: {kinks} element{'s' if kinks > 1 else ''} excluded from the "
                           "finite-difference comparison (the loss is not differentiable there)"]
-        for note in self.skipped:
+        if self.skipped:
+            lines += ["", f"skipped (not compared, not passed): {', '.join(self.skipped)}"]
+        for note in self.skipped_calls:
             lines += ["", f"skipped: {note}"]
         if self.diagnosis:
             lines += ["", f"diagnosis: {self.diagnosis}"]
         n = len(self.results)
         lines.append("")
-        lines.append(f"PASSED: all {n} comparisons agree" if self.passed else
-                     f"FAILED: {len(problems)} of {n} comparisons disagree")
+        if self.unsupported is not None:
+            lines.append(f"NOT SUPPORTED: {self.unsupported}")
+        else:
+            lines.append(f"PASSED: all {n} comparisons agree" if self.passed else
+                         f"FAILED: {len(problems)} of {n} comparisons disagree")
         return "\n".join(lines)
 
 

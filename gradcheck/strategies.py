@@ -2,8 +2,9 @@
 
     from hypothesis import given
     import gradcheck
-    from gradcheck.strategies import configs
+    from gradcheck.strategies import SETTINGS, configs
 
+    @SETTINGS
     @given(configs())
     def test_my_bptt_passes_everywhere(options):
         report = gradcheck.check(my_loss_and_grads, **options)
@@ -12,9 +13,11 @@
 ``configs()`` draws keyword arguments of ``gradcheck.check`` (and ``make_config``):
 every size from 1 up, intervals from 1 up, sequence lengths of one or more windows
 whose last window may be shorter, every loss with the activations it allows, both
-reductions, both dtypes, and a seed. Needs hypothesis (``pip install "gradcheck[test]"``).
+reductions, both dtypes, and a seed. ``SETTINGS`` fits hypothesis to a check's cost.
+Needs hypothesis (``pip install "gradcheck[test]"``).
 """
 try:
+    from hypothesis import HealthCheck, settings
     from hypothesis import strategies as st
 except ImportError as error:                                    # pragma: no cover
     raise ImportError("gradcheck.strategies needs hypothesis: "
@@ -22,7 +25,7 @@ except ImportError as error:                                    # pragma: no cov
 
 from .model import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS, SIZE_OPTIONS
 
-__all__ = ["configs", "sizes", "intervals", "models"]
+__all__ = ["SETTINGS", "configs", "sizes", "intervals", "models"]
 
 # Defaults: sizes up to 16 and intervals up to 64 keep every JAX shape bucket
 # (powers of two, at least 16 wide and 4 steps long) to 16 wide, so a sweep pays
@@ -30,6 +33,14 @@ __all__ = ["configs", "sizes", "intervals", "models"]
 MAX_SIZE = 16
 MAX_INTERVAL = 64
 MAX_WINDOWS = 3
+
+# Hypothesis settings for properties that run gradcheck.check (``@SETTINGS`` on the test;
+# ``settings(SETTINGS, max_examples=...)`` to change one). No deadline: the first check
+# in a process compiles the JAX model, and every new step or size bucket compiles
+# again, far beyond hypothesis's default per-example deadline, while a warm check is
+# quick; too_slow is suppressed for the same reason. 50 examples: every loss, both
+# dtypes and reductions come up several times at a few compiles' cost.
+SETTINGS = settings(deadline=None, max_examples=50, suppress_health_check=[HealthCheck.too_slow])
 
 
 def sizes(max_size=MAX_SIZE):

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Tolerance", "tolerance", "calibrated", "FD_STEP", "REFERENCE_RTOL",
+__all__ = ["Tolerance", "tolerance", "calibrated", "FD_STEP", "LAYER_FD_STEP", "REFERENCE_RTOL",
            "ROUNDING_MARGIN", "ROUNDING_CAP"]
 
 
@@ -114,3 +114,12 @@ def calibrated(tol, own_error):
     if own_error is None or not np.isfinite(own_error):
         return tol
     return tol._replace(atol_rel=max(tol.atol_rel, ROUNDING_MARGIN * own_error))
+
+
+# Layer checks (layer_oracles.fd_vjp): a plain central difference of phi = sum(g * layer)
+# in float64, step LAYER_FD_STEP * max(1, |v|). Its error is truncation ~s^2 |phi'''|
+# (~1e-10 at s = 1e-5 for tanh-sized third derivatives) plus rounding ~eps |phi| / s
+# (phi ~ 10 at layer sizes: ~2e-10); s = 1e-5 is near the balance (eps |phi|)^(1/3),
+# and the sum, ~4e-10, stays 500x below the fd table's 2e-7 of an O(1) gradient.
+# It is judged with the same tables as the whole window (tolerance("fd", dtype)).
+LAYER_FD_STEP = 1e-5

@@ -20,8 +20,9 @@ import numpy as np
 from .errors import UsageError
 from .model import GRAD_NAMES, INPUT_NAME, LOSS_NAME, STATE_NAME, STATE_OUT_NAME, array
 
-__all__ = ["Problem", "Outcome", "check_spec", "load_impl", "build", "call_impl", "convert_return",
-           "validate", "where_raised", "PROBLEM_NAMES"]
+__all__ = ["Problem", "Outcome", "check_spec", "load_impl", "load_adapted", "build",
+           "fill_skipped", "call_impl", "convert_return", "validate", "where_raised",
+           "PROBLEM_NAMES"]
 
 # What a Problem may be called (the worker's messages are checked against this list).
 PROBLEM_NAMES = ("exception", "return_value", "missing_grad", "shape", "nan",
@@ -97,15 +98,43 @@ def load_impl(spec):
     return fn
 
 
+def load_adapted(spec, adapter):
+    """The loss_and_grads callable for module ``spec`` (FILE.py or MODULE) under
+    ``adapter``, plain data (a style name or a JSON-able declaration, gradcheck.adapters);
+    a worker process given these two values builds the same implementation."""
+    from .adapters import build as build_adapted
+    return build_adapted(spec, adapter)
+
+
 def build(request):
-    """The implementation described by ``request``, a JSON-able dict: ``{"spec": ...}``
-    and any further keys, passed to ``load_impl`` as keyword arguments. The worker
-    process loads what it runs through this one function, so extending ``load_impl``
-    (new keys) extends what an isolated check can run."""
+    """The implementation described by ``request``, a JSON-able dict: ``{"spec": ...}``,
+    with ``"adapter"`` (plain data) for code written in layers, classes or cells. The
+    worker process loads what it runs through this one function, so what it can run
+    is what this can build."""
     if not isinstance(request, dict) or not isinstance(request.get("spec"), str):
         raise UsageError("impl", request, "expected a request {'spec': 'FILE.py:FUNC', ...}")
-    extra = {k: v for k, v in request.items() if k != "spec"}
-    return load_impl(request["spec"], **extra)
+    if request.get("adapter") is not None:
+        fn = load_adapted(request["spec"], request["adapter"])
+    else:
+        fn = load_impl(request["spec"])
+    return fill_skipped(fn, request["skip"]) if request.get("skip") else fn
+
+
+def fill_skipped(fn, skip):
+    """``fn`` with the gradients in ``skip`` that it does not return filled in with zeros
+    (they are never compared): the contract's other checks still see a full dict."""
+    def filled(params, x, y, h0, **options):
+        out = fn(params, x, y, h0, **options)
+        if isinstance(out, tuple) and len(out) == 3 and isinstance(out[1], dict):
+            arrays = dict(params, **{INPUT_NAME: x, STATE_NAME: h0})
+            grads = dict(out[1])
+            for n in skip:
+                grads.setdefault(n, np.zeros(np.shape(arrays[n])))
+            out = (out[0], grads, out[2])
+        return out
+    filled.__name__ = filled.__qualname__ = getattr(fn, "__qualname__", "impl")
+    filled.__module__ = getattr(fn, "__module__", "?")
+    return filled
 
 
 _LIBRARY_DIRS = tuple(os.path.dirname(p) + os.sep for p in

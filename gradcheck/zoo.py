@@ -40,7 +40,8 @@ from .config import OPTIONS
 from .model import (DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION, GRAD_NAMES,
                     OUTPUT_NAMES, PARAM_NAMES, REDUCTIONS, UPSTREAM_OF_STATE)
 
-__all__ = ["Flaws", "ArticleBPTT", "Bug", "BUGS", "list_bugs", "BREAK_NAMES", "CONFIG_KEYS"]
+__all__ = ["Flaws", "ArticleBPTT", "Bug", "BUGS", "list_bugs", "BREAK_NAMES", "CONFIG_KEYS",
+           "LayerBug", "LAYER_BUGS"]
 
 ACTIVATIONS, sigmoid = reference.activations.ACTIVATIONS, reference.activations.sigmoid
 
@@ -79,6 +80,10 @@ class Flaws:
     mean_over_time_and_batch: bool = False
     loss_not_reduced: bool = False
     h_last_from_backward_loop: bool = False
+    dU_first_from_last_state: bool = False
+    dU_first_from_h1: bool = False
+    dU_from_h_t: bool = False
+    dh_next_U_untransposed: bool = False
 
 
 class _Step(NamedTuple):
@@ -243,11 +248,17 @@ class ArticleBPTT:
                 dU += d2_t.T @ h_prev                     # FLAW: d2^T h, the gradient of h U^T
             elif fl.dU_skips_first_step and t == 0:
                 pass                                      # FLAW: "h_0 is zero anyway"
+            elif fl.dU_first_from_last_state and t == 0:
+                dU += steps[-1].h_t.T @ d2_t              # FLAW: h[t-1] at t = 0 is h[-1], h_T
+            elif fl.dU_first_from_h1 and t == 0:
+                dU += h_t.T @ d2_t                        # FLAW: h[t] for h[t-1] at t = 0 only
+            elif fl.dU_from_h_t:
+                dU += h_t.T @ d2_t                        # FLAW: the step's output state
             else:
                 dU += h_prev.T @ d2_t                     # [R, R]
             db2 += d2_t.sum(axis=0)                       # [R]
-            if fl.forward_U_transposed:
-                dh_next = d2_t @ U                        # FLAW (consistent): through h U^T
+            if fl.forward_U_transposed or fl.dh_next_U_untransposed:
+                dh_next = d2_t @ U                        # FLAW: through U, not U^T
             else:
                 dh_next = d2_t @ U.T                      # [B, R], passed back to step t-1
             # first dense layer
@@ -381,6 +392,18 @@ _BUG_LIST = [
     _bug("loss_not_reduced",
          "The returned loss is the sum, not divided by B, while the gradients are.",
          ("loss",)),
+    _bug("dU_first_from_last_state",
+         "dU's term of the window's first step uses h[t-1] with t = 0, the last state h_T.",
+         ("U",)),
+    _bug("dU_first_from_h1",
+         "dU's term of the window's first step uses h_1 (h[t]) instead of h0.",
+         ("U",)),
+    _bug("dU_from_h_t",
+         "dU += h_t^T d2_t: the step's output state instead of its input h_{t-1}.",
+         ("U",)),
+    _bug("dh_next_U_untransposed",
+         "dh_next = d2_t U instead of d2_t U^T: a transposed U in the state's derivative.",
+         _UPSTREAM_OF_H),
     _bug("h_last_from_backward_loop",
          "h_last is read after the backward loop rebound h_t, so it is step 1's state.",
          ("h_last",)),
@@ -399,3 +422,91 @@ def __getattr__(name):
     if name in BUGS:
         return BUGS[name].make()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# ------------------------------------------------------------ layer-level bugs
+
+class LayerBug(NamedTuple):
+    """A wrong layer (layer_check's contract: forward, backward) and what must be flagged:
+    ``breaks`` the arrays that differ, ``diagnosis`` a regex the layer check's diagnosis
+    must match; ``options``: keyword overrides of check_layer."""
+    name: str
+    layer: str
+    doc: str
+    forward: Callable
+    backward: Callable
+    breaks: tuple
+    diagnosis: str
+    options: dict = {}
+
+
+def _rnn_forward_keeping_states(a, h0, W2, U, b2, activation="tanh"):
+    """The rnn layer's forward, keeping h [T, B, R] for a hand-written backward below."""
+    h, caches = reference.layers.rnn_forward(a, h0, W2, U, b2, activation)
+    return h, (caches, h)
+
+
+def _rnn_backward_flawed(flaw):
+    def rnn_backward(dh, cache):
+        caches, h = cache
+        T = len(caches)
+        a0, h0, W2, U, df2 = caches[0]
+        da = np.empty((T,) + a0.shape)
+        dW2, dU, db2 = np.zeros_like(W2), np.zeros_like(U), np.zeros(U.shape[0])
+        dh_next = np.zeros_like(h0)
+        for t in reversed(range(T)):
+            a_t, h_prev, _, _, df2_t = caches[t]
+            if flaw == "first_from_last_state":
+                h_prev = h[t - 1] if t == 0 else h_prev       # FLAW: h[-1] is h_T at t = 0
+            d_t = dh[t] if flaw == "no_dh_next" else dh[t] + dh_next
+            d2 = d_t * df2_t
+            da[t] = d2 @ W2.T
+            dW2 += a_t.T @ d2
+            dU += h_prev.T @ d2
+            db2 += d2.sum(axis=0)
+            dh_next = d2 @ U.T
+        return da, dh_next, dW2, dU, db2
+    return rnn_backward
+
+
+def _rnn_step_backward_through_U(dh_t, cache):
+    a_t, h_prev, W2, U, df2 = cache
+    d2 = dh_t * df2
+    return d2 @ W2.T, d2 @ U, a_t.T @ d2, h_prev.T @ d2, d2.sum(axis=0)   # FLAW: U, not U^T
+
+
+def _dense_backward_without_f_prime(dout, cache):
+    x, W, _ = cache
+    I, H = W.shape
+    dz = dout                                             # FLAW: f'(z) left out
+    return dz @ W.T, x.reshape(-1, I).T @ dz.reshape(-1, H), dz.reshape(-1, H).sum(axis=0)
+
+
+def _l2_forward_without_half(z3, y, loss="l2", activation="identity", reduction="mean"):
+    value, d3 = reference.layers.loss_forward(z3, y, loss, activation, reduction)
+    return 2.0 * value, 2.0 * d3                          # FLAW: sum of squares, no 0.5
+
+
+LAYER_BUGS = {b.name: b for b in [
+    LayerBug("rnn_dU_first_from_last_state", "rnn",
+             "rnn_backward: the first step's dU term reads h[t-1] at t = 0, the last state.",
+             _rnn_forward_keeping_states, _rnn_backward_flawed("first_from_last_state"),
+             ("U",), r"Layer rnn .*only dU disagrees.*LAST state.*step 1 alone"),
+    LayerBug("rnn_no_dh_next", "rnn",
+             "rnn_backward: the state derivative from the future is never added.",
+             _rnn_forward_keeping_states, _rnn_backward_flawed("no_dh_next"),
+             ("a", "h0", "W2", "U", "b2"), r"Layer rnn .*da wrong at steps \[1, 2\]"),
+    LayerBug("rnn_step_dh_prev_through_U", "rnn_step",
+             "rnn_step_backward: dh_prev = d2 U instead of d2 U^T.",
+             reference.layers.rnn_step_forward, _rnn_step_backward_through_U,
+             ("h_prev",), r"Layer rnn_step .*dh_prev wrong"),
+    LayerBug("dense_backward_without_f_prime", "dense1",
+             "dense_backward: f'(z) left out of dz.",
+             reference.layers.dense_forward, _dense_backward_without_f_prime,
+             ("x", "W1", "b1"), r"Layer dense1 .*dx wrong; dW1 wrong; db1 wrong"),
+    LayerBug("l2_loss_without_half", "loss",
+             "l2 loss written as the sum of squares, without the 0.5: loss and dz3 doubled.",
+             _l2_forward_without_half, reference.layers.loss_backward,
+             ("loss", "z3"), r"Layer loss .*the forward output loss off by a constant factor 2"
+                             r"; dz3 off by a constant factor 2"),
+]}

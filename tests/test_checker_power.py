@@ -35,6 +35,14 @@ DIAGNOSES = {
     "mean_over_time_and_batch": r"loss and every gradient are off by the same factor 0\.333333",
     "loss_not_reduced": r"loss value is wrong but every gradient is right",
     "h_last_from_backward_loop": r"h_last is wrong",
+    "dU_first_from_last_state": r"Only dU disagrees: dU's term of the window's first step is "
+                                r"built from the wrong state.*LAST state.*in step 1 alone",
+    "dU_first_from_h1": r"Only dU disagrees: dU's term of the window's first step is built "
+                        r"from the wrong state: h_1.*in step 1 alone",
+    "dU_from_h_t": r"Only dU disagrees at steps \[1, 2, 3\]: dU is built from h_t instead of "
+                   r"h_\{t-1\}",
+    "dh_next_U_untransposed": r"through U instead of U\^T.*transposed U in the state's "
+                              r"derivative.*reproduces the numbers",
 }
 
 

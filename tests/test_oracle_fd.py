@@ -1,12 +1,18 @@
-"""The batched finite-difference engine against a plain one-element-at-a-time loop and JAX."""
+"""The batched finite-difference engine against a plain one-element-at-a-time loop and JAX;
+its window state (fd_window_state.WindowState) through its public surface; its threads."""
+import threading
+
 import numpy as np
 import pytest
 
 import reference
+from gradcheck import oracle_fd
 from gradcheck.compare import compare
-from gradcheck.oracle_fd import fd_window
+from gradcheck.fd_window_state import ACTIVATIONS, WindowState
+from gradcheck.model import GRAD_NAMES
+from gradcheck.oracle_fd import fd_directional, fd_window
 from gradcheck.oracle_jax import jax_window
-from gradcheck.tolerances import tolerance
+from gradcheck.tolerances import REFERENCE_RTOL, tolerance
 from tests.helpers import small_data
 
 # The plain loop differences two loss totals, so its step balances truncation (~h^2)
@@ -99,3 +105,95 @@ def test_relu_kink_is_flagged_not_judged(layer):
     fd = fd_window(params, data.x, data.y, data.h0, **config.model_options)
     assert fd.kinks[kinked][0]
     assert fd.kinks["x"][0, 0].any()
+
+
+# fd_directional takes every array through f1's change as a whole [T, B, H] array; an
+# identity f1 used to hand b1's [H] direction back unbroadcast (a crash in projections mode).
+DIRECTIONAL_MODELS = {**MODELS, "l2-identity-f1": ("l2", ("identity", "sigmoid", "sigmoid")),
+                      "ce-identity-f1": ("ce", ("identity", "tanh", "identity"))}
+
+
+@pytest.mark.parametrize("model", DIRECTIONAL_MODELS, ids=str)
+def test_directional_derivatives_agree_with_jax(model):
+    loss, acts = DIRECTIONAL_MODELS[model]
+    config, data = small_data(interval=3, loss=loss, activations=acts)
+    opts = config.model_options
+    rng = np.random.default_rng(0)
+    arrays = dict(data.params, x=data.x, h0=data.h0)
+    dirs = {name: rng.standard_normal((2,) + np.shape(arrays[name])) for name in GRAD_NAMES}
+    fd = fd_directional(data.params, data.x, data.y, data.h0, dirs, **opts)
+    want = jax_window(data.params, data.x, data.y, data.h0, **opts)
+    for name in GRAD_NAMES:
+        inner = dirs[name].reshape(2, -1) @ want.grads[name].ravel()
+        result = compare(fd[name], inner, tolerance("fd", "float64"))
+        assert result.passed, (name, result)
+
+
+def test_window_state_is_the_unperturbed_forward():
+    config, data = small_data(interval=4, loss="bce", activations=("sigmoid", "tanh", "identity"))
+    w = WindowState(data.params, data.x, data.y, data.h0, **config.model_options)
+    want = jax_window(data.params, data.x, data.y, data.h0, **config.model_options)
+    T, B, R = w.z2.shape
+    assert w.h.shape == (T + 1, B, R) and w.z3.shape == (T, B, 5)
+    np.testing.assert_allclose(w.h, want.states, rtol=REFERENCE_RTOL, atol=0)
+    assert w.scale == B and w.class_ids is None and w.relu == (False, False, False)
+
+
+def _taylor_change(name, z, dz):
+    """f(z + dz) - f(z) to third order in dz: the dz^4 term is ~1e-32, far below float64."""
+    if name == "tanh":
+        t = np.tanh(z)
+        d1 = 1.0 / np.cosh(z) ** 2                       # 1 - t^2 without its cancellation
+        d2, d3 = -2.0 * t * d1, d1 * (6.0 * t * t - 2.0)
+    else:
+        s, q = 1.0 / (1.0 + np.exp(-z)), 1.0 / (1.0 + np.exp(z))    # s(z), 1 - s(z)
+        d1 = s * q
+        d2, d3 = d1 * (q - s), d1 * (1.0 - 6.0 * s * q)
+    return d1 * dz + d2 * dz ** 2 / 2 + d3 * dz ** 3 / 6
+
+
+# activation_change's promise: rounding relative to the change, not to f(z): a few
+# ulps of it. The textbook f(z + dz) - f(z) is off by ~eps |f| / |dz| ~ 1e-8 of the
+# change at these dz, so this rtol tells the two apart (asserted below).
+CHANGE_RTOL = 1e-14
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_activation_change_is_relative_to_the_perturbation(name):
+    config, data = small_data(interval=2, activations=(name, "tanh", "identity"))
+    w = WindowState(data.params, data.x, data.y, data.h0, **config.model_options)
+    dz = 1e-8 * np.array([-1.0, -0.3, 0.7, 1.0])[:, None, None, None]   # [4, 1, 1, 1]
+    want = _taylor_change(name, w.z1, dz)                                # [4, T, B, H]
+    got = w.activation_change(0, dz, w.f1_aux)
+    np.testing.assert_allclose(got, want, rtol=CHANGE_RTOL, atol=0)
+    f = ACTIVATIONS[name]
+    textbook = f(w.z1 + dz) - f(w.z1)
+    assert not np.allclose(textbook, want, rtol=CHANGE_RTOL, atol=0)
+
+
+@pytest.mark.parametrize("engine", ["fd_window", "fd_directional"])
+def test_unknown_array_is_a_clear_error(engine):
+    config, data = small_data(interval=2)
+    args = (data.params, data.x, data.y, data.h0)
+    with pytest.raises(ValueError, match=rf"{engine}: no finite differences for \['W4'\]; "
+                                         r"expected names among \['W1'"):
+        if engine == "fd_window":
+            fd_window(*args, names=("W1", "W4"), **config.model_options)
+        else:
+            fd_directional(*args, {"W4": np.ones((1, 2, 2))}, **config.model_options)
+
+
+def test_worker_threads_are_joined_before_fd_window_returns(monkeypatch):
+    config, data = small_data(interval=3, batch=6)
+    monkeypatch.setattr(oracle_fd, "_CHUNK_ELEMENTS", 64)       # many chunks: the pool runs
+    ran_on = set()
+    chunk = oracle_fd._param_chunk
+
+    def recording(*args):
+        ran_on.add(threading.current_thread().name)
+        return chunk(*args)
+    monkeypatch.setattr(oracle_fd, "_param_chunk", recording)
+    before = set(threading.enumerate())
+    fd_window(data.params, data.x, data.y, data.h0, **config.model_options)
+    assert any(name.startswith("gradcheck-fd") for name in ran_on), ran_on
+    assert set(threading.enumerate()) == before

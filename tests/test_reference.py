@@ -193,7 +193,11 @@ def _backward_working_bytes(k):
 
 def test_state_derivative_takes_constant_memory_whatever_the_interval():
     """Question 4 of the article: one accumulator, not k cached state derivatives."""
-    working = [_backward_working_bytes(k) for k in (2, 8, 32, 64)]
+    # tracemalloc counts every thread's allocations: under pytest-xdist the worker's
+    # message thread sometimes allocates during the measurement (seen: +2 KB at one k).
+    # The backward's own working set is the same every time, so the least of three runs
+    # is it; a backward that grew with k would still show it in all three.
+    working = [min(_backward_working_bytes(k) for _ in range(3)) for k in (2, 8, 32, 64)]
     B, R = 16, 3
     # the same working set at every interval, and far below one [k, B, R] buffer at k = 64
     assert max(working) - min(working) < 8 * B * R, working

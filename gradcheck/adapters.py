@@ -1,0 +1,710 @@
+"""Adapters: code written the way people write it, checked under the whole-window contract.
+
+An adapter is PLAIN DATA (JSON-able: dicts, lists, strings, numbers, booleans) that says
+how a user's layers map onto the model's arrays (model.py): which functions or classes
+compute which layer, their arguments and returns by model name, the layout (batch- or
+time-first), transposed weights (``"W2:T"``), a second bias (``"b2:zeros"``: passed as
+zeros, its gradient ignored), column vectors (``"b2:col"``), and what the code computes
+(its loss, activations and reduction). ``build(spec, declaration)`` turns a module spec
+and a declaration into a callable with the ``loss_and_grads`` contract, so the checker,
+the CLI and a worker process (which receives only the two plain values) all build the
+same thing. No maths is written around the user's code: the adapter only moves arrays
+(transposes, reshapes, layout) and calls the user's layers in the model's order.
+
+Styles (``STYLES``; a declaration names one and overrides any key):
+
+- ``course``: functional layers with caches, batch first: ``temporal_affine_forward/
+  backward`` (first and last dense layers), ``rnn_forward/backward``, ``temporal_softmax_loss``.
+- ``textbook``: stateful layer classes (``TimeAffine``, ``TimeRNN(Wx, Wh, b, stateful=True)``,
+  ``TimeSoftmaxWithLoss``) with ``params``/``grads`` lists; ONE instance of each is built
+  from the parameters on the first call and kept across windows.
+- ``cell``: per-step cell classes that keep their own per-step lists and accumulate
+  gradients in a dict (``grads[name] += ...``); one instance, kept across windows.
+- ``function``: one loss function of one-hot ids, batch 1, column vectors, weights read
+  from module globals (``lossFun(inputs, targets, hprev)``), as in minimal char-RNNs.
+"""
+import copy
+import importlib
+import inspect
+import json
+import os
+import sys
+
+import numpy as np
+
+from .errors import UsageError
+from .model import (DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION, GRAD_NAMES,
+                    LAYERS, PARAM_NAMES)
+
+__all__ = ["STYLES", "build", "declaration", "read_declaration", "prepare_data", "supported", "skipped",
+           "sizes", "layer_impl"]
+
+_FIRST, _RNN, _OUT = (layer.name for layer in LAYERS)          # dense1, rnn, dense2
+
+STYLES = {
+    "course": {
+        "style": "layers", "layout": "batch_first",
+        "options": {"loss": "ce", "activations": ["identity", "tanh", "identity"],
+                    "reduction": "mean"},
+        "layers": {
+            _FIRST: {"forward": "temporal_affine_forward", "backward": "temporal_affine_backward",
+                     "args": ["x", "W1", "b1"], "grads": ["x", "W1", "b1"]},
+            _RNN: {"forward": "rnn_forward", "backward": "rnn_backward",
+                   "args": ["a", "h0", "W2", "U", "b2"], "grads": ["a", "h0", "W2", "U", "b2"]},
+            "rnn_step": {"forward": "rnn_step_forward", "backward": "rnn_step_backward",
+                         "args": ["a_t", "h_prev", "W2", "U", "b2"],
+                         "grads": ["a_t", "h_prev", "W2", "U", "b2"]},
+            _OUT: {"forward": "temporal_affine_forward", "backward": "temporal_affine_backward",
+                   "args": ["h", "W3", "b3"], "grads": ["h", "W3", "b3"]},
+            "loss": {"function": "temporal_softmax_loss", "args": ["z3", "y", "mask"],
+                     "returns": ["loss", "z3"]},
+        },
+    },
+    "textbook": {
+        "style": "classes", "layout": "batch_first",
+        "options": {"loss": "ce", "activations": ["identity", "tanh", "identity"],
+                    "reduction": "mean"},
+        "loss_divides_by": "batch_time",      # the loss averages over batch AND time
+        "layers": {
+            _FIRST: {"class": "TimeAffine", "args": ["W1", "b1"]},
+            _RNN: {"class": "TimeRNN", "args": ["W2", "U", "b2"], "kwargs": {"stateful": True},
+                   "set_state": "set_state", "dh0": "dh"},
+            _OUT: {"class": "TimeAffine", "args": ["W3", "b3"]},
+            "loss": {"class": "TimeSoftmaxWithLoss"},
+        },
+    },
+    "cell": {
+        "style": "cells", "layout": "time_first",
+        "options": {"loss": "l2", "activations": ["tanh", "tanh", "identity"],
+                    "reduction": "mean"},
+        "layers": {
+            _FIRST: {"class": "Dense", "args": ["W1", "b1"], "kwargs": {"activation": "tanh"}},
+            _RNN: {"class": "RNNCell", "args": ["W2", "U", "b2"]},
+            _OUT: {"class": "Dense", "args": ["W3", "b3"]},
+            "loss": {"function": "l2_loss"},
+        },
+        "forward": "forward", "backward": "backward", "grads": "grads", "zero": "zero_grad",
+    },
+    "function": {
+        "style": "function", "function": "lossFun", "batch": 1,
+        "options": {"loss": "ce", "activations": ["identity", "tanh", "identity"],
+                    "reduction": "sum"},
+        "first_layer": "identity",            # a = x: no first dense layer (W1 = I, b1 = 0)
+        "args": ["x:ids", "y:ids", "h0:col"],
+        "globals": {"Wxh": "W2:T", "Whh": "U:T", "Why": "W3:T", "bh": "b2:col", "by": "b3:col"},
+        "returns": ["loss", "W2:T", "U:T", "W3:T", "b2:col", "b3:col", "h_last:col"],
+    },
+}
+_KINDS = ("layers", "classes", "cells", "function")
+_PROBE = {"layers": lambda d: d["layers"][_RNN]["forward"],
+          "classes": lambda d: d["layers"][_RNN]["class"],
+          "cells": lambda d: d["layers"][_RNN]["class"],
+          "function": lambda d: d["function"]}
+
+
+def _merge(base, over):
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def declaration(adapter):
+    """A full declaration from ``adapter``: a style name, or a dict that may name a
+    ``style`` among STYLES and override any of its keys. UsageError when unusable."""
+    if isinstance(adapter, str):
+        adapter = {"style": adapter}
+    if not isinstance(adapter, dict):
+        raise UsageError("adapter", adapter, f"expected a style ({', '.join(STYLES)}) or a dict")
+    style = adapter.get("style")
+    if style in STYLES:
+        decl = _merge(STYLES[style], {k: v for k, v in adapter.items() if k != "style"})
+    elif style in _KINDS:
+        decl = copy.deepcopy(adapter)
+    else:
+        raise UsageError("adapter", style,
+                         f"style must be one of {', '.join(list(STYLES) + list(_KINDS))}")
+    try:
+        json.dumps(decl)
+    except (TypeError, ValueError):
+        raise UsageError("adapter", adapter, "must be plain JSON-able data") from None
+    layers = decl.get("layers")
+    if isinstance(layers, dict):          # null removes a layer the style has
+        decl["layers"] = {k: v for k, v in layers.items() if v is not None}
+        if _FIRST not in decl["layers"]:
+            decl.setdefault("first_layer", "identity")
+    return decl
+
+
+def read_declaration(text):
+    """``--adapter``: a style name, a JSON object, or a path to a .json file."""
+    if text in STYLES:
+        return declaration(text)
+    if os.path.isfile(text):
+        try:
+            with open(text) as f:
+                return declaration(json.load(f))
+        except (OSError, ValueError) as exc:
+            raise UsageError("adapter", text, f"cannot read it as JSON: {exc}") from None
+    try:
+        return declaration(json.loads(text))
+    except ValueError as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError("adapter", text, f"expected a style ({', '.join(STYLES)}), a JSON "
+                         "object or a .json file") from None
+
+
+def supported(decl):
+    """(loss, activations, reduction) the declared code computes."""
+    o = decl.get("options", {})
+    return (o.get("loss", DEFAULT_LOSS), tuple(o.get("activations", DEFAULT_ACTIVATIONS)),
+            o.get("reduction", DEFAULT_REDUCTION))
+
+
+def skipped(decl):
+    """The gradients this code does not compute (never compared, reported as skipped)."""
+    out = list(decl.get("skip", []))
+    if decl.get("first_layer") == "identity":
+        out += ["W1", "b1"]
+    if _no_b1(decl):
+        out.append("b1")
+    if _ids_input(decl):
+        out.append("x")                   # ids have no gradient
+    if decl.get("h0") == "zeros" or decl.get("carries_state"):
+        out.append("h0")
+    if decl["style"] == "function":
+        returned = {_split(r)[0] for r in decl["returns"]}
+        out += [n for n in GRAD_NAMES if n not in returned]
+    return tuple(n for n in GRAD_NAMES if n in set(out))
+
+
+def _ids_input(decl):
+    """The code takes class ids where the model has one-hot rows of x."""
+    return decl.get("input") == "ids" or any(_split(a) == ("x", "ids")
+                                             for a in decl.get("args", []))
+
+
+def _no_b1(decl):
+    """A first layer without a bias (an embedding: a = onehot(x) W1)."""
+    first = decl.get("layers", {}).get(_FIRST)
+    return first is not None and "b1" not in {_split(a)[0] for a in first.get("args", [])}
+
+
+def prepare_data(decl, params, x):
+    """What the code needs of the data: a = x with W1 = I, b1 = 0 when it has no first
+    dense layer; b1 = 0 when its first layer has no bias (an embedding); one-hot x for
+    code taking ids. Returns (params, x) (new arrays)."""
+    params = dict(params)
+    if decl.get("first_layer") == "identity":
+        I, H = params["W1"].shape
+        params["W1"] = np.eye(I, H, dtype=params["W1"].dtype)
+        params["b1"] = np.zeros_like(params["b1"])
+    if _no_b1(decl):
+        params["b1"] = np.zeros_like(params["b1"])
+    if _ids_input(decl):
+        x = np.eye(x.shape[-1], dtype=x.dtype)[np.argmax(x, axis=-1)]
+    return params, x
+
+
+# ------------------------------------------------------------------ array forms
+
+def _split(item):
+    name, _, form = item.partition(":")
+    return name, form
+
+
+def _encode(arr, form, batch_first):
+    """A model array as the user's code takes it."""
+    if form == "T":
+        return np.ascontiguousarray(arr.T)
+    if form == "zeros":
+        return np.zeros_like(arr)
+    if form == "col":                     # [n] -> [n, 1]; a [1, n] state -> [n, 1]
+        return np.ascontiguousarray(arr.reshape(-1, 1))
+    if form == "ids":                     # one-hot [T, 1, n] or ids [T, 1] -> a list of ints
+        a = np.asarray(arr)
+        return [int(i) for i in (a[:, 0].argmax(-1) if a.ndim == 3 else a[:, 0])]
+    if batch_first and np.ndim(arr) >= 2 and form == "time":
+        return np.ascontiguousarray(np.swapaxes(arr, 0, 1))
+    return arr
+
+
+def _decode(arr, form, shape, batch_first):
+    """A user's returned array back in the model's layout."""
+    a = np.asarray(arr)
+    if form == "T":
+        a = a.T
+    elif form == "col":
+        a = a.reshape(shape)
+    elif form == "time" and batch_first:
+        a = np.swapaxes(a, 0, 1)
+    return a
+
+
+_TIME = {"x", "a", "h", "z3", "y", "mask"}         # arrays with a time axis
+
+
+def _form(name, form):
+    return "time" if (not form and name in _TIME) else form
+
+
+# ------------------------------------------------------------------ building
+
+def _module_of(spec, decl):
+    if inspect.ismodule(spec):
+        return spec
+    from .untrusted import load_impl
+    if not isinstance(spec, str):
+        raise UsageError("impl", spec, "with an adapter, expected FILE.py, MODULE or a module")
+    probe = _PROBE[decl["style"]](decl)
+    if spec.count(":") == 0 or spec.endswith(".py") and ":" not in os.path.basename(spec):
+        spec = f"{spec}:{probe}"
+    load_impl(spec)                       # loads it (a UsageError if it cannot) ...
+    where = spec.rpartition(":")[0]
+    if where.endswith(".py") or os.sep in where:      # ... under the name untrusted gives it
+        return sys.modules["_gradcheck_impl_" + os.path.splitext(os.path.basename(where))[0]]
+    return importlib.import_module(where)
+
+
+def _attr(module, name, what):
+    obj = getattr(module, name, None)
+    if obj is None:
+        raise UsageError("adapter", name, f"the module has no {what} {name!r}")
+    return obj
+
+
+def build(spec, adapter):
+    """The ``loss_and_grads`` callable for the module ``spec`` (``FILE.py``, ``MODULE``,
+    or either with ``:NAME``) under ``adapter`` (a style or a declaration)."""
+    decl = declaration(adapter)
+    module = _module_of(spec, decl)
+    kind = decl["style"]
+    if kind == "layers":
+        fn = _Layers(module, decl)
+    elif kind == "classes":
+        fn = _Classes(module, decl)
+    elif kind == "cells":
+        fn = _Cells(module, decl)
+    else:
+        fn = _Function(module, decl)
+    fn.declaration = decl
+    fn.__name__ = fn.__qualname__ = f"{getattr(module, '__name__', spec)}[{decl['style']}]"
+    fn.__module__ = "adapter"
+    return fn
+
+
+def sizes(decl, sizes):
+    """The sizes the code can take: batch fixed by the declaration; H = I without a first
+    dense layer (a = x). ``sizes``: {option: value or None}; returns a new dict."""
+    out = dict(sizes)
+    if decl.get("batch") is not None and out.get("batch") is None:
+        out["batch"] = decl["batch"]
+    if decl.get("first_layer") == "identity":
+        if out.get("hidden_size") is None:
+            out["hidden_size"] = out.get("input_size")
+        elif out["hidden_size"] != out.get("input_size"):
+            raise UsageError("hidden_size", out["hidden_size"],
+                             f"this code has no first dense layer (a = x), so H must equal "
+                             f"I = {out.get('input_size')}")
+    if decl.get("batch") is not None and out["batch"] != decl["batch"]:
+        raise UsageError("batch", out["batch"], f"this code takes batch {decl['batch']} only")
+    return out
+
+
+def _size(name, arrays):
+    """The size called ``name`` (a letter of model.SIZES or its option), from the arrays."""
+    from .model import SIZES
+    letter = next((z.letter for z in SIZES if name in (z.letter, z.option)), name)
+    shapes = {"I": arrays["W1"].shape[0], "H": arrays["W1"].shape[1],
+              "R": arrays["U"].shape[0], "O": arrays["W3"].shape[1]}
+    if "h0" in arrays:
+        shapes["B"] = arrays["h0"].shape[0]
+    if letter not in shapes:
+        raise UsageError("adapter", f"{name}:size", "expected a size letter (B, I, H, R, O)")
+    return int(shapes[letter])
+
+
+class _Adapted:
+    """Common part: options the code supports (others raise NotImplementedError), the
+    reduction it divides by, skipped arrays filled with zeros."""
+
+    def __init__(self, module, decl):
+        self.module, self.decl = module, decl
+        self.batch_first = decl.get("layout") == "batch_first"
+        self.loss, self.activations, self.reduction = supported(decl)
+        self.skip = skipped(decl)
+
+    def _supported(self, loss, activations, reduction, B):
+        want = (self.loss, self.activations, self.reduction)
+        got = (loss, tuple(activations), reduction)
+        if got != want and not (reduction != self.reduction and got[:2] == want[:2]):
+            raise NotImplementedError(
+                f"this code computes loss {want[0]} with activations {','.join(want[1])}; "
+                f"asked for loss {loss} with activations {','.join(activations)}")
+        if self.decl.get("batch") not in (None, B):
+            raise NotImplementedError(f"this code takes batch {self.decl['batch']}; asked for {B}")
+
+    def _factor(self, T, B, reduction):
+        """What the code's loss and gradients are multiplied by to be the model's."""
+        divides = {"batch": B, "batch_time": B * T, "none": 1}[
+            self.decl.get("loss_divides_by", "batch" if self.reduction == "mean" else "none")]
+        return divides / (B if reduction == "mean" else 1)
+
+    def __call__(self, params, x, y, h0, *, loss=DEFAULT_LOSS,
+                 activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION):
+        T, B = x.shape[:2]
+        self._supported(loss, activations, reduction, B)
+        value, grads, h_last = self.window(params, x, y, h0)
+        c = self._factor(T, B, reduction)
+        grads = {n: np.asarray(g) * c for n, g in grads.items()}
+        for n in self.skip:
+            grads.setdefault(n, np.zeros_like(dict(params, x=x, h0=h0)[n]))
+        return float(value) * c, grads, h_last
+
+    def enc(self, item, arrays):
+        name, form = _split(item)
+        if form == "size":                # "size:I" (or an option name): the integer
+            return _size(name, arrays)
+        if name == "x" and _ids_input(self.decl) and self.decl["style"] != "function":
+            ids = np.argmax(arrays["x"], axis=-1)                 # [T, B]
+            return np.ascontiguousarray(ids.T) if self.batch_first else ids
+        return _encode(arrays[name], _form(name, form), self.batch_first)
+
+    def kwargs(self, spec, params):
+        """A constructor's keyword arguments; "R:size" and the like become the integer."""
+        out = {}
+        for k, v in spec.get("kwargs", {}).items():
+            out[k] = _size(_split(v)[0], params) if isinstance(v, str) and \
+                _split(v)[1] == "size" else v
+        return out
+
+    def dec(self, item, arr, like):
+        name, form = _split(item)
+        return name, _decode(arr, _form(name, form), like[name].shape, self.batch_first)
+
+
+class _Layers(_Adapted):
+    """Functional layers: ``out, cache = forward(*args)``; ``grads = backward(dout, cache)``."""
+
+    def window(self, params, x, y, h0):
+        L, m = self.decl["layers"], self.module
+        arrays = dict(params, x=x, y=y, h0=h0, mask=np.ones(y.shape[:2], bool))
+        caches = {}
+        order = [(_FIRST, "a"), (_RNN, "h"), (_OUT, "z3")]
+        for layer, out in order:
+            if layer not in L:                     # no such layer: its output is its input
+                arrays[out] = arrays[{"a": "x", "h": "a", "z3": "h"}[out]]
+                continue
+            spec = L[layer]
+            got, caches[layer] = _attr(m, spec["forward"], "function")(
+                *[self.enc(a, arrays) for a in spec["args"]])
+            arrays[out] = _decode(got, "time", None, self.batch_first)
+        ls = L["loss"]
+        value, dz3 = _attr(m, ls["function"], "function")(*[self.enc(a, arrays) for a in ls["args"]])
+        grads, up = {}, {"z3": dz3}
+        for layer, out in reversed(order):
+            if layer not in L:
+                up[{"a": "x", "h": "a", "z3": "h"}[out]] = up[out]
+                continue
+            spec = L[layer]
+            back = _attr(m, spec["backward"], "function")(up[out], caches[layer])
+            if not isinstance(back, (tuple, list)):
+                back = (back,)                     # one gradient (an embedding's dW)
+            for item, g in zip(spec["grads"], back):
+                name, arr = self.dec(item, g, arrays) if not item.startswith("-") else (None, None)
+                if name in ("a", "h", "z3", "x"):
+                    up[name] = _encode(arr, "time", self.batch_first)   # stays user layout
+                    if name == "x":
+                        grads["x"] = arr
+                elif name is not None and _split(item)[1] != "zeros":
+                    grads[name] = arr
+        h_last = arrays["h"][-1]
+        return value, grads, h_last
+
+
+class _Classes(_Adapted):
+    """Stateful layer classes, built ONCE from the parameters and kept across windows."""
+    instances = None
+
+    def _build(self, params):
+        L, m = self.decl["layers"], self.module
+        self.instances = {}
+        for layer in (_FIRST, _RNN, _OUT, "loss"):
+            if layer not in L:
+                continue
+            spec = L[layer]
+            args = [self.enc(a, params).copy() for a in spec.get("args", [])]
+            self.instances[layer] = _attr(m, spec["class"], "class")(
+                *args, **self.kwargs(spec, params))
+
+    def _load(self, params):
+        """The current parameters, written into the instances' own arrays in place."""
+        for layer, obj in self.instances.items():
+            for item, p in zip(self.decl["layers"][layer].get("args", []), getattr(obj, "params", [])):
+                np.copyto(p, self.enc(item, params))
+
+    def window(self, params, x, y, h0):
+        L = self.decl["layers"]
+        if self.instances is None:
+            self._build(params)
+        else:
+            self._load(params)
+        rnn = self.instances[_RNN]
+        if self.decl.get("h0") != "zeros":
+            getattr(rnn, L[_RNN].get("set_state", "set_state"))(h0.copy())
+        else:
+            getattr(rnn, L[_RNN].get("reset_state", "reset_state"))()
+        bf = self.batch_first
+        t = self.enc("x", {"x": x})
+        for layer in (_FIRST, _RNN, _OUT):
+            if layer in self.instances:
+                t = self.instances[layer].forward(t)
+        value = self.instances["loss"].forward(t, _encode(y, "time", bf))
+        d = self.instances["loss"].backward()
+        grads = {}
+        for layer in (_OUT, _RNN, _FIRST):
+            if layer not in self.instances:
+                continue
+            obj = self.instances[layer]
+            d = obj.backward(d)
+            for item, g in zip(L[layer].get("args", []), obj.grads):
+                name, arr = self.dec(item, np.array(g, copy=True), params)
+                if _split(item)[1] != "zeros":
+                    grads[name] = arr
+        if "x" not in self.skip:
+            grads["x"] = _decode(d, "time", None, bf)
+        if "h0" not in self.skip:
+            grads["h0"] = np.array(getattr(rnn, L[_RNN].get("dh0", "dh")), copy=True)
+        h_last = np.array(rnn.h, copy=True) if getattr(rnn, "h", None) is not None else None
+        return value, grads, h_last
+
+
+class _Cells(_Adapted):
+    """Per-step cells: ``out_t = cell.forward(in_t[, h_prev])``, ``din_t[, dh_prev] =
+    cell.backward(dout_t)`` in reverse order; gradients summed by the cell in a dict."""
+    instances = None
+
+    def window(self, params, x, y, h0):
+        L, m, d = self.decl["layers"], self.module, self.decl
+        if self.instances is None:
+            self.instances = {}
+            for layer in (_FIRST, _RNN, _OUT):
+                if layer in L:              # with "keys", parameters go into its dict
+                    args = [] if "keys" in L[layer] else [
+                        self.enc(a, params).copy() for a in L[layer]["args"]]
+                    self.instances[layer] = _attr(m, L[layer]["class"], "class")(
+                        *args, **self.kwargs(L[layer], params))
+        for layer, obj in self.instances.items():
+            p = getattr(obj, d.get("params", "params"), None)
+            if isinstance(p, dict):
+                for item, key in zip(L[layer]["args"], L[layer].get("keys", list(p))):
+                    p[key] = np.array(self.enc(item, params), copy=True)
+            if d.get("zero"):
+                getattr(obj, d["zero"])()
+        fwd, bwd = d.get("forward", "forward"), d.get("backward", "backward")
+        loss_fn = _attr(m, L["loss"]["function"], "function")
+        T = x.shape[0]
+        h = h0.copy()
+        inside = d.get("carries_state", False)    # the cell keeps h and dh_next itself
+        value, dz3 = 0.0, []
+        for t in range(T):
+            a = x[t]
+            if _FIRST in self.instances:
+                a = getattr(self.instances[_FIRST], fwd)(a)
+            h = getattr(self.instances[_RNN], fwd)(*((a,) if inside else (a, h)))
+            z = getattr(self.instances[_OUT], fwd)(h)
+            lv, dz = loss_fn(z, y[t])
+            value += lv
+            dz3.append(dz)
+        h_last = np.array(h, copy=True)
+        dx = np.zeros_like(x)
+        dh_next = np.zeros_like(h0)
+        for t in reversed(range(T)):
+            dh = getattr(self.instances[_OUT], bwd)(dz3[t])
+            if inside:
+                da = getattr(self.instances[_RNN], bwd)(dh)
+            else:
+                da, dh_next = getattr(self.instances[_RNN], bwd)(dh + dh_next)
+            dx[t] = getattr(self.instances[_FIRST], bwd)(da) if _FIRST in self.instances else da
+        grads = {"x": dx}
+        if not inside:
+            grads["h0"] = np.array(dh_next, copy=True)
+        for layer, obj in self.instances.items():
+            g = getattr(obj, d.get("grads", "grads"))
+            keys = L[layer].get("keys", list(g) if isinstance(g, dict) else range(len(g)))
+            for item, key in zip(L[layer]["args"], keys):
+                if _split(item)[1] != "zeros":
+                    name, arr = self.dec(item, np.array(g[key], copy=True), params)
+                    grads[name] = arr
+        return value, grads, h_last
+
+
+class _Function(_Adapted):
+    """One function for the whole window; weights as arguments or module globals."""
+
+    def window(self, params, x, y, h0):
+        d, m = self.decl, self.module
+        arrays = dict(params, x=x, y=y, h0=h0)
+        for key, item in d.get("globals", {}).items():
+            value = self.enc(item, arrays)
+            setattr(m, key, value if isinstance(value, int) else value.copy())
+        out = _attr(m, d["function"], "function")(*[self.enc(a, arrays) for a in d["args"]])
+        like = dict(arrays, h_last=h0)
+        value, grads, h_last = None, {}, None
+        for item, arr in zip(d["returns"], out):
+            name, form = _split(item)
+            if name == "loss":
+                value = arr
+            elif name == "-":
+                continue
+            else:
+                _, a = self.dec(item, np.array(arr, copy=True), like)
+                if name == "h_last":
+                    h_last = a
+                else:
+                    grads[name] = a
+        return value, grads, h_last
+
+
+# ------------------------------------------------------------------ one layer
+
+def layer_impl(spec, adapter, layer, names, output_has_time):
+    """(forward, backward) with the layer contract of layer_check for the user's code
+    of ``layer`` under ``adapter``. ``names``: the layer's inputs in the contract's order."""
+    decl = declaration(adapter)
+    module = _module_of(spec, decl)
+    entries = decl.get("layers", {})
+    if layer not in entries and not (layer == "rnn_step" and decl["style"] == "cells"):
+        raise UsageError("layer", layer, f"the {decl['style']} declaration has no entry for it "
+                         f"(it has {', '.join(entries) or 'none'})")
+    ad = _Adapted(module, decl)
+    kind = decl["style"]
+    entry = entries.get(layer) or entries[_RNN]
+
+    def expect(kw):
+        act = kw.get("activation")
+        index = {"dense1": 0, "rnn_step": 1, "rnn": 1, "dense2": 2, "loss": 2}[layer]
+        if act is not None and act != ad.activations[index]:
+            raise NotImplementedError(f"this code's {layer} computes activation "
+                                      f"{ad.activations[index]}; asked for {act}")
+        if layer == "loss" and kw.get("loss") != ad.loss:
+            raise NotImplementedError(f"this code's loss is {ad.loss}; asked for {kw.get('loss')}")
+
+    def arrays_of(inputs, y=None):
+        arrays = dict(zip(names, inputs))
+        if y is not None:
+            arrays["y"] = y
+            arrays["mask"] = np.ones(np.shape(y)[:2], bool)
+        return arrays
+
+    def out_of(arr):
+        return _decode(arr, "time" if output_has_time else "", None, ad.batch_first)
+
+    def factor(z3, kw):
+        T, B = np.shape(z3)[:2]
+        divides = {"batch": B, "batch_time": B * T, "none": 1}[
+            decl.get("loss_divides_by", "batch" if ad.reduction == "mean" else "none")]
+        return divides / (B if kw.get("reduction") == "mean" else 1)
+
+    if kind == "layers":
+        fwd = _attr(module, entry.get("forward", entry.get("function")), "function")
+
+        def forward(*inputs, **kw):
+            expect(kw)
+            if layer == "loss":
+                arrays = arrays_of(inputs[:1], inputs[1])
+                value, dz3 = fwd(*[ad.enc(a, arrays) for a in entry["args"]])
+                c = factor(inputs[0], kw)
+                return float(value) * c, _decode(np.asarray(dz3), "time", None,
+                                                 ad.batch_first) * c
+            arrays = arrays_of(inputs)
+            out, cache = fwd(*[ad.enc(a, arrays) for a in entry["args"]])
+            return out_of(out), (cache, arrays)
+
+        def backward(dout, cache):
+            if layer == "loss":
+                return (dout * cache,)
+            inner, arrays = cache
+            got = _attr(module, entry["backward"], "function")(
+                _encode(dout, "time" if output_has_time else "", ad.batch_first), inner)
+            grads = {}
+            for item, g in zip(entry["grads"], got):
+                if _split(item)[1] != "zeros" and not item.startswith("-"):
+                    name, arr = ad.dec(item, g, arrays)
+                    grads[name] = arr
+            return tuple(grads.get(n) for n in names)
+        return forward, backward
+
+    if kind == "classes":
+        cls = _attr(module, entry["class"], "class")
+
+        def forward(*inputs, **kw):
+            expect(kw)
+            if layer == "loss":
+                obj = cls(**entry.get("kwargs", {}))
+                value = obj.forward(_encode(inputs[0], "time", ad.batch_first),
+                                    _encode(inputs[1], "time", ad.batch_first))
+                c = factor(inputs[0], kw)
+                return float(value) * c, (obj, c)
+            arrays = arrays_of(inputs)
+            obj = cls(*[ad.enc(a, arrays).copy() for a in entry.get("args", [])],
+                      **entry.get("kwargs", {}))
+            if layer == _RNN:
+                getattr(obj, entry.get("set_state", "set_state"))(arrays["h0"].copy())
+            first = names[0]
+            return out_of(obj.forward(ad.enc(first, arrays))), (obj, arrays)
+
+        def backward(dout, cache):
+            obj, extra = cache
+            if layer == "loss":
+                return (_decode(obj.backward(), "time", None, ad.batch_first) * extra * dout,)
+            d = obj.backward(_encode(dout, "time" if output_has_time else "", ad.batch_first))
+            grads = {names[0]: out_of(d)}
+            for item, g in zip(entry.get("args", []), obj.grads):
+                if _split(item)[1] != "zeros":
+                    name, arr = ad.dec(item, np.array(g, copy=True), extra)
+                    grads[name] = arr
+            if layer == _RNN:
+                grads["h0"] = np.array(getattr(obj, entry.get("dh0", "dh")), copy=True)
+            return tuple(grads.get(n) for n in names)
+        return forward, backward
+
+    if kind == "cells" and layer in ("rnn_step", _RNN):
+        cls = _attr(module, entry["class"], "class")
+        fwd_name, bwd_name = decl.get("forward", "forward"), decl.get("backward", "backward")
+
+        def forward(*inputs, **kw):
+            expect(kw)
+            arrays = arrays_of(inputs)
+            obj = cls(*[ad.enc(a, arrays).copy() for a in entry["args"]],
+                      **entry.get("kwargs", {}))
+            if layer == "rnn_step":
+                return getattr(obj, fwd_name)(inputs[0], inputs[1]), (obj, arrays, 1)
+            h, out = inputs[1], []
+            for t in range(inputs[0].shape[0]):
+                h = getattr(obj, fwd_name)(inputs[0][t], h)
+                out.append(h)
+            return np.stack(out), (obj, arrays, inputs[0].shape[0])
+
+        def backward(dout, cache):
+            obj, arrays, T = cache
+            if layer == "rnn_step":
+                da, dh_prev = getattr(obj, bwd_name)(dout)
+            else:
+                da, dh_prev = [None] * T, np.zeros_like(dout[0])
+                for t in reversed(range(T)):
+                    da[t], dh_prev = getattr(obj, bwd_name)(dout[t] + dh_prev)
+                da = np.stack(da)
+            grads = {names[0]: da, names[1]: dh_prev}
+            g = getattr(obj, decl.get("grads", "grads"))
+            keys = list(g) if isinstance(g, dict) else range(len(g))
+            for item, key in zip(entry["args"], keys):
+                name, arr = ad.dec(item, np.array(g[key], copy=True), arrays)
+                grads[name] = arr
+            return tuple(grads.get(n) for n in names)
+        return forward, backward
+    raise UsageError("layer", layer, f"a {kind} declaration cannot check it by itself")

@@ -1,0 +1,395 @@
+"""Check one layer by itself: its forward against a JAX model of the layer, and its
+backward as a vector-Jacobian product (a random upstream gradient g; the layer's
+backward(g) against JAX's g^T J and central finite differences of sum(g * layer),
+every element), judged with the whole window's tolerances, into the same Report.
+
+The layer contract (time first, model names; the reference's own layers have it):
+
+    out, cache = forward(*inputs, **options)
+    grads      = backward(dout, cache)        # one per input, in the inputs' order
+
+    dense1    forward(x, W1, b1, activation=f1)        x [T,B,I]        -> a [T,B,H]
+    rnn_step  forward(a_t, h_prev, W2, U, b2, activation=f2)            -> h_t [B,R]
+    rnn       forward(a, h0, W2, U, b2, activation=f2) a [T,B,H]         -> h [T,B,R]
+    dense2    forward(h, W3, b3, activation=f3)        h [T,B,R]        -> yhat [T,B,O]
+    loss      forward(z3, y, loss=, activation=f3, reduction=)           -> a float
+              (its backward returns (dz3,); y gets no gradient)
+
+Code in another shape is reached through an adapter's entry for that layer
+(gradcheck.adapters: ``layers`` and ``classes`` declarations).
+"""
+import time
+from typing import NamedTuple
+
+import numpy as np
+
+from ._reference import reference
+from .compare import compare
+from .diagnose import mismatch_kind
+from .errors import UsageError
+from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION,
+                    DEFAULT_SIZES, DTYPES, LOSSES, REDUCTIONS, SIZES, shape_of)
+from .report import Report, Result
+from .tolerances import tolerance
+
+__all__ = ["LAYER_SPECS", "check_layer"]
+
+
+class LayerSpec(NamedTuple):
+    """A layer's differentiable inputs (name, shape letters), output, activation index."""
+    inputs: tuple
+    output: tuple
+    activation: int
+    meaning: str
+
+
+LAYER_SPECS = {
+    "dense1": LayerSpec((("x", "TBI"), ("W1", "IH"), ("b1", "H")), ("a", "TBH"), 0,
+                        "first dense layer: a = f1(x W1 + b1)"),
+    "rnn_step": LayerSpec((("a_t", "BH"), ("h_prev", "BR"), ("W2", "HR"), ("U", "RR"),
+                           ("b2", "R")), ("h_t", "BR"), 1,
+                          "one RNN step: h_t = f2(a_t W2 + h_prev U + b2)"),
+    "rnn": LayerSpec((("a", "TBH"), ("h0", "BR"), ("W2", "HR"), ("U", "RR"), ("b2", "R")),
+                     ("h", "TBR"), 1, "the RNN over a window of T steps"),
+    "dense2": LayerSpec((("h", "TBR"), ("W3", "RO"), ("b3", "O")), ("yhat", "TBO"), 2,
+                        "output (temporal) affine layer: yhat = f3(h W3 + b3)"),
+    "loss": LayerSpec((("z3", "TBO"),), ("loss", ""), 2, "the loss on z3 (f3 inside for l2)"),
+}
+_REFERENCE = {"dense1": "dense", "dense2": "dense", "rnn_step": "rnn_step", "rnn": "rnn",
+              "loss": "loss"}
+
+
+def _reference_layer(layer):
+    L = reference.layers
+    base = _REFERENCE[layer]
+    return getattr(L, f"{base}_forward"), getattr(L, f"{base}_backward")
+
+
+def _inputs(layer, sizes, T, loss, dtype, seed):
+    """Random inputs: weights ~ N(0, 1/fan_in), biases ~ N(0, 0.5^2), the rest ~ N(0, 1)
+    (states ~ U(-1, 1)); y per loss; the upstream gradient g ~ N(0, 1)."""
+    rng = np.random.default_rng([seed, list(LAYER_SPECS).index(layer)])
+    dims = {s.letter: sizes[s.option] for s in SIZES}
+    dims["T"] = T
+    arrays = []
+    for name, letters in LAYER_SPECS[layer].inputs:
+        shape = tuple(dims[c] for c in letters)
+        if name in ("h0", "h_prev"):
+            v = rng.uniform(-1.0, 1.0, shape)
+        elif len(letters) == 2 and name[0] in "WU":
+            v = rng.normal(size=shape) / np.sqrt(shape[0])
+        elif len(letters) == 1:
+            v = 0.5 * rng.normal(size=shape)
+        else:
+            v = rng.normal(size=shape)
+        arrays.append(v.astype(dtype))
+    y = None
+    if layer == "loss":
+        spec = LOSSES[loss]
+        shape = shape_of(f"{loss}:y", sizes, T)
+        y = (rng.integers(0, sizes["output_size"], size=shape) if spec.target == "class_ids"
+             else rng.uniform(0, 1, shape).astype(dtype) if spec.target == "probabilities"
+             else rng.normal(size=shape).astype(dtype))
+    out_shape = tuple(dims[c] for c in LAYER_SPECS[layer].output[1])
+    g = rng.normal(size=out_shape)
+    return arrays, y, (g if out_shape else np.float64(g)).astype(dtype)
+
+
+def _result(name, oracle, comparison, tol, steps=None):
+    c = comparison
+    message = "" if c.passed else (
+        f"{c.nonfinite} non-finite values" if c.nonfinite else
+        f"worst element {list(c.worst)}: impl {c.impl_value:.10g}, {oracle} "
+        f"{c.oracle_value:.10g}, error {c.max_abs_err:.3g} is {c.ratio:.3g}x the allowed")
+    return Result(name=name, oracle=oracle, window=1, passed=c.passed, message=message,
+                  checked=c.checked, excluded=c.excluded, max_abs_err=c.max_abs_err,
+                  max_rel_err=c.max_rel_err, ratio=c.ratio, rtol=tol.rtol,
+                  atol_rel=tol.atol_rel, worst_index=None if c.worst is None else list(c.worst),
+                  impl_value=c.impl_value, oracle_value=c.oracle_value, nonfinite=c.nonfinite,
+                  steps=steps)
+
+
+def _options(layer, activations, loss, reduction):
+    f = activations[LAYER_SPECS[layer].activation]
+    if layer == "loss":
+        return {"loss": loss, "activation": f, "reduction": reduction}
+    return {"activation": f}
+
+
+def _call(forward, backward, layer, arrays, y, g, kw):
+    """(out, grads) of the implementation; grads a tuple, one per input."""
+    args = [np.array(a, copy=True) for a in arrays]
+    if layer == "loss":
+        out, cache = forward(args[0], np.array(y, copy=True), **kw)
+    else:
+        out, cache = forward(*args, **kw)
+    grads = backward(np.array(g, copy=True), cache)
+    if not isinstance(grads, (tuple, list)):
+        grads = (grads,)
+    return np.asarray(out, np.float64), tuple(np.asarray(x, np.float64) for x in grads)
+
+
+def _rnn_steps(forward, backward, arrays, g, kw, per_step, states, tol):
+    """1-based steps whose contributions to dW2, dU, db2 disagree, from suffix windows
+    (steps t..T started from the true h_{t-1}); None where the code cannot run them."""
+    a, h0, W2, U, b2 = arrays
+    T = a.shape[0]
+    sums = []
+    for t in range(T):
+        try:
+            _, got = _call(forward, backward, "rnn",
+                           [a[t:], states[t].astype(a.dtype), W2, U, b2], None, g[t:], kw)
+        except Exception:
+            return {}
+        sums.append(got[2:])
+    out = {}
+    for i, name in enumerate(("W2", "U", "b2")):
+        s = np.stack([x[i] for x in sums] + [np.zeros_like(sums[0][i])])
+        contrib = s[:-1] - s[1:]
+        scale = float(np.max(np.abs(per_step[name]), initial=0.0))
+        out[name] = [t + 1 for t in range(T)
+                     if not compare(contrib[t], per_step[name][t], tol, scale=scale).passed]
+    return out
+
+
+# dU candidates of the rnn layer, from JAX's states h [T+1, B, R] and d2 = dL/dz2 [T, B, R]
+_DU_CANDIDATES = (
+    ("dU's term of the window's first step is built from the LAST state h_T (h[t-1] at "
+     "t = 0 wraps to index -1) instead of h0; the error is in step 1 alone",
+     True, lambda dU, h, d2: dU - h[0].T @ d2[0] + h[-1].T @ d2[0]),
+    ("dU's term of the window's first step is built from h_1 (the step's output) instead "
+     "of h0; the error is in step 1 alone", True,
+     lambda dU, h, d2: dU - h[0].T @ d2[0] + h[1].T @ d2[0]),
+    ("dU's term of the window's first step is left out (h0 taken as zero); the error is in "
+     "step 1 alone", True, lambda dU, h, d2: dU - h[0].T @ d2[0]),
+    ("dU is built from h_t instead of h_{t-1} (dU += h_t^T d2_t)", False,
+     lambda dU, h, d2: np.einsum("tbi,tbj->ij", h[1:], d2)),
+    ("dU is transposed (d2^T h for h^T d2)", False, lambda dU, h, d2: dU.T),
+)
+
+
+def _dU_candidate(got, dU, d2, states, tol):
+    """(sentence, first_step) of the one candidate whose dU matches ``got``, or None."""
+    found = [(what, first) for what, first, fn in _DU_CANDIDATES
+             if compare(got, fn(dU, states, d2), tol).passed]
+    return found[0] if len(found) == 1 else None
+
+
+def _diagnose(layer, failing, kinds):
+    if not failing:
+        return None
+    parts = []
+    for r in failing:
+        k = kinds.get(r.name)
+        what = {"zeros": "returned as zeros", "transposed": "transposed",
+                "reversed": "in reversed time order"}.get(k[0] if k else None, "wrong")
+        if k and k[0] == "scale":
+            what = f"off by a constant factor {k[1]:.6g}"
+        at = f" at steps {r.steps}" if r.steps else ""
+        parts.append(f"d{r.name} {what}{at}" if r.name != LAYER_SPECS[layer].output[0]
+                     else f"the forward output {r.name} {what}{at}")
+    return f"Layer {layer} ({LAYER_SPECS[layer].meaning}): " + "; ".join(parts) + "."
+
+
+def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
+                input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
+                state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
+                loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
+                dtype="float64", seed=0, adapter=None):
+    """Check one layer (a key of LAYER_SPECS) against its JAX model and finite differences.
+
+    ``forward``/``backward``: callables with the layer contract (module docstring);
+    default: the reference's own layer. ``interval`` is T for the layers over time.
+    With ``adapter`` (gradcheck.adapters), ``forward`` is the module of the code instead
+    (``FILE.py``, ``MODULE`` or a module) and the declaration's entry for ``layer`` is used.
+    Returns a Report (window 1 is the one call; ``config["layer"]`` names the layer)."""
+    if layer not in LAYER_SPECS:
+        raise UsageError("layer", layer, f"expected one of {', '.join(LAYER_SPECS)}")
+    if dtype not in DTYPES:
+        raise UsageError("dtype", dtype, f"expected one of {', '.join(DTYPES)}")
+    activations = tuple(activations.split(",") if isinstance(activations, str) else activations)
+    if len(activations) != 3 or any(a not in ACTIVATIONS for a in activations):
+        raise UsageError("activations", activations,
+                         f"expected three names among {', '.join(ACTIVATIONS)}")
+    if loss not in LOSSES:
+        raise UsageError("loss", loss, f"expected one of {', '.join(LOSSES)}")
+    if reduction not in REDUCTIONS:
+        raise UsageError("reduction", reduction, f"expected one of {', '.join(REDUCTIONS)}")
+    sizes = {"batch": batch, "input_size": input_size, "hidden_size": hidden_size,
+             "state_size": state_size, "output_size": output_size}
+    for name, v in list(sizes.items()) + [("interval", interval)]:
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise UsageError(name, v, "expected an integer >= 1")
+    if adapter is not None:
+        from .adapters import layer_impl
+        if forward is None or backward is not None:
+            raise UsageError("adapter", adapter, "with an adapter, give the module as forward "
+                                                 "and no backward")
+        spec = LAYER_SPECS[layer]
+        forward, backward = layer_impl(forward, adapter, layer, [n for n, _ in spec.inputs],
+                                       "T" in spec.output[1])
+    if (forward is None) != (backward is None):
+        raise UsageError("forward", forward, "give both forward and backward, or neither")
+    named = forward is not None
+    if not named:
+        forward, backward = _reference_layer(layer)
+    from .layer_oracles import fd_vjp, jax_per_step, jax_vjp
+    started = time.perf_counter()
+    options = {"activations": activations, "loss": loss, "reduction": reduction}
+    arrays, y, g = _inputs(layer, sizes, interval, loss, dtype, seed)
+    kw = _options(layer, activations, loss, reduction)
+    config = dict(sizes, interval=interval, seq_len=interval, loss=loss,
+                  activations=list(activations), reduction=reduction, dtype=dtype, seed=seed,
+                  layer=layer)
+    impl_name = (f"{getattr(forward, '__module__', '?')}."
+                 f"{getattr(forward, '__qualname__', repr(forward))}") if named else \
+        f"reference.layers ({layer})"
+    report = Report(config=config, impl=impl_name, mode="layer",
+                    mode_reason=f"layer {layer}: its forward vs JAX; its backward of a random "
+                                f"upstream gradient vs JAX's VJP and finite differences, "
+                                f"every element", windows=[(0, interval)], results=[])
+    try:
+        out, grads = _call(forward, backward, layer, arrays, y, g, kw)
+    except NotImplementedError as exc:
+        report.unsupported = f"NotImplementedError: {exc}"
+        report.diagnosis = f"Not supported by this implementation: {report.unsupported}"
+        return report
+    except Exception as exc:        # the layer under test raised: a verdict, not a crash
+        report.results.append(Result(name="exception", oracle="contract", window=1,
+                                     passed=False,
+                                     message=f"raised {type(exc).__name__}: {exc}"))
+        report.diagnosis = f"Layer {layer} raised {type(exc).__name__}: {exc}."
+        return report
+    names = [n for n, _ in LAYER_SPECS[layer].inputs]
+    want_out, want = jax_vjp(layer, options, arrays, g, y)
+    fd = fd_vjp(layer, options, arrays, g, y)
+    tol_jax, tol_fd = tolerance("jax", dtype), tolerance("fd", dtype)
+    results, kinds = [], {}
+    out_name = LAYER_SPECS[layer].output[0]
+    if out.shape != want_out.shape:
+        results.append(Result(name="shape", oracle="contract", window=1, passed=False,
+                              message=f"{out_name} has shape {out.shape}; expected "
+                                      f"{want_out.shape}"))
+    else:
+        c = compare(out, want_out, tol_jax)
+        if not c.passed:
+            kinds[out_name] = mismatch_kind(out_name, out, want_out, None, tol_jax)
+        results.append(_result(out_name, "jax", c, tol_jax))
+    if len(grads) != len(names):
+        results.append(Result(name="return_value", oracle="contract", window=1, passed=False,
+                              message=f"backward returned {len(grads)} arrays; expected "
+                                      f"{len(names)} ({', '.join('d' + n for n in names)})"))
+        grads = ()
+    for name, got, w_jax, w_fd in zip(names, grads, want, fd):
+        if got.shape != w_jax.shape:
+            results.append(Result(name="shape", oracle="contract", window=1, passed=False,
+                                  message=f"d{name} has shape {got.shape}; expected "
+                                          f"{w_jax.shape}"))
+            continue
+        steps = None
+        c = compare(got, w_jax, tol_jax)
+        if not c.passed:
+            kinds[name] = mismatch_kind(name, got, w_jax, None, tol_jax)
+            if layer == "rnn" and name in ("a",):
+                steps = [t + 1 for t in range(got.shape[0]) if not compare(
+                    got[t], w_jax[t], tol_jax, scale=float(np.max(np.abs(w_jax)))).passed]
+        results.append(_result(name, "jax", c, tol_jax, steps))
+        results.append(_result(name, "fd", compare(got, w_fd, tol_fd), tol_fd, steps))
+    failing = [r for r in results if not r.passed]
+    candidate = None
+    if layer == "rnn" and any(r.name in ("W2", "U", "b2") for r in failing):
+        per_step, states = jax_per_step(options, arrays, g)
+        steps = _rnn_steps(forward, backward, arrays, g, kw, per_step, states, tol_jax)
+        if {r.name for r in failing} == {"U"}:
+            candidate = _dU_candidate(grads[names.index("U")], want[names.index("U")],
+                                      per_step["d2"], states, tol_jax)
+            if candidate is not None and candidate[1]:
+                steps["U"] = [1]
+        for r in failing:
+            if steps.get(r.name):
+                r.steps = steps[r.name]
+    report.results = results
+    seen, unique = set(), []
+    for r in failing:
+        if r.name not in seen:
+            seen.add(r.name)
+            unique.append(r)
+    report.diagnosis = _diagnose(layer, unique, kinds)
+    if layer == "loss" and loss == "l2" and report.diagnosis and all(
+            kinds.get(r.name) and kinds[r.name][0] == "scale"
+            and abs(kinds[r.name][1] - 2) < 1e-6 for r in unique):
+        report.diagnosis += (" l2 is 0.5 * sum of squares: the 0.5 is left out (a factor of 2 "
+                             "in the loss and every gradient, not a wrong reduction).")
+    if candidate is not None:
+        report.diagnosis = (f"Layer {layer} ({LAYER_SPECS[layer].meaning}): only dU disagrees, "
+                            f"and one candidate mistake reproduces it: {candidate[0]}.")
+    report.timings = {"total": round(time.perf_counter() - started, 6)}
+    return report
+
+
+def main(argv):
+    """``gradcheck layer NAME ...``: check one layer; exit 0 agree, 1 verdict, 2 usage."""
+    import argparse
+    import json
+    import sys
+
+    from .errors import ExitCode
+    from .model import DEFAULT_ACTIVATIONS as ACTS
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message):
+            raise UsageError("layer", " ".join(argv), message)
+
+    p = Parser(prog="gradcheck layer", description=(
+        "Check one layer by itself (its forward vs JAX, its backward of a random upstream "
+        "gradient vs JAX's VJP and finite differences, every element)."))
+    p.add_argument("layer", help=", ".join(f"{k}: {v.meaning}" for k, v in LAYER_SPECS.items()))
+    p.add_argument("--forward", metavar="FILE.py:FUNC", help="the layer's forward (contract "
+                   "in gradcheck.layer_check); default: the reference's own layer")
+    p.add_argument("--backward", metavar="FILE.py:FUNC", help="the layer's backward")
+    p.add_argument("--impl", metavar="FILE.py|MODULE", help="with --adapter: the code's module")
+    p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON", help="see README, Adapters")
+    p.add_argument("--interval", type=int, default=3, metavar="T", help="steps (default 3)")
+    for size in SIZES:
+        p.add_argument(f"--{size.option.replace('_', '-')}", type=int,
+                       default=8 if size.option == "batch" else size.default, metavar=size.letter)
+    p.add_argument("--loss", default=DEFAULT_LOSS)
+    p.add_argument("--activations", default=None, metavar="F1,F2,F3")
+    p.add_argument("--reduction", default=DEFAULT_REDUCTION)
+    p.add_argument("--dtype", default="float64")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    try:
+        args = p.parse_args(argv)
+        forward = backward = adapter = None
+        loss, acts = args.loss, args.activations
+        if args.adapter is not None:
+            from .adapters import read_declaration, supported
+            if args.impl is None:
+                raise UsageError("adapter", args.adapter, "needs --impl naming the code's module")
+            adapter = read_declaration(args.adapter)
+            d_loss, d_acts, _ = supported(adapter)
+            acts = acts or ",".join(d_acts)
+            loss = loss if "--loss" in argv else d_loss
+            forward = args.impl
+        elif args.forward or args.backward:
+            from .untrusted import load_impl
+            if not (args.forward and args.backward):
+                raise UsageError("forward", args.forward, "give --forward and --backward")
+            forward, backward = load_impl(args.forward), load_impl(args.backward)
+        report = check_layer(
+            args.layer, forward, backward, interval=args.interval, batch=args.batch,
+            input_size=args.input_size, hidden_size=args.hidden_size,
+            state_size=args.state_size, output_size=args.output_size, loss=loss,
+            activations=acts or ",".join(ACTS), reduction=args.reduction, dtype=args.dtype,
+            seed=args.seed, adapter=adapter)
+    except UsageError as exc:
+        print(f"gradcheck layer: error: {exc.cli_message()}", file=sys.stderr)
+        return ExitCode.USAGE
+    except SystemExit as exc:            # --help
+        return exc.code
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+    else:
+        print(report.format_table())
+    return ExitCode.OK if report.passed else ExitCode.FAILED

@@ -1,0 +1,199 @@
+"""Code written the way people write it (tests/impls/styles/, written here from the styles'
+public descriptions), checked through adapters: no false alarm in float64 and float32 over
+several windows; each injected bug caught with the right diagnosis; --skip; options the
+code declines are "not supported"; the declaration is plain JSON and its errors are plain."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import gradcheck
+from gradcheck import adapters
+from gradcheck.cli import main
+
+STYLES_DIR = Path(__file__).resolve().parent / "impls" / "styles"
+FILES = {"course": "course.py", "textbook": "textbook.py", "cell": "cell.py",
+         "function": "minchar.py"}
+# several windows, the last one shorter; small sizes (the function style fixes B = 1, H = I)
+SIZES = dict(interval=3, seq_len=7, input_size=3, state_size=3, output_size=5)
+LAYERED = dict(SIZES, batch=4, hidden_size=4)
+FLAGS = [a for k, v in LAYERED.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def _module(style, **globals_):
+    """A fresh copy of the style's module (each load re-executes it), globals set."""
+    module = adapters._module_of(str(STYLES_DIR / FILES[style]), adapters.declaration(style))
+    for k, v in globals_.items():
+        setattr(module, k, v)
+    return module
+
+
+def _sizes(style):
+    return SIZES if style == "function" else LAYERED
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("style", FILES)
+def test_correct_code_of_each_style_passes(style, dtype):
+    report = gradcheck.check(_module(style), adapter=style, dtype=dtype, **_sizes(style))
+    assert report.passed, report.format_table()
+    assert len(report.windows) == 3
+
+
+BUGS = [
+    ("course", "BUG", "first_step_last_state",
+     r"Only dU disagrees: dU's term of the window's first step is built from the wrong state"
+     r".*LAST state.*in step 1 alone"),
+    ("course", "BUG", "float32_buffer",
+     r"float32 rounding level.*computes in float32.*--dtype float32"),
+    ("course", "BUG", "dh_next_U_untransposed",
+     r"through U instead of U\^T.*transposed U in the state's derivative"),
+    ("course", "BUG", "no_dh_next", r"state derivative is not passed back through time"),
+    ("course", "BUG", "dWh_from_next_h", r"Only dU disagrees.*dU is built from h_t instead of "
+                                         r"h_\{t-1\}"),
+    ("course", "BUG", "dh_next_halved",
+     r"^Unclear: W1, b1, W2, U, b2, x, h0 disagree at every step but the last.*no candidate "
+     r"mistake tested.*reproduces the numbers"),
+    ("textbook", "BUG", "grads_not_reset",
+     r"from window 2 dW2, dU, db2 disagree while dx, dh0 and the first layer agree: the "
+     r"weight-gradient buffers are not reset between windows"),
+    ("cell", "BUG", "dx_missing_f1", r"first dense layer's backward.*misses f1'\(z1\)"),
+    ("cell", "BUG", "l2_without_half",
+     r"2x JAX's: l2 is 0\.5 \* sum of squares.*factor of 2 in every gradient, not a wrong "
+     r"reduction"),
+    ("cell", "BUG", "dU_transposed", r"dU is transposed"),
+    ("function", "CLIP", 0.05, r"clipped inside the code.*\+-0\.05"),
+]
+
+
+@pytest.mark.parametrize("style,name,value,diagnosis", BUGS,
+                         ids=[f"{b[0]}-{b[2]}" for b in BUGS])
+def test_injected_bug_is_caught_with_its_diagnosis(style, name, value, diagnosis):
+    report = gradcheck.check(_module(style, **{name: value}), adapter=style, **_sizes(style))
+    assert not report.passed
+    assert re.search(diagnosis, report.diagnosis), report.diagnosis
+
+
+def test_first_step_bug_is_attributed_to_each_windows_first_step_alone():
+    report = gradcheck.check(_module("course", BUG="first_step_last_state"), adapter="course",
+                             **LAYERED)
+    u = {r.window: r.steps for r in report.failures if r.name == "U" and r.oracle == "jax"}
+    assert u == {1: [1], 2: [4], 3: [7]}
+
+
+def test_not_reset_buffers_agree_in_window_1_only():
+    report = gradcheck.check(_module("textbook", BUG="grads_not_reset"), adapter="textbook",
+                             **LAYERED)
+    assert {(r.window, r.name) for r in report.failures} >= {(2, "W2"), (2, "U"), (2, "b2")}
+    assert not {r.name for r in report.failures} & {"x", "h0", "W1"}
+    assert all(r.window > 1 for r in report.failures)
+
+
+def test_function_style_skips_what_it_does_not_compute():
+    report = gradcheck.check(_module("function"), adapter="function", **SIZES)
+    doc = report.to_dict()
+    assert doc["skipped"] == ["W1", "b1", "x", "h0"]
+    assert not {r["name"] for r in doc["results"]} & set(doc["skipped"])
+    assert doc["config"]["batch"] == 1 and doc["status"] == "passed"
+
+
+def test_skip_reports_skipped_arrays_never_as_passed(capsys):
+    flags = FLAGS
+    assert main(flags + ["--skip", "x,h0", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["skipped"] == ["x", "h0"]
+    assert not {r["name"] for r in doc["results"]} & {"x", "h0"}
+    assert main(flags + ["--skip", "x,h7"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "gradcheck: error: --skip h7: expected gradient names among W1, b1, W2, U, b2, W3, "
+        "b3, x, h0")
+
+
+def test_an_option_the_code_declines_is_not_supported(capsys):
+    spec = str(STYLES_DIR / "course.py")
+    assert main(["--interval", "2", "--batch", "3", "--impl", spec, "--adapter", "course",
+                 "--loss", "l2"]) == 1
+    out = capsys.readouterr().out
+    assert "NOT SUPPORTED: NotImplementedError: this code computes loss ce" in out
+    report = gradcheck.check(spec, adapter="course", loss="bce", batch=3, interval=2)
+    assert report.status == "not_supported" and not report.passed
+
+
+def test_the_declaration_is_plain_json_and_a_file_works(tmp_path, capsys):
+    decl = adapters.declaration({"style": "course", "layout": "batch_first"})
+    assert adapters.declaration(json.loads(json.dumps(decl))) == decl
+    path = tmp_path / "adapter.json"
+    path.write_text(json.dumps(decl))
+    assert main(FLAGS + ["--impl", str(STYLES_DIR / "course.py"), "--adapter", str(path)]) == 0
+
+
+@pytest.mark.parametrize("adapter,message", [
+    ("nope", "--adapter nope: expected a style (course, textbook, cell, function), a JSON "
+             "object or a .json file"),
+    ('{"style": "lstm"}', "--adapter lstm: style must be one of course, textbook, cell, "
+                          "function, layers, classes, cells, function"),
+], ids=["name", "style"])
+def test_bad_adapter_is_one_line(adapter, message, capsys):
+    assert main(["--interval", "2", "--impl", str(STYLES_DIR / "course.py"),
+                 "--adapter", adapter]) == 2
+    assert capsys.readouterr().err.strip() == f"gradcheck: error: {message}"
+
+
+def test_adapter_needs_impl(capsys):
+    assert main(["--interval", "2", "--adapter", "course"]) == 2
+    assert "--adapter needs --impl" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("style,layer", [("course", "rnn"), ("course", "rnn_step"),
+                                         ("course", "loss"), ("textbook", "rnn"),
+                                         ("textbook", "dense2"), ("cell", "rnn_step")])
+def test_a_style_layer_checked_by_itself(style, layer):
+    from gradcheck.layer_check import check_layer
+    acts = adapters.supported(adapters.declaration(style))[1]
+    loss = adapters.supported(adapters.declaration(style))[0]
+    report = check_layer(layer, _module(style), adapter=style, activations=acts, loss=loss,
+                         batch=4, input_size=3, hidden_size=4, state_size=3, output_size=5)
+    assert report.passed, report.format_table()
+
+
+def test_a_style_layer_bug_names_layer_array_and_step():
+    from gradcheck.layer_check import check_layer
+    report = check_layer("rnn", _module("course", BUG="first_step_last_state"),
+                         adapter="course", activations=("identity", "tanh", "identity"),
+                         batch=4, input_size=3, hidden_size=4, state_size=3, output_size=5)
+    assert re.search(r"Layer rnn .*only dU disagrees.*step 1 alone", report.diagnosis)
+
+
+EMBEDDING = {"style": "textbook", "input": "ids",
+             "layers": {"dense1": {"class": "TimeEmbedding", "args": ["W1"]}}}
+CELL_INSIDE = {"style": "cell", "h0": "zeros", "carries_state": True, "params": "parameters",
+               "grads": "gradients", "zero": "flush",
+               "options": {"activations": ["identity", "tanh", "identity"]},
+               "layers": {"dense1": None,
+                          "rnn": {"class": "Cell", "args": ["U", "b2", "W2", "b2:zeros"],
+                                  "keys": ["Waa", "ba", "Wax", "bx"],
+                                  "kwargs": {"n_out": "R:size"}},
+                          "dense2": {"class": "Dense", "args": ["W3", "b3"]}}}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("path,decl,sizes,skipped", [
+    ("textbook_embedding.py", EMBEDDING, LAYERED, ["b1", "x"]),
+    ("cell_inside.py", CELL_INSIDE, dict(SIZES, batch=4), ["W1", "b1", "h0"]),
+], ids=["embedding-ids-no-bias", "cell-state-inside-two-biases"])
+def test_declared_variations_pass(path, decl, sizes, skipped, dtype):
+    report = gradcheck.check(str(STYLES_DIR / path), adapter=json.loads(json.dumps(decl)),
+                             dtype=dtype, **sizes)
+    assert report.passed, report.format_table()
+    assert report.skipped == skipped
+
+
+@pytest.mark.parametrize("style,kwargs,message", [
+    ("function", {"batch": 4}, "batch=4: this code takes batch 1 only"),
+    ("function", {"hidden_size": 7}, "hidden_size=7: this code has no first dense layer (a = "
+                                     "x), so H must equal I = 3"),
+], ids=["batch", "hidden"])
+def test_sizes_the_code_cannot_take_are_usage_errors(style, kwargs, message):
+    with pytest.raises(gradcheck.UsageError, match="^" + re.escape(message)):
+        gradcheck.check(_module(style), adapter=style, **dict(SIZES, **kwargs))

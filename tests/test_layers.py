@@ -1,0 +1,109 @@
+"""Layer checks: the reference's own layers (callable one by one) compose to its window and
+pass check_layer; layer-level bugs of the zoo are caught and named; the CLI subcommand."""
+import json
+import re
+
+import numpy as np
+import pytest
+
+import reference
+from gradcheck.cli import main
+from gradcheck.errors import UsageError
+from gradcheck.layer_check import LAYER_SPECS, check_layer
+from gradcheck.zoo import LAYER_BUGS
+from tests.helpers import SMALL, small_data
+
+# Two float64 evaluations of the same sums in other orders: ~1e-15 of the scale.
+AGREE = 1e-12
+
+
+@pytest.mark.parametrize("loss,acts", [("l2", ("tanh", "sigmoid", "tanh")),
+                                       ("ce", ("relu", "tanh", "identity"))], ids=str)
+def test_reference_layers_compose_to_the_reference_window(loss, acts):
+    config, data = small_data(interval=4, loss=loss, activations=acts)
+    p = data.params
+    L = reference.layers
+    a, c1 = L.dense_forward(data.x, p["W1"], p["b1"], acts[0])
+    h, c2 = L.rnn_forward(a, data.h0, p["W2"], p["U"], p["b2"], acts[1])
+    z3 = h @ p["W3"] + p["b3"]
+    value, c4 = L.loss_forward(z3, data.y, loss, acts[2], "mean")
+    dz3 = L.loss_backward(1.0, c4)
+    dh, dW3, db3 = L.dense_backward(dz3, (h, p["W3"], np.ones_like(z3)))
+    da, dh0, dW2, dU, db2 = L.rnn_backward(dh, c2)
+    dx, dW1, db1 = L.dense_backward(da, c1)
+    want_value, want, h_last = reference.loss_and_grads(p, data.x, data.y, data.h0,
+                                                        **config.model_options)
+    got = dict(W1=dW1, b1=db1, W2=dW2, U=dU, b2=db2, W3=dW3, b3=db3, x=dx, h0=dh0)
+    assert abs(value - want_value) <= AGREE * abs(want_value)
+    np.testing.assert_allclose(h[-1], h_last, rtol=0, atol=AGREE)
+    for name, g in got.items():
+        scale = np.max(np.abs(want[name]))
+        assert np.max(np.abs(g - want[name])) <= AGREE * scale, name
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("layer", LAYER_SPECS)
+def test_reference_layers_pass_their_layer_check(layer, dtype):
+    report = check_layer(layer, dtype=dtype, **SMALL)
+    assert report.passed, report.format_table()
+    names = {r.name for r in report.results}
+    assert {n for n, _ in LAYER_SPECS[layer].inputs} <= names
+    assert {r.oracle for r in report.results} == {"jax", "fd"}
+
+
+@pytest.mark.parametrize("loss", ["ce", "bce"])
+def test_reference_loss_layers_pass(loss):
+    assert check_layer("loss", loss=loss, **SMALL).passed
+
+
+@pytest.mark.parametrize("name", LAYER_BUGS)
+def test_layer_bug_is_caught_and_named(name):
+    bug = LAYER_BUGS[name]
+    report = check_layer(bug.layer, bug.forward, bug.backward, **SMALL, **bug.options)
+    assert not report.passed
+    assert {r.name for r in report.failures} == set(bug.breaks), report.format_table()
+    assert re.search(bug.diagnosis, report.diagnosis), report.diagnosis
+    assert json.dumps(report.to_dict(), allow_nan=False)
+
+
+def test_first_step_bug_of_the_rnn_layer_is_at_step_1_alone():
+    bug = LAYER_BUGS["rnn_dU_first_from_last_state"]
+    report = check_layer("rnn", bug.forward, bug.backward, **SMALL)
+    assert {tuple(r.steps) for r in report.failures} == {(1,)}
+
+
+def test_a_layer_that_raises_is_a_verdict():
+    def forward(*args, **kw):
+        raise RuntimeError("boom")
+    report = check_layer("dense1", forward, reference.layers.dense_backward, **SMALL)
+    assert not report.passed and "raised RuntimeError: boom" in report.diagnosis
+
+
+def test_a_layer_that_declines_is_not_supported():
+    def forward(*args, **kw):
+        raise NotImplementedError("no relu here")
+    report = check_layer("dense1", forward, reference.layers.dense_backward, **SMALL)
+    assert report.status == "not_supported" and not report.passed
+    assert "no relu here" in report.format_table()
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"layer": "lstm"}, "layer='lstm': expected one of dense1, rnn_step, rnn, dense2, loss"),
+    ({"layer": "rnn", "activations": ("tanh",)}, "activations=('tanh',): expected three"),
+    ({"layer": "rnn", "dtype": "float16"}, "dtype='float16': expected one of float64"),
+    ({"layer": "rnn", "batch": 0}, "batch=0: expected an integer >= 1"),
+    ({"layer": "rnn", "forward": print}, "forward=<built-in function print>: give both"),
+], ids=["layer", "activations", "dtype", "batch", "forward-alone"])
+def test_bad_layer_options_name_the_option(kwargs, message):
+    layer = kwargs.pop("layer")
+    with pytest.raises(UsageError, match="^" + re.escape(message)):
+        check_layer(layer, **kwargs)
+
+
+def test_cli_layer_subcommand(capsys):
+    flags = [a for k, v in SMALL.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+    assert main(["layer", "rnn", "--json"] + flags) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] and doc["config"]["layer"] == "rnn"
+    assert main(["layer", "lstm"]) == 2
+    assert "--layer lstm: expected one of" in capsys.readouterr().err

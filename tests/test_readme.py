@@ -1,0 +1,111 @@
+"""The README's Python examples run as written, in a fresh process, on a correct
+implementation: the reference, bound to the one name the README leaves to the user,
+``my_loss_and_grads``.
+
+Every ```python block runs, unless the line before its fence is ``<!-- not run -->``
+(for a fragment that cannot run on its own; say why next to it). Each block becomes a
+test file in a temporary folder and one pytest process runs them all (so the blocks
+share JAX's compiles): a block that defines ``test_*`` functions is such a file as it
+stands, and every test in it must pass; any other block is executed by one test, and a
+``report`` it leaves must have passed, and a block that calls ``gradcheck.check`` must
+have called it. The only change to a block's world is the number of examples of
+``gradcheck.strategies.SETTINGS`` (fewer, derandomized: this test's speed; every other
+setting is the shipped one).
+"""
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+SKIP_MARK = "<!-- not run -->"
+# Enough to draw configurations that need a few JAX compiles (which the shipped
+# SETTINGS must allow), few enough to keep this test quick.
+EXAMPLES = 4
+
+
+def _blocks():
+    """(line number of the fence, code) of every ```python block meant to run."""
+    lines = README.read_text().splitlines()
+    blocks, i = [], 0
+    while i < len(lines):
+        if lines[i].strip() == "```python":
+            start = i
+            i += 1
+            while lines[i].strip() != "```":
+                i += 1
+            if not (start > 0 and lines[start - 1].strip() == SKIP_MARK):
+                blocks.append((start + 1, "\n".join(lines[start + 1:i]) + "\n"))
+        i += 1
+    return blocks
+
+
+# Fewer hypothesis examples, every other setting as shipped (conftest of the temporary folder).
+_CONFTEST = """
+from hypothesis import settings
+
+import gradcheck.strategies as strategies
+strategies.SETTINGS = settings(strategies.SETTINGS, max_examples={examples},
+                               derandomize=True, database=None)
+"""
+
+_BIND = ("from gradcheck._reference import reference as _reference\n"
+         "my_loss_and_grads = _reference.loss_and_grads\n")
+
+# A block that is not a test file: executed by one test, which judges what it left.
+_SCRIPT = """
+import gradcheck
+
+CODE = {code!r}
+
+
+def test_block_runs(monkeypatch):
+    calls = []
+    check = gradcheck.check
+    monkeypatch.setattr(gradcheck, "check", lambda *a, **k: calls.append(1) or check(*a, **k))
+    namespace = {{"__name__": "readme_example", "my_loss_and_grads": my_loss_and_grads}}
+    exec(compile(CODE, {where!r}, "exec"), namespace)
+    if {calls_check!r}:
+        assert calls, "the block never called gradcheck.check"
+    if "report" in namespace:
+        assert namespace["report"].passed, namespace["report"].format_table()
+"""
+
+
+def _test_file(line, code):
+    """The text of the test file that runs the block at ``line``."""
+    if re.search(r"^def test_", code, re.MULTILINE):
+        return _BIND + code
+    return _BIND + _SCRIPT.format(code=code, where=f"README.md, block at line {line}",
+                                  calls_check=bool(re.search(r"\bgradcheck\.check\(", code)))
+
+
+# The user's own modules that README blocks import, each a correct implementation written
+# in that style (tests/impls/styles), placed in the folder the blocks run from.
+_USER_MODULES = {"my_cells.py": "cell.py"}
+
+
+def test_readme_python_blocks_run_as_written(tmp_path):
+    blocks = _blocks()
+    (tmp_path / "conftest.py").write_text(_CONFTEST.format(examples=EXAMPLES))
+    styles = pathlib.Path(__file__).resolve().parent / "impls" / "styles"
+    for name, source in _USER_MODULES.items():
+        shutil.copy(styles / source, tmp_path / name)
+    for line, code in blocks:
+        (tmp_path / f"test_readme_line{line}.py").write_text(_test_file(line, code))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JAX_", "XLA_"))}
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
+                          "-p", "no:xdist", "."], capture_output=True, text=True,
+                         cwd=tmp_path, env=env, timeout=900)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "SKIPPED" not in out.stdout, out.stdout
+    for line, _ in blocks:                            # every block ran at least one test
+        assert f"PASSED test_readme_line{line}.py::" in out.stdout, (line, out.stdout)
+
+
+def test_the_readme_has_the_hypothesis_example():
+    """The block this file exists for is found (a renamed fence would silently skip it)."""
+    assert any("@given(configs(" in code and "SETTINGS" in code for _, code in _blocks())
