@@ -153,6 +153,7 @@ def _given(argv):
 # only when named (the plain `gradcheck --interval 3` is the check itself).
 SUBCOMMANDS = {
     "regression": "gradcheck.regression",
+    "grade": "gradcheck.grade",
 }
 
 
