@@ -51,7 +51,8 @@ class Worker:
                    MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "gradcheck.grade.sandbox", str(limits.memory or 0)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env, start_new_session=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env,
+            start_new_session=True,
             cwd=os.path.dirname(os.path.abspath(submission.path)))
         self._buffer = b""
 

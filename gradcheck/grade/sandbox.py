@@ -2,8 +2,8 @@
 submission (a new one after a test killed it). Each ``load`` request loads the
 submission anew (a fresh instance per test; modules from its own folder are dropped
 first), after the honesty guard when asked; then it answers calls. Reads pickled
-requests from the parent on stdin (the parent is trusted); writes frames of ``wire`` to the file descriptor it was handed, never pickles.
-What the submission prints goes to stderr.
+requests from the parent on stdin (the parent is trusted); writes frames of ``wire`` on
+a duplicate of its stdout, never pickles. What the submission prints goes to stderr.
 """
 import os
 import pickle
