@@ -18,7 +18,7 @@ from .honesty import FORBIDDEN
 __all__ = ["main", "build_parser", "parse_size"]
 
 DEFAULT_TIMEOUT = 10.0          # seconds per call: the article-sized window takes milliseconds
-DEFAULT_MEMORY = "2G"           # address space of a worker (Python + NumPy reserve ~1 GiB of it)
+DEFAULT_MEMORY = "1G"           # address space of a worker: Python + NumPy (one BLAS thread) ~100M
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)i?B?$", re.I)
 
 

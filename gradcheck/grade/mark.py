@@ -28,6 +28,7 @@ class TestGrade(NamedTuple):
     diagnosis: Optional[str]
     visibility: str
     problem: Optional[str]  # timeout, crashed, exited, protocol, honesty, unloadable, or None
+    reason: Optional[str] = None    # the sentence that goes with ``problem``
 
 
 class SubmissionGrade(NamedTuple):
@@ -155,7 +156,7 @@ def _grade_test(worker, prepared):
     output = _feedback(test, earned, results, diagnosis, reason)
     return TestGrade(test.name, sum(earned.values()), test.points, earned,
                      [i for i in ITEMS if not points[i]], output, diagnosis, test.visibility,
-                     problem), honesty
+                     problem, reason), honesty
 
 
 def _honesty_reason(names):
@@ -173,8 +174,8 @@ def grade_submission(sub, prepared_tests, limits, forbid):
         reason = f"the submission could not be loaded: {sub.error}"
         tests = [TestGrade(p.test.name, 0.0, p.test.points, dict.fromkeys(ITEMS, 0.0),
                            list(ITEMS), f"{p.test.name}: 0/{p.test.points:g}\n{reason}", None,
-                           p.test.visibility, "unloadable") for p in prepared_tests]
-        return SubmissionGrade(sub.spec, 0.0, max_score, tests, None, "unloadable", reason,
+                           p.test.visibility, "unloadable", reason) for p in prepared_tests]
+        return SubmissionGrade(sub.spec, 0.0, max_score, tests, reason, "unloadable", reason,
                                time.perf_counter() - started)
     tests, honesty, worker = [], [], None
     try:
@@ -205,7 +206,7 @@ def grade_submission(sub, prepared_tests, limits, forbid):
                             problem="honesty",
                             output=f"{t.name}: 0/{t.max_score:g}\n{reason}") for t in tests]
     elif problem == "unloadable":
-        reason = tests[0].output.split("\n", 1)[1]
+        reason = next(t.reason for t in tests if t.problem == "unloadable")
     diagnosis = next((t.diagnosis for t in tests if t.diagnosis), None) or reason
     return SubmissionGrade(sub.spec, sum(t.score for t in tests), max_score, tests, diagnosis,
                            problem, reason, time.perf_counter() - started)

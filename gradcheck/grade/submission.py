@@ -82,7 +82,7 @@ def resolve(spec, entry=None):
 def _where(exc):
     frames = traceback.extract_tb(exc.__traceback__)
     if isinstance(exc, SyntaxError):
-        return f" (line {exc.lineno})"
+        return ""                          # its message names the file and line already
     if not frames:
         return ""
     last = frames[-1]
