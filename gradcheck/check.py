@@ -5,25 +5,52 @@ import numpy as np
 
 from ._reference import reference
 from .attribution import disagreeing_steps
+from .compare import compare
 from .config import make_config
 from .data import make_data
 from .diagnose import diagnose, mismatch_kind
 from .errors import UsageError
-from .judge import judge_window, own_rounding
 from .model import (DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_INTERVAL, DEFAULT_LOSS,
-                    DEFAULT_REDUCTION, DEFAULT_SIZES, GRAD_NAMES)
+                    DEFAULT_REDUCTION, DEFAULT_SIZES, GRAD_NAMES, OUTPUT_NAMES)
 from .oracles import ORACLES, PROJECTIONS, Window
-from .report import Report
-from .tolerances import tolerance
+from .report import Report, Result
+from .tolerances import calibrated, tolerance
 from .untrusted import call_impl
 
 __all__ = ["check"]
+
+
+def _result(name, oracle, window, comparison, tol, base=None, own=None):
+    """A Result from a Comparison; ``own`` (the reference's own error) is recorded
+    when ``tol`` was raised above ``base`` for it."""
+    c = comparison
+    if c.passed:
+        message = ""
+    elif c.nonfinite:
+        message = (f"{c.nonfinite} non-finite value{'s' if c.nonfinite > 1 else ''}, "
+                   f"first at {list(c.worst)}")
+    elif c.oracle_value is None or c.ratio is None:
+        message = (f"the {oracle} oracle is not finite at {list(c.worst)} (the model "
+                   f"overflows at these values), so this array cannot be judged")
+    else:
+        message = (f"worst element {list(c.worst)}: impl {c.impl_value:.10g}, {oracle} "
+                   f"{c.oracle_value:.10g}, error {c.max_abs_err:.3g} is {c.ratio:.3g}x "
+                   f"the allowed (rtol {tol.rtol:g}, atol {tol.atol_rel:g} of max |{oracle}|)")
+    return Result(name=name, oracle=oracle, window=window, passed=c.passed, message=message,
+                  checked=c.checked, excluded=c.excluded, max_abs_err=c.max_abs_err,
+                  max_rel_err=c.max_rel_err, ratio=c.ratio, rtol=tol.rtol,
+                  atol_rel=tol.atol_rel,
+                  worst_index=None if c.worst is None else list(c.worst),
+                  impl_value=c.impl_value, oracle_value=c.oracle_value, nonfinite=c.nonfinite,
+                  rounding=own if base is not None and tol.atol_rel > base.atol_rel else None)
 
 
 # Up to this many elements per sequence, `full` mode checks every element by finite
 # differences (the cost grows with the count; the benchmark prints it); beyond it,
 # `projections` keeps the cost flat.
 FULL_MODE_MAX_ELEMENTS = 50_000
+# Results are listed per window in the model's order of outputs, each array's oracles together.
+_ORDER = {n: i for i, n in enumerate(OUTPUT_NAMES + GRAD_NAMES)}
 
 
 def _choose_mode(config):
@@ -34,6 +61,28 @@ def _choose_mode(config):
         return "full", f"{n} elements <= {FULL_MODE_MAX_ELEMENTS}: every one is checked"
     return "projections", (f"{n} elements > {FULL_MODE_MAX_ELEMENTS}: {PROJECTIONS} random "
                            f"directions per array by finite differences; every element vs JAX")
+
+
+def _judge(name, oracle, window, got, want, base, own, exclude=None):
+    """Compare ``got`` with ``want`` at ``base`` calibrated to the reference's own error
+    ``own`` in this dtype (tolerances.calibrated); the Result records which it used."""
+    tol = calibrated(base, own)
+    return _result(name, oracle, window, compare(got, want, tol, exclude), tol, base, own)
+
+
+def _own_rounding(computed, ref):
+    """The reference's own error, per array, computing in the implementation's dtype on
+    the same inputs: max |reference - JAX| / max |JAX| (None where JAX's is all zero).
+    ``computed``: the reference's (loss, grads, h_last) on this window."""
+    value, grads, h_last = computed
+    got = dict(grads, loss=value, h_last=h_last)
+    want = dict(ref.grads, loss=ref.loss, h_last=ref.h_last)
+    own = {}
+    for name, arr in got.items():
+        scale = float(np.max(np.abs(want[name])))
+        err = float(np.max(np.abs(np.asarray(arr, np.float64) - want[name])))
+        own[name] = err / scale if scale > 0 else None
+    return own
 
 
 def _impl_name(impl):
@@ -77,6 +126,9 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
         t = time.perf_counter()
         out = call_impl(fn, data.params, window.x, window.y, h0, options)
         timings["impl"] += time.perf_counter() - t
+        for p in out.problems:
+            results.append(Result(name=p.name, oracle="contract", window=w, passed=False,
+                                  message=p.message))
         expected, details = [], {}
         for oracle in ORACLES:
             t = time.perf_counter()
@@ -85,11 +137,17 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
             expected.extend(exp)
         ref = details["jax"]
         if impl is None and not out.problems:            # the reference: its output is at hand
-            own = own_rounding((out.loss, out.grads, out.h_last), ref)
+            own = _own_rounding((out.loss, out.grads, out.h_last), ref)
         else:
-            own = own_rounding(reference.loss_and_grads(data.params, window.x, window.y, h0,
-                                                        **options), ref)
-        results.extend(judge_window(w, out, expected, own, config.dtype))
+            own = _own_rounding(reference.loss_and_grads(data.params, window.x, window.y, h0,
+                                                         **options), ref)
+        got = dict(out.grads or {}, loss=out.loss, h_last=out.h_last)
+        for e in sorted(expected, key=lambda e: _ORDER[e.name]):     # stable: oracle order
+            if got.get(e.name) is None:
+                continue
+            value = got[e.name] if e.project is None else e.project(got[e.name])
+            results.append(_judge(e.name, e.oracle, w, value, e.want,
+                                  tolerance(e.table, config.dtype), own[e.name], e.exclude))
         seen.append((window.x, window.y, ref, out))
         if progress is not None:
             progress(w, len(config.windows))

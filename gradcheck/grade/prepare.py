@@ -13,10 +13,9 @@ instance called on the windows in order, so state it wrongly keeps between windo
 from typing import NamedTuple
 
 from .._reference import reference
-from ..check import _choose_mode
+from ..check import _choose_mode, _own_rounding
 from ..config import make_config
 from ..data import make_data
-from ..judge import own_rounding
 from ..oracles import ORACLES, Window
 
 __all__ = ["Prepared", "PreparedWindow", "prepare"]
@@ -55,7 +54,7 @@ def prepare(test, seed):
             exp, details[oracle.name] = oracle.expect(window)
             expected.extend(exp)
         ref = details["jax"]
-        own = own_rounding(reference.loss_and_grads(data.params, window.x, window.y, h0,
+        own = _own_rounding(reference.loss_and_grads(data.params, window.x, window.y, h0,
                                                     **options), ref)
         windows.append(PreparedWindow(window, expected, ref, own))
         h0 = ref.h_last.astype(config.dtype)          # the oracle's trajectory
