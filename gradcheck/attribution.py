@@ -12,7 +12,6 @@ for the loss, the suffix losses give each step's loss the same way.
 import numpy as np
 
 from .compare import compare
-from .untrusted import call_impl
 
 __all__ = ["disagreeing_steps"]
 
@@ -24,9 +23,11 @@ def _steps_that_fail(impl_steps, oracle_steps, tol):
             if not compare(impl_steps[t], oracle_steps[t], tol, scale=scale).passed]
 
 
-def disagreeing_steps(impl, params, x, y, oracle, impl_grads, names, options, dtype, tol):
+def disagreeing_steps(call, params, x, y, oracle, impl_grads, names, options, dtype, tol):
     """Map each name in ``names`` (grads and/or "loss") to the 1-based steps of this
     window whose contributions disagree; None for a name that cannot be attributed.
+    ``call(params, x, y, h0, options, t)`` runs the implementation (an Outcome) on the
+    suffix window from step t (1-based).
 
     Shapes: x [T, B, I]; oracle a JaxResult of this window (states [T+1, B, R]).
     """
@@ -40,7 +41,7 @@ def disagreeing_steps(impl, params, x, y, oracle, impl_grads, names, options, dt
     suffix_grads, suffix_loss = [], []
     for t in range(T):
         h_start = oracle.states[t].astype(dtype)
-        got = call_impl(impl, params, x[t:], y[t:], h_start, options)
+        got = call(params, x[t:], y[t:], h_start, options, t + 1)
         if got.problems or got.grads is None or got.loss is None:
             return {**out, **{n: None for n in wanted}}
         suffix_grads.append(got.grads)

@@ -14,7 +14,7 @@ from .model import (DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_INTERVAL, DEFAUL
                     DEFAULT_REDUCTION, DEFAULT_SIZES, GRAD_NAMES, OUTPUT_NAMES)
 from .oracles import ORACLES, PROJECTIONS, Window
 from .report import Report, Result
-from .tolerances import calibrated, tolerance
+from .tolerances import ROUNDING_CAP, calibrated, tolerance
 from .untrusted import call_impl
 
 __all__ = ["check"]
@@ -64,54 +64,152 @@ def _choose_mode(config):
 
 
 def _judge(name, oracle, window, got, want, base, own, exclude=None):
-    """Compare ``got`` with ``want`` at ``base`` calibrated to the reference's own error
-    ``own`` in this dtype (tolerances.calibrated); the Result records which it used."""
+    """Compare ``got`` with ``want`` at ``base`` calibrated to the rounding ``own`` of
+    the implementation's dtype (tolerances.calibrated); the Result records which it used.
+    An allowance the rounding would push above ROUNDING_CAP is not granted: the array is
+    not judged, and the Result fails (a check that cannot judge an array does not pass)."""
     tol = calibrated(base, own)
+    if tol.atol_rel > ROUNDING_CAP:
+        return Result(name=name, oracle=oracle, window=window, passed=False,
+                      message=(f"{NOT_JUDGED}: rounding alone puts the reference in this dtype "
+                               f"{own:.2g} (relative) from itself in float64 here; judging "
+                               f"it would need atol {tol.atol_rel:.2g}, above the cap "
+                               f"{ROUNDING_CAP:g} under which a 1e-3 error still fails"),
+                      rtol=base.rtol, atol_rel=base.atol_rel, rounding=own)
     return _result(name, oracle, window, compare(got, want, tol, exclude), tol, base, own)
 
 
-def _own_rounding(computed, ref):
-    """The reference's own error, per array, computing in the implementation's dtype on
-    the same inputs: max |reference - JAX| / max |JAX| (None where JAX's is all zero).
-    ``computed``: the reference's (loss, grads, h_last) on this window."""
-    value, grads, h_last = computed
-    got = dict(grads, loss=value, h_last=h_last)
-    want = dict(ref.grads, loss=ref.loss, h_last=ref.h_last)
+def _own_rounding(computed, exact):
+    """The rounding of the implementation's dtype, per array: max |reference in that
+    dtype - reference in float64| / max |reference in float64| on the same inputs (None
+    where the float64 array is all zero). Both sides are the reference, so a fault in
+    the reference cancels instead of widening any tolerance. ``computed``, ``exact``:
+    the reference's (loss, grads, h_last) in the implementation's dtype and in float64."""
+    def named(out):
+        value, grads, h_last = out
+        return dict(grads, loss=value, h_last=h_last)
+    got, want = named(computed), named(exact)
     own = {}
     for name, arr in got.items():
-        scale = float(np.max(np.abs(want[name])))
-        err = float(np.max(np.abs(np.asarray(arr, np.float64) - want[name])))
+        w = np.asarray(want[name], np.float64)
+        scale = float(np.max(np.abs(w)))
+        err = float(np.max(np.abs(np.asarray(arr, np.float64) - w)))
         own[name] = err / scale if scale > 0 else None
     return own
+
+
+def _float64(a):
+    return a.astype(np.float64) if a.dtype.kind == "f" else a
+
+
+def _rounding_of_dtype(dtype, params, x, y, h0, options, own_output=None):
+    """{} in float64 (no allowance is ever raised there); in float32 the rounding of
+    _own_rounding, running the reference in float32 (or taking ``own_output``, its
+    result at hand) and in float64 on the same inputs."""
+    if np.dtype(dtype) == np.float64:
+        return {}
+    low = own_output or reference.loss_and_grads(params, x, y, h0, **options)
+    exact = reference.loss_and_grads({n: _float64(a) for n, a in params.items()},
+                                     _float64(x), _float64(y), _float64(h0), **options)
+    return _own_rounding(low, exact)
 
 
 def _impl_name(impl):
     if impl is None:
         return "reference"
+    if isinstance(impl, str):
+        return impl
+    if isinstance(impl, dict):
+        return str(impl.get("spec"))
     return f"{getattr(impl, '__module__', '?')}.{getattr(impl, '__qualname__', repr(impl))}"
+
+
+class _InProcess:
+    """The implementation called in this process (trusted modes): no limits apply."""
+    isolated = False
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def call(self, params, x, y, h0, options, what=""):
+        return call_impl(self.fn, params, x, y, h0, options)
+
+    def close(self):
+        pass
+
+    def output(self):
+        return {}
+
+
+def _number(option, value, allowed="expected a number of seconds > 0"):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(option, value, allowed) from None
+    if not (v > 0 and np.isfinite(v)):
+        raise UsageError(option, value, allowed)
+    return v
+
+
+def _runner(impl, in_process, timeout, memory_limit, time_budget):
+    """How the implementation is run: in this process (the reference, a callable, or
+    ``in_process``), else in a worker process (isolation.Worker)."""
+    if impl is None:
+        return _InProcess(reference.loss_and_grads)
+    if callable(impl) and not isinstance(impl, (str, dict)):
+        return _InProcess(impl)
+    if not isinstance(impl, (str, dict)):
+        raise UsageError("impl", impl, "expected a callable with the loss_and_grads contract, "
+                                       "or 'FILE.py:FUNC' / 'MODULE:FUNC'")
+    request = {"spec": impl} if isinstance(impl, str) else impl
+    if in_process:
+        from .untrusted import build
+        return _InProcess(build(request))
+    from .isolation import DEFAULT_MEMORY, Worker, parse_size
+    timeout = _number("timeout", timeout)
+    budget = None if time_budget is None else _number("time_budget", time_budget)
+    memory = DEFAULT_MEMORY if memory_limit is None else (
+        memory_limit if isinstance(memory_limit, int) and not isinstance(memory_limit, bool)
+        else parse_size(memory_limit))
+    return Worker(request, timeout=timeout, memory_limit=memory, budget=budget)
 
 
 def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_SIZES["batch"],
           input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
           state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
           loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
-          dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None):
+          dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, in_process=False,
+          timeout=None, memory_limit=None, time_budget=None):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
-    ``impl`` defaults to the project's reference. Every window of the sequence is
-    checked, each with the state the implementation itself carried in; the first
-    window's incoming state is random and non-zero. Returns a Report; raises
-    UsageError (a ValueError) naming a bad option. ``progress``, if given, is called
-    as ``progress(windows_done, windows_total)`` after each window.
+    ``impl`` defaults to the project's reference. A callable runs in this process
+    (trusted: it can do anything this process can). ``"FILE.py:FUNC"`` or
+    ``"MODULE:FUNC"`` (or a request dict ``{"spec": ..., ...}`` for untrusted.build)
+    runs in a worker process of its own (gradcheck.isolation) with ``timeout``
+    seconds per call (default isolation.DEFAULT_TIMEOUT), ``time_budget`` seconds in
+    all (default 3x timeout) and ``memory_limit`` (bytes, or "512M", "4G"; default
+    isolation.DEFAULT_MEMORY); ``in_process=True`` loads and calls it here instead.
+    Every window of the sequence is checked, each with the state the implementation
+    itself carried in; the first window's incoming state is random and non-zero.
+    Returns a Report; raises UsageError (a ValueError) naming a bad option.
+    ``progress``, if given, is called as ``progress(windows_done, windows_total)``
+    after each window.
     """
-    if impl is not None and not callable(impl):
-        raise UsageError("impl", impl, "expected a callable with the loss_and_grads contract")
     config = make_config(interval=interval, seq_len=seq_len, batch=batch,
                          input_size=input_size, hidden_size=hidden_size,
                          state_size=state_size, output_size=output_size, loss=loss,
                          activations=activations, reduction=reduction, dtype=dtype,
                          seed=seed, mode=mode)
-    fn = reference.loss_and_grads if impl is None else impl
+    from .isolation import DEFAULT_TIMEOUT
+    runner = _runner(impl, in_process, DEFAULT_TIMEOUT if timeout is None else timeout,
+                     memory_limit, time_budget)
+    try:
+        return _check(runner, impl, config, progress)
+    finally:
+        runner.close()
+
+
+def _check(runner, impl, config, progress):
     mode, reason = _choose_mode(config)
     data = make_data(config)
     options = config.model_options
@@ -123,57 +221,96 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     for w, (start, stop) in enumerate(config.windows, start=1):
         window = Window(w, data.params, data.x[start:stop], data.y[start:stop], h0, options,
                         mode, config.seed)
-        t = time.perf_counter()
-        out = call_impl(fn, data.params, window.x, window.y, h0, options)
-        timings["impl"] += time.perf_counter() - t
-        for p in out.problems:
-            results.append(Result(name=p.name, oracle="contract", window=w, passed=False,
-                                  message=p.message))
         expected, details = [], {}
-        for oracle in ORACLES:
+        for oracle in ORACLES:       # first: an isolated worker starts up meanwhile
             t = time.perf_counter()
             exp, details[oracle.name] = oracle.expect(window)
             timings[oracle.name] += time.perf_counter() - t
             expected.extend(exp)
         ref = details["jax"]
-        if impl is None and not out.problems:            # the reference: its output is at hand
-            own = _own_rounding((out.loss, out.grads, out.h_last), ref)
-        else:
-            own = _own_rounding(reference.loss_and_grads(data.params, window.x, window.y, h0,
-                                                         **options), ref)
+        t = time.perf_counter()
+        out = runner.call(data.params, window.x, window.y, h0, options, f"window {w}")
+        timings["impl"] += time.perf_counter() - t
+        for p in out.problems:
+            results.append(Result(name=p.name, oracle="contract", window=w, passed=False,
+                                  message=p.message))
+        mine = ((out.loss, out.grads, out.h_last)
+                if impl is None and not out.problems else None)   # the reference's, at hand
+        own = _rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options,
+                                 mine)
         got = dict(out.grads or {}, loss=out.loss, h_last=out.h_last)
         for e in sorted(expected, key=lambda e: _ORDER[e.name]):     # stable: oracle order
             if got.get(e.name) is None:
                 continue
             value = got[e.name] if e.project is None else e.project(got[e.name])
             results.append(_judge(e.name, e.oracle, w, value, e.want,
-                                  tolerance(e.table, config.dtype), own[e.name], e.exclude))
+                                  tolerance(e.table, config.dtype), own.get(e.name),
+                                  e.exclude))
         seen.append((window.x, window.y, ref, out))
         if progress is not None:
             progress(w, len(config.windows))
         if out.h_last is None or not np.all(np.isfinite(out.h_last)):
             break            # no state to carry: later windows cannot be checked
         h0 = out.h_last.astype(config.dtype)
-    diagnosis = _explain(fn, data.params, seen, results, config, options)
+    skipped = []
+    diagnosis = _explain(runner, data.params, seen, results, config, options, skipped)
     timings["total"] = time.perf_counter() - started
+    runner.close()                   # its output is complete once it has ended
     return Report(config=config.to_dict(), impl=_impl_name(impl), mode=mode,
                   mode_reason=reason, windows=config.windows, results=results,
-                  diagnosis=diagnosis, timings={k: round(v, 6) for k, v in timings.items()})
+                  diagnosis=diagnosis, timings={k: round(v, 6) for k, v in timings.items()},
+                  skipped=skipped, isolation=_isolation(runner), output=runner.output())
 
 
-def _explain(fn, params, seen, results, config, options):
+def _isolation(runner):
+    """What the JSON says about how the implementation ran."""
+    if not runner.isolated:
+        return {"isolated": False}
+    from .isolation import format_size
+    return {"isolated": True, "timeout": runner.timeout, "time_budget": runner.budget,
+            "memory_limit": format_size(runner.memory_limit), "calls": runner.calls,
+            "seconds_in_impl": round(runner.spent, 6)}
+
+
+# The start of a Result's message for an array whose rounding is too coarse to judge.
+NOT_JUDGED = "not judged"
+# Problems after which the implementation cannot be called again in this check.
+_ENDED = ("timeout", "time_limit", "memory", "crashed", "protocol")
+
+
+def _stopped(outcome, what, skipped):
+    """Record in ``skipped`` why extra calls stopped, when it was a limit or the worker's end."""
+    for p in outcome.problems:
+        if p.name in _ENDED:
+            skipped.append(f"{what} stopped: {p.message}")
+            return True
+    return False
+
+
+def _explain(runner, params, seen, results, config, options, skipped):
     """Attribute each failing array to time steps, then diagnose the whole pattern.
 
     Runs after every window has been judged, so the extra calls it makes to the
-    implementation (suffix windows) cannot change any verdict."""
+    implementation (suffix windows) cannot change any verdict. What a limit cut short
+    is listed in ``skipped``."""
     tol = tolerance("jax", config.dtype)
     kinds = {}
     for w, (x, y, ref, out) in enumerate(seen, start=1):
         failing = [r for r in results if r.window == w and not r.passed]
         if not failing or any(r.oracle == "contract" for r in failing):
             continue
+        if any(r.message.startswith(NOT_JUDGED) for r in failing):
+            continue
         names = sorted({r.name for r in failing if r.name != "h_last"})
-        steps = disagreeing_steps(fn, params, x, y, ref, out.grads, names, options,
+        what = f"the attribution of window {w} to time steps"
+
+        def call(p, x_, y_, h0, o, t, w=w):
+            got = runner.call(p, x_, y_, h0, o, f"window {w}, attribution call {t} "
+                                                 f"(the steps from {t} on)")
+            _stopped(got, what, skipped)
+            return got
+
+        steps = disagreeing_steps(call, params, x, y, ref, out.grads, names, options,
                                   config.dtype, tol)
         start = config.windows[w - 1][0]
         for r in failing:
@@ -183,10 +320,16 @@ def _explain(fn, params, seen, results, config, options):
                 kinds[(w, r.name)] = mismatch_kind(r.name, out.grads[r.name], ref.grads[r.name],
                                                    ref.per_step.get(r.name), tol)
     consistent = None
-    if any(r.name == "loss" and not r.passed for r in results):
+    if any(r.name == "loss" and not r.passed and r.oracle != "contract" for r in results):
         x, y, ref, out = seen[0]
-        consistent = self_consistent(fn, params, x, y, ref.states[0].astype(config.dtype),
-                                     out, options, config)
+        consistent = self_consistent(runner, params, x, y, ref.states[0].astype(config.dtype),
+                                     out, options, config, skipped)
+    failing = [r for r in results if not r.passed]
+    if failing and all(r.message.startswith(NOT_JUDGED) for r in failing):
+        names = sorted({r.name for r in failing}, key=_ORDER.get)
+        return (f"Nothing disagrees, but {', '.join(names)} cannot be judged in "
+                f"{config.dtype} here: rounding alone moves the reference too far (a bug "
+                f"could hide in it); check in float64 or another configuration.")
     return diagnose(results, config.windows, config.to_dict(), kinds, consistent)
 
 
@@ -198,9 +341,10 @@ _SELF_STEP = {"float64": 1e-6, "float32": 1e-2}
 _SELF_RTOL = {"float64": 1e-5, "float32": 1e-2}
 
 
-def self_consistent(fn, params, x, y, h0, out, options, config):
+def self_consistent(runner, params, x, y, h0, out, options, config, skipped=None):
     """True when the gradients match the implementation's own loss along a random
-    direction of every array at once (2 extra calls); None when it cannot tell."""
+    direction of every array at once (2 extra calls of ``runner``); None when it
+    cannot tell (why, when a limit stopped it, is added to ``skipped``)."""
     if out.grads is None or len(out.grads) < len(GRAD_NAMES):
         return None
     rng = np.random.default_rng(config.seed + 1)
@@ -210,7 +354,10 @@ def self_consistent(fn, params, x, y, h0, out, options, config):
     values = []
     for sign in (1.0, -1.0):
         moved = {n: (arrays[n] + sign * e * d[n]).astype(config.dtype) for n in GRAD_NAMES}
-        got = call_impl(fn, {n: moved[n] for n in params}, moved["x"], y, moved["h0"], options)
+        got = runner.call({n: moved[n] for n in params}, moved["x"], y, moved["h0"], options,
+                          f"the self-consistency probe (call {len(values) + 1} of 2)")
+        if skipped is not None:
+            _stopped(got, "the self-consistency probe", skipped)
         if got.loss is None or got.problems:
             return None
         values.append(got.loss)

@@ -59,6 +59,18 @@ def build_parser():
     p.add_argument("--seed", type=_int, default=0, metavar="N", help="every random draw")
     p.add_argument("--impl", metavar="FILE.py:FUNC|MODULE:FUNC",
                    help="check this implementation instead of the reference")
+    p.add_argument("--in-process", action="store_true",
+                   help="run --impl inside the checker's own process, without limits: it "
+                        "then trusts the code (for debuggers); by default --impl runs in a "
+                        "worker process of its own")
+    p.add_argument("--timeout", default=None, metavar="SECONDS",
+                   help="the most one call of --impl may take (default 60)")
+    p.add_argument("--time-budget", default=None, metavar="SECONDS",
+                   help="the most all calls of --impl may take together (default 3x "
+                        "--timeout); the extra calls that locate a failure stop when it is spent")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="the most memory --impl's process may use, e.g. 512M, 4G "
+                        "(default 4G, or half this machine's memory if less)")
     p.add_argument("--mode", default=None, help="full (every element) or projections")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
     p.add_argument("--list-bugs", action="store_true",
@@ -129,18 +141,51 @@ def _run(args, given):
             options["interval"] = 3
     if options["interval"] is None:
         raise _ArgumentError("--interval is required: an integer >= 1 (try --interval 3)")
+    limits = {}
     if args.impl is not None:
-        from .untrusted import load_impl
-        impl = load_impl(args.impl)
+        impl = args.impl
+        limits = _limits(args)
+    elif any(v is not None for v in (args.timeout, args.time_budget, args.memory_limit)):
+        raise _ArgumentError("--timeout, --time-budget and --memory-limit apply to --impl")
     progress = None
     if not args.json and sys.stderr.isatty():
         progress = _Progress(sys.stderr)
     from .check import check          # imports the oracles: only when a check runs
     try:
-        return check(impl, progress=progress, **options)
+        return check(impl, progress=progress, **limits, **options)
     finally:
         if progress is not None:
             progress.close()
+
+
+def _limits(args):
+    """check()'s keyword arguments for how --impl runs, validated: UsageError names a bad one."""
+    from .isolation import DEFAULT_TIMEOUT, parse_size
+    if args.in_process:
+        return {"in_process": True}
+    out = {}
+    for name in ("timeout", "time_budget"):
+        text = getattr(args, name)
+        if text is None:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not (value > 0 and value != float("inf")):
+            raise UsageError(name, text, "expected a number of seconds > 0")
+        out[name] = value
+    out.setdefault("timeout", DEFAULT_TIMEOUT)
+    if args.memory_limit is not None:
+        out["memory_limit"] = parse_size(args.memory_limit)
+    return out
+
+
+def _show_output(report):
+    """What the implementation printed, on stderr (never in the --json document)."""
+    text = report.format_output()
+    if text:
+        print(text, file=sys.stderr)
 
 
 def _given(argv):
@@ -177,10 +222,15 @@ def main(argv=None):
         if args.json:
             with _stdout_to_stderr():
                 report = _run(args, given)
+                _show_output(report)
             print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
         else:
             report = _run(args, given)
+            _show_output(report)
             print(report.format_table())
+    except KeyboardInterrupt:          # the worker, if any, is already killed (check's finally)
+        print("gradcheck: interrupted", file=sys.stderr)
+        return ExitCode.INTERRUPTED
     except _ArgumentError as exc:
         print(f"gradcheck: error: {exc}", file=sys.stderr)
         return ExitCode.USAGE

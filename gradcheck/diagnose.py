@@ -62,7 +62,12 @@ def diagnose(results, windows, config, kinds, self_consistent=None):
     if not failing:
         return None
     contract = {r.name: r for r in failing if r.oracle == "contract"}
-    for name, lead in (("exception", "The implementation raised an exception"),
+    for name, lead in (("timeout", "The implementation hung or is too slow"),
+                       ("time_limit", "The implementation is too slow"),
+                       ("memory", "The implementation used too much memory"),
+                       ("crashed", "The implementation's process ended"),
+                       ("protocol", "The implementation's process broke the checker's protocol"),
+                       ("exception", "The implementation raised an exception"),
                        ("return_value", "The implementation breaks the return contract"),
                        ("missing_grad", "The implementation breaks the return contract"),
                        ("shape", "The implementation returns an array of the wrong shape"),

@@ -9,6 +9,7 @@ class ExitCode(enum.IntEnum):
     OK = 0           #: every comparison agrees
     FAILED = 1       #: a verdict against the implementation under test
     USAGE = 2        #: a bad flag or value, an --impl that cannot be loaded, a size too large
+    INTERRUPTED = 130  #: Ctrl-C (128 + SIGINT, as shells report it)
 
 
 class UsageError(ValueError):

@@ -4,7 +4,7 @@ import math
 from typing import Optional
 
 from .model import SIZES
-from .tolerances import ROUNDING_MARGIN
+from .tolerances import ROUNDING_CAP, ROUNDING_MARGIN
 
 __all__ = ["Result", "Report"]
 
@@ -54,6 +54,11 @@ class Report:
     results: list
     diagnosis: Optional[str] = None
     timings: dict = dataclasses.field(default_factory=dict)
+    skipped: list = dataclasses.field(default_factory=list)   # extra calls a limit stopped
+    isolation: dict = dataclasses.field(default_factory=dict)   # how the impl ran, limits
+    # what the implementation printed, {"stdout": excerpt, "stderr": excerpt}: never in
+    # to_dict(), so the JSON document stays the checker's own words
+    output: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def passed(self):
@@ -76,7 +81,17 @@ class Report:
             "diagnosis": self.diagnosis,
             "results": [r.to_dict() for r in self.results],
             "timings": self.timings,
+            "skipped": list(self.skipped),
+            "isolation": dict(self.isolation),
         }
+
+    def format_output(self):
+        """What the implementation printed, as bounded excerpts (empty if nothing)."""
+        parts = []
+        for stream, text in self.output.items():
+            parts.append(f"--- the implementation's {stream} (excerpt) ---")
+            parts.append(text.rstrip("\n"))
+        return "\n".join(parts)
 
     def format_table(self):
         """A table a person can read, then a verdict line."""
@@ -114,13 +129,16 @@ class Report:
         for w, names in sorted(raised.items()):
             worst = max(names.values())
             lines += ["", f"rounding: in window {w} the reference itself, in {c['dtype']}, is up "
-                          f"to {worst:.1e} (relative) from JAX in {', '.join(names)}; those "
+                          f"to {worst:.1e} (relative) from itself in float64 in {', '.join(names)}; those "
                           f"comparisons allow {ROUNDING_MARGIN:g}x their reference's error"
-                          + (": too coarse to judge them at all" if worst >= 0.1 else "")]
+                          + (f", up to an allowance of {ROUNDING_CAP:g}; beyond it they are "
+                             f"not judged" if worst * ROUNDING_MARGIN > ROUNDING_CAP else "")]
         kinks = sum(r.excluded for r in self.results if r.oracle == "fd")
         if kinks:
             lines += ["", f"relu kinks: {kinks} element{'s' if kinks > 1 else ''} excluded from the "
                           "finite-difference comparison (the loss is not differentiable there)"]
+        for note in self.skipped:
+            lines += ["", f"skipped: {note}"]
         if self.diagnosis:
             lines += ["", f"diagnosis: {self.diagnosis}"]
         n = len(self.results)

@@ -1,10 +1,15 @@
 """Load and call an implementation under test as untrusted code.
 
 Whatever it does (raise, print, return the wrong thing, write into its inputs)
-becomes a Problem (a verdict), never a crash of the checker.
+becomes a Problem (a verdict), never a crash of the checker. The same functions
+serve both ways of running it: in the checker's own process (``call_impl``, the
+trusted modes) and in the worker process (``gradcheck.worker``), which uses
+``build`` to load it and ``convert_return`` to turn what it returns into plain real
+float arrays before they cross to the checker; the checker then applies ``validate``.
 """
 import importlib
 import importlib.util
+import math
 import os
 import sys
 import traceback
@@ -13,14 +18,18 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .errors import UsageError
-from .model import GRAD_NAMES, INPUT_NAME, STATE_NAME, STATE_OUT_NAME, array
+from .model import GRAD_NAMES, INPUT_NAME, LOSS_NAME, STATE_NAME, STATE_OUT_NAME, array
 
-__all__ = ["Problem", "Outcome", "load_impl", "call_impl"]
+__all__ = ["Problem", "Outcome", "load_impl", "build", "call_impl", "convert_return",
+           "validate", "where_raised", "PROBLEM_NAMES"]
+
+# What a Problem may be called (the worker's messages are checked against this list).
+PROBLEM_NAMES = ("exception", "return_value", "missing_grad", "shape", "nan",
+                 "inputs_modified", "timeout", "time_limit", "memory", "crashed", "protocol")
 
 
 class Problem(NamedTuple):
-    """A contract violation. name: exception, return_value, missing_grad, shape, nan,
-    inputs_modified."""
+    """A contract violation. name: one of PROBLEM_NAMES."""
     name: str
     message: str
 
@@ -61,6 +70,8 @@ def load_impl(spec):
     except UsageError:
         raise
     except BaseException as exc:  # its import ran user code: anything can come out
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         raise UsageError("impl", spec,
                          f"importing {where} raised {type(exc).__name__}: {exc}") from None
     fn = getattr(module, func, None)
@@ -71,12 +82,41 @@ def load_impl(spec):
     return fn
 
 
-def _where_raised(exc):
+def build(request):
+    """The implementation described by ``request``, a JSON-able dict: ``{"spec": ...}``
+    and any further keys, passed to ``load_impl`` as keyword arguments. The worker
+    process loads what it runs through this one function, so extending ``load_impl``
+    (new keys) extends what an isolated check can run."""
+    if not isinstance(request, dict) or not isinstance(request.get("spec"), str):
+        raise UsageError("impl", request, "expected a request {'spec': 'FILE.py:FUNC', ...}")
+    extra = {k: v for k, v in request.items() if k != "spec"}
+    return load_impl(request["spec"], **extra)
+
+
+_LIBRARY_DIRS = tuple(os.path.dirname(p) + os.sep for p in
+                      (os.__file__, np.__file__, __file__))
+
+
+def where_raised(exc):
+    """`` at FILE:LINE in FUNC`` of the innermost frame in the user's code (not the
+    standard library's, NumPy's or gradcheck's), else of the innermost frame; "" if none."""
     frames = traceback.extract_tb(exc.__traceback__)
     if not frames:
         return ""
-    last = frames[-1]
+    mine = [f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
+    last = (mine or frames)[-1]
     return f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
+
+
+def exception_message(exc):
+    """``raised TYPE: message at FILE:LINE in FUNC``, bounded in length."""
+    try:
+        text = str(exc)
+    except BaseException:                  # its __str__ is user code too
+        text = "<message could not be shown>"
+    if len(text) > 300:
+        text = text[:300] + "..."
+    return f"raised {type(exc).__name__}: {text}{where_raised(exc)}"
 
 
 def _snapshot(params, x, y, h0):
@@ -84,78 +124,159 @@ def _snapshot(params, x, y, h0):
     return {n: np.array(a, copy=True) for n, a in arrays.items()}
 
 
+class _Rejected(Exception):
+    pass
+
+
+_DTYPE_KIND = {"c": "complex", "b": "bool", "U": "strings", "S": "bytes", "O": "Python objects",
+               "i": "integers", "u": "integers", "M": "dates", "m": "time deltas", "V": "records"}
+
+
+def _real(value, what):
+    """``value`` as a real float32 or float64 array, copied; _Rejected (with a message
+    naming ``what``) for anything else. Python numbers (and lists of them) are accepted,
+    NumPy arrays and scalars only of a float dtype."""
+    if isinstance(value, (bool, np.bool_)):
+        raise _Rejected(f"{what} is a bool; expected real floats")
+    numpy_typed = isinstance(value, (np.ndarray, np.generic))
+    if isinstance(value, int) and not numpy_typed:
+        try:
+            return np.array(float(value))
+        except OverflowError:
+            raise _Rejected(f"{what} is an integer too large for a float") from None
+    try:
+        arr = np.array(value, copy=True)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise _Rejected(f"{what} could not be converted to an array: "
+                        f"{exception_message(exc)}") from None
+    kind = arr.dtype.kind
+    if kind == "f":
+        if arr.dtype in (np.float32, np.float64):
+            return arr.astype(arr.dtype.newbyteorder("="), copy=False)
+        with np.errstate(over="ignore"):
+            out = arr.astype(np.float64)
+        if np.any(np.isfinite(arr) & ~np.isfinite(out)):
+            raise _Rejected(f"{what} ({arr.dtype}) overflows float64")
+        return out
+    if kind in "iu" and not numpy_typed:            # Python ints in a list
+        return arr.astype(np.float64)
+    if kind == "O" and not numpy_typed and arr.size and all(
+            type(v) is int for v in arr.flat):
+        raise _Rejected(f"{what} holds integers too large for a float")
+    name = _DTYPE_KIND.get(kind, str(arr.dtype))
+    raise _Rejected(f"{what} holds {name} (dtype {arr.dtype}); expected real floats "
+                    f"(float32 or float64)")
+
+
+def convert_return(out):
+    """What an implementation returned -> (arrays, problems, grads_given): ``arrays`` maps
+    ``loss`` (a 0-d float64 array), each gradient present and ``h_last`` to real float
+    arrays (copies); ``problems`` lists what could not be taken; ``grads_given`` says
+    whether grads was a dict (validate() then names missing gradients). Calls whatever user
+    code the conversion runs (__array__, __float__, ...), so call it where that is safe."""
+    problems = []
+    if not isinstance(out, tuple) or tuple.__len__(out) != 3:
+        kind = (f"a tuple of {tuple.__len__(out)}" if isinstance(out, tuple)
+                else type(out).__name__)
+        return {}, [Problem("return_value",
+                            f"returned {kind}; expected a tuple (loss, grads, h_last)")], False
+    loss, grads, h_last = (tuple.__getitem__(out, i) for i in range(3))
+    arrays = {}
+    try:
+        if isinstance(loss, (str, bytes)):
+            raise _Rejected(f"returned a loss of type {type(loss).__name__}; expected a float")
+        value = _real(loss, "the loss")
+        if value.size != 1:
+            raise _Rejected(f"returned a loss of shape {value.shape}; expected a float")
+        arrays[LOSS_NAME] = np.array(float(value.reshape(())), dtype=np.float64)
+    except _Rejected as exc:
+        problems.append(Problem("return_value", str(exc)))
+    if not isinstance(grads, dict):
+        problems.append(Problem("return_value", f"returned grads of type "
+                                f"{type(grads).__name__}; expected a dict"))
+    else:
+        for name in GRAD_NAMES:
+            try:
+                if not dict.__contains__(grads, name):
+                    continue                              # validate() names it missing
+                arrays[name] = _real(dict.__getitem__(grads, name), f"grads[{name!r}]")
+            except _Rejected as exc:
+                problems.append(Problem("return_value", str(exc)))
+    try:
+        arrays[STATE_OUT_NAME] = _real(h_last, STATE_OUT_NAME)
+    except _Rejected as exc:
+        problems.append(Problem("return_value", str(exc)))
+    return arrays, problems, isinstance(grads, dict)
+
+
+def validate(arrays, problems, shapes, grads_given=True):
+    """The Outcome of real float ``arrays`` (convert_return's, or the worker's as
+    received): shapes against ``shapes`` (name -> the shape of that input), missing
+    gradients, NaN or inf. ``grads_given``: whether grads was a dict at all."""
+    problems = list(problems)
+    loss = arrays.get(LOSS_NAME)
+    loss = None if loss is None else float(loss)
+    clean = {}
+    for name in GRAD_NAMES:
+        if name not in arrays:
+            if grads_given:
+                problems.append(Problem("missing_grad", f"grads has no {name!r}"))
+            continue
+        arr = arrays[name]
+        if arr.shape != shapes[name]:
+            problems.append(Problem("shape", f"grads[{name!r}] has shape {arr.shape}; "
+                                    f"expected {shapes[name]}, the shape of {name}"))
+            continue
+        clean[name] = arr.astype(np.float64)
+    h_last = arrays.get(STATE_OUT_NAME)
+    if h_last is not None:
+        want = shapes[STATE_NAME]
+        if h_last.shape != want:
+            letters = ", ".join(array(STATE_NAME).letters)
+            problems.append(Problem("shape", f"{STATE_OUT_NAME} has shape {h_last.shape}; "
+                                    f"expected ({letters}) = {want}"))
+            h_last = None
+        else:
+            h_last = h_last.astype(np.float64)
+    nonfinite = [n for n, a in clean.items() if not np.all(np.isfinite(a))]
+    if loss is not None and not math.isfinite(loss):
+        nonfinite.insert(0, LOSS_NAME)
+    if h_last is not None and not np.all(np.isfinite(h_last)):
+        nonfinite.append(STATE_OUT_NAME)
+    if nonfinite:
+        problems.append(Problem("nan", f"returned NaN or inf in {', '.join(nonfinite)}"))
+    return Outcome(loss, clean if grads_given else None, h_last, problems)
+
+
+def modified(before, after):
+    """The names whose arrays differ byte for byte (NaN payloads included)."""
+    return [n for n in before if before[n].tobytes() != after[n].tobytes()]
+
+
+def modified_problem(changed):
+    return Problem("inputs_modified", f"modified its input{'s' if len(changed) > 1 else ''} "
+                                      f"{', '.join(changed)} in place; it must not")
+
+
 def call_impl(impl, params, x, y, h0, options):
-    """Call ``impl`` on copies owned by the checker; validate what comes back.
+    """Call ``impl`` in this process (trusted modes) on copies owned by the checker;
+    validate what comes back.
 
     Shapes: x [T, B, I]; h0 [B, R]. Returns an Outcome whose fields are None when unusable.
     """
     args = _snapshot(params, x, y, h0)
     call_params = {n: args[n] for n in params}
     before = _snapshot(params, x, y, h0)
-    problems = []
     try:
         out = impl(call_params, args[INPUT_NAME], args["y"], args[STATE_NAME], **options)
     except BaseException as exc:  # untrusted: even SystemExit is a verdict here
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return Outcome(None, None, None, [Problem(
-            "exception", f"raised {type(exc).__name__}: {exc}{_where_raised(exc)}")])
-    changed = [n for n in before if not np.array_equal(before[n], args[n], equal_nan=True)]
-    if changed:
-        problems.append(Problem("inputs_modified",
-                                f"modified its input{'s' if len(changed) > 1 else ''} "
-                                f"{', '.join(changed)} in place; it must not"))
-    if not isinstance(out, tuple) or len(out) != 3:
-        kind = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
-        return Outcome(None, None, None, problems + [Problem(
-            "return_value", f"returned {kind}; expected a tuple (loss, grads, h_last)")])
-    loss, grads, h_last = out
-    try:
-        arr = np.asarray(loss)
-        loss = float(arr.item()) if arr.size == 1 and arr.dtype.kind in "iuf" else None
-    except (TypeError, ValueError):
-        loss = None
-    if loss is None:
-        problems.append(Problem("return_value", f"returned a loss of type "
-                                f"{type(out[0]).__name__}; expected a float"))
-    if not isinstance(grads, dict):
-        problems.append(Problem("return_value", f"returned grads of type "
-                                f"{type(grads).__name__}; expected a dict"))
-        grads = None
-    else:
-        expected = {n: args[n].shape for n in GRAD_NAMES}     # each the shape of its input
-        clean = {}
-        for name in GRAD_NAMES:
-            if name not in grads:
-                problems.append(Problem("missing_grad", f"grads has no {name!r}"))
-                continue
-            try:
-                arr = np.asarray(grads[name], dtype=np.float64)
-            except (TypeError, ValueError):
-                problems.append(Problem("return_value", f"grads[{name!r}] is not numeric"))
-                continue
-            if arr.shape != expected[name]:
-                problems.append(Problem("shape", f"grads[{name!r}] has shape {arr.shape}; "
-                                        f"expected {expected[name]}, the shape of {name}"))
-                continue
-            clean[name] = arr
-        grads = clean
-    try:
-        h_last = np.asarray(h_last, dtype=np.float64)
-        want = args[STATE_NAME].shape
-        if h_last.shape != want:
-            letters = ", ".join(array(STATE_NAME).letters)
-            problems.append(Problem("shape", f"{STATE_OUT_NAME} has shape {h_last.shape}; "
-                                    f"expected ({letters}) = {want}"))
-            h_last = None
-    except (TypeError, ValueError):
-        problems.append(Problem("return_value", f"{STATE_OUT_NAME} is not numeric"))
-        h_last = None
-    nonfinite = [n for n, a in (grads or {}).items() if not np.all(np.isfinite(a))]
-    if loss is not None and not np.isfinite(loss):
-        nonfinite.insert(0, "loss")
-    if h_last is not None and not np.all(np.isfinite(h_last)):
-        nonfinite.append(STATE_OUT_NAME)
-    if nonfinite:
-        problems.append(Problem("nan", f"returned NaN or inf in {', '.join(nonfinite)}"))
-    return Outcome(loss, grads, h_last, problems)
+        return Outcome(None, None, None, [Problem("exception", exception_message(exc))])
+    changed = modified(before, args)
+    problems = [modified_problem(changed)] if changed else []
+    arrays, more, grads_given = convert_return(out)
+    shapes = {n: a.shape for n, a in args.items()}
+    return validate(arrays, problems + more, shapes, grads_given)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import gradcheck
 import reference
+from gradcheck.check import NOT_JUDGED
 from gradcheck.config import make_config
 from gradcheck.data import make_data
 from gradcheck.oracle_jax import jax_truncated, jax_window
@@ -59,7 +60,7 @@ def _assert_close(got, want, what):
 # an identity RNN whose state grows to 5e6 (tanh changes of 0/0, a NaN in the table);
 @example(_pin(15, 38, (1, 11, 3, 1, 1), "l2", "tanh,identity,sigmoid"))
 # float32 where tanh saturates: the reference's own dU 2.1e-4 from JAX, window 2's
-# gradients pure rounding (tolerances raised to 8x the reference's own error).
+# gradients pure rounding (not judged: the allowance needed is above ROUNDING_CAP).
 @example(_pin(8, 9, (1, 12, 1, 3, 2), "l2", "identity,identity,tanh", dtype="float32", seed=1))
 # W3's step times a state of 80: truncation error 8e-7 with the old 6e-6 step.
 @example(_pin(3, 8, (1, 11, 8, 3, 6), "l2", "relu,identity,tanh", seed=1))
@@ -71,8 +72,11 @@ def _assert_close(got, want, what):
 @example(_pin(43, 87, (1, 1, 1, 1, 2), "ce", "tanh,identity,identity", seed=1))
 @example(_pin(46, 93, (1, 1, 1, 1, 2), "ce", "tanh,identity,identity", seed=1))
 def test_reference_passes_the_check_on_every_configuration(options):
+    """No false alarm: the reference passes, or the check declines to judge arrays whose
+    rounding in float32 alone is beyond what can be allowed (never a verdict of a bug)."""
     report = gradcheck.check(**options)
-    assert report.passed, report.format_table()
+    assert report.passed or all(r.message.startswith(NOT_JUDGED) for r in report.failures), \
+        report.format_table()
 
 
 @given(configs(dtypes=("float64",)))
@@ -171,10 +175,11 @@ def test_a_small_relative_error_in_any_one_array_is_caught(options, name, sign):
     floor = tolerance("jax", options["dtype"]).floor
     nonzero = {w for w, m in enumerate(seen[:len(report.windows)], start=1)
                if must * m >= 4 * floor}
-    judged = {r.window for r in report.results
-              if r.name == name and r.oracle == "jax" and r.atol_rel <= must / 4}
+    judged = {r.window for r in report.results if r.name == name and r.oracle == "jax"
+              and r.atol_rel <= must / 4 and not r.message.startswith(NOT_JUDGED)}
     assume(nonzero & judged)
-    failing = {(r.name, r.oracle) for r in report.results if not r.passed}
+    failing = {(r.name, r.oracle) for r in report.results
+               if not r.passed and not r.message.startswith(NOT_JUDGED)}
     assert failing, report.format_table()
     assert {n for n, _ in failing} == {name}
     assert (name, "jax") in failing

@@ -1,0 +1,429 @@
+"""The checker's side of an isolated check: a worker process that runs the implementation.
+
+The checking process never imports or calls the implementation under test. ``Worker``
+starts ``gradcheck.worker`` once per check, in its own session and process group, with
+a memory limit it sets on itself before it loads any user code; sends each call's inputs
+as bytes (the worker calls on its own copies) and reads back only float32/float64 arrays
+and a float (``gradcheck.wire``; nothing is unpickled), copied on arrival. Each call has
+a deadline (``timeout``, and what is left of the check's ``budget``); the worker's
+stdout and stderr are read by threads into bounded buffers, so a noisy worker never
+blocks and never reaches the checker's own output. Whatever happens (a verdict, an
+exception in the checker, Ctrl-C), ``close`` kills the worker's whole process group, so
+no thread or process it started outlives the check.
+
+Every way a call can end badly is a Problem (untrusted.Problem), never an exception:
+``timeout``, ``time_limit``, ``memory``, ``crashed`` (the process ended: exit status or
+signal), ``protocol`` (an answer not in the wire format), and the contract's own problems.
+"""
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UsageError
+from .model import GRAD_NAMES, LOSS_NAME, STATE_OUT_NAME
+from .untrusted import PROBLEM_NAMES, Outcome, Problem, validate
+from .wire import MAX_HEADER, PREFIX, WireError, decode, encode
+
+__all__ = ["Worker", "parse_size", "format_size", "DEFAULT_TIMEOUT", "DEFAULT_MEMORY",
+           "default_budget", "EXCERPT_BYTES"]
+
+# Per call of the implementation (and for loading it). The article's window takes about a
+# millisecond in NumPy and a pure-Python loop at the large config under a second, so a
+# correct implementation is far inside this; a hung one costs at most this much per check
+# (the first call that times out ends the check).
+DEFAULT_TIMEOUT = 60.0
+# The whole check's time in the implementation (all calls: the windows, then the extra
+# calls that attribute a failure to time steps) defaults to this many times --timeout.
+BUDGET_CALLS = 3
+
+
+def default_budget(timeout):
+    return BUDGET_CALLS * timeout
+
+
+def _machine_memory():
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):                       # pragma: no cover
+        return None
+
+
+_GiB = 1 << 30
+# 4 GiB, or half the machine's memory if that is less: a memory hog fails its own
+# allocation long before the machine runs short. The limit is RLIMIT_DATA (worker.py).
+DEFAULT_MEMORY = min(4 * _GiB, (_machine_memory() or 8 * _GiB) // 2)
+# The smallest limit accepted: Python, NumPy and a small window need about 100 MiB.
+MIN_MEMORY = 128 << 20
+# What is kept of the worker's stdout and stderr: this many bytes from the start and
+# from the end of each.
+EXCERPT_BYTES = 2000
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text):
+    """``512M``, ``4G``, ``1.5G``, ``1073741824`` -> bytes; UsageError otherwise."""
+    allowed = (f"expected a size such as 512M or 4G (K, M, G, T: powers of 1024), "
+               f"at least {format_size(MIN_MEMORY)}")
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", str(text))
+    if not m:
+        raise UsageError("memory_limit", text, allowed)
+    size = int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+    if size < MIN_MEMORY:
+        raise UsageError("memory_limit", text, allowed)
+    return size
+
+
+def format_size(n):
+    for unit in "TGMK":
+        if n >= _UNITS[unit] and n % (_UNITS[unit] // 1024 or 1) == 0:
+            value = n / _UNITS[unit]
+            return f"{value:g}{unit}"
+    return str(n)
+
+
+class _Capture(threading.Thread):
+    """Reads one of the worker's output pipes to its end, keeping the first and last
+    EXCERPT_BYTES bytes and counting the rest."""
+
+    def __init__(self, stream, label):
+        super().__init__(daemon=True, name=f"gradcheck-worker-{label}")
+        self.stream, self.label = stream, label
+        self.head, self.tail, self.total = bytearray(), bytearray(), 0
+
+    def run(self):
+        fd = self.stream.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.total += len(chunk)
+            room = EXCERPT_BYTES - len(self.head)
+            if room > 0:
+                self.head += chunk[:room]
+                chunk = chunk[room:]
+            self.tail = (self.tail + chunk)[-EXCERPT_BYTES:]
+
+    def excerpt(self):
+        if not self.total:
+            return ""
+        text = self.head.decode("utf-8", "replace")
+        skipped = self.total - len(self.head) - len(self.tail)
+        if skipped > 0:
+            text += f"\n[... {skipped} bytes not shown ...]\n"
+        text += self.tail.decode("utf-8", "replace")
+        return text
+
+
+def _signal_name(number):
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+    what = {"SIGSEGV": "a segmentation fault", "SIGABRT": "an abort",
+            "SIGKILL": "killed, by itself or by the system (out of memory?)",
+            "SIGBUS": "a bus error", "SIGFPE": "a floating-point exception"}.get(name)
+    return f"signal {name}" + (f" ({what})" if what else "")
+
+
+_BOOT = ("import sys; sys.path.insert(0, {root!r}); import gradcheck.worker as w; "
+         "sys.path.remove({root!r}); sys.path.append({root!r}); w.main(sys.argv[1:])")
+_ROOT = str(Path(__file__).resolve().parent.parent)
+_LEFT_OPEN = []
+_ANSWER_NAMES = frozenset((LOSS_NAME, STATE_OUT_NAME) + GRAD_NAMES)
+
+
+class Worker:
+    """One worker process serving every call of one check. Use as a context manager
+    (or call ``close``): it is killed, with its process group, on the way out."""
+    isolated = True
+    _closed = False
+
+    def __init__(self, request, *, timeout=DEFAULT_TIMEOUT, memory_limit=DEFAULT_MEMORY,
+                 budget=None):
+        self.request = dict(request)
+        self.timeout = float(timeout)
+        self.memory_limit = int(memory_limit)
+        self.budget = default_budget(self.timeout) if budget is None else float(budget)
+        self.spent = 0.0
+        self.calls = 0
+        self.ended = None               # why the worker can no longer be called
+        self._loaded = False
+        to_child, self._w = os.pipe()
+        self._r, from_child = os.pipe()
+        limits = json.dumps({"memory": self.memory_limit})
+        started = time.perf_counter()
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _BOOT.format(root=_ROOT), str(to_child),
+                 str(from_child), limits],
+                pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                close_fds=True)
+        finally:
+            os.close(to_child)
+            os.close(from_child)
+        self.started = started
+        self._pidfd = os.pidfd_open(self.proc.pid)
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+        self._captures = [_Capture(self.proc.stdout, "stdout"), _Capture(self.proc.stderr, "stderr")]
+        for c in self._captures:
+            c.start()
+        self._pending = encode({"op": "load", "request": self.request})   # sent when needed
+
+    # ------------------------------------------------------------------ the process
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Kill the worker's process group (and any process it started there), reap it."""
+        if self._closed:
+            return
+        self._closed = True
+        escaped = _escaped_groups(self.proc.pid) if self.proc.poll() is None else []
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)     # also reaches those it left behind
+        except (ProcessLookupError, PermissionError):
+            pass
+        for group in escaped:
+            try:
+                os.killpg(group, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.proc.wait()
+        for fd in (self._r, self._w, self._pidfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._r = self._w = self._pidfd = -1
+        for c in self._captures:
+            c.join(timeout=0.5)
+            if c.is_alive():             # a process that escaped the kill holds the pipe:
+                _LEFT_OPEN.append(c.stream)      # leave it to the thread, never reuse its fd
+            else:
+                c.stream.close()
+
+    def output(self):
+        """What the worker wrote, as bounded excerpts: {"stdout": text, "stderr": text},
+        only the non-empty ones. Complete once the worker is closed."""
+        return {c.label: c.excerpt() for c in self._captures if c.total}
+
+    def _died(self):
+        code = self.proc.wait()
+        how = (f"was killed by {_signal_name(-code)}" if code < 0 else
+               f"exited with status {code} (sys.exit, os._exit or an exit hook)")
+        return how
+
+    # ------------------------------------------------------------------ the pipes
+
+    def _deadline(self):
+        left = self.budget - self.spent
+        return min(self.timeout, max(left, 0.0)), left <= self.timeout
+
+    def _io(self, deadline):
+        """Send what is pending, then read one whole answer, by ``deadline`` (a
+        perf_counter time). Returns (head, payload), or a string: "timeout", or why the
+        process ended."""
+        buf, need, got = bytearray(), None, None
+        while True:
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                return "timeout"
+            writers = [self._w] if self._pending else []
+            r, w, _ = select.select([self._r, self._pidfd], writers, [], left)
+            if w:
+                try:
+                    n = os.write(self._w, self._pending)
+                    self._pending = self._pending[n:]
+                except BlockingIOError:
+                    pass
+                except BrokenPipeError:
+                    return self._died()
+            if self._r in r:
+                try:
+                    chunk = os.read(self._r, 1 << 20)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    return self._died()
+                buf += chunk
+                if need is None and len(buf) >= PREFIX.size:
+                    head_len, payload_len = PREFIX.unpack_from(buf)
+                    if head_len > MAX_HEADER or payload_len > self._max_payload:
+                        return "protocol"
+                    need = PREFIX.size + head_len + payload_len
+                    got = head_len
+                if need is not None and len(buf) >= need:
+                    if len(buf) > need:
+                        return "protocol"
+                    start = PREFIX.size
+                    return bytes(buf[start:start + got]), bytes(buf[start + got:need])
+            elif self._pidfd in r:
+                return self._died()
+
+    def _exchange(self, message, what, max_payload):
+        """Send ``message`` and read the answer to it within the call's deadline; a
+        (head, payload) pair, or a Problem (after which the worker is killed)."""
+        if self.ended is not None:
+            return Problem("crashed", f"not called ({what}): {self.ended}")
+        seconds, budget_bound = self._deadline()
+        if seconds <= 0:
+            return Problem("time_limit", f"not called ({what}): the check's time budget for "
+                                         f"the implementation ({self.budget:g} s) is spent")
+        if message is not None:
+            self._pending += message
+        self._max_payload = max_payload
+        start = time.perf_counter()
+        got = self._io(start + seconds)
+        self.spent += time.perf_counter() - start
+        if isinstance(got, tuple):
+            return got
+        if got == "timeout":
+            if budget_bound and seconds < self.timeout:
+                problem = Problem("time_limit", f"the check's time budget for the "
+                                  f"implementation (--time-budget {self.budget:g} s) ran "
+                                  f"out in {what}; its process was killed")
+            else:
+                problem = Problem("timeout", f"did not return within --timeout "
+                                  f"{self.timeout:g} s in {what}; its process was killed")
+        elif got == "protocol":
+            problem = Problem("protocol", f"its process sent an answer that is not in the "
+                              f"checker's format in {what}; it was killed")
+        else:
+            problem = Problem("crashed", f"its process {got} in {what}")
+        self.ended = problem.message
+        self.close()
+        return problem
+
+    # ------------------------------------------------------------------ requests
+
+    def load(self):
+        """Wait for the worker to load the implementation; UsageError if it cannot be
+        loaded; a Problem if the worker ended, hung or spoke nonsense; None when ready."""
+        if self._loaded:
+            return None
+        got = self._exchange(None, "loading the implementation", 0)
+        if isinstance(got, Problem):
+            return got
+        try:
+            header, _ = decode(*got, allowed_names=())
+        except WireError as exc:
+            return self._bad(f"loading the implementation: {exc}")
+        if isinstance(header.get("usage"), str):
+            self.close()
+            raise UsageError("impl", self.request.get("spec"), header["usage"][:500])
+        if isinstance(header.get("error"), str):
+            self.close()
+            raise UsageError("impl", self.request.get("spec"), header["error"][:500])
+        if header.get("ok") is not True:
+            return self._bad("loading the implementation")
+        self._loaded = True
+        return None
+
+    def _bad(self, what):
+        problem = Problem("protocol", f"its process sent an answer that is not in the "
+                          f"checker's format ({what[:200]}); it was killed")
+        self.ended = problem.message
+        self.close()
+        return problem
+
+    def call(self, params, x, y, h0, options, what="the call"):
+        """One call of the implementation on copies of these inputs -> Outcome.
+
+        Shapes: x [T, B, I]; h0 [B, R]. ``what`` names the call in messages
+        ("window 2", ...)."""
+        problem = self.load()
+        if problem is not None:
+            return Outcome(None, None, None, [problem])
+        self.calls += 1
+        shapes = dict({n: np.shape(a) for n, a in params.items()}, x=np.shape(x),
+                      h0=np.shape(h0))
+        # the answer's arrays at float64, with room for wrong shapes (validate names them)
+        most = 4 * (8 * sum(int(np.prod(s)) for s in shapes.values()) + 8) + (1 << 20)
+        inputs = list(params.items()) + [("x", x), ("y", y), ("h0", h0)]
+        got = self._exchange(encode({"op": "call", "options": _plain(options)}, inputs),
+                             what, most)
+        if isinstance(got, Problem):
+            return Outcome(None, None, None, [got])
+        try:
+            header, arrays = decode(*got, allowed_names=_ANSWER_NAMES)
+            problems = _problems(header.get("problems"))
+            grads_given = header.get("grads_given")
+            if not isinstance(grads_given, bool):
+                raise WireError("grads_given is not true or false")
+        except WireError as exc:
+            return Outcome(None, None, None, [self._bad(f"{what}: {exc}")])
+        if LOSS_NAME in arrays and arrays[LOSS_NAME].shape != ():
+            return Outcome(None, None, None, [self._bad(f"{what}: the loss is not a scalar")])
+        problems = [self._memory(p, what) if p.name == "memory" else p for p in problems]
+        return validate(arrays, problems, shapes, grads_given)
+
+    def _memory(self, p, what):
+        return Problem("memory", f"ran out of memory under --memory-limit "
+                       f"{format_size(self.memory_limit)} in {what}: {p.message}")
+
+
+def _plain(options):
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+
+
+def _problems(listed):
+    """The worker's problems, each [name, message] with a known name; WireError else."""
+    if not isinstance(listed, list):
+        raise WireError("problems is not a list")
+    out = []
+    for p in listed:
+        if not (isinstance(p, list) and len(p) == 2 and p[0] in PROBLEM_NAMES
+                and isinstance(p[1], str)):
+            raise WireError("a problem is not [name, message]")
+        out.append(Problem(p[0], p[1][:1000]))
+    return out
+
+
+def _escaped_groups(pid):
+    """Process groups of the worker's descendants that left its group (setsid, setpgid),
+    found through /proc while they are still its descendants."""
+    children = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:                                     # pragma: no cover - no /proc
+        return []
+    info = {}
+    for e in entries:
+        if not e.isdigit():
+            continue
+        try:
+            with open(f"/proc/{e}/stat", "rb") as f:
+                stat = f.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        ppid, pgrp = int(fields[1]), int(fields[2])
+        info[int(e)] = pgrp
+        children.setdefault(ppid, []).append(int(e))
+    groups, todo = set(), [pid]
+    ours = os.getpgrp()
+    while todo:
+        p = todo.pop()
+        for c in children.get(p, []):
+            if info[c] not in (pid, ours):
+                groups.add(info[c])
+            todo.append(c)
+    return sorted(groups)

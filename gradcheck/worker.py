@@ -1,0 +1,147 @@
+"""The worker process: the only place an isolated check runs the implementation under test.
+
+Started by ``gradcheck.isolation`` once per check, in its own session, as::
+
+    python -c <boot> FD_IN FD_OUT LIMITS
+
+It sets its resource limits first (LIMITS, a JSON object: ``memory`` bytes for
+RLIMIT_DATA; no core files; killed with the checker), then serves requests read from
+FD_IN, answering on FD_OUT (gradcheck.wire messages):
+
+- ``{"op": "load", "request": {...}}``: ``untrusted.build(request)`` loads the
+  implementation (the request is plain JSON data: ``{"spec": "FILE.py:FUNC"}`` and
+  whatever else ``load_impl`` accepts); answers ``{"ok": true}`` or ``{"error": ...}``.
+- ``{"op": "call", "options": {...}}`` with the arrays ``params``, ``x``, ``y``, ``h0``:
+  calls it on fresh copies, converts what it returns to real float arrays
+  (``untrusted.convert_return``), compares its inputs byte for byte with what arrived,
+  and answers with those arrays and the problems found.
+
+Everything here can only make the verdict fail: the checker validates every answer
+itself, and what this process says about the implementation (an exception, a
+conversion that failed, modified inputs) is a failure, never a pass.
+"""
+import json
+import os
+import resource
+import sys
+
+__all__ = ["main"]
+
+
+def _set_limits(limits):
+    memory = limits.get("memory")
+    if memory:
+        # RLIMIT_DATA (private writable memory: the heap and anonymous mappings, where
+        # NumPy's arrays live) rather than RLIMIT_AS: JAX and OpenBLAS reserve large
+        # address ranges they never touch, which RLIMIT_AS counts (JAX aborts under it).
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))     # a segfault leaves no core file
+    try:                                 # die with the checker, even if it is SIGKILLed
+        import ctypes
+        import signal
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)      # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):                    # pragma: no cover - not Linux
+        pass
+
+
+def _read_exact(fd, n):
+    chunks = []
+    while n:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _receive(fd, wire, np):
+    head_len, payload_len = wire.PREFIX.unpack(_read_exact(fd, wire.PREFIX.size))
+    head = _read_exact(fd, head_len)
+    payload = _read_exact(fd, payload_len)
+    header = json.loads(head)
+    listed = header.pop("arrays")
+    raw, offset = {}, 0                  # name -> (dtype, shape, the bytes as they arrived)
+    for name, dtype, shape in listed:
+        size = 1
+        for n in shape:
+            size *= n
+        nbytes = size * np.dtype(dtype).itemsize
+        raw[name] = (dtype, tuple(shape), payload[offset:offset + nbytes])
+        offset += nbytes
+    return header, raw
+
+
+def _send(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _call(fn, header, raw, untrusted, np):
+    """One call of the implementation -> (header, arrays) of the answer."""
+    fresh = {n: np.frombuffer(b, dtype, -1).reshape(shape).copy()
+             for n, (dtype, shape, b) in raw.items()}
+    y = fresh.pop("y")
+    x = fresh.pop("x")
+    h0 = fresh.pop("h0")
+    params = fresh
+    inputs = dict(params, x=x, y=y, h0=h0)
+    try:
+        out = fn(params, x, y, h0, **header["options"])
+    except BaseException as exc:       # untrusted: even SystemExit is a verdict
+        name = "memory" if isinstance(exc, MemoryError) else "exception"
+        return {"problems": [[name, untrusted.exception_message(exc)]],
+                "grads_given": False}, []
+    changed = [n for n in raw if inputs[n].tobytes() != raw[n][2]]
+    problems = [untrusted.modified_problem(changed)] if changed else []
+    try:
+        arrays, more, grads_given = untrusted.convert_return(out)
+    except BaseException as exc:       # user code ran in the conversion (__array__, ...)
+        name = "memory" if isinstance(exc, MemoryError) else "exception"
+        return {"problems": [[p.name, p.message] for p in problems]
+                + [[name, "its return value could not be read: "
+                    + untrusted.exception_message(exc)]], "grads_given": False}, []
+    return ({"problems": [[p.name, p.message] for p in problems + more],
+             "grads_given": grads_given}, list(arrays.items()))
+
+
+def main(argv):
+    fd_in, fd_out = int(argv[0]), int(argv[1])
+    _set_limits(json.loads(argv[2]))
+    for fd in (fd_in, fd_out):           # a subprocess it starts does not inherit them
+        os.set_inheritable(fd, False)
+    import numpy as np
+    from . import untrusted, wire
+    from .errors import UsageError
+    fn = None
+    while True:
+        try:
+            header, raw = _receive(fd_in, wire, np)
+        except EOFError:                 # the checker is done (or gone)
+            os._exit(0)
+        if header.get("op") == "load":
+            try:
+                fn = untrusted.build(header["request"])
+                reply = {"ok": True}
+            except UsageError as exc:       # cannot be loaded: bad usage (exit 2)
+                reply = {"usage": str(exc.allowed)}
+            except BaseException as exc:
+                reply = {"error": untrusted.exception_message(exc)}
+            _send(fd_out, wire.encode(reply))
+        elif header.get("op") == "call" and fn is not None:
+            answer, arrays = _call(fn, header, raw, untrusted, np)
+            try:
+                message = wire.encode(answer, arrays)
+            except (TypeError, ValueError) as exc:
+                message = wire.encode({"problems": [["return_value", f"could not be sent: "
+                                                     f"{type(exc).__name__}"]],
+                                       "grads_given": False})
+            _send(fd_out, message)
+        else:
+            os._exit(3)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
