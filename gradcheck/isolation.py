@@ -160,6 +160,7 @@ class Worker:
         self.calls = 0
         self.ended = None               # why the worker can no longer be called
         self._loaded = False
+        self.refused = []               # imports the honesty guard refused (grade only)
         to_child, self._w = os.pipe()
         self._r, from_child = os.pipe()
         limits = json.dumps({"memory": self.memory_limit})
@@ -324,6 +325,7 @@ class Worker:
             return got
         try:
             header, _ = decode(*got, allowed_names=())
+            self._note_refused(header)
         except WireError as exc:
             return self._bad(f"loading the implementation: {exc}")
         if isinstance(header.get("usage"), str):
@@ -336,6 +338,21 @@ class Worker:
             return self._bad("loading the implementation")
         self._loaded = True
         return None
+
+    def reload(self):
+        """Load the implementation anew in the same process (its module executed again:
+        a fresh instance), as ``load``; for ``grade``, which runs its tests one after
+        another in one worker."""
+        if self.ended is None and self._loaded:
+            self._loaded = False
+            self._pending += encode({"op": "load", "request": self.request})
+        return self.load()
+
+    def _note_refused(self, header):
+        """grade's honesty guard (a "forbid" request): the imports it refused so far."""
+        names = header.get("refused")
+        if isinstance(names, list):
+            self.refused = [str(n)[:100] for n in names[:20]]
 
     def _bad(self, what):
         problem = Problem("protocol", f"its process sent an answer that is not in the "
@@ -364,6 +381,7 @@ class Worker:
             return Outcome(None, None, None, [got])
         try:
             header, arrays = decode(*got, allowed_names=_ANSWER_NAMES)
+            self._note_refused(header)
             problems = _problems(header.get("problems"))
             grads_given = header.get("grads_given")
             if not isinstance(grads_given, bool):

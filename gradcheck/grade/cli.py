@@ -2,7 +2,6 @@
 import argparse
 import concurrent.futures
 import os
-import re
 import secrets
 import sys
 
@@ -15,19 +14,10 @@ from .battery import DEFAULT_BATTERY, load_battery, make_test
 from .formats import FORMATS, render
 from .honesty import FORBIDDEN
 
-__all__ = ["main", "build_parser", "parse_size"]
+__all__ = ["main", "build_parser", "run"]
 
 DEFAULT_TIMEOUT = 10.0          # seconds per call: the article-sized window takes milliseconds
-DEFAULT_MEMORY = "1G"           # address space of a worker: Python + NumPy (one BLAS thread) ~100M
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT]?)i?B?$", re.I)
-
-
-def parse_size(text):
-    """``512M``, ``4G``, ``1.5G``, ``1000000`` -> bytes; None when it does not parse."""
-    m = _SIZE.match(text.strip()) if isinstance(text, str) else None
-    if not m:
-        return None
-    return int(float(m.group(1)) * 1024 ** " KMGT".index((m.group(2) or " ").upper()))
+DEFAULT_MEMORY = "1G"           # of a worker (isolation's RLIMIT_DATA): Python + NumPy ~100M
 
 
 def _seconds(text):
@@ -71,7 +61,7 @@ def build_parser():
                    help=f"the most one call of a submission may take (default "
                         f"{DEFAULT_TIMEOUT:g}); loading it too")
     p.add_argument("--memory-limit", default=DEFAULT_MEMORY, metavar="SIZE",
-                   help=f"address space of each submission's process, e.g. 768M, 4G "
+                   help=f"memory of each submission's process, e.g. 768M, 4G "
                         f"(default {DEFAULT_MEMORY})")
     p.add_argument("--format", default="table", help=f"one of {', '.join(FORMATS)} "
                    "(default table)")
@@ -104,10 +94,8 @@ def _check(args):
         raise UsageError("jobs", args.jobs, "expected an integer >= 1")
     if args.format not in FORMATS:
         raise UsageError("format", args.format, f"expected one of {', '.join(FORMATS)}")
-    memory = parse_size(args.memory_limit)
-    if memory is None or memory < 64 * 2**20:
-        raise UsageError("memory_limit", args.memory_limit,
-                         "expected a size of at least 64M, such as 768M or 4G")
+    from ..isolation import parse_size
+    memory = parse_size(args.memory_limit)          # UsageError naming --memory-limit
     unknown = [n for n in args.allow_import if n not in FORBIDDEN]
     if unknown:
         raise UsageError("allow_import", unknown[0], f"expected one of {', '.join(FORBIDDEN)}")

@@ -14,7 +14,8 @@ from .runner import Ended, Worker
 __all__ = ["TestGrade", "SubmissionGrade", "grade_submission", "bug_class"]
 
 _FORWARD_NAMES = (LOSS_NAME, STATE_OUT_NAME, "inputs_modified")
-_FAIL_ALL = ("exception", "return_value", "ended")      # a window with these fails every item
+# a window with one of these problems fails every item of its test
+_FAIL_ALL = ("exception", "return_value", "memory", "ended")
 _FEEDBACK_LINES = 12                                     # failing results quoted per test
 
 
@@ -95,17 +96,6 @@ def _feedback(test, points, results, diagnosis, reason):
     return "\n".join(lines)
 
 
-def _proxy(worker):
-    """A callable with the contract that calls the submission in its worker (for the
-    attribution and self-consistency calls of check's diagnosis)."""
-    def fn(params, x, y, h0, **options):
-        out = worker.call(params, x, y, h0, options)
-        if out.problems and out.grads is None:
-            raise RuntimeError(out.problems[0].message)
-        return out.loss, out.grads, out.h_last
-    return fn
-
-
 def _grade_test(worker, prepared):
     """(TestGrade, honesty names) of one test, run in ``worker`` (closed when the
     submission's process ended during the test)."""
@@ -120,7 +110,8 @@ def _grade_test(worker, prepared):
         else:
             for pw in prepared.windows:
                 w = pw.window
-                out = worker.call(prepared.params, w.x, w.y, w.h0, w.options)
+                out = worker.call(prepared.params, w.x, w.y, w.h0, w.options,
+                                  f"test {test.name}, window {w.index}")
                 results.extend(judge_window(w.index, out, pw.expected, pw.own,
                                             config.dtype))
                 seen.append((w.x, w.y, pw.ref, out))
@@ -136,8 +127,8 @@ def _grade_test(worker, prepared):
                                   passed=False, message=exc.reason))
     if problem is None and any(not r.passed for r in results):
         try:
-            diagnosis = _explain(_proxy(worker), prepared.params, seen, results, config,
-                                 config.model_options)
+            diagnosis = _explain(worker.runner, prepared.params, seen, results, config,
+                                 config.model_options, [])
         except Ended:
             diagnosis = None
         if worker.honesty:

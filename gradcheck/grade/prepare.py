@@ -12,8 +12,7 @@ instance called on the windows in order, so state it wrongly keeps between windo
 """
 from typing import NamedTuple
 
-from .._reference import reference
-from ..check import _choose_mode, _own_rounding
+from ..check import _choose_mode, _rounding_of_dtype
 from ..config import make_config
 from ..data import make_data
 from ..oracles import ORACLES, Window
@@ -24,7 +23,7 @@ __all__ = ["Prepared", "PreparedWindow", "prepare"]
 class PreparedWindow(NamedTuple):
     """One window: its inputs (the test's dtype; h0 from the oracle's trajectory), the
     oracles' Expected values, the JAX result (states, per-step gradients) and the
-    reference's own relative error per array in this dtype."""
+    rounding of the dtype per array (check._rounding_of_dtype: {} in float64)."""
     window: Window
     expected: list
     ref: object
@@ -54,8 +53,7 @@ def prepare(test, seed):
             exp, details[oracle.name] = oracle.expect(window)
             expected.extend(exp)
         ref = details["jax"]
-        own = _own_rounding(reference.loss_and_grads(data.params, window.x, window.y, h0,
-                                                    **options), ref)
+        own = _rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options)
         windows.append(PreparedWindow(window, expected, ref, own))
         h0 = ref.h_last.astype(config.dtype)          # the oracle's trajectory
     return Prepared(test, config, mode, data.params, windows)

@@ -1,4 +1,4 @@
-"""What a SUBMISSION argument names, and (in the worker) loading its function.
+"""What a SUBMISSION argument names: the file to grade and its function.
 
 ``FILE.py`` or ``FILE.py:FUNC``: that file; FUNC defaults to ``loss_and_grads``.
 A folder (``DIR`` or ``DIR:FUNC``): the file in it is, in this order,
@@ -8,14 +8,11 @@ A folder (``DIR`` or ``DIR:FUNC``): the file in it is, in this order,
   3. the only such file that defines ``def FUNC(`` at the start of a line.
 Otherwise the submission cannot be graded (zero marks, with the reason).
 """
-import importlib.util
 import os
 import re
-import sys
-import traceback
 from typing import NamedTuple, Optional
 
-__all__ = ["Submission", "resolve", "load_function", "DEFAULT_FUNC"]
+__all__ = ["Submission", "resolve", "DEFAULT_FUNC"]
 
 DEFAULT_FUNC = "loss_and_grads"
 
@@ -77,41 +74,3 @@ def resolve(spec, entry=None):
     if not os.path.isfile(where):
         return Submission(spec, None, func, f"no such file {where}")
     return Submission(spec, where, func)
-
-
-def _where(exc):
-    frames = traceback.extract_tb(exc.__traceback__)
-    if isinstance(exc, SyntaxError):
-        return ""                          # its message names the file and line already
-    if not frames:
-        return ""
-    last = frames[-1]
-    return f" at {os.path.basename(last.filename)}:{last.lineno}"
-
-
-def load_function(path, func):
-    """Import ``path`` as a fresh module and return (its ``func``, None), or (None, why not).
-    Runs the submission's top-level code: call it in the worker only. Modules loaded from
-    the submission's folder before are dropped, so they are loaded anew as well."""
-    name = "submission"
-    folder = os.path.dirname(os.path.abspath(path))
-    for key, mod in list(sys.modules.items()):       # its own helper modules: loaded anew
-        where = getattr(mod, "__file__", None)
-        if key == name or (isinstance(where, str)
-                           and os.path.abspath(where).startswith(folder + os.sep)):
-            del sys.modules[key]
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-        spec.loader.exec_module(module)
-    except BaseException as exc:       # its top-level code: anything can come out
-        return None, f"importing it raised {type(exc).__name__}: {exc}{_where(exc)}"
-    fn = getattr(module, func, None)
-    if fn is None:
-        return None, f"it has no function {func}()"
-    if not callable(fn):
-        return None, f"its {func} is not callable"
-    return fn, None
