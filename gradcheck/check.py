@@ -10,6 +10,7 @@ from .config import make_config
 from .data import make_data
 from .diagnose import diagnose, mismatch_kind
 from .errors import UsageError
+from .judge import judge_window
 from .model import (DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_INTERVAL, DEFAULT_LOSS,
                     DEFAULT_REDUCTION, DEFAULT_SIZES, GRAD_NAMES, OUTPUT_NAMES)
 from .oracles import ORACLES, PROJECTIONS, Window
@@ -231,21 +232,11 @@ def _check(runner, impl, config, progress):
         t = time.perf_counter()
         out = runner.call(data.params, window.x, window.y, h0, options, f"window {w}")
         timings["impl"] += time.perf_counter() - t
-        for p in out.problems:
-            results.append(Result(name=p.name, oracle="contract", window=w, passed=False,
-                                  message=p.message))
         mine = ((out.loss, out.grads, out.h_last)
                 if impl is None and not out.problems else None)   # the reference's, at hand
         own = _rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options,
                                  mine)
-        got = dict(out.grads or {}, loss=out.loss, h_last=out.h_last)
-        for e in sorted(expected, key=lambda e: _ORDER[e.name]):     # stable: oracle order
-            if got.get(e.name) is None:
-                continue
-            value = got[e.name] if e.project is None else e.project(got[e.name])
-            results.append(_judge(e.name, e.oracle, w, value, e.want,
-                                  tolerance(e.table, config.dtype), own.get(e.name),
-                                  e.exclude))
+        results.extend(judge_window(w, out, expected, own, config.dtype))
         seen.append((window.x, window.y, ref, out))
         if progress is not None:
             progress(w, len(config.windows))
