@@ -83,7 +83,7 @@ def _feedback(test, points, results, diagnosis, reason):
     lines.append("lost: " + ", ".join(lost))
     shown = set()
     for r in results:
-        if r.passed or (r.name, r.window) in shown:
+        if r.passed or (r.name, r.window) in shown or r.message == reason:
             continue
         shown.add((r.name, r.window))
         if len(shown) > _FEEDBACK_LINES:
@@ -91,7 +91,7 @@ def _feedback(test, points, results, diagnosis, reason):
             break
         steps = f" [steps that disagree: {r.steps}]" if r.steps else ""
         lines.append(f"window {r.window} {r.name} ({r.oracle}): {r.message}{steps}")
-    if diagnosis:
+    if diagnosis and diagnosis != reason:
         lines.append(f"diagnosis: {diagnosis}")
     return "\n".join(lines)
 
