@@ -204,6 +204,9 @@ def main(argv=None):
              ", ".join(f"jax {n} {t * 1e3:.2f} ms" for n, t in med.items())
              + f"; ratio to the faster ({fastest}) {ours / med[fastest]:.2f}")
 
+    from . import bench_isolation          # the cost of running --impl in a worker
+    bench_isolation.main([])
+
     print("memory:")
     if not args.quick:
         tracemalloc.start()

@@ -163,6 +163,8 @@ def _runner(impl, in_process, timeout, memory_limit, time_budget):
         raise UsageError("impl", impl, "expected a callable with the loss_and_grads contract, "
                                        "or 'FILE.py:FUNC' / 'MODULE:FUNC'")
     request = {"spec": impl} if isinstance(impl, str) else impl
+    from .untrusted import check_spec
+    check_spec(request.get("spec"))
     if in_process:
         from .untrusted import build
         return _InProcess(build(request))

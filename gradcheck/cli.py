@@ -145,6 +145,9 @@ def _run(args, given):
     if args.impl is not None:
         impl = args.impl
         limits = _limits(args)
+        if not args.in_process:
+            from .isolation import start_fork_server
+            start_fork_server()          # loads NumPy while this process loads JAX
     elif any(v is not None for v in (args.timeout, args.time_budget, args.memory_limit)):
         raise _ArgumentError("--timeout, --time-budget and --memory-limit apply to --impl")
     progress = None

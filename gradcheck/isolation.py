@@ -33,7 +33,7 @@ from .model import GRAD_NAMES, LOSS_NAME, STATE_OUT_NAME
 from .untrusted import PROBLEM_NAMES, Outcome, Problem, validate
 from .wire import MAX_HEADER, PREFIX, WireError, decode, encode
 
-__all__ = ["Worker", "parse_size", "format_size", "DEFAULT_TIMEOUT", "DEFAULT_MEMORY",
+__all__ = ["Worker", "start_fork_server", "parse_size", "format_size", "DEFAULT_TIMEOUT", "DEFAULT_MEMORY",
            "default_budget", "EXCERPT_BYTES"]
 
 # Per call of the implementation (and for loading it). The article's window takes about a
@@ -137,11 +137,129 @@ def _signal_name(number):
     return f"signal {name}" + (f" ({what})" if what else "")
 
 
-_BOOT = ("import sys; sys.path.insert(0, {root!r}); import gradcheck.worker as w; "
+# The worker's first lines: gradcheck's modules from beside this file (not whatever
+# "gradcheck" the working folder would give), without running the package's __init__
+# (the worker needs only worker.py, untrusted.py, wire.py and NumPy); then the stand-in
+# package is dropped (a user's `import gradcheck` gets the real one) and the folder goes
+# to the end of sys.path, where it shadows none of the user's modules.
+_BOOT = ("import sys, types; p = types.ModuleType('gradcheck'); "
+         "p.__path__ = [{root!r} + '/gradcheck']; sys.modules['gradcheck'] = p; "
+         "sys.path.insert(0, {root!r}); import gradcheck.worker as w; "
+         "del sys.modules['gradcheck']; "
          "sys.path.remove({root!r}); sys.path.append({root!r}); w.main(sys.argv[1:])")
 _ROOT = str(Path(__file__).resolve().parent.parent)
 _LEFT_OPEN = []
 _ANSWER_NAMES = frozenset((LOSS_NAME, STATE_OUT_NAME) + GRAD_NAMES)
+
+
+_ZYGOTE_BOOT = _BOOT.replace("w.main(sys.argv[1:])", "w.serve_forks(int(sys.argv[1]))")
+
+
+class _ForkServer:
+    """This process's fork server (worker.serve_forks): started at the first isolated
+    check, it lives until this process ends (it exits when its socket closes, and is
+    killed with this process). It never runs user code: every worker is a fresh fork
+    of it, so a worker starts without importing Python and NumPy again."""
+    _instance = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def get(cls):
+        with cls._lock:
+            server = cls._instance
+            if server is None or server.owner != os.getpid() or server.proc.poll() is not None:
+                server = cls._instance = cls()
+            return server
+
+    def __init__(self):
+        import socket
+        self.owner = os.getpid()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _ZYGOTE_BOOT.format(root=_ROOT), str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
+        theirs.close()
+        self.sock = ours
+        self.exits = {}                  # pid -> returncode, as the server reported them
+        self.io = threading.Lock()
+
+    def _receive(self, timeout):
+        """One message from the server (a dict), or None on timeout; exits are filed."""
+        import socket
+        r, _, _ = select.select([self.sock], [], [], timeout)
+        if not r:
+            return None
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise OSError("the fork server ended")
+        message = json.loads(data)
+        if "exit" in message:
+            self.exits[int(message["exit"])] = int(message["code"])
+        return message
+
+    def spawn(self, limits, fds, timeout):
+        """Fork a worker with these limits and descriptors (request, answer, stdout,
+        stderr); its pid."""
+        import socket
+        request = json.dumps({"limits": limits, "cwd": os.getcwd(), "env": dict(os.environ)})
+        with self.io:
+            socket.send_fds(self.sock, [request.encode()], list(fds))
+            deadline = time.monotonic() + timeout
+            while True:
+                message = self._receive(max(deadline - time.monotonic(), 0.0))
+                if message is None:
+                    raise OSError("the fork server did not answer")
+                if "pid" in message:
+                    return int(message["pid"])
+
+    def returncode(self, pid, timeout):
+        """The worker's returncode once the server reports it (None if it does not)."""
+        deadline = time.monotonic() + timeout
+        with self.io:
+            while pid not in self.exits:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                try:
+                    self._receive(left)
+                except OSError:
+                    return None
+            return self.exits.pop(pid)
+
+
+def start_fork_server():
+    """Start this process's fork server now (it loads NumPy meanwhile), not at the first
+    isolated check; the command line calls it before it imports the checker."""
+    _ForkServer.get()
+
+
+class _Forked:
+    """The little of subprocess.Popen that Worker needs, for a worker forked by the
+    fork server (its parent): pid, poll(), wait()."""
+
+    def __init__(self, pid, server):
+        self.pid, self.server, self.returncode = pid, server, None
+        try:
+            self.pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:      # already ended and reaped: a descriptor at EOF
+            self.pidfd, w = os.pipe()
+            os.close(w)
+
+    def poll(self):
+        if self.returncode is None:
+            r, _, _ = select.select([self.pidfd], [], [], 0)
+            if r:
+                return self.wait()
+        return self.returncode
+
+    def wait(self):
+        if self.returncode is None:
+            select.select([self.pidfd], [], [])
+            code = self.server.returncode(self.pid, timeout=5.0)
+            self.returncode = code if code is not None else -int(signal.SIGKILL)
+            os.close(self.pidfd)
+        return self.returncode
 
 
 class Worker:
@@ -163,23 +281,22 @@ class Worker:
         self.refused = []               # imports the honesty guard refused (grade only)
         to_child, self._w = os.pipe()
         self._r, from_child = os.pipe()
-        limits = json.dumps({"memory": self.memory_limit})
-        started = time.perf_counter()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        self.started = time.perf_counter()
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", _BOOT.format(root=_ROOT), str(to_child),
-                 str(from_child), limits],
-                pass_fds=(to_child, from_child), stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                close_fds=True)
+            server = _ForkServer.get()
+            self.proc = _Forked(server.spawn({"memory": self.memory_limit},
+                                             (to_child, from_child, out_w, err_w),
+                                             self.timeout), server)
         finally:
-            os.close(to_child)
-            os.close(from_child)
-        self.started = started
-        self._pidfd = os.pidfd_open(self.proc.pid)
+            for fd in (to_child, from_child, out_w, err_w):
+                os.close(fd)
+        self._pidfd = self.proc.pidfd
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
-        self._captures = [_Capture(self.proc.stdout, "stdout"), _Capture(self.proc.stderr, "stderr")]
+        self._captures = [_Capture(os.fdopen(out_r, "rb", buffering=0), "stdout"),
+                          _Capture(os.fdopen(err_r, "rb", buffering=0), "stderr")]
         for c in self._captures:
             c.start()
         self._pending = encode({"op": "load", "request": self.request})   # sent when needed
@@ -197,6 +314,8 @@ class Worker:
         if self._closed:
             return
         self._closed = True
+        if self.ended is None:
+            self.ended = "the check is over"
         escaped = _escaped_groups(self.proc.pid) if self.proc.poll() is None else []
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)     # also reaches those it left behind
@@ -208,12 +327,12 @@ class Worker:
             except (ProcessLookupError, PermissionError):
                 pass
         self.proc.wait()
-        for fd in (self._r, self._w, self._pidfd):
+        for fd in (self._r, self._w):
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self._r = self._w = self._pidfd = -1
+        self._r = self._w = -1
         for c in self._captures:
             c.join(timeout=0.5)
             if c.is_alive():             # a process that escaped the kill holds the pipe:

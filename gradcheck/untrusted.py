@@ -20,7 +20,7 @@ import numpy as np
 from .errors import UsageError
 from .model import GRAD_NAMES, INPUT_NAME, LOSS_NAME, STATE_NAME, STATE_OUT_NAME, array
 
-__all__ = ["Problem", "Outcome", "load_impl", "build", "call_impl", "convert_return",
+__all__ = ["Problem", "Outcome", "check_spec", "load_impl", "build", "call_impl", "convert_return",
            "validate", "where_raised", "PROBLEM_NAMES"]
 
 # What a Problem may be called (the worker's messages are checked against this list).
@@ -41,18 +41,33 @@ class Outcome(NamedTuple):
     problems: list
 
 
-def load_impl(spec):
-    """``FILE.py:FUNC`` or ``MODULE:FUNC`` -> the callable; UsageError when it cannot load."""
-    allowed = "expected FILE.py:FUNC or MODULE:FUNC naming a function"
+_ALLOWED = "expected FILE.py:FUNC or MODULE:FUNC naming a function"
+
+
+def check_spec(spec):
+    """(where, func) of a well-formed ``FILE.py:FUNC`` (an existing file) or
+    ``MODULE:FUNC``; UsageError otherwise. Imports nothing (the checker calls it before
+    starting a worker)."""
     if not isinstance(spec, str) or spec.count(":") < 1:
-        raise UsageError("impl", spec, allowed)
+        raise UsageError("impl", spec, _ALLOWED)
     where, _, func = spec.rpartition(":")
     if not where or not func.isidentifier():
-        raise UsageError("impl", spec, allowed)
+        raise UsageError("impl", spec, _ALLOWED)
+    if _is_file(where) and not os.path.isfile(where):
+        raise UsageError("impl", spec, f"no such file {where!r}; {_ALLOWED}")
+    return where, func
+
+
+def _is_file(where):
+    return where.endswith(".py") or os.sep in where
+
+
+def load_impl(spec):
+    """``FILE.py:FUNC`` or ``MODULE:FUNC`` -> the callable; UsageError when it cannot load."""
+    allowed = _ALLOWED
+    where, func = check_spec(spec)
     try:
-        if where.endswith(".py") or os.sep in where:
-            if not os.path.isfile(where):
-                raise UsageError("impl", spec, f"no such file {where!r}; {allowed}")
+        if _is_file(where):
             name = "_gradcheck_impl_" + os.path.splitext(os.path.basename(where))[0]
             module_spec = importlib.util.spec_from_file_location(name, where)
             module = importlib.util.module_from_spec(module_spec)

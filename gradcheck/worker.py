@@ -30,7 +30,12 @@ import os
 import resource
 import sys
 
-__all__ = ["main"]
+import numpy as np
+
+from . import untrusted, wire
+from .errors import UsageError
+
+__all__ = ["main", "serve_forks"]
 
 
 def _set_limits(limits):
@@ -122,9 +127,6 @@ def main(argv):
     _set_limits(json.loads(argv[2]))
     for fd in (fd_in, fd_out):           # a subprocess it starts does not inherit them
         os.set_inheritable(fd, False)
-    import numpy as np
-    from . import untrusted, wire
-    from .errors import UsageError
     fn, refused = None, None
     while True:
         try:
@@ -157,6 +159,73 @@ def main(argv):
             _send(fd_out, message)
         else:
             os._exit(3)
+
+
+def serve_forks(control_fd):
+    """The fork server: a process with NumPy and this module loaded and no user code,
+    which forks one worker per request, so a check's worker starts in milliseconds.
+
+    Requests arrive on ``control_fd`` (a SOCK_SEQPACKET socket): a JSON object
+    ``{"limits": ..., "cwd": ..., "env": ...}`` with four descriptors (the worker's
+    request pipe, answer pipe, stdout and stderr). Each is answered ``{"pid": N}``;
+    when a worker ends, ``{"exit": N, "code": C}`` (C as subprocess's returncode:
+    negative for a signal). It ends when the checker closes the socket (or dies)."""
+    import select
+    import signal
+    import socket
+    _set_limits({})                        # no core files; die with the checker
+    control = socket.socket(fileno=control_fd)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+
+    def send(obj):
+        control.send(json.dumps(obj).encode())
+
+    while True:
+        ready, _, _ = select.select([control, wake_r], [], [])
+        if wake_r in ready:
+            os.read(wake_r, 4096)
+            while True:
+                try:
+                    pid, status = os.waitpid(-1, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if pid == 0:
+                    break
+                send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+        if control in ready:
+            message, fds, _, _ = socket.recv_fds(control, 1 << 20, 4)
+            if not message:
+                os._exit(0)
+            request = json.loads(message)
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    signal.set_wakeup_fd(-1)
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    control.close()
+                    os.close(wake_r)
+                    os.close(wake_w)
+                    os.setpgid(0, 0)            # its own group: the checker kills it whole
+                    os.dup2(fds[2], 1)
+                    os.dup2(fds[3], 2)
+                    os.close(fds[2])
+                    os.close(fds[3])
+                    os.chdir(request["cwd"])
+                    os.environ.clear()
+                    os.environ.update(request["env"])
+                    main([str(fds[0]), str(fds[1]), json.dumps(request["limits"])])
+                finally:
+                    os._exit(70)
+            try:
+                os.setpgid(pid, pid)            # (also here: no window where it has none)
+            except OSError:
+                pass
+            for fd in fds:
+                os.close(fd)
+            send({"pid": pid})
 
 
 if __name__ == "__main__":

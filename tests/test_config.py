@@ -75,8 +75,19 @@ BAD_CALLS = [
                  id="mode-unknown"),
     pytest.param({"mode": ""}, "mode", "mode='': expected one of full", id="mode-empty"),
     pytest.param({"impl": "reference"}, "impl",
-                 "impl='reference': expected a callable with the loss_and_grads contract",
+                 "impl='reference': expected FILE.py:FUNC or MODULE:FUNC naming a function",
                  id="impl-string"),
+    pytest.param({"impl": 3}, "impl",
+                 "impl=3: expected a callable with the loss_and_grads contract, or "
+                 "'FILE.py:FUNC' / 'MODULE:FUNC'", id="impl-number"),
+    pytest.param({"impl": "nofile.py:f"}, "impl", "impl='nofile.py:f': no such file",
+                 id="impl-no-file"),
+    pytest.param({"impl": "m:f", "timeout": 0}, "timeout",
+                 "timeout=0: expected a number of seconds > 0", id="timeout-zero"),
+    pytest.param({"impl": "m:f", "time_budget": "soon"}, "time_budget",
+                 "time_budget='soon': expected a number of seconds > 0", id="budget-text"),
+    pytest.param({"impl": "m:f", "memory_limit": "4Q"}, "memory_limit",
+                 "memory_limit='4Q': expected a size such as 512M or 4G", id="memory-unit"),
     pytest.param({"impl": 42}, "impl", "impl=42: expected a callable", id="impl-int"),
 ]
 

@@ -20,6 +20,7 @@ from gradcheck import _reference
 from gradcheck.check import NOT_JUDGED
 from gradcheck.cli import main
 from gradcheck.errors import ExitCode
+from tests.helpers import SMALL
 from tests.test_cli import IMPLS, SMALL_FLAGS, strict_json
 
 HOSTILE = IMPLS / "hostile" / "hostile.py"
@@ -107,9 +108,7 @@ def test_noisy_threads_and_exit_hooks_do_not_touch_the_json(capfd):
 
 def test_time_budget_stops_the_extra_calls_and_says_so():
     report = gradcheck.check(f"{HOSTILE}:slow_and_wrong", interval=3, timeout=2,
-                             time_budget=1.0, **dict(zip(
-                                 ("batch", "input_size", "hidden_size", "state_size",
-                                  "output_size"), (4, 3, 4, 3, 5))))
+                             time_budget=1.0, **SMALL)
     assert not report.passed
     assert "U" in {r.name for r in report.failures}
     assert report.skipped and re.search(
@@ -125,9 +124,8 @@ def _command(*args, env=None, **kw):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 
-@pytest.mark.parametrize("func", ["os_exit_0", "exit_hooks", "patches_gradcheck"])
-def test_the_command_exits_1_with_one_json_document(func):
-    proc = _command(*_flags(func, "10", "4G"))
+def test_the_command_exits_1_with_one_json_document_when_the_worker_exits_0():
+    proc = _command(*_flags("os_exit_0", "10", "4G"))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert strict_json(out)["passed"] is False
@@ -161,8 +159,7 @@ def test_ctrl_c_is_one_line_exit_130_and_kills_the_worker(tmp_path):
 def test_children_of_the_implementation_die_with_the_check(tmp_path, monkeypatch):
     pidfile = tmp_path / "pids"
     monkeypatch.setenv("GRADCHECK_TEST_PIDFILE", str(pidfile))
-    report = gradcheck.check(f"{HOSTILE}:child_processes", interval=3, timeout=3,
-                             batch=4, input_size=3, hidden_size=4, state_size=3, output_size=5)
+    report = gradcheck.check(f"{HOSTILE}:child_processes", interval=3, timeout=3, **SMALL)
     assert [r.name for r in report.failures] == ["timeout"]
     pids = [int(p) for p in pidfile.read_text().split()]
     assert len(pids) == 4
@@ -186,7 +183,7 @@ def reference_with_wrong_dU(monkeypatch):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_a_reference_with_a_1_percent_dU_error_fails_its_own_check(reference_with_wrong_dU,
                                                                     dtype):
-    report = gradcheck.check(interval=3, seq_len=5, batch=8, dtype=dtype)
+    report = gradcheck.check(interval=3, dtype=dtype, **SMALL)
     assert not report.passed
     failing = {r.name for r in report.failures}
     assert failing == {"U"}, report.format_table()

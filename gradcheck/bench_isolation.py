@@ -1,0 +1,89 @@
+"""The cost of isolation, measured in one run: ``python -m gradcheck.bench_isolation``
+(also printed by ``python -m gradcheck.bench``).
+
+Prints, warm (JAX compiled, the fork server running), as medians:
+
+- the worker's start-up: from asking for a worker to the implementation loaded and
+  ready, as a fork of the fork server (every check after the first in a process) and
+  as the fork server's own start (a fresh interpreter importing NumPy: what the first
+  isolated check of a process waits for, when nothing overlaps it);
+- the article's full check of the same implementation (the reference, loaded by its
+  module name) through the isolated path and in-process, and their ratio.
+"""
+import statistics
+import sys
+import time
+
+from .check import check
+from .isolation import Worker, _ForkServer
+
+__all__ = ["SPEC", "worker_startup_seconds", "fork_server_startup_seconds",
+           "isolated_vs_in_process", "main"]
+
+SPEC = "reference:loss_and_grads"
+ARTICLE = dict(interval=3)
+
+
+def worker_startup_seconds(repeats=15):
+    """Median seconds from Worker() to the implementation loaded (a fork of the server)."""
+    _ForkServer.get()
+    times = []
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        with Worker({"spec": SPEC}) as worker:
+            assert worker.load() is None
+            times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def fork_server_startup_seconds(repeats=5):
+    """Median seconds for a new fork server to be ready to fork (Python and NumPy
+    loaded), then one worker from it."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        server = _ForkServer()
+        saved, _ForkServer._instance = _ForkServer._instance, server
+        try:
+            with Worker({"spec": SPEC}) as worker:
+                assert worker.load() is None
+                times.append(time.perf_counter() - start)
+        finally:
+            _ForkServer._instance = saved
+            server.sock.close()
+            server.proc.wait()
+    return statistics.median(times)
+
+
+def isolated_vs_in_process(options=ARTICLE, rounds=9):
+    """Median seconds of the full check, isolated and in-process, alternating."""
+    runs = {"isolated": lambda: check(SPEC, **options),
+            "in-process": lambda: check(SPEC, in_process=True, **options)}
+    times = {name: [] for name in runs}
+    for fn in runs.values():
+        assert fn().passed                                # warm-up: JAX compiles
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv=None):
+    print("isolation (the implementation in a worker process), warm medians:")
+    fork = worker_startup_seconds()
+    fresh = fork_server_startup_seconds()
+    print(f"  {'worker start-up, forked from the fork server':52s} {fork * 1e3:>12.1f} ms"
+          f"         target <= 300 ms")
+    print(f"  {'fork server start-up (fresh Python + NumPy) + worker':52s} "
+          f"{fresh * 1e3:>12.1f} ms         (the first isolated check of a process)")
+    med = isolated_vs_in_process()
+    print(f"  {'article check: isolated':52s} {med['isolated'] * 1e3:>12.1f} ms"
+          f"         in-process {med['in-process'] * 1e3:.1f} ms; ratio "
+          f"{med['isolated'] / med['in-process']:.2f} (target <= 1.3)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
