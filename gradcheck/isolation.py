@@ -458,15 +458,6 @@ class Worker:
         self._loaded = True
         return None
 
-    def reload(self):
-        """Load the implementation anew in the same process (its module executed again:
-        a fresh instance), as ``load``; for ``grade``, which runs its tests one after
-        another in one worker."""
-        if self.ended is None and self._loaded:
-            self._loaded = False
-            self._pending += encode({"op": "load", "request": self.request})
-        return self.load()
-
     def _note_refused(self, header):
         """grade's honesty guard (a "forbid" request): the imports it refused so far."""
         names = header.get("refused")

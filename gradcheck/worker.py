@@ -18,8 +18,7 @@ FD_IN, answering on FD_OUT (gradcheck.wire messages):
 
 Optional, for ``gradcheck grade``: a load request with ``"forbid": [names]`` installs
 the academic-honesty import guard (gradcheck.grade.honesty) before the implementation is
-loaded; from then on every answer lists the names it refused under ``"refused"``. A
-second load request loads the implementation anew (a fresh instance).
+loaded; from then on every answer lists the names it refused under ``"refused"``.
 
 Everything here can only make the verdict fail: the checker validates every answer
 itself, and what this process says about the implementation (an exception, a

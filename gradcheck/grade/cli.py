@@ -106,7 +106,9 @@ def _check(args):
 
 def run(args, memory):
     """Grade every submission: (SubmissionGrades in the order given, battery, seed)."""
-    from .mark import grade_submission
+    from ..isolation import start_fork_server
+    start_fork_server()              # it loads NumPy while this process computes the oracles
+    from .mark import failed_to_grade, grade_submission
     from .prepare import prepare
     from .runner import Limits
     from .submission import resolve
@@ -119,8 +121,16 @@ def run(args, memory):
     prepared = [prepare(t, seed + i) for i, t in enumerate(battery)]
     limits = Limits(args.timeout, memory)
     jobs = args.jobs or os.cpu_count() or 1
+
+    def one(sub):
+        try:
+            return grade_submission(sub, prepared, limits, forbid)
+        except Exception as exc:     # the grader's own failure: the others still get graded
+            return failed_to_grade(sub, prepared, f"the grader could not grade it "
+                                   f"({type(exc).__name__}: {exc}); please report this")
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        grades = list(pool.map(lambda s: grade_submission(s, prepared, limits, forbid), subs))
+        grades = list(pool.map(one, subs))
     return grades, battery, seed
 
 

@@ -11,7 +11,7 @@ from ..report import Result
 from .battery import FORWARD, ITEMS
 from .runner import Ended, Worker
 
-__all__ = ["TestGrade", "SubmissionGrade", "grade_submission", "bug_class"]
+__all__ = ["TestGrade", "SubmissionGrade", "grade_submission", "failed_to_grade", "bug_class"]
 
 _FORWARD_NAMES = (LOSS_NAME, STATE_OUT_NAME, "inputs_modified")
 # a window with one of these problems fails every item of its test
@@ -97,8 +97,7 @@ def _feedback(test, points, results, diagnosis, reason):
 
 
 def _grade_test(worker, prepared):
-    """(TestGrade, honesty names) of one test, run in ``worker`` (closed when the
-    submission's process ended during the test)."""
+    """(TestGrade, honesty names) of one test, run in ``worker`` (its own)."""
     test, config = prepared.test, prepared.config
     results, seen, ended, problem, reason, diagnosis = [], [], set(), None, None, None
     try:
@@ -150,6 +149,15 @@ def _grade_test(worker, prepared):
                      problem, reason), honesty
 
 
+def failed_to_grade(sub, prepared_tests, why, seconds=0.0):
+    """A SubmissionGrade of zero for every test, for ``why`` (a sentence)."""
+    tests = [TestGrade(p.test.name, 0.0, p.test.points, dict.fromkeys(ITEMS, 0.0), list(ITEMS),
+                       f"{p.test.name}: 0/{p.test.points:g}\n{why}", None, p.test.visibility,
+                       "ungraded", why) for p in prepared_tests]
+    return SubmissionGrade(sub.spec, 0.0, sum(p.test.points for p in prepared_tests), tests,
+                           why, "ungraded", why, seconds)
+
+
 def _honesty_reason(names):
     return (f"zero marks: the submission imported {', '.join(names)}, which a graded "
             f"submission may not use (academic honesty; the instructor can allow it with "
@@ -168,26 +176,19 @@ def grade_submission(sub, prepared_tests, limits, forbid):
                            p.test.visibility, "unloadable", reason) for p in prepared_tests]
         return SubmissionGrade(sub.spec, 0.0, max_score, tests, reason, "unloadable", reason,
                                time.perf_counter() - started)
-    tests, honesty, worker = [], [], None
-    try:
-        for p in prepared_tests:
-            if worker is None or not worker.alive:     # the first, or the last one ended
-                if worker is not None:
-                    worker.close()
-                worker = Worker(sub, limits, forbid)
+    tests, honesty = [], []
+    for p in prepared_tests:
+        with Worker(sub, limits, forbid) as worker:    # a fresh instance per test
             grade, names = _grade_test(worker, p)
-            tests.append(grade)
-            honesty += [n for n in names if n not in honesty]
-            if grade.problem in ("unloadable", "honesty"):  # every test would say the same
-                tests += [grade._replace(name=q.test.name, max_score=q.test.points,
-                                         visibility=q.test.visibility,
-                                         output=f"{q.test.name}: 0/{q.test.points:g}\n"
-                                                + grade.output.split("\n", 1)[1])
-                          for q in prepared_tests[len(tests):]]
-                break
-    finally:
-        if worker is not None:
-            worker.close()
+        tests.append(grade)
+        honesty += [n for n in names if n not in honesty]
+        if grade.problem in ("unloadable", "honesty"):  # every test would say the same
+            tests += [grade._replace(name=q.test.name, max_score=q.test.points,
+                                     visibility=q.test.visibility,
+                                     output=f"{q.test.name}: 0/{q.test.points:g}\n"
+                                            + grade.output.split("\n", 1)[1])
+                      for q in prepared_tests[len(tests):]]
+            break
     reason = None
     problem = next((t.problem for t in tests if t.problem), None)
     if honesty:
@@ -233,10 +234,11 @@ _CLASSES = (
 
 def bug_class(diagnosis, problem=None):
     """A short class name for a diagnosis sentence (or the problem that ended grading)."""
-    if problem in ("timeout", "crashed", "exited", "protocol", "honesty", "unloadable"):
-        return {"timeout": "time limit", "crashed": "crash", "exited": "process exit",
-                "protocol": "wrote to the grader's channel", "honesty": "academic honesty",
-                "unloadable": "cannot be loaded"}[problem]
+    named = {"timeout": "time limit", "crashed": "crash", "exited": "process exit",
+             "protocol": "wrote to the grader's channel", "honesty": "academic honesty",
+             "unloadable": "cannot be loaded", "ungraded": "could not be graded"}
+    if problem in named:
+        return named[problem]
     if not diagnosis:
         return None
     for name, pattern in _CLASSES:

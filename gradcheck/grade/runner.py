@@ -1,13 +1,13 @@
 """Running a submission in its own worker process, with limits: the ONE place the grader
 talks to the isolation layer (gradcheck.isolation).
 
-``Worker(submission, limits, forbid)`` starts one worker process for a submission (in
-its own process group, with ``limits.memory`` bytes of memory). Per test, ``load()``
-loads the submission anew (a fresh instance), then ``call(...)`` runs each window, in
-order, on that one instance; every call (and the load) may take ``limits.timeout``
-seconds. When the process hangs, crashes, exits or writes garbage, the call raises
-``Ended`` with the reason, and the worker (with its process group) is gone: the next test
-starts another. ``forbid`` turns on the honesty guard in the worker (grade.honesty);
+``Worker(submission, limits, forbid)`` forks a worker process (from isolation's fork
+server: milliseconds) for one test of one submission: a fresh instance, in its own
+process group, with ``limits.memory`` bytes of memory. ``load()``, then ``call(...)``
+for each window of the test, in order, on that one instance; every call (and the load)
+may take ``limits.timeout`` seconds. When the process hangs, crashes, exits or writes
+garbage, the call raises ``Ended`` with the reason, and the worker (with its process
+group) is gone. ``forbid`` turns on the honesty guard in the worker (grade.honesty):
 ``honesty`` lists the imports it refused.
 """
 import math
@@ -57,15 +57,10 @@ class Worker:
         self._worker = _Isolated(request, timeout=limits.timeout,
                                  memory_limit=limits.memory or DEFAULT_MEMORY,
                                  budget=math.inf)   # each call has its timeout; no total
-        self._loads = 0
 
     @property
     def honesty(self):
         return list(self._worker.refused)
-
-    @property
-    def alive(self):
-        return self._worker.ended is None and self._worker.proc.poll() is None
 
     @property
     def runner(self):
@@ -73,13 +68,12 @@ class Worker:
         return self._worker
 
     def load(self):
-        """Load the submission (anew after the first time); returns None, or why it
-        cannot be loaded. Raises Ended when the worker hung, crashed or exited."""
+        """Load the submission; returns None, or why it cannot be loaded. Raises Ended
+        when the worker hung, crashed or exited meanwhile."""
         try:
-            problem = self._worker.load() if not self._loads else self._worker.reload()
+            problem = self._worker.load()
         except UsageError as exc:
             return str(exc.allowed)
-        self._loads += 1
         if problem is not None:
             raise _ended(problem)
         return None
