@@ -106,6 +106,8 @@ def test_feedback_names_arrays_steps_and_worst_element_only(graded):
     pytest.param("hostile_jax_fallback.py", "honesty", "imported jax", id="tries-jax"),
     pytest.param("hostile_reference_by_path.py", "honesty", "imported reference",
                  id="reference-by-file"),
+    pytest.param("hostile_memory.py", None, "ran out of memory under --memory-limit",
+                 id="memory-hog"),
     pytest.param("hostile_forges_reply.py", "protocol", "not in the checker's format",
                  id="forges-reply"),
     pytest.param("hostile_patches_checker.py", None, "forward pass is wrong",
@@ -288,6 +290,8 @@ def _usage(argv, tmp_path):
                  id="battery-missing"),
     pytest.param(["x.py", "--battery", str(SMALL), "--loss", "ce"], "--battery and --loss",
                  id="battery-and-flags"),
+    pytest.param(["x.py", "--output", "/no/such/folder/r.json"],
+                 "--output /no/such/folder/r.json: cannot write there", id="output"),
     pytest.param([], "the following arguments are required: SUBMISSION", id="none"),
 ])
 def test_bad_usage_is_one_line_exit_2(argv, message, tmp_path):

@@ -99,6 +99,11 @@ def _check(args):
     unknown = [n for n in args.allow_import if n not in FORBIDDEN]
     if unknown:
         raise UsageError("allow_import", unknown[0], f"expected one of {', '.join(FORBIDDEN)}")
+    if args.output is not None:
+        folder = os.path.dirname(os.path.abspath(args.output))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise UsageError("output", args.output, "cannot write there (no such folder, "
+                                                    "or not writable)")
     if args.seed is not None and args.seed < 0:
         raise UsageError("seed", args.seed, "expected an integer >= 0")
     return memory
