@@ -178,7 +178,7 @@ def grade_submission(sub, prepared_tests, limits, forbid):
                                time.perf_counter() - started)
     tests, honesty = [], []
     for p in prepared_tests:
-        with Worker(sub, limits, forbid) as worker:    # a fresh instance per test
+        with Worker(sub, limits, forbid, len(p.windows)) as worker:   # a fresh instance
             grade, names = _grade_test(worker, p)
         tests.append(grade)
         honesty += [n for n in names if n not in honesty]

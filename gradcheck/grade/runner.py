@@ -5,12 +5,12 @@ talks to the isolation layer (gradcheck.isolation).
 server: milliseconds) for one test of one submission: a fresh instance, in its own
 process group, with ``limits.memory`` bytes of memory. ``load()``, then ``call(...)``
 for each window of the test, in order, on that one instance; every call (and the load)
-may take ``limits.timeout`` seconds. When the process hangs, crashes, exits or writes
+may take ``limits.timeout`` seconds, and all of them (windows + EXTRA_CALLS) times that.
+When the process hangs, crashes, exits or writes
 garbage, the call raises ``Ended`` with the reason, and the worker (with its process
 group) is gone. ``forbid`` turns on the honesty guard in the worker (grade.honesty):
 ``honesty`` lists the imports it refused.
 """
-import math
 import os
 from typing import NamedTuple, Optional
 
@@ -20,6 +20,11 @@ from ..isolation import Worker as _Isolated
 
 __all__ = ["Limits", "Ended", "Worker"]
 
+# A test's worker may spend (its windows + EXTRA_CALLS) x the timeout in all: the load,
+# every window (each within the timeout, so never cut short by this), and what is left
+# for the diagnosis's extra calls (suffix windows, the self-consistency probe), which
+# stop there. So a slow submission costs a bounded time per test.
+EXTRA_CALLS = 3
 # The worker's problems after which it cannot be called again.
 _ENDING = ("timeout", "time_limit", "crashed", "protocol")
 
@@ -50,13 +55,13 @@ def _ended(problem):
 
 
 class Worker:
-    def __init__(self, submission, limits, forbid=()):
+    def __init__(self, submission, limits, forbid=(), windows=1):
         request = {"spec": f"{os.path.abspath(submission.path)}:{submission.func}"}
         if forbid:
             request["forbid"] = list(forbid)
         self._worker = _Isolated(request, timeout=limits.timeout,
                                  memory_limit=limits.memory or DEFAULT_MEMORY,
-                                 budget=math.inf)   # each call has its timeout; no total
+                                 budget=limits.timeout * (windows + EXTRA_CALLS))
 
     @property
     def honesty(self):
