@@ -55,8 +55,9 @@ def fork_server_startup_seconds(repeats=5):
     return statistics.median(times)
 
 
-def isolated_vs_in_process(options=ARTICLE, rounds=9):
-    """Median seconds of the full check, isolated and in-process, alternating."""
+def isolated_vs_in_process(options=ARTICLE, rounds=15):
+    """{name: (median, fastest)} seconds of the full check, isolated and in-process,
+    alternating (the fastest is what a busy machine's other load leaves least of)."""
     runs = {"isolated": lambda: check(SPEC, **options),
             "in-process": lambda: check(SPEC, in_process=True, **options)}
     times = {name: [] for name in runs}
@@ -67,7 +68,7 @@ def isolated_vs_in_process(options=ARTICLE, rounds=9):
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
 def main(argv=None):
@@ -78,10 +79,12 @@ def main(argv=None):
           f"         target <= 300 ms")
     print(f"  {'fork server start-up (fresh Python + NumPy) + worker':52s} "
           f"{fresh * 1e3:>12.1f} ms         (the first isolated check of a process)")
-    med = isolated_vs_in_process()
-    print(f"  {'article check: isolated':52s} {med['isolated'] * 1e3:>12.1f} ms"
-          f"         in-process {med['in-process'] * 1e3:.1f} ms; ratio "
-          f"{med['isolated'] / med['in-process']:.2f} (target <= 1.3)")
+    got = isolated_vs_in_process()
+    (iso, iso_min), (own, own_min) = got["isolated"], got["in-process"]
+    print(f"  {'article check: isolated':52s} {iso * 1e3:>12.1f} ms"
+          f"         in-process {own * 1e3:.1f} ms; ratio {iso / own:.2f} (target <= 1.3)")
+    print(f"  {'article check, fastest of the runs: isolated':52s} {iso_min * 1e3:>12.1f} ms"
+          f"         in-process {own_min * 1e3:.1f} ms; ratio {iso_min / own_min:.2f}")
     return 0
 
 

@@ -182,6 +182,7 @@ class _ForkServer:
         theirs.close()
         self.sock = ours
         self.exits = {}                  # pid -> returncode, as the server reported them
+        self.ignored = set()             # pids whose end nobody will ask about
         self.io = threading.Lock()
 
     def _receive(self, timeout):
@@ -195,7 +196,11 @@ class _ForkServer:
             raise OSError("the fork server ended")
         message = json.loads(data)
         if "exit" in message:
-            self.exits[int(message["exit"])] = int(message["code"])
+            pid = int(message["exit"])
+            if pid in self.ignored:
+                self.ignored.discard(pid)
+            else:
+                self.exits[pid] = int(message["code"])
         return message
 
     def spawn(self, limits, fds, timeout):
@@ -212,6 +217,11 @@ class _ForkServer:
                     raise OSError("the fork server did not answer")
                 if "pid" in message:
                     return int(message["pid"])
+
+    def forget(self, pid):
+        with self.io:
+            if self.exits.pop(pid, None) is None:
+                self.ignored.add(pid)
 
     def returncode(self, pid, timeout):
         """The worker's returncode once the server reports it (None if it does not)."""
@@ -247,7 +257,7 @@ class _Forked:
             os.close(w)
 
     def poll(self):
-        if self.returncode is None:
+        if self.returncode is None and self.pidfd >= 0:
             r, _, _ = select.select([self.pidfd], [], [], 0)
             if r:
                 return self.wait()
@@ -258,8 +268,17 @@ class _Forked:
             select.select([self.pidfd], [], [])
             code = self.server.returncode(self.pid, timeout=5.0)
             self.returncode = code if code is not None else -int(signal.SIGKILL)
-            os.close(self.pidfd)
+            self.release()
         return self.returncode
+
+    def release(self):
+        """Done with it (killed, or its status read): the server's report of its end
+        is not needed."""
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+            if self.returncode is None:
+                self.server.forget(self.pid)
 
 
 class Worker:
@@ -279,7 +298,14 @@ class Worker:
         self.ended = None               # why the worker can no longer be called
         self._loaded = False
         self.refused = []               # imports the honesty guard refused (grade only)
+        self._buf = bytearray()          # bytes read past the last answer
+        self._submitted = None
         to_child, self._w = os.pipe()
+        try:                             # room for a window's inputs: the worker can
+            import fcntl                 # start on them before the checker waits
+            fcntl.fcntl(self._w, fcntl.F_SETPIPE_SZ, 1 << 20)
+        except (ImportError, AttributeError, OSError):
+            pass
         self._r, from_child = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -299,7 +325,13 @@ class Worker:
                           _Capture(os.fdopen(err_r, "rb", buffering=0), "stderr")]
         for c in self._captures:
             c.start()
-        self._pending = encode({"op": "load", "request": self.request})   # sent when needed
+        # the load request goes now (it fits in the pipe's buffer): the worker loads the
+        # implementation while the checker computes the first window's oracles
+        self._pending = encode({"op": "load", "request": self.request})
+        try:
+            self._pending = self._pending[os.write(self._w, self._pending):]
+        except (BlockingIOError, BrokenPipeError):
+            pass
 
     # ------------------------------------------------------------------ the process
 
@@ -326,7 +358,7 @@ class Worker:
                 os.killpg(group, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
-        self.proc.wait()
+        self.proc.release()
         for fd in (self._r, self._w):
             try:
                 os.close(fd)
@@ -359,15 +391,26 @@ class Worker:
 
     def _io(self, deadline):
         """Send what is pending, then read one whole answer, by ``deadline`` (a
-        perf_counter time). Returns (head, payload), or a string: "timeout", or why the
-        process ended."""
-        buf, need, got = bytearray(), None, None
+        perf_counter time; an answer that is already there when it has passed is still
+        taken). Returns (head, payload), or a string: "timeout", "protocol", or how the
+        process ended. Bytes after the answer stay for the next one."""
+        buf = self._buf
         while True:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                return "timeout"
+            if len(buf) >= PREFIX.size:
+                head_len, payload_len = PREFIX.unpack_from(buf)
+                if head_len > MAX_HEADER or payload_len > self._max_payload:
+                    return "protocol"
+                need = PREFIX.size + head_len + payload_len
+                if len(buf) >= need:
+                    answer = (bytes(buf[PREFIX.size:PREFIX.size + head_len]),
+                              bytes(buf[PREFIX.size + head_len:need]))
+                    del buf[:need]
+                    return answer
+            left = max(deadline - time.perf_counter(), 0.0)
             writers = [self._w] if self._pending else []
             r, w, _ = select.select([self._r, self._pidfd], writers, [], left)
+            if not (r or w):
+                return "timeout"
             if w:
                 try:
                     n = os.write(self._w, self._pending)
@@ -384,33 +427,20 @@ class Worker:
                 if not chunk:
                     return self._died()
                 buf += chunk
-                if need is None and len(buf) >= PREFIX.size:
-                    head_len, payload_len = PREFIX.unpack_from(buf)
-                    if head_len > MAX_HEADER or payload_len > self._max_payload:
-                        return "protocol"
-                    need = PREFIX.size + head_len + payload_len
-                    got = head_len
-                if need is not None and len(buf) >= need:
-                    if len(buf) > need:
-                        return "protocol"
-                    start = PREFIX.size
-                    return bytes(buf[start:start + got]), bytes(buf[start + got:need])
             elif self._pidfd in r:
                 return self._died()
 
-    def _exchange(self, message, what, max_payload):
-        """Send ``message`` and read the answer to it within the call's deadline; a
-        (head, payload) pair, or a Problem (after which the worker is killed)."""
+    def _exchange(self, what, max_payload, start=None):
+        """Read the answer to what was sent (at ``start``, default now) within the call's
+        deadline; a (head, payload) pair, or a Problem (after which the worker is killed)."""
         if self.ended is not None:
             return Problem("crashed", f"not called ({what}): {self.ended}")
         seconds, budget_bound = self._deadline()
         if seconds <= 0:
             return Problem("time_limit", f"not called ({what}): the check's time budget for "
                                          f"the implementation ({self.budget:g} s) is spent")
-        if message is not None:
-            self._pending += message
         self._max_payload = max_payload
-        start = time.perf_counter()
+        start = time.perf_counter() if start is None else start
         got = self._io(start + seconds)
         self.spent += time.perf_counter() - start
         if isinstance(got, tuple):
@@ -439,7 +469,7 @@ class Worker:
         loaded; a Problem if the worker ended, hung or spoke nonsense; None when ready."""
         if self._loaded:
             return None
-        got = self._exchange(None, "loading the implementation", 0)
+        got = self._exchange("loading the implementation", 0)
         if isinstance(got, Problem):
             return got
         try:
@@ -476,17 +506,34 @@ class Worker:
 
         Shapes: x [T, B, I]; h0 [B, R]. ``what`` names the call in messages
         ("window 2", ...)."""
-        problem = self.load()
-        if problem is not None:
-            return Outcome(None, None, None, [problem])
-        self.calls += 1
+        self.submit(params, x, y, h0, options, what)
+        return self.result()
+
+    def submit(self, params, x, y, h0, options, what="the call"):
+        """Send one call's inputs now, so that the worker runs it while the checker
+        works on something else; ``result()`` reads its answer. The call's --timeout
+        runs from now."""
         shapes = dict({n: np.shape(a) for n, a in params.items()}, x=np.shape(x),
                       h0=np.shape(h0))
         # the answer's arrays at float64, with room for wrong shapes (validate names them)
         most = 4 * (8 * sum(int(np.prod(s)) for s in shapes.values()) + 8) + (1 << 20)
         inputs = list(params.items()) + [("x", x), ("y", y), ("h0", h0)]
-        got = self._exchange(encode({"op": "call", "options": _plain(options)}, inputs),
-                             what, most)
+        self._submitted = (what, shapes, most, time.perf_counter())
+        if self.ended is None:
+            self._pending += encode({"op": "call", "options": _plain(options)}, inputs)
+            try:
+                self._pending = self._pending[os.write(self._w, self._pending):]
+            except (BlockingIOError, BrokenPipeError):
+                pass                     # the rest goes when result() waits
+
+    def result(self):
+        """The Outcome of the call ``submit`` sent."""
+        what, shapes, most, sent = self._submitted
+        problem = self.load()
+        if problem is not None:
+            return Outcome(None, None, None, [problem])
+        self.calls += 1
+        got = self._exchange(what, most, start=sent)
         if isinstance(got, Problem):
             return Outcome(None, None, None, [got])
         try:

@@ -70,6 +70,9 @@ CASES = [
     pytest.param("unconvertible", "10", "4G", "return_value",
                  r"^grads\['W3'\] could not be converted to an array: raised RuntimeError: "
                  r"cannot be converted at hostile.py:\d+ in __array__$", id="unconvertible"),
+    pytest.param("writes_to_every_pipe", "10", "4G", "protocol",
+                 r"^its process sent an answer that is not in the checker's format in "
+                 r"window 1; it was killed$", id="forged-answer"),
     pytest.param("raises_deep", "10", "4G", "exception",
                  r"^raised LinAlgError: Singular matrix at hostile.py:\d+ in raises_deep$",
                  id="raises-inside-numpy"),

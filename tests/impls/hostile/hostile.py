@@ -199,3 +199,16 @@ def pid_then_loop(params, x, y, h0, **options):
         f.write(f"{os.getpid()} {child.pid}")
     while True:
         time.sleep(1)
+
+
+def writes_to_every_pipe(params, x, y, h0, **options):
+    """Writes a forged answer header (a huge length, then junk) to every descriptor."""
+    junk = (0xFFFFFFF).to_bytes(4, "little") + (1).to_bytes(8, "little") + b"{}" * 100
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2:
+            try:
+                os.write(fd, junk)
+            except OSError:
+                pass
+    return _wrong(params, x, y, h0, **options)
