@@ -63,6 +63,11 @@ _GiB = 1 << 30
 DEFAULT_MEMORY = min(4 * _GiB, (_machine_memory() or 8 * _GiB) // 2)
 # The smallest limit accepted: Python, NumPy and a small window need about 100 MiB.
 MIN_MEMORY = 128 << 20
+# The worker's memory limit is RLIMIT_DATA, which it sets on itself; a process with the
+# privilege to raise it again, or that uses memory RLIMIT_DATA does not count (shared
+# mappings), is also watched from here: a thread reads the worker's resident size this
+# often and kills its group above the limit.
+RSS_POLL_SECONDS = 0.1
 # What is kept of the worker's stdout and stderr: this many bytes from the start and
 # from the end of each.
 EXCERPT_BYTES = 2000
@@ -164,10 +169,13 @@ class _ForkServer:
     _lock = threading.Lock()
 
     @classmethod
-    def get(cls):
+    def get(cls, fresh=False):
         with cls._lock:
             server = cls._instance
-            if server is None or server.owner != os.getpid() or server.proc.poll() is not None:
+            if (fresh or server is None or server.owner != os.getpid()
+                    or server.proc.poll() is not None):
+                if server is not None and server.owner == os.getpid():
+                    server.sock.close()
                 server = cls._instance = cls()
             return server
 
@@ -311,10 +319,14 @@ class Worker:
         err_r, err_w = os.pipe()
         self.started = time.perf_counter()
         try:
-            server = _ForkServer.get()
-            self.proc = _Forked(server.spawn({"memory": self.memory_limit},
-                                             (to_child, from_child, out_w, err_w),
-                                             self.timeout), server)
+            fds = (to_child, from_child, out_w, err_w)
+            try:
+                server = _ForkServer.get()
+                pid = server.spawn({"memory": self.memory_limit}, fds, self.timeout)
+            except OSError:              # the server died (killed?): start another, once
+                server = _ForkServer.get(fresh=True)
+                pid = server.spawn({"memory": self.memory_limit}, fds, self.timeout)
+            self.proc = _Forked(pid, server)
         finally:
             for fd in (to_child, from_child, out_w, err_w):
                 os.close(fd)
@@ -325,6 +337,8 @@ class Worker:
                           _Capture(os.fdopen(err_r, "rb", buffering=0), "stderr")]
         for c in self._captures:
             c.start()
+        self._over_memory = False
+        threading.Thread(target=self._watch, daemon=True, name="gradcheck-worker-memory").start()
         # the load request goes now (it fits in the pipe's buffer): the worker loads the
         # implementation while the checker computes the first window's oracles
         self._pending = encode({"op": "load", "request": self.request})
@@ -371,6 +385,18 @@ class Worker:
                 _LEFT_OPEN.append(c.stream)      # leave it to the thread, never reuse its fd
             else:
                 c.stream.close()
+
+    def _watch(self):
+        """Kill the worker's group when its resident size exceeds the memory limit."""
+        while not self._closed:
+            if _resident_bytes(self.proc.pid) > self.memory_limit and not self._closed:
+                self._over_memory = True
+                try:
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                return
+            time.sleep(RSS_POLL_SECONDS)
 
     def output(self):
         """What the worker wrote, as bounded excerpts: {"stdout": text, "stderr": text},
@@ -453,6 +479,10 @@ class Worker:
             else:
                 problem = Problem("timeout", f"did not return within --timeout "
                                   f"{self.timeout:g} s in {what}; its process was killed")
+        elif self._over_memory:
+            problem = Problem("memory", f"its process used more than --memory-limit "
+                              f"{format_size(self.memory_limit)} of memory in {what}; "
+                              f"it was killed")
         elif got == "protocol":
             problem = Problem("protocol", f"its process sent an answer that is not in the "
                               f"checker's format in {what}; it was killed")
@@ -570,6 +600,18 @@ def _problems(listed):
             raise WireError("a problem is not [name, message]")
         out.append(Problem(p[0], p[1][:1000]))
     return out
+
+
+def _resident_bytes(pid):
+    """The resident memory of process ``pid`` (0 when it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def _escaped_groups(pid):

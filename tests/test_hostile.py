@@ -56,6 +56,9 @@ CASES = [
     pytest.param("memory_hog", "10", "512M", "memory",
                  r"^ran out of memory under --memory-limit 512M in window 1: raised "
                  r"MemoryError.* at hostile.py:\d+ in memory_hog$", id="memory-hog"),
+    pytest.param("evades_the_data_limit", "10", "512M", "memory",
+                 r"^its process used more than --memory-limit 512M of memory in window 1; "
+                 r"it was killed$", id="memory-hog-evading-the-rlimit"),
     pytest.param("complex_grads", "10", "4G", "return_value",
                  r"^grads\['W1'\] holds complex \(dtype complex128\); expected real floats",
                  id="complex"),

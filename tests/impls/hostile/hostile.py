@@ -212,3 +212,21 @@ def writes_to_every_pipe(params, x, y, h0, **options):
             except OSError:
                 pass
     return _wrong(params, x, y, h0, **options)
+
+
+def evades_the_data_limit(params, x, y, h0, **options):
+    """Lifts RLIMIT_DATA if it may (root with CAP_SYS_RESOURCE), then hogs memory in
+    shared anonymous mappings, which RLIMIT_DATA does not count."""
+    import mmap
+    import resource
+    try:
+        resource.setrlimit(resource.RLIMIT_DATA,
+                           (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    except (ValueError, OSError):
+        pass
+    hog = []
+    while True:
+        m = mmap.mmap(-1, 1 << 27)                   # 128 MiB, shared, touched
+        np.frombuffer(m, np.uint8)[::4096] = 1
+        hog.append(m)
+        time.sleep(0.01)
