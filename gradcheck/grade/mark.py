@@ -28,7 +28,7 @@ class TestGrade(NamedTuple):
     output: str             # feedback for the student
     diagnosis: Optional[str]
     visibility: str
-    problem: Optional[str]  # timeout, crashed, exited, protocol, honesty, unloadable, or None
+    problem: Optional[str]  # timeout crashed exited protocol memory honesty unloadable ungraded
     reason: Optional[str] = None    # the sentence that goes with ``problem``
 
 
@@ -141,7 +141,7 @@ def _grade_test(worker, prepared):
         reason = _honesty_reason(honesty)
     share = test.points / len(ITEMS)
     earned = {i: (share if points[i] else 0.0) for i in ITEMS}
-    if problem in ("timeout", "crashed", "exited", "protocol") and diagnosis is None:
+    if problem in ("timeout", "crashed", "exited", "protocol", "memory") and diagnosis is None:
         diagnosis = reason
     output = _feedback(test, earned, results, diagnosis, reason)
     return TestGrade(test.name, sum(earned.values()), test.points, earned,
@@ -238,6 +238,7 @@ _CLASSES = (
 def bug_class(diagnosis, problem=None):
     """A short class name for a diagnosis sentence (or the problem that ended grading)."""
     named = {"timeout": "time limit", "crashed": "crash", "exited": "process exit",
+             "memory": "memory limit",
              "protocol": "wrote to the grader's channel", "honesty": "academic honesty",
              "unloadable": "cannot be loaded", "ungraded": "could not be graded"}
     if problem in named:

@@ -35,7 +35,7 @@ class Limits(NamedTuple):
 
 
 class Ended(Exception):
-    """The worker is gone: ``kind`` timeout | crashed | exited | protocol; ``reason`` a
+    """The worker is gone: ``kind`` timeout | crashed | exited | protocol | memory; ``reason`` a
     sentence for the student."""
 
     def __init__(self, kind, reason):
@@ -87,8 +87,8 @@ class Worker:
         """One call: an untrusted.Outcome (validated by the isolation layer)."""
         out = self._worker.call(params, x, y, h0, options, what)
         for p in out.problems:
-            if p.name in _ENDING:
-                raise _ended(p)
+            if p.name in _ENDING or (p.name == "memory" and self._worker.ended is not None):
+                raise _ended(p)             # (memory: killed over the limit, not a MemoryError)
         return out
 
     def close(self):
