@@ -187,8 +187,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
           input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
           state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
           loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
-          dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, in_process=False,
-          timeout=None, memory_limit=None, time_budget=None):
+          dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, trace=False,
+          in_process=False, timeout=None, memory_limit=None, time_budget=None):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
     ``impl`` defaults to the project's reference. A callable runs in this process
@@ -202,7 +202,9 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     itself carried in; the first window's incoming state is random and non-zero.
     Returns a Report; raises UsageError (a ValueError) naming a bad option.
     ``progress``, if given, is called as ``progress(windows_done, windows_total)``
-    after each window.
+    after each window. ``trace=True`` also records, for the pictures (gradcheck.trace),
+    each step's error and state derivative, at the cost of extra calls to the
+    implementation after every verdict is made (``report.trace``).
     """
     config = make_config(interval=interval, seq_len=seq_len, batch=batch,
                          input_size=input_size, hidden_size=hidden_size,
@@ -213,12 +215,12 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     runner = _runner(impl, in_process, DEFAULT_TIMEOUT if timeout is None else timeout,
                      memory_limit, time_budget)
     try:
-        return _check(runner, impl, config, progress)
+        return _check(runner, impl, config, progress, trace)
     finally:
         runner.close()
 
 
-def _check(runner, impl, config, progress):
+def _check(runner, impl, config, progress, trace=False):
     mode, reason = _choose_mode(config)
     data = make_data(config)
     options = config.model_options
@@ -256,11 +258,16 @@ def _check(runner, impl, config, progress):
     skipped = []
     diagnosis = _explain(runner, data.params, seen, results, config, options, skipped)
     timings["total"] = time.perf_counter() - started
+    report = Report(config=config.to_dict(), impl=_impl_name(impl), mode=mode,
+                    mode_reason=reason, windows=config.windows, results=results,
+                    diagnosis=diagnosis, timings={k: round(v, 6) for k, v in timings.items()},
+                    skipped=skipped)
+    if trace:                            # after every verdict: its calls cannot change one
+        from .trace import trace_check
+        report.trace = trace_check(runner, data.params, seen, results, config)
     runner.close()                   # its output is complete once it has ended
-    return Report(config=config.to_dict(), impl=_impl_name(impl), mode=mode,
-                  mode_reason=reason, windows=config.windows, results=results,
-                  diagnosis=diagnosis, timings={k: round(v, 6) for k, v in timings.items()},
-                  skipped=skipped, isolation=_isolation(runner), output=runner.output())
+    report.isolation, report.output = _isolation(runner), runner.output()
+    return report
 
 
 def _isolation(runner):

@@ -73,6 +73,10 @@ def build_parser():
                         "(default 4G, or half this machine's memory if less)")
     p.add_argument("--mode", default=None, help="full (every element) or projections")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report "
+                   "(the figure embedded); costs extra calls of the implementation")
+    p.add_argument("--plot", metavar="FILE.png", help="also write the figure: per-step errors, "
+                   "the state derivative per step, the V curve of the worst element")
     p.add_argument("--list-bugs", action="store_true",
                    help="list the zoo of deliberately wrong implementations and exit")
     p.add_argument("--bug", metavar="NAME",
@@ -153,9 +157,12 @@ def _run(args, given):
     progress = None
     if not args.json and sys.stderr.isatty():
         progress = _Progress(sys.stderr)
+    pictures = _pictures(args)
     from .check import check          # imports the oracles: only when a check runs
     try:
-        return check(impl, progress=progress, **limits, **options)
+        report = check(impl, progress=progress, trace=bool(pictures), **limits, **options)
+        _write_pictures(report, pictures)
+        return report
     finally:
         if progress is not None:
             progress.close()
@@ -191,6 +198,36 @@ def _show_output(report):
         print(text, file=sys.stderr)
 
 
+def _pictures(args):
+    """{"html"/"plot": path} asked for, checked before the check runs (UsageError)."""
+    import importlib.util
+    asked = {k: getattr(args, k) for k in ("html", "plot") if getattr(args, k)}
+    for option, path in asked.items():
+        folder = os.path.dirname(os.path.abspath(path))
+        if option == "plot" and not path.lower().endswith(".png"):
+            raise UsageError(option, path, "expected a file name ending in .png")
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            raise UsageError(option, path, f"expected a file in a writable folder; "
+                             f"{folder} is not one")
+    if asked and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError(next(iter(asked)), asked[next(iter(asked))],
+                         "the figure needs matplotlib: pip install 'gradcheck[plot]'")
+    return asked
+
+
+def _write_pictures(report, pictures):
+    if not pictures:
+        return
+    from .figure import figure_png
+    png = figure_png(report)
+    if "plot" in pictures:
+        with open(pictures["plot"], "wb") as f:
+            f.write(png)
+    if "html" in pictures:
+        from .html import write_html
+        write_html(report, pictures["html"], png)
+
+
 def _given(argv):
     """The option names spelled out on the command line."""
     argv = sys.argv[1:] if argv is None else argv
@@ -201,12 +238,36 @@ def _given(argv):
 # only when named (the plain `gradcheck --interval 3` is the check itself).
 SUBCOMMANDS = {
     "regression": "gradcheck.regression",
+    "tour": "gradcheck.tour",
     "grade": "gradcheck.grade",
 }
 
 
+def _interrupted(signum, frame):
+    """Ctrl-C as the command: kill any worker, say so, exit 130 at once. (Raising
+    KeyboardInterrupt instead can unwind through JAX's C++ while it initialises, which
+    aborts or crashes the process.)"""
+    from . import isolation
+    isolation.kill_all()
+    os.write(2, b"gradcheck: interrupted\n")
+    os._exit(ExitCode.INTERRUPTED)
+
+
+def _exit_on_ctrl_c():
+    import signal
+    if _is_main_thread():
+        signal.signal(signal.SIGINT, _interrupted)
+
+
+def _is_main_thread():
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
 def main(argv=None):
     """Run the command line; return the exit code (ExitCode)."""
+    if argv is None:
+        _exit_on_ctrl_c()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SUBCOMMANDS:
         import importlib

@@ -33,7 +33,7 @@ from .model import GRAD_NAMES, LOSS_NAME, STATE_OUT_NAME
 from .untrusted import PROBLEM_NAMES, Outcome, Problem, validate
 from .wire import MAX_HEADER, PREFIX, WireError, decode, encode
 
-__all__ = ["Worker", "start_fork_server", "parse_size", "format_size", "DEFAULT_TIMEOUT", "DEFAULT_MEMORY",
+__all__ = ["Worker", "start_fork_server", "kill_all", "parse_size", "format_size", "DEFAULT_TIMEOUT", "DEFAULT_MEMORY",
            "default_budget", "EXCERPT_BYTES"]
 
 # Per call of the implementation (and for loading it). The article's window takes about a
@@ -246,6 +246,18 @@ class _ForkServer:
             return self.exits.pop(pid)
 
 
+_LIVE = set()                            # the workers not yet closed, for kill_all()
+
+
+def kill_all():
+    """Kill every live worker's process group now (the command line's Ctrl-C)."""
+    for worker in list(_LIVE):
+        try:
+            os.killpg(worker.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, AttributeError):
+            pass
+
+
 def start_fork_server():
     """Start this process's fork server now (it loads NumPy meanwhile), not at the first
     isolated check; the command line calls it before it imports the checker."""
@@ -338,6 +350,7 @@ class Worker:
         for c in self._captures:
             c.start()
         self._over_memory = False
+        _LIVE.add(self)
         threading.Thread(target=self._watch, daemon=True, name="gradcheck-worker-memory").start()
         # the load request goes now (it fits in the pipe's buffer): the worker loads the
         # implementation while the checker computes the first window's oracles
@@ -360,6 +373,7 @@ class Worker:
         if self._closed:
             return
         self._closed = True
+        _LIVE.discard(self)
         if self.ended is None:
             self.ended = "the check is over"
         escaped = _escaped_groups(self.proc.pid) if self.proc.poll() is None else []

@@ -531,13 +531,15 @@ def fd_window(params, x, y, h0, *, loss, activations, reduction, names=None):
     return FDResult(grads, kinks)
 
 
-def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction):
+def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction,
+                   base_step=FD_STEP):
     """Central differences of the loss along given directions (``--mode projections``).
 
     directions[name]: [K, *shape of name], for any of the nine arrays. The step along
     a direction d is FD_STEP / max|d| / max(1, reach), so no element moves further
     than an element-wise check would move it, whatever the direction's length (a fixed
     step on a long direction is what makes truncation error swamp the tolerance).
+    ``base_step`` replaces FD_STEP (gradcheck.trace draws the error against it).
     Returns {name: [K] directional derivatives}. Cost grows with K, not with the size:
     W3 and b3 reuse the unperturbed states; the perturbed copies of every other
     direction run the recurrence together, as rows of one batch (relu kinks are not
@@ -555,7 +557,7 @@ def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction
         out[name] = np.empty(len(dirs))
         reach = max(1.0, float(np.max(_reach(w, name))))
         for k, d in enumerate(dirs):
-            step = FD_STEP / max(float(np.max(np.abs(d))), 1e-300) / reach
+            step = base_step / max(float(np.max(np.abs(d))), 1e-300) / reach
             if name in ("W3", "b3"):                             # the output layer only
                 dz3 = 2 * step * (w.h[1:] @ d if name == "W3" else np.broadcast_to(d, w.z3.shape))
                 change = w._row_change(w.z3 - 0.5 * dz3, dz3, slice(None), every).sum()

@@ -1,10 +1,19 @@
-"""The CI regression check: committed error figures of fixed configurations, compared with now.
+"""The CI regression check: recorded error figures of fixed configurations, compared with now.
 
-    python -m gradcheck.regression            # compare with gradcheck/baseline.json
+    python -m gradcheck.regression            # the reference vs gradcheck/baseline.json
     python -m gradcheck.regression --update   # rewrite the baseline from the current code
 
-``measure()`` runs ``gradcheck.check`` on the reference for every configuration in
-``CONFIGS`` and records, per result ``"{window}/{name}/{oracle}"``, whether it passed
+    gradcheck regression --impl my_rnn.py:loss_and_grads --baseline mine.json --update
+    gradcheck regression --impl my_rnn.py:loss_and_grads --baseline mine.json
+
+The first pair is the project's own check (the reference over ``CONFIGS``, the committed
+baseline); the second is the same check of a user's implementation over the battery
+``IMPL_CONFIGS`` (gradcheck.battery), against a baseline file the user keeps: it fails
+when a figure grows past the threshold even while every check still passes (1e-16 ->
+1e-12 is a precision loss worth knowing about).
+
+``measure()`` runs ``gradcheck.check`` on the implementation (the reference by default)
+for every configuration and records, per result ``"{window}/{name}/{oracle}"``, whether it passed
 and its error figure ``max_rel_err`` (rounded to 3 significant digits; no timings).
 ``compare(baseline, current)`` lists every regression, each naming the configuration,
 its options and the result:
@@ -26,10 +35,11 @@ import math
 import sys
 from pathlib import Path
 
+from .battery import BATTERY
 from .check import check
 from .errors import ExitCode, UsageError
 
-__all__ = ["CONFIGS", "GROWTH", "FLOORS", "BASELINE", "measure", "compare", "notes",
+__all__ = ["CONFIGS", "IMPL_CONFIGS", "GROWTH", "FLOORS", "BASELINE", "measure", "compare", "notes",
            "load_baseline", "write_baseline", "build_parser", "main"]
 
 BASELINE = Path(__file__).resolve().with_name("baseline.json")
@@ -93,6 +103,9 @@ CONFIGS = {
     "long_interval": dict(interval=32, **_SMALL),
 }
 
+# The configurations a user's implementation (--impl) is measured over.
+IMPL_CONFIGS = BATTERY
+
 
 def _figure(value):
     """An error figure as recorded: 3 significant digits, None for none (non-finite)."""
@@ -105,11 +118,16 @@ def _jsonable(options):
     return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
 
 
-def _measure_one(options):
+def _measure_one(options, impl=None):
     entry = {"options": _jsonable(options), "config": None, "passed": False, "error": None,
              "results": {}}
     try:
-        report = check(**options)
+        report = check(impl, **options)
+    except UsageError as e:
+        if e.option == "impl":    # an implementation that cannot be loaded: bad usage
+            raise
+        entry["error"] = f"{type(e).__name__}: {e}"
+        return entry
     except Exception as e:        # recorded, and reported by compare() with the config's name
         entry["error"] = f"{type(e).__name__}: {e}"
         return entry
@@ -127,20 +145,34 @@ def _measure_one(options):
     return entry
 
 
-def measure(configs=None):
-    """Check the reference under every named config; the document the baseline stores.
+def measure(configs=None, impl=None):
+    """Check ``impl`` under every named config; the document the baseline stores.
 
     ``configs`` maps a name to keyword arguments of ``gradcheck.check`` (default
-    ``CONFIGS``). Deterministic: the same code gives the same document.
+    ``CONFIGS``); ``impl`` is what ``gradcheck.check`` takes (None: the reference; a
+    ``FILE.py:FUNC`` spec is recorded under "impl"). Deterministic: the same code gives
+    the same document. Raises UsageError when ``impl`` cannot be loaded.
     """
     configs = CONFIGS if configs is None else configs
-    return {
-        "about": "Error figures of gradcheck.check on the reference, per configuration and "
+    if impl is None:
+        about = ("Error figures of gradcheck.check on the reference, per configuration and "
                  "result window/array/oracle. Written by python -m gradcheck.regression "
-                 "--update; compared by python -m gradcheck.regression in CI.",
-        "format": FORMAT,
-        "configs": {name: _measure_one(options) for name, options in configs.items()},
-    }
+                 "--update; compared by python -m gradcheck.regression in CI.")
+    else:
+        about = (f"Error figures of gradcheck.check on {_label(impl)}, per configuration and "
+                 "result window/array/oracle. Written by gradcheck regression --impl ... "
+                 "--baseline FILE --update; compared by the same without --update.")
+    doc = {"about": about, "format": FORMAT,
+           "configs": {name: _measure_one(options, impl) for name, options in configs.items()}}
+    if impl is not None:
+        doc["impl"] = _label(impl)
+    return doc
+
+
+def _label(impl):
+    if isinstance(impl, str):
+        return impl
+    return f"{getattr(impl, '__module__', '?')}.{getattr(impl, '__qualname__', repr(impl))}"
 
 
 def _value(v):
@@ -285,7 +317,7 @@ def write_baseline(doc, path=None):
 
 def build_parser():
     p = argparse.ArgumentParser(
-        prog="python -m gradcheck.regression",
+        prog="gradcheck regression",
         description="Compare the error figures of fixed configurations with the committed "
                     "baseline; a regression is a pass turned fail, a figure grown more than "
                     f"{GROWTH:g}-fold, or a configuration or result gone.",
@@ -293,8 +325,12 @@ def build_parser():
                "baseline.")
     p.add_argument("--update", action="store_true",
                    help="rewrite the baseline from the current code instead of comparing")
-    p.add_argument("--baseline", type=Path, default=BASELINE, metavar="FILE",
-                   help="the baseline file (default: gradcheck/baseline.json)")
+    p.add_argument("--baseline", type=Path, default=None, metavar="FILE",
+                   help="the baseline file (default: gradcheck/baseline.json, the "
+                        "reference's; required with --impl)")
+    p.add_argument("--impl", metavar="FILE.py:FUNC|MODULE:FUNC",
+                   help="measure this implementation over gradcheck's battery of "
+                        "configurations instead of the reference over the project's")
     return p
 
 
@@ -302,12 +338,35 @@ def _count(doc):
     return len(doc["configs"]), sum(len(c["results"]) for c in doc["configs"].values())
 
 
+def _update_command(args):
+    if args.impl is None:
+        return "python -m gradcheck.regression --update"
+    return f"gradcheck regression --impl {args.impl} --baseline {args.baseline} --update"
+
+
 def main(argv=None):
     """Compare (or with --update, rewrite) the baseline; returns an ExitCode."""
     args = build_parser().parse_args(argv)
+    if args.impl is not None and args.baseline is None:
+        print("gradcheck regression: error: --impl needs --baseline FILE: the file that keeps "
+              "your implementation's figures (gradcheck/baseline.json is the reference's)",
+              file=sys.stderr)
+        return ExitCode.USAGE
+    if args.baseline is None:
+        args.baseline = BASELINE
+    configs = CONFIGS if args.impl is None else IMPL_CONFIGS
     if args.update:
-        current = measure(CONFIGS)
-        write_baseline(current, args.baseline)
+        try:
+            current = measure(configs, args.impl)
+        except UsageError as e:
+            print(f"gradcheck regression: error: {e.cli_message()}", file=sys.stderr)
+            return ExitCode.USAGE
+        try:
+            write_baseline(current, args.baseline)
+        except OSError as e:
+            print(f"gradcheck regression: error: --baseline {args.baseline}: cannot write "
+                  f"it: {e.strerror or e}", file=sys.stderr)
+            return ExitCode.USAGE
         n, m = _count(current)
         print(f"regression baseline: wrote {args.baseline}: {n} configurations, {m} results")
         bad = [name for name, c in current["configs"].items() if not c["passed"]]
@@ -319,9 +378,16 @@ def main(argv=None):
         baseline = load_baseline(args.baseline)
     except (OSError, ValueError) as e:      # missing, unreadable, not JSON, wrong format
         print(f"regression check: cannot read the baseline {args.baseline}: {e}. "
-              f"Create it with: python -m gradcheck.regression --update", file=sys.stderr)
+              f"Create it with: {_update_command(args)}", file=sys.stderr)
         return ExitCode.USAGE
-    current = measure(CONFIGS)
+    try:
+        current = measure(configs, args.impl)
+    except UsageError as e:
+        print(f"gradcheck regression: error: {e.cli_message()}", file=sys.stderr)
+        return ExitCode.USAGE
+    if baseline.get("impl") != current.get("impl"):
+        print(f"note: the baseline was recorded from {baseline.get('impl', 'the reference')}; "
+              f"now measuring {current.get('impl', 'the reference')}")
     regressions = compare(baseline, current)
     for line in regressions:
         print(line)
@@ -329,9 +395,9 @@ def main(argv=None):
         print(f"note: {line}")
     n, m = _count(current)
     if regressions:
+        keep = f"gradcheck/{BASELINE.name}" if args.impl is None else str(args.baseline)
         print(f"regression check: {len(regressions)} regression(s) in {n} configurations; "
-              f"if intended, run python -m gradcheck.regression --update and commit "
-              f"gradcheck/{BASELINE.name}")
+              f"if intended, run {_update_command(args)} and commit {keep}")
         return ExitCode.FAILED
     print(f"regression check: {n} configurations, {m} results, no regression")
     return ExitCode.OK

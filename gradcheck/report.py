@@ -44,6 +44,14 @@ def _strict(v):
     return v
 
 
+def _strict_tree(v):
+    if isinstance(v, dict):
+        return {k: _strict_tree(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_strict_tree(x) for x in v]
+    return _strict(v)
+
+
 @dataclasses.dataclass
 class Report:
     config: dict
@@ -59,6 +67,9 @@ class Report:
     # what the implementation printed, {"stdout": excerpt, "stderr": excerpt}: never in
     # to_dict(), so the JSON document stays the checker's own words
     output: dict = dataclasses.field(default_factory=dict, repr=False)
+    # per-step errors and state derivatives for the pictures (gradcheck.trace), when
+    # check(..., trace=True) measured them; plain data
+    trace: Optional[dict] = None
 
     @property
     def passed(self):
@@ -83,6 +94,7 @@ class Report:
             "timings": self.timings,
             "skipped": list(self.skipped),
             "isolation": dict(self.isolation),
+            **({} if self.trace is None else {"trace": _strict_tree(self.trace)}),
         }
 
     def format_output(self):

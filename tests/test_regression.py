@@ -138,7 +138,7 @@ def test_a_changed_option_is_flagged(tiny_doc):
 
 
 def test_a_check_that_raises_is_flagged(tiny_doc, monkeypatch):
-    def broken(**options):
+    def broken(*impl, **options):
         raise RuntimeError("boom")
     monkeypatch.setattr(regression, "check", broken)
     message = _one_message(compare(tiny_doc, measure(TINY)))
@@ -256,3 +256,66 @@ def test_runs_as_a_module():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "--update" in proc.stdout
+
+
+# ------------------------------------------------ a user's implementation (--impl)
+
+LOSSY = '''
+import reference
+
+def loss_and_grads(params, x, y, h0, **options):
+    loss, grads, h_last = reference.loss_and_grads(params, x, y, h0, **options)
+    grads["b2"] = grads["b2"] * (1 + 1e-12)     # a precision loss every check still passes
+    return loss, grads, h_last
+'''
+
+
+@pytest.fixture
+def user_files(tmp_path, monkeypatch):
+    """(correct spec, lossy spec, baseline path), the battery cut to the tiny config."""
+    monkeypatch.setattr(regression, "IMPL_CONFIGS", TINY)
+    (tmp_path / "lossy.py").write_text(LOSSY)
+    return (f"{ROOT / 'tests' / 'impls' / 'correct.py'}:wrapped",
+            f"{tmp_path / 'lossy.py'}:loss_and_grads", tmp_path / "mine.json")
+
+
+def test_impl_update_then_a_tiny_precision_loss_is_flagged(user_files, capsys):
+    correct, lossy, path = user_files
+    assert regression.main(["--impl", correct, "--baseline", str(path), "--update"]) == \
+        ExitCode.OK
+    doc = load_baseline(path)
+    assert doc["impl"] == correct and doc["configs"]["tiny"]["passed"]
+    assert regression.main(["--impl", correct, "--baseline", str(path)]) == ExitCode.OK
+    capsys.readouterr()
+    assert gradcheck_check_passes(lossy)
+    assert regression.main(["--impl", lossy, "--baseline", str(path)]) == ExitCode.FAILED
+    out = capsys.readouterr().out
+    flagged = [line for line in out.splitlines() if line.startswith("tiny: ")]
+    assert flagged and all("/b2/" in line for line in flagged), out
+    assert any("/b2/jax max_rel_err" in line and "limit 100x" in line for line in flagged)
+    assert f"--baseline {path} --update" in out
+
+
+def gradcheck_check_passes(spec):
+    from gradcheck import check
+    return check(spec, **TINY_OPTIONS).passed
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    pytest.param(["--impl", "x.py:f"], "--impl needs --baseline FILE", id="no-baseline"),
+    pytest.param(["--impl", "nofile.py:f", "--baseline", "{tmp}/b.json", "--update"],
+                 "--impl nofile.py:f: no such file", id="missing-file"),
+    pytest.param(["--impl", "nocolon", "--baseline", "{tmp}/b.json"],
+                 "cannot read the baseline", id="no-baseline-file"),
+])
+def test_impl_usage_errors(argv, message, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert regression.main(argv) == ExitCode.USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_gradcheck_regression_subcommand(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "gradcheck", "regression", "--help"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "--impl" in proc.stdout and "--baseline" in proc.stdout

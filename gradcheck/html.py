@@ -1,0 +1,73 @@
+"""The report as one self-contained HTML page: verdict, diagnosis, figure, failures, table.
+
+Everything is inline (the figure as an embedded PNG, styles in the page): the file can be
+mailed, attached to a CI run or opened offline; it loads nothing from the network.
+Every string from the report is escaped (the implementation's name and messages can
+hold anything).
+"""
+import base64
+import html
+
+__all__ = ["html_report", "write_html"]
+
+_STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; }
+.verdict { font-size: 1.4em; font-weight: bold; padding: .3em .6em; display: inline-block; }
+.passed { background: #d7f2d7; } .failed { background: #f6d2d2; }
+.diagnosis { font-size: 1.1em; margin: .8em 0; }
+img { max-width: 100%; border: 1px solid #ccc; }
+pre { background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: .85em; }
+table { border-collapse: collapse; font-size: .9em; }
+td, th { border: 1px solid #ccc; padding: .2em .5em; text-align: left; }
+"""
+
+
+def _failures_table(report):
+    rows = []
+    for r in report.failures:
+        rows.append("<tr>" + "".join(
+            f"<td>{html.escape(str(v))}</td>" for v in (
+                r.window, r.name, r.oracle, "" if r.worst_index is None else r.worst_index,
+                "" if not r.steps else r.steps, r.message)) + "</tr>")
+    if not rows:
+        return ""
+    head = "".join(f"<th>{h}</th>" for h in ("window", "array", "oracle", "worst element",
+                                              "steps that disagree", "what"))
+    return f"<h2>Failures</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def html_report(report, png=None):
+    """The page as a string. ``png``: the figure's bytes (default: drawn from the report's
+    trace when it has one; without a trace the page has no figure)."""
+    if png is None and getattr(report, "trace", None) is not None:
+        from .figure import figure_png
+        png = figure_png(report)
+    verdict = "PASSED" if report.passed else "FAILED"
+    parts = [
+        "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        f"<title>gradcheck: {html.escape(report.impl)} {verdict}</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        f"<h1>gradcheck: {html.escape(report.impl)}</h1>",
+        f"<div class=\"verdict {verdict.lower()}\">" + (
+            f"PASSED: all {len(report.results)} comparisons agree" if report.passed else
+            f"FAILED: {len(report.failures)} of {len(report.results)} comparisons "
+            "disagree") + "</div>",
+    ]
+    if report.diagnosis:
+        parts.append(f"<p class=\"diagnosis\"><b>Diagnosis:</b> "
+                     f"{html.escape(report.diagnosis)}</p>")
+    if png is not None:
+        data = base64.b64encode(png).decode("ascii")
+        parts.append("<h2>Where in time</h2>"
+                     f"<img alt=\"per-step errors, state derivative and V curve\" "
+                     f"src=\"data:image/png;base64,{data}\">")
+    parts.append(_failures_table(report))
+    parts.append(f"<h2>Every comparison</h2><pre>{html.escape(report.format_table())}</pre>")
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p)
+
+
+def write_html(report, path, png=None):
+    """Write ``html_report(report, png)`` to ``path`` (UTF-8)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(html_report(report, png))

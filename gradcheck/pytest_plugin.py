@@ -1,0 +1,109 @@
+"""The pytest plugin (entry point ``pytest11``): a ready battery, a fixture and a marker.
+
+    pytest --gradcheck-impl my_rnn.py:loss_and_grads
+
+adds one test per configuration of ``gradcheck.battery.BATTERY`` (named
+``gradcheck::battery[loss_ce]`` and so on) that checks that implementation; a failure reads like
+``gradcheck.testing.assert_bptt_correct``'s (the diagnosis first). For your own tests:
+
+    def test_mine(bptt_check):                  # the fixture
+        bptt_check(my_loss_and_grads, interval=4, loss="ce")
+
+    @pytest.mark.gradcheck(interval=5, dtype="float32")   # the marker: default options
+    def test_given_impl(bptt_check):
+        bptt_check()                            # the --gradcheck-impl implementation
+
+pytest loads this module in every run where gradcheck is installed, so at load it imports
+only pytest: NumPy, JAX and the checker load when a gradcheck test runs.
+"""
+import os
+
+import pytest
+
+__all__ = ["GradcheckItem"]
+
+_OPTION = "--gradcheck-impl"
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("gradcheck", "gradcheck (check a hand-written BPTT)")
+    group.addoption(_OPTION, metavar="FILE.py:FUNC", default=None,
+                    help="run gradcheck's ready battery of checks on this implementation "
+                         "(FILE.py:FUNC or MODULE:FUNC), one test per configuration")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "gradcheck(**options): default options of gradcheck.check for the "
+                   "bptt_check fixture in this test")
+
+
+def _spec(config):
+    spec = config.getoption(_OPTION, default=None)
+    if spec is not None and (":" not in spec or not spec.rpartition(":")[2].isidentifier()):
+        raise pytest.UsageError(f"{_OPTION} {spec}: expected FILE.py:FUNC or MODULE:FUNC "
+                                "naming a function")
+    where = None if spec is None else spec.rpartition(":")[0]
+    if where is not None and where.endswith(".py") and not os.path.isfile(where):
+        raise pytest.UsageError(f"{_OPTION} {spec}: no such file {where!r}")
+    return spec
+
+
+class GradcheckItem(pytest.Item):
+    """One configuration of the battery, checked on the --gradcheck-impl implementation."""
+
+    def __init__(self, *, spec, options, **kwargs):
+        super().__init__(**kwargs)
+        self.spec, self.options = spec, options
+
+    def runtest(self):
+        from .testing import assert_bptt_correct
+        assert_bptt_correct(self.spec, **self.options)
+
+    def repr_failure(self, excinfo):
+        from .errors import UsageError
+        if isinstance(excinfo.value, (AssertionError, UsageError)):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, None, f"{self.nodeid} ({self.spec})"
+
+
+class _Battery(pytest.Collector):
+    def __init__(self, *, spec, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = spec
+
+    def collect(self):
+        from .battery import BATTERY
+        for name, options in BATTERY.items():
+            yield GradcheckItem.from_parent(self, name=f"battery[{name}]", spec=self.spec,
+                                            options=options)
+
+
+@pytest.hookimpl(tryfirst=True)          # before -k / -m deselect among the items
+def pytest_collection_modifyitems(session, config, items):
+    spec = _spec(config)
+    if spec is None:
+        return
+    battery = _Battery.from_parent(session, name="gradcheck", nodeid="gradcheck", spec=spec)
+    items.extend(battery.collect())
+
+
+@pytest.fixture
+def bptt_check(request):
+    """``bptt_check(impl=None, **options)``: assert_bptt_correct on ``impl`` (default: the
+    --gradcheck-impl implementation; the test is skipped when neither is given), with the
+    options of a ``@pytest.mark.gradcheck(...)`` marker as defaults."""
+    marker = request.node.get_closest_marker("gradcheck")
+    defaults = dict(marker.kwargs) if marker else {}
+
+    def run(impl=None, **options):
+        __tracebackhide__ = True
+        from .testing import assert_bptt_correct
+        impl = impl if impl is not None else _spec(request.config)
+        if impl is None:
+            pytest.skip(f"no implementation: pass one to bptt_check or {_OPTION}")
+        assert_bptt_correct(impl, **{**defaults, **options})
+    return run

@@ -1,0 +1,193 @@
+"""What the pictures draw, per time step, measured after a check's verdicts are made.
+
+``trace_check`` (run by ``gradcheck.check(..., trace=True)``) returns plain data
+(lists of floats, None where a value is not finite or not known), kept in
+``report.trace`` and in the JSON document:
+
+- ``errors``: per array and time step of the sequence, the error of that step's
+  contribution against the tolerance (max over elements of |impl - JAX| / allowed;
+  > 1 fails). Per-step contributions: for the implementation, from suffix windows
+  (the window of steps t..T started from the true state h_{t-1} returns the sum of
+  the contributions of steps t..T, so consecutive differences give step t's, see
+  attribution.py); for JAX, from its per-step copies of the weights. x is per step
+  already; the loss row is each step's loss; the ``dh`` row is the state's derivative
+  entering step t (the suffix window's grads["h0"], against JAX's suffix window).
+- ``dh_norm``: ||dL/dh_{t-1}|| (Frobenius, over [B, R]) per step, the implementation's
+  and JAX's: the accumulator ``dh_next`` as BPTT hands it back to step t-1.
+- ``vcurve``: for the worst element the check compared with finite differences, the
+  error of a central difference against JAX as the step varies: the engine's difference
+  form (oracle_fd, the form the check uses; "base step" h, an element moving h /
+  max(1, reach)) and, for contrast, the textbook form (L(v + h) - L(v - h)) / 2h on the
+  float64 loss (JAX's forward), whose rounding error eps |L| / h makes the usual V.
+
+The extra calls (T suffix windows of the implementation per window; JAX suffix windows;
+two dozen finite differences) are made only when a picture is asked for.
+"""
+import numpy as np
+
+from .model import GRAD_NAMES, LOSS_NAME, PARAM_NAMES, STATE_NAME
+from .tolerances import FD_STEP, tolerance
+
+__all__ = ["trace_check", "ROWS", "DH_ROW", "VCURVE_STEPS"]
+
+DH_ROW = "dh"                          # the state's derivative entering each step
+ROWS = (LOSS_NAME,) + tuple(n for n in GRAD_NAMES if n != STATE_NAME) + (DH_ROW,)
+# Base steps of the V curve: wide enough to show truncation (large h) and rounding
+# (small h) on both sides of the check's FD_STEP, and of float64's range.
+VCURVE_STEPS = tuple(float(h) for h in np.logspace(-14, -1, 27))
+
+
+def _finite(v):
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def _ratio(got, want, rtol, atol_rel, floor, scale):
+    """max |got - want| / (atol_rel * scale + rtol * |want| + floor) over the elements."""
+    if got is None:                      # the implementation returned no such value
+        return None
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    if not np.all(np.isfinite(got)):
+        return None
+    allowed = atol_rel * scale + rtol * np.abs(want) + floor
+    return _finite(np.max(np.abs(got - want) / allowed)) if want.size else 0.0
+
+
+def _tol_of(results, window, name, dtype):
+    """(rtol, atol_rel) the check used for ``name`` against JAX in ``window``."""
+    base = tolerance("jax", dtype)
+    for r in results:
+        if r.window == window and r.name == name and r.oracle == "jax" and r.rtol is not None:
+            return r.rtol, r.atol_rel, base.floor
+    return base.rtol, base.atol_rel, base.floor
+
+
+def _suffixes(runner, params, x, y, ref, out, options, dtype):
+    """The implementation's outcome on each suffix window t..T (t = 0 is the window itself),
+    each from JAX's state h_{t-1}; and JAX's own suffix grads of h0. Lists of length T.
+    ``runner.call(params, x, y, h0, options, what)`` runs the implementation (check's)."""
+    from .oracle_jax import jax_window
+    T = x.shape[0]
+    impl, oracle = [out], [ref.grads[STATE_NAME]]
+    for t in range(1, T):
+        h_start = ref.states[t]                                  # [B, R], float64
+        impl.append(runner.call(params, x[t:], y[t:], h_start.astype(dtype), options,
+                                f"the pictures' call {t + 1} of {T}"))
+        oracle.append(jax_window(params, x[t:], y[t:], h_start, **options).grads[STATE_NAME])
+    return impl, oracle
+
+
+def _per_step(outcomes, name, T):
+    """[T, *shape] per-step contributions of ``name`` from suffix outcomes, or None."""
+    if any(not o.grads or name not in o.grads for o in outcomes):
+        return None
+    s = np.stack([o.grads[name] for o in outcomes] + [np.zeros_like(outcomes[0].grads[name])])
+    return s[:T] - s[1:]
+
+
+def _window_rows(fn, params, seen_w, w, results, config, options):
+    x, y, ref, out = seen_w
+    T = x.shape[0]
+    impl, oracle_dh = _suffixes(fn, params, x, y, ref, out, options, config.dtype)
+    rows = {}
+    for name in ROWS:
+        if name == LOSS_NAME:
+            ok = all(o.loss is not None for o in impl)
+            got = (np.array([o.loss for o in impl] + [0.0])[:T] -
+                   np.array([o.loss for o in impl] + [0.0])[1:]) if ok else None
+            want = ref.step_losses
+        elif name == DH_ROW:
+            ok = all(o.grads and STATE_NAME in o.grads for o in impl)
+            got = np.stack([o.grads[STATE_NAME] for o in impl]) if ok else None
+            want = np.stack(oracle_dh)
+        elif name == "x":
+            got = out.grads["x"] if out.grads and "x" in out.grads else None
+            want = ref.grads["x"]
+        else:
+            got, want = _per_step(impl, name, T), ref.per_step[name]
+        rtol, atol_rel, floor = _tol_of(results, w, STATE_NAME if name == DH_ROW else name,
+                                        config.dtype)
+        scale = float(np.max(np.abs(want), initial=0.0))
+        rows[name] = [_ratio(None if got is None else got[t], want[t], rtol, atol_rel, floor,
+                             scale) for t in range(T)]
+    dh_impl = [_finite(np.linalg.norm(o.grads[STATE_NAME])) if o.grads and STATE_NAME in o.grads
+               else None for o in impl]
+    dh_oracle = [_finite(np.linalg.norm(g)) for g in oracle_dh]
+    return rows, dh_impl, dh_oracle
+
+
+def _worst(results):
+    """The Result whose worst element the V curve follows: the largest error ratio against
+    finite differences element by element; against JAX when no such result (projections)."""
+    for oracle in ("fd", "jax"):
+        judged = [r for r in results if r.oracle == oracle and r.name in GRAD_NAMES
+                  and r.worst_index is not None and r.ratio is not None]
+        if judged:
+            return max(judged, key=lambda r: r.ratio)
+    return None
+
+
+def _vcurve(params, seen, results, config, options):
+    from .oracle_fd import fd_directional
+    from .oracle_jax import jax_window
+    r = _worst(results)
+    if r is None:
+        return None
+    x, y, ref, out = seen[r.window - 1]
+    h0 = ref.states[0]
+    arrays = {**{n: np.asarray(params[n], np.float64) for n in PARAM_NAMES},
+              "x": np.asarray(x, np.float64), STATE_NAME: h0}
+    idx = tuple(r.worst_index)
+    onehot = np.zeros_like(arrays[r.name])
+    onehot[idx] = 1.0
+    want = float(ref.grads[r.name][idx])
+    fd_tol = tolerance("fd", config.dtype)
+    scale = float(np.max(np.abs(ref.grads[r.name])))
+    engine, plain = [], []
+    for h in VCURVE_STEPS:
+        got = fd_directional(params, x, y, h0, {r.name: onehot[None]}, **options,
+                             base_step=h)[r.name][0]
+        engine.append(_finite(abs(got - want)))
+        losses = []
+        for sign in (1.0, -1.0):
+            moved = dict(arrays)
+            moved[r.name] = arrays[r.name] + sign * h * onehot
+            losses.append(jax_window({n: moved[n] for n in PARAM_NAMES}, moved["x"], y,
+                                     moved[STATE_NAME], **options).loss)
+        plain.append(_finite(abs((losses[0] - losses[1]) / (2 * h) - want)))
+    impl_value = None
+    if out.grads and r.name in out.grads:
+        impl_value = float(out.grads[r.name][idx])
+    return {
+        "name": r.name, "window": r.window, "index": list(idx), "oracle_value": want,
+        "impl_error": None if impl_value is None else _finite(abs(impl_value - want)),
+        "allowed": fd_tol.atol_rel * scale + fd_tol.rtol * abs(want) + fd_tol.floor,
+        "steps": list(VCURVE_STEPS), "check_step": FD_STEP,
+        "engine": engine, "plain": plain,
+    }
+
+
+def trace_check(fn, params, seen, results, config):
+    """The per-step data of the pictures for a finished check (see the module's doc).
+    ``fn``: how check() runs the implementation (an object with ``call``).
+
+    ``seen``: per window checked, (x, y, JaxResult, Outcome) as check() keeps them."""
+    options = config.model_options
+    errors = {name: [] for name in ROWS}
+    dh_impl, dh_oracle, steps = [], [], []
+    for w, seen_w in enumerate(seen, start=1):
+        start = config.windows[w - 1][0]
+        rows, di, do = _window_rows(fn, params, seen_w, w, results, config, options)
+        for name in ROWS:
+            errors[name] += rows[name]
+        dh_impl += di
+        dh_oracle += do
+        steps += [start + t + 1 for t in range(len(di))]
+    return {
+        "steps": steps,
+        "windows": [[a + 1, b] for a, b in config.windows[:len(seen)]],
+        "rows": list(ROWS),
+        "errors": errors,
+        "dh_norm": {"impl": dh_impl, "oracle": dh_oracle},
+        "vcurve": _vcurve(params, seen, results, config, options),
+    }

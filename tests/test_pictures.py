@@ -1,0 +1,189 @@
+"""Tests of the pictures: the per-step trace, the figure, the HTML page, --plot/--html,
+and the page rendered in a real headless browser (chromium, where installed)."""
+import io
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from gradcheck import zoo
+from gradcheck.check import check
+from gradcheck.cli import main
+from gradcheck.errors import ExitCode
+from gradcheck.figure import FigureError, figure_png
+from gradcheck.html import html_report
+from gradcheck.report import Report
+from gradcheck.trace import DH_ROW, ROWS
+from tests.helpers import SMALL
+
+# interval 3 over 5 steps: windows [1, 3] and [4, 5]
+OPTIONS = dict(SMALL, interval=3, seq_len=5)
+LAST_STEPS = {3, 5}
+SMALL_FLAGS = [a for k, v in SMALL.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+@pytest.fixture(scope="module")
+def buggy():
+    return check(zoo.BUGS["no_dh_next"].make(), trace=True, **OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def correct():
+    return check(None, trace=True, **OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def buggy_png(buggy):
+    return figure_png(buggy)
+
+
+def _pixels(png):
+    from matplotlib import image
+    return image.imread(io.BytesIO(png), format="png")[..., :3]       # [H, W, RGB] in [0, 1]
+
+
+# ------------------------------------------------------------------ the trace
+
+def test_trace_shows_every_step_but_each_windows_last_wrong(buggy):
+    t = buggy.trace
+    assert t["steps"] == [1, 2, 3, 4, 5] and t["windows"] == [[1, 3], [4, 5]]
+    for name in ("W1", "b1", "W2", "U", "b2", "x", DH_ROW):
+        failing = {s for s, r in zip(t["steps"], t["errors"][name]) if r is None or r > 1}
+        assert failing == set(t["steps"]) - LAST_STEPS, (name, t["errors"][name])
+    for name in ("loss", "W3", "b3"):
+        assert max(t["errors"][name]) < 1, (name, t["errors"][name])
+
+
+def test_trace_of_the_reference_passes_everywhere_and_dh_matches(correct):
+    t = correct.trace
+    assert set(t["errors"]) == set(ROWS)
+    assert all(r is not None and r < 1 for row in t["errors"].values() for r in row)
+    impl, oracle = np.array(t["dh_norm"]["impl"]), np.array(t["dh_norm"]["oracle"])
+    np.testing.assert_allclose(impl, oracle, rtol=1e-10)
+
+
+def test_trace_dh_norms_differ_where_dh_next_is_dropped(buggy):
+    t = buggy.trace
+    for step, a, b in zip(t["steps"], t["dh_norm"]["impl"], t["dh_norm"]["oracle"]):
+        assert (abs(a - b) <= 1e-10 * b) == (step in LAST_STEPS), (step, a, b)
+
+
+def test_vcurve_puts_the_checks_step_at_the_bottom_of_the_engines_curve(correct):
+    v = correct.trace["vcurve"]
+    steps, engine, plain = np.array(v["steps"]), np.array(v["engine"]), np.array(v["plain"])
+    at = int(np.argmin(np.abs(steps - v["check_step"])))
+    assert engine[at] <= v["allowed"]
+    # the bottom: no step does more than 10x better than the check's (a flat floor of
+    # rounding relative to the perturbation), and large steps are worse (truncation)
+    assert engine[at] <= 10 * max(engine.min(), 1e-17)
+    assert engine[-1] > 100 * max(engine[at], 1e-17)
+    # the textbook form is a V: its rounding error eps |L| / h dominates at tiny steps
+    assert plain[0] > 100 * plain.min() and plain[-1] > 100 * plain.min()
+
+
+def test_the_json_document_carries_the_trace_as_strict_json(buggy):
+    doc = json.loads(json.dumps(buggy.to_dict(), allow_nan=False))
+    assert doc["trace"]["rows"] == list(ROWS)
+
+
+def test_no_trace_without_asking(tmp_path):
+    report = check(None, interval=2, **SMALL)
+    assert report.trace is None and "trace" not in report.to_dict()
+    with pytest.raises(FigureError, match=r"trace=True"):
+        figure_png(report)
+
+
+# ------------------------------------------------------------ figure and page
+
+def test_figure_is_a_png_that_shows_red_where_steps_fail(buggy_png, correct):
+    bad, good = _pixels(buggy_png), _pixels(figure_png(correct))
+    assert bad.shape[0] > 500 and bad.std() > 0.1
+
+    def red(img):                  # the heatmap's failing colour: saturated red
+        return int(np.sum((img[..., 0] > 0.6) & (img[..., 1] < 0.3) & (img[..., 2] < 0.3)))
+    assert red(bad) > 20 * max(red(good), 100)
+
+
+def test_html_is_self_contained_and_escaped(buggy, buggy_png):
+    page = html_report(buggy, buggy_png)
+    assert page.startswith("<!DOCTYPE html>")
+    assert "data:image/png;base64," in page
+    assert "http://" not in page and "https://" not in page and "<link" not in page
+    assert buggy.diagnosis.split(":")[0] in page
+    hostile = Report(config=buggy.config, impl="<script>alert(1)</script>", mode="full",
+                     mode_reason="", windows=buggy.windows, results=buggy.results,
+                     diagnosis="a < b & c")
+    page = html_report(hostile)
+    assert "<script>" not in page and "&lt;script&gt;" in page and "a &lt; b &amp; c" in page
+
+
+def test_cli_writes_html_and_png(tmp_path):
+    html, png = tmp_path / "r.html", tmp_path / "r.png"
+    code = main(["--bug", "no_dh_next", "--interval", "3", "--seq-len", "5", *SMALL_FLAGS,
+                 "--html", str(html), "--plot", str(png)])
+    assert code == ExitCode.FAILED
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "data:image/png;base64," in html.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("flag", "path", "message"), [
+    pytest.param("--plot", "{tmp}/r.jpg", "--plot {tmp}/r.jpg: expected a file name ending "
+                 "in .png", id="plot-not-png"),
+    pytest.param("--plot", "{tmp}/no/r.png", "--plot {tmp}/no/r.png: expected a file in a "
+                 "writable folder", id="plot-no-folder"),
+    pytest.param("--html", "{tmp}/no/r.html", "--html {tmp}/no/r.html: expected a file in a "
+                 "writable folder", id="html-no-folder"),
+])
+def test_cli_rejects_bad_picture_paths(flag, path, message, tmp_path, capsys):
+    path, message = (s.replace("{tmp}", str(tmp_path)) for s in (path, message))
+    assert main(["--interval", "2", *SMALL_FLAGS, flag, path]) == ExitCode.USAGE
+    assert message in capsys.readouterr().err
+
+
+def test_cli_without_matplotlib_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert main(["--interval", "2", *SMALL_FLAGS, "--plot", str(tmp_path / "r.png")]) == \
+        ExitCode.USAGE
+    assert "pip install 'gradcheck[plot]'" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ a real browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (.ci/run installs Debian's "
+                                             "chromium; apt-get install chromium)")
+def test_html_renders_in_a_headless_browser(buggy, buggy_png, tmp_path):
+    page, shot = tmp_path / "r.html", tmp_path / "shot.png"
+    page.write_text(html_report(buggy, buggy_png), encoding="utf-8")
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", "--window-size=1300,1400",
+         f"--screenshot={shot}", page.as_uri()],
+        capture_output=True, text=True, timeout=120)
+    assert shot.exists(), proc.stderr[-2000:]
+    img = _pixels(shot.read_bytes())
+    assert img.std() > 0.1                                    # not blank
+    # the embedded figure was drawn: the heatmap's red cells are on the screen
+    assert np.sum((img[..., 0] > 0.6) & (img[..., 1] < 0.3) & (img[..., 2] < 0.3)) > 2000
+
+
+@pytest.mark.parametrize("name", ["raises", "nan_grad", "modifies_x"])
+def test_a_hostile_implementation_still_gets_its_picture(name, tmp_path):
+    from tests.impls import broken
+    report = check(getattr(broken, name), trace=True, interval=2, seq_len=3, **SMALL)
+    assert not report.passed
+    assert _pixels(figure_png(report)).std() > 0.1
+    rows = report.trace["errors"]
+    if name == "nan_grad":                 # NaN in W2 only: the other rows are still drawn
+        assert all(r is None for r in rows["W2"][:2])
+        assert all(r is not None and r < 1 for r in rows["U"])
