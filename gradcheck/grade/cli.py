@@ -119,9 +119,12 @@ def run(args, memory):
     from .submission import resolve
     battery = _battery(args)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
-    forbid = tuple(n for n in FORBIDDEN if n not in args.allow_import)
-    if "gradcheck" in args.allow_import or "reference" in args.allow_import:
-        forbid = tuple(n for n in forbid if n != "_gradcheck_reference")
+    allowed = set(args.allow_import)
+    if "gradcheck" in allowed:           # the checker loads its reference (zoo, oracles)
+        allowed.add("reference")
+    if "reference" in allowed:           # ... under this private name
+        allowed.add("_gradcheck_reference")
+    forbid = tuple(n for n in FORBIDDEN if n not in allowed)
     subs = [resolve(s, args.entry) for s in args.submissions]
     prepared = [prepare(t, seed + i) for i, t in enumerate(battery)]
     limits = Limits(args.timeout, memory)
