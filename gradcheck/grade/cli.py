@@ -109,6 +109,14 @@ def _check(args):
     return memory
 
 
+def _cores():
+    """The cores this process may run on (a container's share, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def run(args, memory):
     """Grade every submission: (SubmissionGrades in the order given, battery, seed)."""
     from ..isolation import start_fork_server
@@ -128,7 +136,7 @@ def run(args, memory):
     subs = [resolve(s, args.entry) for s in args.submissions]
     prepared = [prepare(t, seed + i) for i, t in enumerate(battery)]
     limits = Limits(args.timeout, memory)
-    jobs = args.jobs or os.cpu_count() or 1
+    jobs = args.jobs or _cores()
 
     def one(sub):
         try:
