@@ -237,7 +237,12 @@ def test_default_battery_covers_what_the_zoo_needs():
     assert any(o["batch"] == 1 for o in opts)
     assert any("relu" in o.get("activations", ()) for o in opts)
     assert any(o.get("activations", ("",) * 3)[2] == "sigmoid" for o in opts)
-    assert any(o.get("reduction") == "sum" for o in opts)
+    # each loss averaged over a batch of more than one; l2 and ce summed too
+    for loss in ("l2", "ce", "bce"):
+        assert any(o.get("loss", "l2") == loss and o.get("reduction", "mean") == "mean"
+                   and o["batch"] > 1 for o in opts), loss
+    for loss in ("l2", "ce"):
+        assert any(o.get("loss", "l2") == loss and o.get("reduction") == "sum" for o in opts)
     # several windows with a short last one
     assert any(o["seq_len"] > o["interval"] and o["seq_len"] % o["interval"] for o in opts)
 

@@ -10,8 +10,9 @@ call failed (an exception, a wrong return value, the time limit) fails every ite
 The default battery (``DEFAULT_BATTERY``) is chosen so that every bug class of the zoo
 loses marks (tests/test_grade.py proves it): several windows with a short last one (state
 carried between windows: accumulators not reset, a stale h0), relu kinks and a
-saturating sigmoid, each loss, both reductions, float32, batch 1, and always a random
-non-zero incoming state. Small sizes keep a submission's calls cheap.
+saturating sigmoid, each activation in each layer but identity in the first two, each
+loss with a mean over the batch and l2 and ce with a sum too, float32, batch 1, and
+always a random non-zero incoming state. Small sizes keep a submission's calls cheap.
 
 A battery file (TOML) gives hidden configurations::
 
@@ -57,16 +58,17 @@ _SMALL = dict(batch=6, input_size=4, hidden_size=6, state_size=5, output_size=4)
 _DEFAULT = (
     ("l2_tanh_windows", dict(interval=3, seq_len=7),
      "l2, tanh RNN, three windows (3, 3, 1 steps): the state is carried between windows"),
-    ("relu_kinks_sigmoid", dict(interval=4, seq_len=8, activations=("relu", "relu", "sigmoid")),
-     "l2 with relu layers (kinks) and a sigmoid output, two windows"),
+    ("relu_kinks_sigmoid", dict(interval=4, seq_len=8, reduction="sum",
+                                activations=("relu", "relu", "sigmoid")),
+     "l2 summed over the batch, relu layers (kinks) and a sigmoid output, two windows"),
     ("sigmoid_ce_sum", dict(interval=3, seq_len=5, loss="ce", reduction="sum",
                             activations=("sigmoid", "tanh", "identity")),
      "softmax cross-entropy, sum reduction, sigmoid first layer, windows of 3 and 2"),
     ("bce_relu_rnn", dict(interval=4, seq_len=4, loss="bce",
                           activations=("tanh", "relu", "identity")),
      "sigmoid cross-entropy, relu RNN, one window"),
-    ("float32", dict(interval=3, seq_len=6, dtype="float32"),
-     "l2, tanh, in float32, two windows"),
+    ("float32", dict(interval=3, seq_len=6, dtype="float32", loss="ce"),
+     "softmax cross-entropy averaged over the batch, tanh, in float32, two windows"),
     ("batch_1", dict(interval=2, seq_len=5, batch=1, activations=("tanh", "sigmoid", "tanh")),
      "one example per batch, sigmoid RNN, tanh output, windows of 2, 2 and 1"),
 )
