@@ -263,6 +263,7 @@ SUBCOMMANDS = {
     "regression": "gradcheck.regression",
     "layer": "gradcheck.layer_check",
     "tour": "gradcheck.tour",
+    "grade": "gradcheck.grade",
 }
 
 
