@@ -10,49 +10,21 @@ from .config import make_config
 from .data import make_data
 from .diagnose import diagnose, mismatch_kind
 from .errors import UsageError
+from .judge import NOT_JUDGED, ORDER, judge_window
 from .model import (DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_INTERVAL, DEFAULT_LOSS,
-                    DEFAULT_REDUCTION, DEFAULT_SIZES, GRAD_NAMES, OUTPUT_NAMES)
+                    DEFAULT_REDUCTION, DEFAULT_SIZES, GRAD_NAMES)
 from .oracles import ORACLES, PROJECTIONS, Window
-from .report import Report, Result
-from .tolerances import ROUNDING_CAP, calibrated, tolerance
+from .report import Report
+from .tolerances import tolerance
 from .untrusted import call_impl, fill_skipped
 
 __all__ = ["check"]
-
-
-def _result(name, oracle, window, comparison, tol, base=None, own=None):
-    """A Result from a Comparison; ``own`` (the reference's own error) is recorded
-    when ``tol`` was raised above ``base`` for it."""
-    c = comparison
-    if c.passed:
-        message = ""
-    elif c.nonfinite:
-        message = (f"{c.nonfinite} non-finite value{'s' if c.nonfinite > 1 else ''}, "
-                   f"first at {list(c.worst)}")
-    elif c.oracle_value is None or c.ratio is None:
-        message = (f"the {oracle} oracle is not finite at {list(c.worst)} (the model "
-                   f"overflows at these values), so this array cannot be judged")
-    else:
-        message = (f"worst element {list(c.worst)}: impl {c.impl_value:.10g}, {oracle} "
-                   f"{c.oracle_value:.10g}, error {c.max_abs_err:.3g} is {c.ratio:.3g}x "
-                   f"the allowed (rtol {tol.rtol:g}, atol {tol.atol_rel:g} of max |{oracle}|)")
-    return Result(name=name, oracle=oracle, window=window, passed=c.passed, message=message,
-                  checked=c.checked, excluded=c.excluded, max_abs_err=c.max_abs_err,
-                  max_rel_err=c.max_rel_err, ratio=c.ratio, rtol=tol.rtol,
-                  atol_rel=tol.atol_rel,
-                  worst_index=None if c.worst is None else list(c.worst),
-                  impl_value=c.impl_value, oracle_value=c.oracle_value, nonfinite=c.nonfinite,
-                  rounding=own if base is not None and tol.atol_rel > base.atol_rel else None)
 
 
 # Up to this many elements per sequence, `full` mode checks every element by finite
 # differences (the cost grows with the count; the benchmark prints it); beyond it,
 # `projections` keeps the cost flat.
 FULL_MODE_MAX_ELEMENTS = 50_000
-# Results are listed per window in the model's order of outputs, each array's oracles together.
-_ORDER = {n: i for i, n in enumerate(OUTPUT_NAMES + GRAD_NAMES)}
-
-
 def _choose_mode(config):
     if config.mode is not None:
         return config.mode, "chosen with --mode"
@@ -61,22 +33,6 @@ def _choose_mode(config):
         return "full", f"{n} elements <= {FULL_MODE_MAX_ELEMENTS}: every one is checked"
     return "projections", (f"{n} elements > {FULL_MODE_MAX_ELEMENTS}: {PROJECTIONS} random "
                            f"directions per array by finite differences; every element vs JAX")
-
-
-def _judge(name, oracle, window, got, want, base, own, exclude=None):
-    """Compare ``got`` with ``want`` at ``base`` calibrated to the rounding ``own`` of
-    the implementation's dtype (tolerances.calibrated); the Result records which it used.
-    An allowance the rounding would push above ROUNDING_CAP is not granted: the array is
-    not judged, and the Result fails (a check that cannot judge an array does not pass)."""
-    tol = calibrated(base, own)
-    if tol.atol_rel > ROUNDING_CAP:
-        return Result(name=name, oracle=oracle, window=window, passed=False,
-                      message=(f"{NOT_JUDGED}: rounding alone puts the reference in this dtype "
-                               f"{own:.2g} (relative) from itself in float64 here; judging "
-                               f"it would need atol {tol.atol_rel:.2g}, above the cap "
-                               f"{ROUNDING_CAP:g} under which a 1e-3 error still fails"),
-                      rtol=base.rtol, atol_rel=base.atol_rel, rounding=own)
-    return _result(name, oracle, window, compare(got, want, tol, exclude), tol, base, own)
 
 
 def _own_rounding(computed, exact):
@@ -310,21 +266,11 @@ def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
         if declined:                 # the code declines these options: not a verdict on it
             unsupported = declined[0].message[len("raised "):]
             break
-        for p in out.problems:
-            results.append(Result(name=p.name, oracle="contract", window=w, passed=False,
-                                  message=p.message))
         mine = ((out.loss, out.grads, out.h_last)
                 if impl is None and not out.problems else None)   # the reference's, at hand
         own = _rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options,
                                  mine)
-        got = dict(out.grads or {}, loss=out.loss, h_last=out.h_last)
-        for e in sorted(expected, key=lambda e: _ORDER[e.name]):     # stable: oracle order
-            if got.get(e.name) is None or e.name in skip:
-                continue
-            value = got[e.name] if e.project is None else e.project(got[e.name])
-            results.append(_judge(e.name, e.oracle, w, value, e.want,
-                                  tolerance(e.table, config.dtype), own.get(e.name),
-                                  e.exclude))
+        results.extend(judge_window(w, out, expected, own, config.dtype, skip))
         seen.append((window.x, window.y, ref, out))
         if progress is not None:
             progress(w, len(config.windows))
@@ -361,8 +307,6 @@ def _isolation(runner):
             "seconds_in_impl": round(runner.spent, 6)}
 
 
-# The start of a Result's message for an array whose rounding is too coarse to judge.
-NOT_JUDGED = "not judged"
 # Problems after which the implementation cannot be called again in this check.
 _ENDED = ("timeout", "time_limit", "memory", "crashed", "protocol")
 
@@ -428,7 +372,7 @@ def _explain(runner, params, seen, results, config, options, skipped, skip=()):
                                      out, options, config, skipped)
     failing = [r for r in results if not r.passed]
     if failing and all(r.message.startswith(NOT_JUDGED) for r in failing):
-        names = sorted({r.name for r in failing}, key=_ORDER.get)
+        names = sorted({r.name for r in failing}, key=ORDER.get)
         return (f"Nothing disagrees, but {', '.join(names)} cannot be judged in "
                 f"{config.dtype} here: rounding alone moves the reference too far (a bug "
                 f"could hide in it); check in float64 or another configuration.")

@@ -265,6 +265,7 @@ SUBCOMMANDS = {
     "regression": "gradcheck.regression",
     "layer": "gradcheck.layer_check",
     "tour": "gradcheck.tour",
+    "grade": "gradcheck.grade",
 }
 
 

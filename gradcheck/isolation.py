@@ -317,6 +317,7 @@ class Worker:
         self.calls = 0
         self.ended = None               # why the worker can no longer be called
         self._loaded = False
+        self.refused = []               # imports the honesty guard refused (grade only)
         self._buf = bytearray()          # bytes read past the last answer
         self._submitted = None
         to_child, self._w = os.pipe()
@@ -517,6 +518,7 @@ class Worker:
             return got
         try:
             header, _ = decode(*got, allowed_names=())
+            self._note_refused(header)
         except WireError as exc:
             return self._bad(f"loading the implementation: {exc}")
         if isinstance(header.get("usage"), str):
@@ -529,6 +531,12 @@ class Worker:
             return self._bad("loading the implementation")
         self._loaded = True
         return None
+
+    def _note_refused(self, header):
+        """grade's honesty guard (a "forbid" request): the imports it refused so far."""
+        names = header.get("refused")
+        if isinstance(names, list):
+            self.refused = [str(n)[:100] for n in names[:20]]
 
     def _bad(self, what):
         problem = Problem("protocol", f"its process sent an answer that is not in the "
@@ -574,6 +582,7 @@ class Worker:
             return Outcome(None, None, None, [got])
         try:
             header, arrays = decode(*got, allowed_names=_ANSWER_NAMES)
+            self._note_refused(header)
             problems = _problems(header.get("problems"))
             grads_given = header.get("grads_given")
             if not isinstance(grads_given, bool):

@@ -16,6 +16,10 @@ FD_IN, answering on FD_OUT (gradcheck.wire messages):
   (``untrusted.convert_return``), compares its inputs byte for byte with what arrived,
   and answers with those arrays and the problems found.
 
+Optional, for ``gradcheck grade``: a load request with ``"forbid": [names]`` installs
+the academic-honesty import guard (gradcheck.grade.honesty) before the implementation is
+loaded; from then on every answer lists the names it refused under ``"refused"``.
+
 Everything here can only make the verdict fail: the checker validates every answer
 itself, and what this process says about the implementation (an exception, a
 conversion that failed, modified inputs) is a failure, never a pass.
@@ -112,28 +116,39 @@ def _call(fn, header, raw, untrusted, np):
              "grads_given": grads_given}, list(arrays.items()))
 
 
+def _refused(reply, refused):
+    """The reply, with the imports the honesty guard refused so far (when it is on)."""
+    return reply if refused is None else dict(reply, refused=list(refused))
+
+
 def main(argv):
     fd_in, fd_out = int(argv[0]), int(argv[1])
     _set_limits(json.loads(argv[2]))
     for fd in (fd_in, fd_out):           # a subprocess it starts does not inherit them
         os.set_inheritable(fd, False)
-    fn = None
+    fn, refused = None, None
     while True:
         try:
             header, raw = _receive(fd_in, wire, np)
         except EOFError:                 # the checker is done (or gone)
             os._exit(0)
         if header.get("op") == "load":
+            request = dict(header["request"])
+            forbid = request.pop("forbid", None)      # optional: grade's honesty guard
+            if forbid and refused is None:
+                from .grade.honesty import install
+                refused = install(forbid)
             try:
-                fn = untrusted.build(header["request"])
+                fn = untrusted.build(request)
                 reply = {"ok": True}
             except UsageError as exc:       # cannot be loaded: bad usage (exit 2)
                 reply = {"usage": str(exc.allowed)}
             except BaseException as exc:
                 reply = {"error": untrusted.exception_message(exc)}
-            _send(fd_out, wire.encode(reply))
+            _send(fd_out, wire.encode(_refused(reply, refused)))
         elif header.get("op") == "call" and fn is not None:
             answer, arrays = _call(fn, header, raw, untrusted, np)
+            answer = _refused(answer, refused)
             try:
                 message = wire.encode(answer, arrays)
             except (TypeError, ValueError) as exc:

@@ -162,7 +162,7 @@ def test_explicit_scale_judges_a_slice_at_the_whole_arrays_scale(oracle):
 
 def test_a_non_finite_oracle_fails_with_a_message_not_a_crash(oracle):
     """An oracle that overflows cannot judge: the result fails and says why."""
-    from gradcheck.check import _result
+    from gradcheck.judge import result_of as _result
     tol = tolerance("fd", "float64")
     broken = oracle.copy()
     broken[1, 2] = np.inf

@@ -1,0 +1,133 @@
+"""The grading results as documents: json, gradescope, prairielearn, csv, table.
+
+Feedback quotes, for a failing array, the worst element (the submission's value and the
+oracle's) and the steps that disagree; never an oracle's whole array.
+"""
+import csv
+import io
+import json
+import statistics
+
+from .battery import ITEMS
+from .mark import bug_class
+
+__all__ = ["FORMATS", "summary", "render"]
+
+FORMATS = ("json", "gradescope", "prairielearn", "csv", "table")
+
+
+def _round(v):
+    return round(float(v), 6)
+
+
+def summary(grades, battery, seed):
+    """Across the class: scores, and how many submissions fail each array and bug class."""
+    scores = [g.score for g in grades]
+    arrays = dict.fromkeys(ITEMS, 0)
+    classes, tests = {}, {t.name: 0 for t in battery}
+    for g in grades:
+        failing = set()
+        for t in g.tests:
+            failing.update(t.failing)
+            if t.score < t.max_score:
+                tests[t.name] += 1
+        for item in failing:
+            arrays[item] += 1
+        names = {bug_class(t.diagnosis, t.problem) for t in g.tests if t.score < t.max_score}
+        for name in names - {None}:
+            classes[name] = classes.get(name, 0) + 1
+    return {
+        "submissions": len(grades),
+        "max_score": _round(sum(t.points for t in battery)),
+        "mean_score": _round(statistics.fmean(scores)) if scores else None,
+        "median_score": _round(statistics.median(scores)) if scores else None,
+        "full_marks": sum(g.passed for g in grades),
+        "seed": seed,
+        "scores": {g.submission: _round(g.score) for g in grades},
+        "failing_arrays": arrays,
+        "failing_tests": tests,
+        "bug_classes": dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "battery": [{"name": t.name, "points": t.points, "about": t.about,
+                     "options": {k: (list(v) if isinstance(v, tuple) else v)
+                                 for k, v in t.options.items()}} for t in battery],
+    }
+
+
+def _test_dict(t):
+    return {"name": t.name, "score": _round(t.score), "max_score": _round(t.max_score),
+            "passed": t.score >= t.max_score, "items": {k: _round(v) for k, v in t.items.items()},
+            "failing": t.failing, "diagnosis": t.diagnosis, "problem": t.problem,
+            "output": t.output}
+
+
+def _json(grades, battery, seed):
+    return {"submissions": [{"submission": g.submission, "score": _round(g.score),
+                             "max_score": _round(g.max_score), "passed": g.passed,
+                             "diagnosis": g.diagnosis, "problem": g.problem,
+                             "reason": g.reason, "seconds": round(g.seconds, 3),
+                             "tests": [_test_dict(t) for t in g.tests]} for g in grades],
+            "summary": summary(grades, battery, seed)}
+
+
+def _gradescope(g):
+    """Gradescope's results.json for one submission."""
+    out = {"score": _round(g.score),
+           "tests": [{"name": t.name, "score": _round(t.score), "max_score": _round(t.max_score),
+                      "output": t.output, "visibility": t.visibility,
+                      "status": "passed" if t.score >= t.max_score else "failed"}
+                     for t in g.tests]}
+    if g.reason:
+        out["output"] = g.reason
+    return out
+
+
+def _prairielearn(g):
+    """PrairieLearn's external grader results for one submission."""
+    return {"gradable": True, "score": _round(g.score / g.max_score) if g.max_score else 0.0,
+            "message": g.reason or g.diagnosis or "",
+            "tests": [{"name": t.name, "points": _round(t.score), "max_points": _round(t.max_score),
+                       "message": t.output, "output": t.output} for t in g.tests]}
+
+
+def _csv(grades, battery):
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["submission", "score", "max_score", "passed"] + [t.name for t in battery]
+               + ["problem", "diagnosis"])
+    for g in grades:
+        w.writerow([g.submission, f"{g.score:g}", f"{g.max_score:g}", g.passed]
+                   + [f"{t.score:g}" for t in g.tests] + [g.problem or "", g.diagnosis or ""])
+    return buf.getvalue()
+
+
+def _table(grades, battery, seed):
+    s = summary(grades, battery, seed)
+    width = max([len("submission")] + [len(g.submission) for g in grades])
+    lines = [f"gradcheck grade: {len(grades)} submissions, {len(battery)} tests, "
+             f"seed {seed}", "",
+             "submission".ljust(width) + "  score     " + "  ".join(t.name for t in battery)]
+    for g in grades:
+        cells = "  ".join(f"{t.score:g}".rjust(len(t.name)) for t in g.tests)
+        lines.append(f"{g.submission.ljust(width)}  {g.score:5g}/{g.max_score:<4g}{cells}"
+                     + (f"  [{g.problem}]" if g.problem else ""))
+    lines += ["", f"full marks: {s['full_marks']} of {s['submissions']}; mean "
+                  f"{s['mean_score']}, median {s['median_score']} of {s['max_score']:g}",
+              "submissions failing each array: " + ", ".join(
+                  f"{k} {v}" for k, v in s["failing_arrays"].items()),
+              "submissions per bug class: " + (", ".join(
+                  f"{k} {v}" for k, v in s["bug_classes"].items()) or "none")]
+    return "\n".join(lines) + "\n"
+
+
+def render(fmt, grades, battery, seed):
+    """The document of ``fmt`` as text. gradescope and prairielearn describe one
+    submission each: with several, a JSON list of their documents in order."""
+    if fmt == "json":
+        return json.dumps(_json(grades, battery, seed), indent=2, allow_nan=False) + "\n"
+    if fmt in ("gradescope", "prairielearn"):
+        one = _gradescope if fmt == "gradescope" else _prairielearn
+        docs = [one(g) for g in grades]
+        return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2, allow_nan=False) + "\n"
+    if fmt == "csv":
+        return _csv(grades, battery)
+    return _table(grades, battery, seed)

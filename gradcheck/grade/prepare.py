@@ -1,0 +1,59 @@
+"""Each test's data and oracle expectations, computed once and shared by every submission.
+
+``check`` starts each window from the state the implementation itself carried out of
+the previous one, so its oracles depend on the implementation. For grading, every
+window starts from the ORACLE's trajectory instead: window 1 from the random non-zero
+h0, window w > 1 from the JAX model's h_last of window w - 1 (cast to the test's dtype).
+So the inputs of every window, the JAX and finite-difference expectations and the
+reference's own rounding in the dtype are the same for all submissions, and a
+submission costs only its own calls and the comparisons. A submission is still one
+instance called on the windows in order, so state it wrongly keeps between windows
+(an accumulator not reset, a stale h0) still shows.
+"""
+from typing import NamedTuple
+
+from ..check import _choose_mode, _rounding_of_dtype
+from ..config import make_config
+from ..data import make_data
+from ..oracles import ORACLES, Window
+
+__all__ = ["Prepared", "PreparedWindow", "prepare"]
+
+
+class PreparedWindow(NamedTuple):
+    """One window: its inputs (the test's dtype; h0 from the oracle's trajectory), the
+    oracles' Expected values, the JAX result (states, per-step gradients) and the
+    rounding of the dtype per array (check._rounding_of_dtype: {} in float64)."""
+    window: Window
+    expected: list
+    ref: object
+    own: dict
+
+
+class Prepared(NamedTuple):
+    test: object            # battery.Test
+    config: object          # config.Config
+    mode: str
+    params: dict
+    windows: list           # [PreparedWindow]
+
+
+def prepare(test, seed):
+    """The Prepared test; ``seed`` is used unless the test fixes its own."""
+    config = make_config(**dict(test.options, seed=test.options.get("seed", seed)))
+    data = make_data(config)
+    mode, _ = _choose_mode(config)
+    options = config.model_options
+    h0, windows = data.h0, []
+    for w, (start, stop) in enumerate(config.windows, start=1):
+        window = Window(w, data.params, data.x[start:stop], data.y[start:stop], h0, options,
+                        mode, config.seed)
+        expected, details = [], {}
+        for oracle in ORACLES:
+            exp, details[oracle.name] = oracle.expect(window)
+            expected.extend(exp)
+        ref = details["jax"]
+        own = _rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options)
+        windows.append(PreparedWindow(window, expected, ref, own))
+        h0 = ref.h_last.astype(config.dtype)          # the oracle's trajectory
+    return Prepared(test, config, mode, data.params, windows)

@@ -1,0 +1,101 @@
+"""Running a submission in its own worker process, with limits: the ONE place the grader
+talks to the isolation layer (gradcheck.isolation).
+
+``Worker(submission, limits, forbid)`` forks a worker process (from isolation's fork
+server: milliseconds) for one test of one submission: a fresh instance, in its own
+process group, with ``limits.memory`` bytes of memory. ``load()``, then ``call(...)``
+for each window of the test, in order, on that one instance; every call (and the load)
+may take ``limits.timeout`` seconds, and all of them (windows + EXTRA_CALLS) times that.
+When the process hangs, crashes, exits or writes
+garbage, the call raises ``Ended`` with the reason, and the worker (with its process
+group) is gone. ``forbid`` turns on the honesty guard in the worker (grade.honesty):
+``honesty`` lists the imports it refused.
+"""
+import os
+from typing import NamedTuple, Optional
+
+from ..errors import UsageError
+from ..isolation import DEFAULT_MEMORY
+from ..isolation import Worker as _Isolated
+
+__all__ = ["Limits", "Ended", "Worker"]
+
+# A test's worker may spend (its windows + EXTRA_CALLS) x the timeout in all: the load,
+# every window (each within the timeout, so never cut short by this), and what is left
+# for the diagnosis's extra calls (suffix windows, the self-consistency probe), which
+# stop there. So a slow submission costs a bounded time per test.
+EXTRA_CALLS = 3
+# The worker's problems after which it cannot be called again.
+_ENDING = ("timeout", "time_limit", "crashed", "protocol")
+
+
+class Limits(NamedTuple):
+    timeout: float                 # seconds, per call and for loading the submission
+    memory: Optional[int] = None   # bytes (isolation's limit), or None for its default
+
+
+class Ended(Exception):
+    """The worker is gone: ``kind`` timeout | crashed | exited | protocol | memory; ``reason`` a
+    sentence for the student."""
+
+    def __init__(self, kind, reason):
+        super().__init__(reason)
+        self.kind, self.reason = kind, reason
+
+
+def _ended(problem):
+    kind = problem.name
+    if kind == "time_limit":
+        kind = "timeout"
+    elif kind == "crashed" and "exited with status" in problem.message:
+        kind = "exited"
+    text = problem.message
+    text = f"the submission's {text[4:]}" if text.startswith("its ") else f"the submission {text}"
+    return Ended(kind, text)
+
+
+class Worker:
+    def __init__(self, submission, limits, forbid=(), windows=1):
+        request = {"spec": f"{os.path.abspath(submission.path)}:{submission.func}"}
+        if forbid:
+            request["forbid"] = list(forbid)
+        self._worker = _Isolated(request, timeout=limits.timeout,
+                                 memory_limit=limits.memory or DEFAULT_MEMORY,
+                                 budget=limits.timeout * (windows + EXTRA_CALLS))
+
+    @property
+    def honesty(self):
+        return list(self._worker.refused)
+
+    @property
+    def runner(self):
+        """The isolation worker itself, for check's diagnosis (its problems, not Ended)."""
+        return self._worker
+
+    def load(self):
+        """Load the submission; returns None, or why it cannot be loaded. Raises Ended
+        when the worker hung, crashed or exited meanwhile."""
+        try:
+            problem = self._worker.load()
+        except UsageError as exc:
+            return str(exc.allowed)
+        if problem is not None:
+            raise _ended(problem)
+        return None
+
+    def call(self, params, x, y, h0, options, what="the call"):
+        """One call: an untrusted.Outcome (validated by the isolation layer)."""
+        out = self._worker.call(params, x, y, h0, options, what)
+        for p in out.problems:
+            if p.name in _ENDING or (p.name == "memory" and self._worker.ended is not None):
+                raise _ended(p)             # (memory: killed over the limit, not a MemoryError)
+        return out
+
+    def close(self):
+        self._worker.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

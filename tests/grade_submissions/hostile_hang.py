@@ -1,0 +1,6 @@
+"""Hostile: never returns."""
+
+
+def loss_and_grads(params, x, y, h0, **options):
+    while True:
+        pass

@@ -1,0 +1,2 @@
+"""Hostile: hands in the project's own reference implementation."""
+from reference import loss_and_grads  # noqa: F401
