@@ -1,11 +1,14 @@
-"""pytest configuration: JAX in float64, hypothesis profiles chosen by GRADCHECK_PROFILE."""
+"""pytest configuration: hypothesis profiles chosen by GRADCHECK_PROFILE.
+
+JAX's x64 mode is not turned on here: the oracle scopes float64 to its own calls, and
+the tests run as a user's process would."""
 import os
 
-import jax
+from hypothesis import HealthCheck, settings
 
-jax.config.update("jax_enable_x64", True)
-
-from hypothesis import HealthCheck, settings  # noqa: E402
+# The command line keeps compiled executables in the user's cache folder; tests (and the
+# commands they start) never touch it. tests/test_exe_cache.py turns it on in its own folders.
+os.environ["GRADCHECK_NO_CACHE"] = "1"
 
 # dev: quick local runs (the default). ci: derandomized, used by .ci/run.
 # thorough: long runs by hand (GRADCHECK_PROFILE=thorough pytest).

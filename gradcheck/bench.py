@@ -1,37 +1,55 @@
 """The performance figures, measured in one run: ``python -m gradcheck.bench``.
 
-Prints, for this machine, warm (JAX compiled, caches filled), as medians:
+First what a user waits for, in fresh processes (medians over rounds that run every
+command once, in turn; each ratio is the median of the rounds' ratios):
+
+- ``gradcheck --interval 3`` run a second time (its compiled oracle in the cache
+  folder) and run for the first time ever (an empty cache folder), against a bare JAX
+  program that imports jax and runs one tiny jitted function;
+- ``gradcheck --help``, ``--list-bugs`` and two bad-usage errors against
+  ``python -c "import numpy"``;
+- a sweep of random small configurations (every size 1 to 8) checked in one new
+  process, its start-up and compiles included, with an empty and a warm cache folder.
+
+The commands use a cache folder of the benchmark's own (a temporary folder), never
+the user's. Then, warm (JAX compiled, caches filled), in this process, as medians:
 
 - the full element-wise check at the article's config and at the mid config:
   seconds, elements, elements per second, and the ratio to a naive loop that takes
   each element's central difference with two calls of the reference's forward;
 - ``--mode projections`` at the large config;
-- small random configurations (every size 1 to 9) checked one after another, per second;
+- small random configurations (every size 1 to 8) checked one after another, per second;
 - the reference's forward + backward against a warm ``jax.jit(jax.value_and_grad)``
-  of the same window, written with lax.scan and with a Python loop, at the article's
-  and the large config (the ratio is to the faster);
+  of the same window written with lax.scan (the target: parity), and with a Python
+  loop (unrolled by tracing; a reported figure), at the article's and the large config;
 - peak memory: the process's maximum resident size, and the NumPy allocations
   (tracemalloc) of one mid-config check.
 
 The comparison with torch.autograd.gradcheck lives in ``bench/torch_compare.py``
-(it needs torch, which gradcheck does not depend on). ``--quick`` skips the mid config.
+(it needs torch, which gradcheck does not depend on). ``--quick`` skips the mid config
+and runs fewer rounds of fresh processes; ``--startup`` measures the fresh processes only.
 """
 import argparse
+import os
 import resource
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
-import reference
-
+from ._reference import reference
 from .check import check
 from .config import make_config
 from .data import make_data
 
-__all__ = ["ARTICLE", "MID", "LARGE", "median_seconds", "main"]
+__all__ = ["ARTICLE", "MID", "LARGE", "SWEEP_CONFIGS", "median_seconds", "small_configs",
+           "main"]
 
 ARTICLE = dict(interval=3)
 MID = dict(batch=32, input_size=32, hidden_size=64, state_size=64, output_size=32, interval=8)
@@ -41,6 +59,11 @@ LARGE = dict(batch=64, input_size=64, hidden_size=128, state_size=128, output_si
 # compared per element (the whole loop would take ~3 s at the article's config).
 NAIVE_SAMPLE = 300
 SMALL_CONFIGS = 60
+# Configurations in the fresh-process sweep: about what a hypothesis property runs with
+# the `ci` profile's 300 examples shared among a few properties.
+SWEEP_CONFIGS = 100
+# Rounds of fresh processes (each runs every command once); --quick runs fewer.
+ROUNDS_STARTUP, ROUNDS_QUICK = 7, 3
 
 
 def median_seconds(fn, repeats):
@@ -84,14 +107,19 @@ def _naive_seconds_per_element(options, rng):
     return (time.perf_counter() - start) / NAIVE_SAMPLE
 
 
+def _in_float64(fn, data):
+    import jax
+    with jax.enable_x64(True):
+        return jax.block_until_ready(fn(data.params, data.x, data.h0, data.y))
+
+
 def _jax_window_fns():
     """Two plain jax.jit(value_and_grad)s of one l2/tanh/tanh/identity/mean window, the
-    two ways people write the steps: a lax.scan, and a Python loop (unrolled when traced,
-    so XLA fuses across steps; the faster of the two at both configs here)."""
+    two ways people write the steps: a lax.scan (the reference's target is parity with
+    it: one step's code, run T times, as the reference runs it), and a Python loop
+    (unrolled when traced, so XLA fuses across steps; a reported figure)."""
     import jax
     import jax.numpy as jnp
-
-    jax.config.update("jax_enable_x64", True)
 
     def step(params, h, x_t, y_t):
         a = jnp.tanh(x_t @ params["W1"] + params["b1"])
@@ -113,8 +141,7 @@ def _jax_window_fns():
     fns = {}
     for name, window_loss in (("scan", scanned), ("loop", looped)):
         fn = jax.jit(jax.value_and_grad(window_loss, argnums=(0, 1, 2), has_aux=True))
-        fns[name] = (lambda data, fn=fn:
-                     jax.block_until_ready(fn(data.params, data.x, data.h0, data.y)))
+        fns[name] = (lambda data, fn=fn: _in_float64(fn, data))
     return fns
 
 
@@ -144,14 +171,100 @@ def _reference_vs_jax(options, jax_fns):
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def _small_configs(rng, n):
-    sizes = ("interval", "batch", "input_size", "hidden_size", "state_size", "output_size")
-    out = []
-    for _ in range(n):
-        options = {k: int(rng.integers(1, 10)) for k in sizes}
-        options["seq_len"] = int(rng.integers(1, 10))
-        out.append(options)
-    return out
+def small_configs(rng, n):
+    """``n`` random configurations, every size (and interval, seq_len) 1 to 8."""
+    sizes = ("interval", "seq_len", "batch", "input_size", "hidden_size", "state_size",
+             "output_size")
+    return [{k: int(rng.integers(1, 9)) for k in sizes} for _ in range(n)]
+
+
+# The fresh-process sweep: argv[1] the cache folder ("-": none), argv[2] the count.
+_SWEEP = """
+import sys
+import numpy as np
+import gradcheck
+from gradcheck.bench import small_configs
+if sys.argv[1] != "-":
+    gradcheck.enable_cache(sys.argv[1])
+configs = small_configs(np.random.default_rng(1), int(sys.argv[2]))
+sys.exit(0 if all(gradcheck.check(**options).passed for options in configs) else 1)
+"""
+
+
+def _gradcheck_command():
+    """How a user runs the command: the installed script, else ``python -m gradcheck``."""
+    script = Path(sys.executable).with_name("gradcheck")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "gradcheck"]
+
+
+def _fresh(command, env, expect, empty=None):
+    """Wall seconds of one new process running ``command`` (after emptying the folder
+    ``empty``, if given); its exit code must be ``expect``."""
+    if empty is not None:
+        shutil.rmtree(empty, ignore_errors=True)
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    seconds = time.perf_counter() - start
+    if done.returncode != expect:
+        raise RuntimeError(f"{' '.join(command)} exited {done.returncode}, not {expect}: "
+                           f"{done.stderr.decode(errors='replace')[-500:]}")
+    return seconds
+
+
+def _startup(rounds):
+    """Print the fresh-process figures: wall seconds and ratios to the yardsticks."""
+    gc = _gradcheck_command()
+    py = sys.executable
+    with tempfile.TemporaryDirectory(prefix="gradcheck-bench-") as tmp:
+        warm, empty = os.path.join(tmp, "warm"), os.path.join(tmp, "empty")
+        env = {k: v for k, v in os.environ.items() if k != "GRADCHECK_NO_CACHE"}
+        env_warm, env_empty = dict(env, GRADCHECK_CACHE_DIR=warm), dict(env,
+                                                                        GRADCHECK_CACHE_DIR=empty)
+        # name: (command, environment, exit code, folder emptied before each run)
+        runs = {
+            "numpy": ([py, "-c", "import numpy"], env, 0, None),
+            "jax": ([py, "-c", "import jax, jax.numpy as jnp; "
+                     "jax.jit(lambda x: x + 1)(jnp.ones(3)).block_until_ready()"], env, 0, None),
+            "help": (gc + ["--help"], env_warm, 0, None),
+            "list-bugs": (gc + ["--list-bugs"], env_warm, 0, None),
+            "bad flag": (gc + ["--interval", "x"], env_warm, 2, None),
+            "bad value": (gc + ["--interval", "3", "--loss", "l3"], env_warm, 2, None),
+            "second run": (gc + ["--interval", "3"], env_warm, 0, None),
+            "first run": (gc + ["--interval", "3"], env_empty, 0, empty),
+            "sweep empty": ([py, "-c", _SWEEP, empty, str(SWEEP_CONFIGS)], env, 0, empty),
+            "sweep warm": ([py, "-c", _SWEEP, warm, str(SWEEP_CONFIGS)], env, 0, None),
+        }
+        for name in ("second run", "sweep warm"):              # fill the warm folder
+            _fresh(*runs[name])
+        times = {name: [] for name in runs}
+        for _ in range(rounds):
+            for name, run in runs.items():
+                times[name].append(_fresh(*run))
+
+    def med(name):
+        return statistics.median(times[name])
+
+    def ratio(name, yardstick):
+        return statistics.median(a / b for a, b in zip(times[name], times[yardstick]))
+
+    print(f"start-up, fresh processes (medians of {rounds} rounds; ratio: median of the "
+          f"rounds' ratios):")
+    _row('yardstick: python -c "import numpy"', f"{med('numpy'):.3f}", "s")
+    for name, label in (("help", "gradcheck --help"), ("list-bugs", "gradcheck --list-bugs"),
+                        ("bad flag", "gradcheck --interval x (bad usage)"),
+                        ("bad value", "gradcheck --interval 3 --loss l3 (bad usage)")):
+        _row(label, f"{med(name):.3f}", "s", f"{ratio(name, 'numpy'):.2f}x numpy (target <= 2.5)")
+    _row("yardstick: bare JAX (import, one tiny jitted call)", f"{med('jax'):.3f}", "s")
+    _row("gradcheck --interval 3, second run (cache filled)", f"{med('second run'):.3f}", "s",
+         f"{ratio('second run', 'jax'):.2f}x bare JAX (target <= 1.4)")
+    _row("gradcheck --interval 3, first run ever (empty cache)", f"{med('first run'):.3f}", "s",
+         f"{ratio('first run', 'jax'):.2f}x bare JAX (target <= 3.5)")
+    for name, label in (("sweep empty", "empty cache (compiles included)"),
+                        ("sweep warm", "warm cache")):
+        _row(f"sweep, {SWEEP_CONFIGS} small configs, {label}",
+             f"{SWEEP_CONFIGS / med(name):.1f}", "per s",
+             f"{med(name):.2f} s for the process (target >= 30 per s)")
 
 
 def _row(name, value, unit, note=""):
@@ -161,10 +274,17 @@ def _row(name, value, unit, note=""):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m gradcheck.bench",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="skip the mid config")
+    parser.add_argument("--quick", action="store_true",
+                        help="skip the mid config; fewer rounds of fresh processes")
+    parser.add_argument("--startup", action="store_true",
+                        help="only the fresh-process figures")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    print("gradcheck benchmark (warm medians; reference implementation, float64)")
+    print("gradcheck benchmark (reference implementation, float64)")
+    _startup(ROUNDS_QUICK if args.quick else ROUNDS_STARTUP)
+    if args.startup:
+        return 0
+    print("warm, in this process (medians):")
 
     print("full element-wise check (JAX and finite differences, every element):")
     for label, options, repeats in (("article", ARTICLE, 7), ("mid", MID, 3)):
@@ -184,10 +304,10 @@ def main(argv=None):
     seconds = median_seconds(lambda: check(**LARGE, mode="projections"), 5)
     _row(f"large: {n:,} elements vs JAX, 2 directions per array", f"{seconds * 1e3:.1f}", "ms")
 
-    print("small random configurations (every size 1 to 9), one after another:")
-    for k in range(1, 10):                                # warm: one compile per bucket
+    print("small random configurations (every size 1 to 8), one after another:")
+    for k in range(1, 9):                                 # warm: one compile per bucket
         check(interval=k, batch=k, input_size=k, hidden_size=k, state_size=k, output_size=k)
-    configs = _small_configs(rng, SMALL_CONFIGS)
+    configs = small_configs(rng, SMALL_CONFIGS)
     start = time.perf_counter()
     passed = sum(check(**options).passed for options in configs)
     seconds = time.perf_counter() - start
@@ -198,11 +318,10 @@ def main(argv=None):
     jax_fns = _jax_window_fns()
     for label, options in (("article", ARTICLE), ("large", LARGE)):
         med = _reference_vs_jax(options, jax_fns)
-        ours = med.pop("reference")
-        fastest = min(med, key=med.get)
+        ours = med["reference"]
         _row(f"{label}: reference", f"{ours * 1e3:.2f}", "ms",
-             ", ".join(f"jax {n} {t * 1e3:.2f} ms" for n, t in med.items())
-             + f"; ratio to the faster ({fastest}) {ours / med[fastest]:.2f}")
+             f"jax scan {med['scan'] * 1e3:.2f} ms: {ours / med['scan']:.2f}x (target <= 1); "
+             f"jax loop {med['loop'] * 1e3:.2f} ms: {ours / med['loop']:.2f}x (reported)")
 
     from . import bench_isolation          # the cost of running --impl in a worker
     bench_isolation.main([])

@@ -179,11 +179,13 @@ def _run(args, given):
         progress = _Progress(sys.stderr)
     pictures = _pictures(args)
     from .check import check          # imports the oracles: only when a check runs
+    from .exe_cache import cli_cache
     from .oracle_fd import keep_freed_memory
     keep_freed_memory()              # this process's malloc (never set on import gradcheck)
     try:
-        report = check(impl, progress=progress, trace=bool(pictures), **limits, **options,
-                       **extra)
+        with cli_cache():                # the compiled oracle, kept for the next process
+            report = check(impl, progress=progress, trace=bool(pictures), **limits, **options,
+                           **extra)
         _write_pictures(report, pictures)
         return report
     finally:

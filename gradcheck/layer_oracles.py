@@ -1,8 +1,8 @@
 """Oracles for one layer by itself: a JAX model of the layer written from the equations,
 its vector-Jacobian product, and central finite differences of the same layer.
 
-Never calls the NumPy reference. Everything is float64 (JAX's x64 mode, turned on by
-oracle_jax, which this module imports). Layers (bptt.md), any leading time axes:
+Never calls the NumPy reference. Everything is float64: JAX's x64 mode is switched on
+for this module's own calls only (``jax.enable_x64``), never for the process. Layers (bptt.md), any leading time axes:
 
     dense1:   a = f1(x W1 + b1)                          x [T, B, I]
     rnn_step: h_t = f2(a_t W2 + h_prev U + b2)           a_t [B, H], h_prev [B, R]
@@ -14,11 +14,10 @@ import functools
 
 import numpy as np
 
-from . import oracle_jax  # noqa: F401  (turns on JAX's float64 mode)
-from .tolerances import LAYER_FD_STEP
+import jax
+import jax.numpy as jnp
 
-import jax  # noqa: E402  (after oracle_jax set x64)
-import jax.numpy as jnp  # noqa: E402
+from .tolerances import LAYER_FD_STEP
 
 __all__ = ["layer_function", "jax_vjp", "jax_per_step", "fd_vjp"]
 
@@ -65,6 +64,15 @@ def layer_function(layer, options):
     raise ValueError(f"unknown layer {layer!r}")
 
 
+def _in_float64(fn):
+    """``fn`` run with JAX's x64 mode on (its arrays are built and computed in float64)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
 def _as64(arrays):
     return tuple(jnp.asarray(np.asarray(a, np.float64)) for a in arrays)
 
@@ -84,6 +92,7 @@ def _compiled_vjp(layer, key):
     return jax.jit(run)
 
 
+@_in_float64
 def jax_vjp(layer, options, inputs, upstream, y=None):
     """(output, grads): the layer's output and g^T J for each input, float64 NumPy.
     ``inputs``: the differentiable inputs in order; ``upstream`` g, the output's shape."""
@@ -107,6 +116,7 @@ def _compiled_per_step(key):
     return jax.jit(run)
 
 
+@_in_float64
 def jax_per_step(options, inputs, upstream):
     """The rnn layer's per-step weight contributions {W2, U, b2: [T, ...]} (each step
     given its own copy of the weights; "d2": dL/dz2_t [T, B, R]) and its states
@@ -137,6 +147,7 @@ def _compiled_fd(layer, key):
     return jax.jit(run)
 
 
+@_in_float64
 def fd_vjp(layer, options, inputs, upstream, y=None):
     """Central differences of phi = sum(g * layer(inputs)) over every element of every
     input, in float64: (phi(v + s) - phi(v - s)) / 2s with s = LAYER_FD_STEP * max(1, |v|)."""

@@ -1,26 +1,28 @@
 """An independent JAX model of one BPTT window, written from bptt.md: loss, h_last, grads.
 
-Never calls the NumPy reference. Computes in float64 (this module turns on JAX's
-x64 mode). To avoid a compile per shape, every array is zero-padded up to a size
+Never calls the NumPy reference. Computes in float64: JAX's x64 mode is switched on
+for the oracle's own calls only (``jax.enable_x64``), never for the process, and JAX
+is imported when the oracle is first used, not when this module is. To avoid a
+compile per shape, every array is zero-padded up to a size
 bucket and masked: padded hidden and state units have zero weights into the real
 ones, padded outputs and examples are masked out of the loss, padded time steps
 freeze the state. Activations, loss and reduction are run-time arguments, so one
-compiled function serves every configuration that falls in the same buckets.
+compiled function serves every configuration that falls in the same buckets; they
+are chosen with ``jnp.where`` rather than ``lax.switch``, which XLA compiles faster.
+The compiled function is kept per bucket in this process and, when the cache is on
+(``exe_cache``), on disk for the next process.
 
 The model gives every time step its own copy of the shared weights, so the
 gradient of each copy is that step's contribution (``per_step``); their sum is
 the weights' gradient.
 """
 import functools
+from pathlib import Path
 from typing import NamedTuple
 
-import jax
+import numpy as np
 
-jax.config.update("jax_enable_x64", True)
-
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from jax import lax  # noqa: E402
+from . import exe_cache
 
 __all__ = ["JaxResult", "jax_window", "jax_truncated"]
 
@@ -39,26 +41,38 @@ class JaxResult(NamedTuple):
     states: np.ndarray                   # [T+1, B, R]: h0, h_1, .., h_T
 
 
+def _select(index, branches):
+    """branches[index], chosen element-wise at run time (every branch is computed; the
+    ones not chosen get a zero cotangent, and each is finite where its inputs are)."""
+    import jax.numpy as jnp
+    out = branches[-1]
+    for i in range(len(branches) - 2, -1, -1):
+        out = jnp.where(index == i, branches[i], out)
+    return out
+
+
 def _activation(index, z):
-    return lax.switch(index, [jnp.tanh, jax.nn.sigmoid, jax.nn.relu, lambda v: v], z)
+    import jax
+    import jax.numpy as jnp
+    return _select(index, [jnp.tanh(z), jax.nn.sigmoid(z), jax.nn.relu(z), z])
 
 
 def _step_loss(loss_id, f3_id, z3, y_t, ids_t, mask_o):
     """Per-example loss of one step. Shapes: z3, y_t [B, O]; ids_t [B]; mask_o [O]."""
-    def l2():
-        err = (_activation(f3_id, z3) - y_t) * mask_o
-        return 0.5 * jnp.sum(err * err, axis=-1)
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
 
-    def ce():
-        logits = jnp.where(mask_o, z3, -jnp.inf)
-        m = lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
-        lse = m[:, 0] + jnp.log(jnp.sum(jnp.exp(logits - m), axis=-1))
-        return lse - jnp.take_along_axis(z3, ids_t[:, None], axis=-1)[:, 0]
+    err = (_activation(f3_id, z3) - y_t) * mask_o
+    l2 = 0.5 * jnp.sum(err * err, axis=-1)
 
-    def bce():
-        return jnp.sum((jax.nn.softplus(z3) - y_t * z3) * mask_o, axis=-1)
+    logits = jnp.where(mask_o, z3, -jnp.inf)
+    m = lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True))
+    lse = m[:, 0] + jnp.log(jnp.sum(jnp.exp(logits - m), axis=-1))
+    ce = lse - jnp.take_along_axis(z3, ids_t[:, None], axis=-1)[:, 0]
 
-    return lax.switch(loss_id, [l2, ce, bce])
+    bce = jnp.sum((jax.nn.softplus(z3) - y_t * z3) * mask_o, axis=-1)
+    return _select(loss_id, [l2, ce, bce])
 
 
 def _window_loss(steps, x, h0, y, ids, mask_t, cut_t, inject_t, h_in, weight_t, mask_b, mask_o,
@@ -68,6 +82,9 @@ def _window_loss(steps, x, h0, y, ids, mask_t, cut_t, inject_t, h_in, weight_t, 
     cut_t [T] bool: the state's derivative is stopped as it enters that step (a
     truncated-BPTT window starts there); inject_t [T] bool: the state's value is
     replaced by h_in [T, B, R] there; weight_t [T]: each step's loss weight."""
+    import jax.numpy as jnp
+    from jax import lax
+
     f1, f2, f3 = act_ids
 
     def step(h_prev, inputs):
@@ -88,9 +105,11 @@ def _window_loss(steps, x, h0, y, ids, mask_t, cut_t, inject_t, h_in, weight_t, 
     return jnp.sum(losses) / scale, (h_last, states, losses / scale)
 
 
-@jax.jit
 def _value_and_grads(params, x, h0, y, ids, mask_t, cut_t, inject_t, h_in, weight_t, mask_b,
                      mask_o, act_ids, loss_id, scale):
+    import jax
+    import jax.numpy as jnp
+
     T = x.shape[0]
     steps = {n: jnp.broadcast_to(p, (T,) + p.shape) for n, p in params.items()}
     fn = jax.value_and_grad(_window_loss, argnums=(0, 1, 2), has_aux=True)
@@ -98,6 +117,81 @@ def _value_and_grads(params, x, h0, y, ids, mask_t, cut_t, inject_t, h_in, weigh
         steps, x, h0, y, ids, mask_t, cut_t, inject_t, h_in, weight_t, mask_b, mask_o, act_ids,
         loss_id, scale)
     return loss, h_last, states, losses, g_steps, g_x, g_h0
+
+
+# The outputs' structure (loss, h_last, states, losses, g_steps, g_x, g_h0), to rebuild
+# a compiled function loaded from the cache.
+_OUT_STRUCTURE = (0, 0, 0, 0, {n: 0 for n in PARAM_NAMES}, 0, 0)
+_compiled = {}                       # bucket shapes -> jax Compiled, in this process
+
+
+@functools.lru_cache(maxsize=None)
+def _source():
+    """This module's source: a cached executable is valid for this model only."""
+    return Path(__file__).read_bytes()
+
+
+# XLA options for the oracle's compile: the older loop emitters for fusions instead of
+# the newer fusion emitters, and LLVM's optimization level 1 (not 2). Measured at the
+# article's, the large and the smallest bucket, the compile is much shorter than with
+# the defaults and a window runs as fast. Level 0 compiles faster still but runs a
+# window several times slower: it is used only for buckets whose window is so small
+# that its run stays a fraction of a compile even over a long sweep (SMALL_WINDOW_WORK).
+# (python -m gradcheck.bench prints the start-up figures a user sees.) The options
+# change how XLA generates code, not what it computes: the regression baseline's
+# error figures are unchanged.
+COMPILE_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+SMALL_WINDOW_OPTIONS = dict(COMPILE_OPTIONS, xla_backend_optimization_level=0)
+# A window's multiply-adds in the products (per step and example: I*H + H*R + R*R + R*O,
+# padded) up to which SMALL_WINDOW_OPTIONS apply: the smallest bucket (every size up to
+# 16, up to 8 steps: 131,072), what sweeps of small shapes and most tests use.
+SMALL_WINDOW_WORK = 1 << 17
+
+
+def _window_work(params, x):
+    """Multiply-adds of the padded window's matrix products."""
+    Tp, Bp, Ip = np.shape(x)
+    Hp, Rp, Op = np.shape(params["W1"])[1], np.shape(params["U"])[0], np.shape(params["W3"])[1]
+    return Tp * Bp * (Ip * Hp + Hp * Rp + Rp * Rp + Rp * Op)
+
+
+def _compile(lowered, work):
+    """Compile with the options for a window of ``work`` multiply-adds, or with XLA's
+    defaults where this jaxlib does not know one of them."""
+    options = SMALL_WINDOW_OPTIONS if work <= SMALL_WINDOW_WORK else COMPILE_OPTIONS
+    try:
+        return lowered.compile(options)
+    except Exception:                    # noqa: BLE001 -- e.g. "No such compile option"
+        return lowered.compile()
+
+
+def _executable(args):
+    """The compiled _value_and_grads for these (padded) arguments' shapes: from this
+    process, else from the cache folder, else compiled (and stored there)."""
+    import jax
+
+    shapes = tuple((np.shape(a), np.asarray(a).dtype.str) for a in jax.tree_util.tree_leaves(args))
+    compiled = _compiled.get(shapes)
+    if compiled is None:
+        key = None
+        if exe_cache.cache_dir() is not None:
+            key = exe_cache.fingerprint("_value_and_grads", shapes, _source())
+            compiled = exe_cache.load(key, jax.tree_util.tree_structure((args, {})),
+                                      jax.tree_util.tree_structure(_OUT_STRUCTURE))
+        if compiled is None:
+            compiled = _compile(jax.jit(_value_and_grads).lower(*args),
+                                _window_work(args[0], args[1]))
+            if key is not None:
+                exe_cache.store(key, compiled)
+        _compiled[shapes] = compiled
+    return compiled
+
+
+# The smallest padded sizes: every configuration with sizes up to these (a sweep of
+# small shapes) shares one compiled function. Padding costs run time in proportion;
+# each further bucket costs a compile.
+MIN_STEPS_BUCKET = 8
+MIN_BUCKET = 16
 
 
 def _bucket(n, smallest):
@@ -154,8 +248,8 @@ def _run(params, x, y, h0, cut, h_in, weight, loss, activations, reduction):
     """Pad to the size buckets, run the compiled model, cut the padding off again."""
     T, B, I = x.shape
     H, R, O = params["W1"].shape[1], params["W2"].shape[1], params["W3"].shape[1]
-    Tp, Bp = _bucket(T, 4), _bucket(B, 16)
-    Ip, Hp, Rp, Op = (_bucket(n, 16) for n in (I, H, R, O))
+    Tp, Bp = _bucket(T, MIN_STEPS_BUCKET), _bucket(B, MIN_BUCKET)
+    Ip, Hp, Rp, Op = (_bucket(n, MIN_BUCKET) for n in (I, H, R, O))
     shapes = {"W1": (Ip, Hp), "b1": (Hp,), "W2": (Hp, Rp), "U": (Rp, Rp), "b2": (Rp,),
               "W3": (Rp, Op), "b3": (Op,)}
     padded = {n: _pad(np.asarray(params[n], np.float64), shapes[n]) for n in PARAM_NAMES}
@@ -172,9 +266,12 @@ def _run(params, x, y, h0, cut, h_in, weight, loss, activations, reduction):
     weight_t = _pad(np.asarray(weight, np.float64), (Tp,))
     act_ids = tuple(np.int32(ACTIVATION_NAMES.index(a)) for a in activations)
     scale = float(B) if reduction == "mean" else 1.0
-    out = _value_and_grads(padded, xp, h0p, yp, ids, mask_t, cut_t, inject_t, h_in, weight_t,
-                           mask_b, mask_o, act_ids, np.int32(LOSS_NAMES.index(loss)), scale)
-    loss_v, h_last, states, losses, g_steps, g_x, g_h0 = jax.device_get(out)
+    args = (padded, xp, h0p, yp, ids, mask_t, cut_t, inject_t, h_in, weight_t, mask_b, mask_o,
+            act_ids, np.int32(LOSS_NAMES.index(loss)), np.float64(scale))
+    import jax
+    with jax.enable_x64(True):
+        out = jax.device_get(_executable(args)(*args))
+    loss_v, h_last, states, losses, g_steps, g_x, g_h0 = out
     per_step = {n: np.asarray(g_steps[n])[(slice(0, T),) + tuple(slice(0, s) for s in
                                                                    params[n].shape)]
                 for n in PARAM_NAMES}

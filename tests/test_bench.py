@@ -1,9 +1,14 @@
-"""The benchmark times what it says: its JAX windows compute the reference's window."""
+"""The benchmark times what it says: its JAX windows compute the reference's window, its
+sweep compiles once, and a command that fails is never a figure."""
+import os
+import sys
+
 import numpy as np
 import pytest
 
 import reference
-from gradcheck.bench import _jax_window_fns
+from gradcheck import oracle_jax
+from gradcheck.bench import _fresh, _jax_window_fns, small_configs
 from tests.helpers import small_data
 
 # Two float64 computations of the same window in different orders: they differ by
@@ -23,3 +28,23 @@ def test_bench_jax_windows_compute_the_reference_window(formulation):
     for name in reference.GRAD_NAMES:
         scale = np.max(np.abs(want[name]))
         assert np.max(np.abs(np.asarray(got[name]) - want[name])) <= SAME_WINDOW_RTOL * scale, name
+
+
+def test_the_sweep_draws_sizes_1_to_8_in_one_compiled_bucket():
+    """The fresh-process sweep compiles the oracle once: every configuration it draws
+    pads to the same shapes (and every size 1 to 8 is drawn)."""
+    configs = small_configs(np.random.default_rng(1), 300)
+    drawn = {v for c in configs for v in c.values()}
+    assert drawn == set(range(1, 9))
+    steps = {oracle_jax._bucket(min(c["interval"], c["seq_len"]), oracle_jax.MIN_STEPS_BUCKET)
+             for c in configs}
+    widths = {oracle_jax._bucket(c[k], oracle_jax.MIN_BUCKET) for c in configs
+              for k in ("batch", "input_size", "hidden_size", "state_size", "output_size")}
+    assert (len(steps), len(widths)) == (1, 1)
+
+
+def test_a_fresh_process_that_exits_otherwise_is_an_error():
+    """The benchmark times what it says: a command that fails is not a figure."""
+    assert _fresh([sys.executable, "-c", "raise SystemExit(2)"], dict(os.environ), 2) > 0
+    with pytest.raises(RuntimeError, match="exited 2, not 0"):
+        _fresh([sys.executable, "-c", "raise SystemExit(2)"], dict(os.environ), 0)

@@ -117,14 +117,6 @@ def around_import(tmp_path_factory):
     return _observe(_AROUND_IMPORT, tmp_path_factory)
 
 
-# Until the JAX oracle scopes float64 to its own calls (issue 8, the `startup` branch),
-# importing gradcheck turns x64 on for the whole process: strict, so that this marker
-# fails (and is removed) the day the behaviour is fixed.
-_UNTIL_SCOPED_X64 = pytest.mark.xfail(
-    strict=True, reason="oracle_jax.py turns on JAX x64 for the process at import")
-
-
-@_UNTIL_SCOPED_X64
 def test_jax_x64_flag_is_unchanged_by_import_and_check(around_a_check):
     assert around_a_check["passed"]
     assert around_a_check["x64"] == [False, False, False]
