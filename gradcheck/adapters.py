@@ -33,8 +33,7 @@ import sys
 import numpy as np
 
 from .errors import UsageError
-from .model import (DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION, GRAD_NAMES,
-                    LAYERS, PARAM_NAMES)
+from .model import DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION, GRAD_NAMES, LAYERS
 
 __all__ = ["STYLES", "build", "declaration", "read_declaration", "prepare_data", "supported", "skipped",
            "sizes", "layer_impl"]

@@ -195,7 +195,6 @@ class _ForkServer:
 
     def _receive(self, timeout):
         """One message from the server (a dict), or None on timeout; exits are filed."""
-        import socket
         r, _, _ = select.select([self.sock], [], [], timeout)
         if not r:
             return None
