@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import traceback
+import warnings
 from typing import NamedTuple, Optional
 
 import numpy as np
@@ -314,7 +315,14 @@ def call_impl(impl, params, x, y, h0, options):
     call_params = {n: args[n] for n in params}
     before = _snapshot(params, x, y, h0)
     try:
-        out = impl(call_params, args[INPUT_NAME], args["y"], args[STATE_NAME], **options)
+        # Warnings it triggers are shown, never raised: a caller's filter that turns them
+        # into errors (pytest's filterwarnings = error, python -W error) would make a
+        # warning -- even a spurious one, such as NumPy's "invalid value encountered in
+        # matmul" from a BLAS kernel that multiplies a fresh output's garbage by zero --
+        # a verdict, and a verdict is about what the code returns, as in its worker.
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            out = impl(call_params, args[INPUT_NAME], args["y"], args[STATE_NAME], **options)
     except BaseException as exc:  # untrusted: even SystemExit is a verdict here
         if isinstance(exc, KeyboardInterrupt):
             raise

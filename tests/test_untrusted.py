@@ -215,3 +215,21 @@ def test_call_impl_returns_float64_arrays_of_every_gradient():
     assert set(out.grads) == set(GRAD_NAMES)
     assert all(g.dtype == np.float64 for g in out.grads.values())
     assert isinstance(out.loss, float) and out.h_last.shape == data.h0.shape
+
+
+def test_a_warning_inside_the_implementation_is_not_a_verdict():
+    """pytest runs this suite with warnings as errors: a warning the code under test
+    triggers (NumPy's spurious "invalid value encountered in matmul" was one) must not
+    turn into an exception verdict against a correct implementation."""
+    import warnings
+
+    import gradcheck
+    from gradcheck._reference import reference
+
+    def warns(params, x, y, h0, **options):
+        warnings.warn("a spurious floating-point warning", RuntimeWarning)
+        return reference.loss_and_grads(params, x, y, h0, **options)
+
+    report = gradcheck.check(warns, interval=2, batch=2, input_size=2, hidden_size=2,
+                             state_size=2, output_size=2)
+    assert report.passed, report.format_table()
