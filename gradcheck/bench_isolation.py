@@ -55,19 +55,23 @@ def fork_server_startup_seconds(repeats=5):
     return statistics.median(times)
 
 
-def isolated_vs_in_process(options=ARTICLE, rounds=15):
-    """{name: (median, fastest)} seconds of the full check, isolated and in-process,
-    alternating (the fastest is what a busy machine's other load leaves least of)."""
+def isolated_vs_in_process(options=ARTICLE, blocks=4, per_block=6):
+    """{name: (median, fastest)} seconds of the full check, isolated and in-process, in
+    alternating blocks of calls (the fastest is what a busy machine's other load leaves
+    least of). Blocks, not single calls: a check right after one of the other path runs
+    on what that one left (measured: an isolated check right after an in-process one
+    took ~1.7x its time in a block of its own), which says nothing of either path."""
     runs = {"isolated": lambda: check(SPEC, **options),
             "in-process": lambda: check(SPEC, in_process=True, **options)}
     times = {name: [] for name in runs}
     for fn in runs.values():
         assert fn().passed                                # warm-up: JAX compiles
-    for _ in range(rounds):
+    for _ in range(blocks):
         for name, fn in runs.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+            for _ in range(per_block):
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
     return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
