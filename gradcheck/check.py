@@ -1,4 +1,5 @@
 """One check, end to end: config -> data -> implementation and oracles -> comparison -> report."""
+import contextlib
 import time
 
 import numpy as np
@@ -226,12 +227,17 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     if skip and impl is not None:             # the skipped gradients it may leave out
         impl = (dict({"spec": impl} if isinstance(impl, str) else impl, skip=list(skip))
                 if isinstance(impl, (str, dict)) else fill_skipped(impl, skip))
-    runner = _runner(impl, in_process, DEFAULT_TIMEOUT if timeout is None else timeout,
-                     memory_limit, time_budget)
-    try:
-        return _check(runner, impl, config, progress, trace, decl, skip)
-    finally:
-        runner.close()
+    lifetime = contextlib.nullcontext()
+    if isinstance(impl, (str, dict)) and not in_process:
+        from .isolation import fork_server
+        lifetime = fork_server()         # one this check starts ends with it
+    with lifetime:
+        runner = _runner(impl, in_process, DEFAULT_TIMEOUT if timeout is None else timeout,
+                         memory_limit, time_budget)
+        try:
+            return _check(runner, impl, config, progress, trace, decl, skip)
+        finally:
+            runner.close()
 
 
 def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):

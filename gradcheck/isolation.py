@@ -15,6 +15,7 @@ Every way a call can end badly is a Problem (untrusted.Problem), never an except
 ``timeout``, ``time_limit``, ``memory``, ``crashed`` (the process ended: exit status or
 signal), ``protocol`` (an answer not in the wire format), and the contract's own problems.
 """
+import contextlib
 import json
 import os
 import re
@@ -259,8 +260,37 @@ def kill_all():
 
 def start_fork_server():
     """Start this process's fork server now (it loads NumPy meanwhile), not at the first
-    isolated check; the command line calls it before it imports the checker."""
+    isolated check, and keep it until the process ends; the command line calls it
+    before it imports the checker."""
     _ForkServer.get()
+
+
+def stop_fork_server():
+    """End this process's fork server, if it has one (the next isolated check starts
+    another)."""
+    with _ForkServer._lock:
+        server, _ForkServer._instance = _ForkServer._instance, None
+    if server is not None and server.owner == os.getpid():
+        server.sock.close()              # the server exits when its socket closes
+        try:
+            server.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:        # pragma: no cover - a stuck server
+            server.proc.kill()
+            server.proc.wait()
+
+
+@contextlib.contextmanager
+def fork_server():
+    """The fork server for the checks inside the block: one started here is ended at its
+    end, so a library call leaves no process running behind it; one already running
+    (start_fork_server, the command line) is kept."""
+    running = _ForkServer._instance
+    had = running is not None and running.owner == os.getpid() and running.proc.poll() is None
+    try:
+        yield
+    finally:
+        if not had:
+            stop_fork_server()
 
 
 class _Forked:
@@ -349,8 +379,11 @@ class Worker:
         for c in self._captures:
             c.start()
         self._over_memory = False
+        self._stop_watch = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True,
+                                         name="gradcheck-worker-memory")
         _LIVE.add(self)
-        threading.Thread(target=self._watch, daemon=True, name="gradcheck-worker-memory").start()
+        self._watcher.start()
         # the load request goes now (it fits in the pipe's buffer): the worker loads the
         # implementation while the checker computes the first window's oracles
         self._pending = encode({"op": "load", "request": self.request})
@@ -372,6 +405,7 @@ class Worker:
         if self._closed:
             return
         self._closed = True
+        self._stop_watch.set()
         _LIVE.discard(self)
         if self.ended is None:
             self.ended = "the check is over"
@@ -398,10 +432,12 @@ class Worker:
                 _LEFT_OPEN.append(c.stream)      # leave it to the thread, never reuse its fd
             else:
                 c.stream.close()
+        if self._watcher is not threading.current_thread():
+            self._watcher.join()         # no thread of the check outlives it
 
     def _watch(self):
         """Kill the worker's group when its resident size exceeds the memory limit."""
-        while not self._closed:
+        while not self._stop_watch.wait(RSS_POLL_SECONDS):
             if _resident_bytes(self.proc.pid) > self.memory_limit and not self._closed:
                 self._over_memory = True
                 try:
@@ -409,7 +445,6 @@ class Worker:
                 except (ProcessLookupError, PermissionError):
                     pass
                 return
-            time.sleep(RSS_POLL_SECONDS)
 
     def output(self):
         """What the worker wrote, as bounded excerpts: {"stdout": text, "stderr": text},

@@ -347,6 +347,14 @@ def _update_command(args):
 def main(argv=None):
     """Compare (or with --update, rewrite) the baseline; returns an ExitCode."""
     args = build_parser().parse_args(argv)
+    if args.impl is None:
+        return _main(args)
+    from .isolation import fork_server
+    with fork_server():                  # one for every configuration's isolated check
+        return _main(args)
+
+
+def _main(args):
     if args.impl is not None and args.baseline is None:
         print("gradcheck regression: error: --impl needs --baseline FILE: the file that keeps "
               "your implementation's figures (gradcheck/baseline.json is the reference's)",

@@ -166,3 +166,36 @@ def test_the_malloc_setting_is_an_explicit_call(around_import):
     if not around_import["asked"]:
         pytest.skip("malloc is not glibc's here: there is no setting to make")
     assert around_import["mallopt_when_asked"] == ["mallopt", "mallopt"]
+
+
+_AROUND_AN_ISOLATED_CHECK = textwrap.dedent("""
+    import json, os, threading
+    import gradcheck
+
+    def children():
+        pids = set()
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{{task}}/children") as f:
+                pids |= set(f.read().split())
+        return sorted(pids)
+
+    before = (sorted(t.name for t in threading.enumerate()), children())
+    report = gradcheck.check({spec!r}, interval=3, batch=4, input_size=3, hidden_size=4,
+                             state_size=3, output_size=5)
+    after = (sorted(t.name for t in threading.enumerate()), children())
+    print(json.dumps({{"passed": report.passed, "isolated": report.isolation["isolated"],
+                      "before": before, "after": after}}))
+""")
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+def test_an_isolated_check_leaves_no_thread_and_no_process():
+    """The worker, its memory watch and the fork server a library call starts all end
+    with the check (the command line keeps its fork server for its own run)."""
+    spec = os.path.join(os.path.dirname(__file__), "impls", "correct.py") + ":loop_bptt"
+    out = subprocess.run([sys.executable, "-c", _AROUND_AN_ISOLATED_CHECK.format(spec=spec)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["passed"] and seen["isolated"]
+    assert seen["after"] == seen["before"]
