@@ -14,7 +14,7 @@ disagree, in at most ``MAX_LINES`` lines (``report.format_table()`` has every nu
 ``gradcheck.UsageError`` (a ValueError), not AssertionError: a broken test is not a
 broken implementation.
 """
-__all__ = ["assert_bptt_correct", "failure_message", "MAX_LINES"]
+__all__ = ["assert_bptt_correct", "failure_message", "NotSupported", "MAX_LINES"]
 
 # The message's length: the diagnosis, the configuration, a line per failing array,
 # and a last line saying how to see everything. 25 fits a terminal and a CI log's view.
@@ -59,11 +59,21 @@ def failure_message(report, max_lines=MAX_LINES):
                      ["(every comparison: gradcheck.check(...).format_table())"])
 
 
+class NotSupported(AssertionError):
+    """The implementation declined these options (it raised NotImplementedError), so
+    nothing was judged. An AssertionError: asking for them is still a failed assertion,
+    while a ready battery (the pytest plugin) reports it as a skip."""
+
+
 def assert_bptt_correct(impl, **options):
     """Check ``impl`` with ``gradcheck.check(impl, **options)``; raise AssertionError
-    (diagnosis first, see ``failure_message``) unless every comparison agrees."""
+    (diagnosis first, see ``failure_message``) unless every comparison agrees;
+    NotSupported (an AssertionError) when the implementation declined the options."""
     from .check import check
     report = check(impl, **options)
+    if report.status == "not_supported":
+        __tracebackhide__ = True
+        raise NotSupported(f"not supported by the implementation: {report.unsupported}")
     if not report.passed:
         __tracebackhide__ = True            # pytest: show the message, not this frame
         raise AssertionError(failure_message(report))

@@ -8,7 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
+import jax  # noqa: F401  (the oracle imports JAX lazily; pytester drops modules an inner
+import pytest  # run imported, and a second import of jaxlib in one process aborts it)
 
 import gradcheck.oracle_fd  # noqa: F401  (loaded before pytester snapshots sys.modules,
 import gradcheck.oracle_jax  # noqa: F401  so inner runs reuse the compiled JAX model)
@@ -48,6 +49,16 @@ def test_battery_passes_a_correct_and_fails_a_buggy_implementation(pytester):
     text = bad.stdout.str()
     assert "FAILED gradcheck::battery[loss_ce] - diagnosis: dU is transposed" in text
     assert "worst element" in text and "steps that disagree" in text
+
+
+def test_a_configuration_the_code_declines_is_skipped_not_failed(pytester):
+    """tests/impls/correct.py:loop_bptt does l2 only (NotImplementedError otherwise): the
+    battery's ce configurations are not supported by it, which is a skip with the reason."""
+    result = pytester.runpytest_inprocess(f"--gradcheck-impl={IMPLS / 'correct.py'}:loop_bptt",
+                                          "-rs", "-k", "loss_ce or all_sizes_1")
+    result.assert_outcomes(passed=1, skipped=1)
+    assert "not supported by the implementation: NotImplementedError: loop_bptt only does l2" \
+        in result.stdout.str()
 
 
 def test_a_user_suite_with_assert_bptt_correct_fixture_and_marker(pytester):

@@ -8,7 +8,7 @@ from gradcheck import zoo
 from gradcheck._reference import reference
 from gradcheck.errors import UsageError
 from gradcheck.strategies import configs
-from gradcheck.testing import MAX_LINES, assert_bptt_correct
+from gradcheck.testing import MAX_LINES, NotSupported, assert_bptt_correct
 from tests.helpers import SMALL
 
 IMPLS = Path(__file__).resolve().parent / "impls"
@@ -68,3 +68,11 @@ def test_bad_options_are_usage_errors_not_failures(options, match):
 @given(configs(max_size=4, max_interval=4, max_windows=2))
 def test_works_with_the_shipped_strategies(options):
     assert_bptt_correct(reference.loss_and_grads, **options)
+
+
+def test_options_the_code_declines_raise_not_supported():
+    spec = f"{IMPLS / 'correct.py'}:loop_bptt"               # l2 only: NotImplementedError
+    with pytest.raises(NotSupported, match=r"^not supported by the implementation: "
+                                           r"NotImplementedError: loop_bptt only does l2"):
+        assert_bptt_correct(spec, interval=2, loss="ce", **SMALL)
+    assert issubclass(NotSupported, AssertionError)
