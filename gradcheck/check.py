@@ -5,6 +5,7 @@ import time
 import numpy as np
 
 from ._reference import reference
+from .calibration import rounding_of_dtype
 from .attribution import disagreeing_steps
 from .compare import compare
 from .config import make_config
@@ -26,6 +27,8 @@ __all__ = ["check"]
 # differences (the cost grows with the count; the benchmark prints it); beyond it,
 # `projections` keeps the cost flat.
 FULL_MODE_MAX_ELEMENTS = 50_000
+
+
 def _choose_mode(config):
     if config.mode is not None:
         return config.mode, "chosen with --mode"
@@ -34,45 +37,6 @@ def _choose_mode(config):
         return "full", f"{n} elements <= {FULL_MODE_MAX_ELEMENTS}: every one is checked"
     return "projections", (f"{n} elements > {FULL_MODE_MAX_ELEMENTS}: {PROJECTIONS} random "
                            f"directions per array by finite differences; every element vs JAX")
-
-
-def _own_rounding(computed, exact):
-    """The rounding of the implementation's dtype, per array: max |reference in that
-    dtype - reference in float64| / max |reference in float64| on the same inputs (None
-    where the float64 array is all zero). Both sides are the reference, so a fault in
-    the reference cancels instead of widening any tolerance. ``computed``, ``exact``:
-    the reference's (loss, grads, h_last) in the implementation's dtype and in float64."""
-    def named(out):
-        value, grads, h_last = out
-        return dict(grads, loss=value, h_last=h_last)
-    got, want = named(computed), named(exact)
-    own = {}
-    for name, arr in got.items():
-        w = np.asarray(want[name], np.float64)
-        scale = float(np.max(np.abs(w)))
-        err = float(np.max(np.abs(np.asarray(arr, np.float64) - w)))
-        own[name] = err / scale if scale > 0 else None
-    return own
-
-
-def _float64(a):
-    return a.astype(np.float64) if a.dtype.kind == "f" else a
-
-
-def _rounding_of_dtype(dtype, params, x, y, h0, options, own_output=None):
-    """{} in float64 (no allowance is ever raised there); in float32 the rounding of
-    _own_rounding, running the reference in float32 (or taking ``own_output``, its
-    result at hand) and in float64 on the same inputs."""
-    if np.dtype(dtype) == np.float64:
-        return {}
-    # A state that explodes (an identity or relu RNN over many steps) overflows float32:
-    # the reference's inf is a figure here (a non-finite rounding raises no allowance,
-    # tolerances.calibrated), not an error of the check.
-    with np.errstate(over="ignore", invalid="ignore"):
-        low = own_output or reference.loss_and_grads(params, x, y, h0, **options)
-        exact = reference.loss_and_grads({n: _float64(a) for n, a in params.items()},
-                                         _float64(x), _float64(y), _float64(h0), **options)
-        return _own_rounding(low, exact)
 
 
 def _impl_name(impl):
@@ -278,7 +242,7 @@ def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
             break
         mine = ((out.loss, out.grads, out.h_last)
                 if impl is None and not out.problems else None)   # the reference's, at hand
-        own = _rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options,
+        own = rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options,
                                  mine)
         results.extend(judge_window(w, out, expected, own, config.dtype, skip))
         seen.append((window.x, window.y, ref, out))

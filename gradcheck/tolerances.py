@@ -97,7 +97,7 @@ def tolerance(oracle, dtype):
 # ~1e-15, so this never rises above the table; in float32 it does only in such
 # ill-conditioned windows, and the JSON records the atol_rel each result used.
 # The rounding is measured as the reference in the implementation's dtype against the
-# reference in float64 on the same inputs (check._own_rounding), never against an
+# reference in float64 on the same inputs (calibration.own_rounding), never against an
 # oracle, so an error in the reference cancels rather than widening the allowance; and
 # float64 is never calibrated at all.
 ROUNDING_MARGIN = 8.0

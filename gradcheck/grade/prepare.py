@@ -12,7 +12,8 @@ instance called on the windows in order, so state it wrongly keeps between windo
 """
 from typing import NamedTuple
 
-from ..check import _choose_mode, _rounding_of_dtype
+from ..calibration import rounding_of_dtype
+from ..check import _choose_mode
 from ..config import make_config
 from ..data import make_data
 from ..oracles import ORACLES, Window
@@ -23,7 +24,7 @@ __all__ = ["Prepared", "PreparedWindow", "prepare"]
 class PreparedWindow(NamedTuple):
     """One window: its inputs (the test's dtype; h0 from the oracle's trajectory), the
     oracles' Expected values, the JAX result (states, per-step gradients) and the
-    rounding of the dtype per array (check._rounding_of_dtype: {} in float64)."""
+    rounding of the dtype per array (calibration.rounding_of_dtype: {} in float64)."""
     window: Window
     expected: list
     ref: object
@@ -53,7 +54,7 @@ def prepare(test, seed):
             exp, details[oracle.name] = oracle.expect(window)
             expected.extend(exp)
         ref = details["jax"]
-        own = _rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options)
+        own = rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options)
         windows.append(PreparedWindow(window, expected, ref, own))
         h0 = ref.h_last.astype(config.dtype)          # the oracle's trajectory
     return Prepared(test, config, mode, data.params, windows)
