@@ -9,6 +9,7 @@ import contextlib
 import csv
 import io
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,17 +36,47 @@ def _grade(*args):
     return proc.stdout
 
 
+# Students' bugs, each one line of correct_loop.py changed (the rest of the file as is).
+MUTANTS = {
+    "buggy_no_dh_next.py": ('dh = c["d3"] @ W3.T + dh_next', 'dh = c["d3"] @ W3.T'),
+    "buggy_dU_transposed.py": ('g["U"] += c["hp"].T @ d2', 'g["U"] += d2.T @ c["hp"]'),
+}
+
+
 def _specs():
-    files = sorted(p.name for p in SUBS.glob("*.py"))
+    files = sorted([p.name for p in SUBS.glob("*.py")] + list(MUTANTS))
     return files + ["folder_student", "no_such_file.py"]
 
 
 @pytest.fixture(scope="module")
-def graded():
+def made(tmp_path_factory):
+    """The submissions made from others: the MUTANTS, and a student's folder (the
+    submission, correct_vectorized.py's code as rnn.py, beside a helper file that defines
+    no loss_and_grads)."""
+    where = tmp_path_factory.mktemp("submissions")
+    source = (SUBS / "correct_loop.py").read_text()
+    for name, (line, bug) in MUTANTS.items():
+        assert source.count(line) == 1, name
+        (where / name).write_text(source.replace(line, bug))
+    folder = where / "folder_student"
+    folder.mkdir()
+    shutil.copy(SUBS / "correct_vectorized.py", folder / "rnn.py")
+    (folder / "helpers.py").write_text("SEED = 0\n")
+    return where
+
+
+def _at(name, made):
+    """Where submission ``name`` is: made by a fixture, or in SUBS."""
+    return made / name if (made / name).exists() else SUBS / name
+
+
+@pytest.fixture(scope="module")
+def graded(made):
     """The whole folder, as the issue grades it: json, a short timeout, two jobs."""
     specs = _specs()
-    doc = json.loads(_grade(*[SUBS / s for s in specs], "--battery", SMALL, "--format", "json",
-                            "--timeout", TIMEOUT, "--jobs", "2", "--seed", "7"))
+    doc = json.loads(_grade(*[_at(s, made) for s in specs], "--battery", SMALL,
+                            "--format", "json", "--timeout", TIMEOUT, "--jobs", "2",
+                            "--seed", "7"))
     by_name = {Path(s["submission"]).name: s for s in doc["submissions"]}
     return doc, by_name
 
@@ -191,11 +222,11 @@ def test_gradescope_results_follow_its_schema_with_full_marks(gradescope):
 
 
 @pytest.fixture(scope="module")
-def grades():
+def grades(made):
     """A correct and a buggy submission graded in-process, rendered in every format."""
     from gradcheck.grade.cli import build_parser, run
     args = build_parser().parse_args([str(SUBS / "correct_loop.py"),
-                                      str(SUBS / "buggy_dU_transposed.py"),
+                                      str(made / "buggy_dU_transposed.py"),
                                       "--battery", str(SMALL), "--timeout", TIMEOUT])
     return run(args, parse_size("1G"))
 
@@ -254,12 +285,12 @@ def test_battery_file_gives_names_points_and_defaults():
     assert tests[1].options["batch"] == 3 and tests[1].visibility == "after_due_date"
 
 
-@pytest.mark.parametrize(("spec", "file"), [
-    pytest.param("folder_student", "rnn.py", id="the-one-defining-the-function"),
-    pytest.param("correct_loop.py:loss_and_grads", "correct_loop.py", id="file-func"),
+@pytest.mark.parametrize(("where", "func", "file"), [
+    pytest.param("folder_student", "", "rnn.py", id="the-one-defining-the-function"),
+    pytest.param("correct_loop.py", ":loss_and_grads", "correct_loop.py", id="file-func"),
 ])
-def test_submission_resolves_to_its_file(spec, file):
-    sub = resolve(str(SUBS / spec))
+def test_submission_resolves_to_its_file(where, func, file, made):
+    sub = resolve(f"{_at(where, made)}{func}")
     assert sub.error is None and Path(sub.path).name == file
 
 
