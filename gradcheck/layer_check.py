@@ -27,6 +27,7 @@ from ._reference import reference
 from .compare import compare
 from .diagnose import mismatch_kind
 from .errors import UsageError
+from .judge import result_of
 from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION,
                     DEFAULT_SIZES, DTYPES, LOSSES, REDUCTIONS, SIZES, shape_of)
 from .report import Report, Result
@@ -96,17 +97,10 @@ def _inputs(layer, sizes, T, loss, dtype, seed):
 
 
 def _result(name, oracle, comparison, tol, steps=None):
-    c = comparison
-    message = "" if c.passed else (
-        f"{c.nonfinite} non-finite values" if c.nonfinite else
-        f"worst element {list(c.worst)}: impl {c.impl_value:.10g}, {oracle} "
-        f"{c.oracle_value:.10g}, error {c.max_abs_err:.3g} is {c.ratio:.3g}x the allowed")
-    return Result(name=name, oracle=oracle, window=1, passed=c.passed, message=message,
-                  checked=c.checked, excluded=c.excluded, max_abs_err=c.max_abs_err,
-                  max_rel_err=c.max_rel_err, ratio=c.ratio, rtol=tol.rtol,
-                  atol_rel=tol.atol_rel, worst_index=None if c.worst is None else list(c.worst),
-                  impl_value=c.impl_value, oracle_value=c.oracle_value, nonfinite=c.nonfinite,
-                  steps=steps)
+    """judge.result_of for a layer (one "window"), with the steps that disagree."""
+    result = result_of(name, oracle, 1, comparison, tol)
+    result.steps = steps
+    return result
 
 
 def _options(layer, activations, loss, reduction):

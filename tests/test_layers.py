@@ -107,3 +107,16 @@ def test_cli_layer_subcommand(capsys):
     assert doc["passed"] and doc["config"]["layer"] == "rnn"
     assert main(["layer", "lstm"]) == 2
     assert "--layer lstm: expected one of" in capsys.readouterr().err
+
+
+def test_a_layer_result_with_a_non_finite_oracle_says_so():
+    """A layer's Result is judge.result_of's (its own copy formatted None and crashed)."""
+    import numpy as np
+
+    from gradcheck.compare import compare
+    from gradcheck.layer_check import _result
+    from gradcheck.tolerances import tolerance
+    tol = tolerance("jax", "float64")
+    r = _result("U", "jax", compare(np.ones(3), np.array([1.0, np.inf, 1.0]), tol), tol, [2])
+    assert not r.passed and r.steps == [2]
+    assert r.message.startswith("the jax oracle is not finite at [1]")
