@@ -19,7 +19,15 @@ import numpy as np
 
 from .compare import compare
 
-__all__ = ["disagreeing_steps"]
+__all__ = ["disagreeing_steps", "step_contributions"]
+
+
+def step_contributions(suffix_sums):
+    """Each step's contribution from the suffix windows' sums: ``suffix_sums[t]`` is the
+    value (a gradient, or the loss) of the window of steps t..T; returns [T, *shape],
+    the difference of consecutive suffixes (the last step's is its own suffix)."""
+    s = np.asarray(suffix_sums, np.float64)
+    return s - np.concatenate([s[1:], np.zeros_like(s[:1])])
 
 
 def _steps_that_fail(impl_steps, oracle_steps, tol):
@@ -54,9 +62,9 @@ def disagreeing_steps(call, params, x, y, oracle, impl_grads, names, options, dt
         suffix_loss.append(got.loss)
     for name in wanted:
         if name == "loss":
-            s = np.array(suffix_loss + [0.0])
-            out["loss"] = _steps_that_fail(s[:-1] - s[1:], oracle.step_losses, tol)
+            out["loss"] = _steps_that_fail(step_contributions(suffix_loss), oracle.step_losses,
+                                           tol)
             continue
-        s = np.stack([g[name] for g in suffix_grads] + [np.zeros_like(suffix_grads[0][name])])
-        out[name] = _steps_that_fail(s[:-1] - s[1:], oracle.per_step[name], tol)
+        out[name] = _steps_that_fail(step_contributions([g[name] for g in suffix_grads]),
+                                     oracle.per_step[name], tol)
     return out

@@ -25,8 +25,10 @@ two dozen finite differences) are made only when a picture is asked for.
 """
 import numpy as np
 
+from .attribution import step_contributions
+from .compare import compare
 from .model import GRAD_NAMES, LOSS_NAME, PARAM_NAMES, STATE_NAME
-from .tolerances import FD_STEP, tolerance
+from .tolerances import FD_STEP, Tolerance, tolerance
 
 __all__ = ["trace_check", "ROWS", "DH_ROW", "VCURVE_STEPS"]
 
@@ -43,14 +45,11 @@ def _finite(v):
 
 
 def _ratio(got, want, rtol, atol_rel, floor, scale):
-    """max |got - want| / (atol_rel * scale + rtol * |want| + floor) over the elements."""
+    """max |got - want| / allowed over the elements (compare's criterion at ``scale``);
+    None where the implementation returned no value, or a non-finite one."""
     if got is None:                      # the implementation returned no such value
         return None
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    if not np.all(np.isfinite(got)):
-        return None
-    allowed = atol_rel * scale + rtol * np.abs(want) + floor
-    return _finite(np.max(np.abs(got - want) / allowed)) if want.size else 0.0
+    return compare(got, want, Tolerance(rtol, atol_rel, floor), scale=scale).ratio
 
 
 def _tol_of(results, window, name, dtype):
@@ -77,12 +76,11 @@ def _suffixes(runner, params, x, y, ref, out, options, dtype):
     return impl, oracle
 
 
-def _per_step(outcomes, name, T):
+def _per_step(outcomes, name):
     """[T, *shape] per-step contributions of ``name`` from suffix outcomes, or None."""
     if any(not o.grads or name not in o.grads for o in outcomes):
         return None
-    s = np.stack([o.grads[name] for o in outcomes] + [np.zeros_like(outcomes[0].grads[name])])
-    return s[:T] - s[1:]
+    return step_contributions([o.grads[name] for o in outcomes])
 
 
 def _window_rows(fn, params, seen_w, w, results, config, options):
@@ -93,8 +91,7 @@ def _window_rows(fn, params, seen_w, w, results, config, options):
     for name in ROWS:
         if name == LOSS_NAME:
             ok = all(o.loss is not None for o in impl)
-            got = (np.array([o.loss for o in impl] + [0.0])[:T] -
-                   np.array([o.loss for o in impl] + [0.0])[1:]) if ok else None
+            got = step_contributions([o.loss for o in impl]) if ok else None
             want = ref.step_losses
         elif name == DH_ROW:
             ok = all(o.grads and STATE_NAME in o.grads for o in impl)
@@ -104,7 +101,7 @@ def _window_rows(fn, params, seen_w, w, results, config, options):
             got = out.grads["x"] if out.grads and "x" in out.grads else None
             want = ref.grads["x"]
         else:
-            got, want = _per_step(impl, name, T), ref.per_step[name]
+            got, want = _per_step(impl, name), ref.per_step[name]
         rtol, atol_rel, floor = _tol_of(results, w, STATE_NAME if name == DH_ROW else name,
                                         config.dtype)
         scale = float(np.max(np.abs(want), initial=0.0))

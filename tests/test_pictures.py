@@ -187,3 +187,14 @@ def test_a_hostile_implementation_still_gets_its_picture(name, tmp_path):
     if name == "nan_grad":                 # NaN in W2 only: the other rows are still drawn
         assert all(r is None for r in rows["W2"][:2])
         assert all(r is not None and r < 1 for r in rows["U"])
+
+
+def test_step_contributions_are_differences_of_consecutive_suffixes():
+    """Shared by the attribution and the pictures: the window from step t sums steps t..T."""
+    import numpy as np
+
+    from gradcheck.attribution import step_contributions
+    steps = np.array([[1.0, -2.0], [0.5, 4.0], [3.0, 0.25]])            # [T, 2]
+    suffixes = [steps[t:].sum(axis=0) for t in range(3)]
+    np.testing.assert_array_equal(step_contributions(suffixes), steps)
+    np.testing.assert_array_equal(step_contributions([6.0, 3.0, 1.0]), [3.0, 2.0, 1.0])
