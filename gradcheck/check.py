@@ -29,7 +29,8 @@ __all__ = ["check"]
 FULL_MODE_MAX_ELEMENTS = 50_000
 
 
-def _choose_mode(config):
+def choose_mode(config):
+    """(mode, why): the one asked for, else full up to FULL_MODE_MAX_ELEMENTS, else projections."""
     if config.mode is not None:
         return config.mode, "chosen with --mode"
     n = config.n_elements
@@ -205,7 +206,7 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
 
 
 def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
-    mode, reason = _choose_mode(config)
+    mode, reason = choose_mode(config)
     data = make_data(config)
     if decl is not None:
         from .adapters import prepare_data

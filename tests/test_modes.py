@@ -3,7 +3,7 @@ import pytest
 
 import gradcheck
 from gradcheck import zoo
-from gradcheck.check import FULL_MODE_MAX_ELEMENTS, _choose_mode
+from gradcheck.check import FULL_MODE_MAX_ELEMENTS, choose_mode
 from gradcheck.cli import main
 from gradcheck.config import make_config
 
@@ -41,8 +41,8 @@ def test_auto_mode_is_full_when_cheap_and_projections_beyond():
     large = make_config(interval=16, batch=64, input_size=64, hidden_size=128,
                         state_size=128, output_size=64)
     assert small.n_elements <= FULL_MODE_MAX_ELEMENTS < large.n_elements
-    assert _choose_mode(small)[0] == "full"
-    mode, reason = _choose_mode(large)
+    assert choose_mode(small)[0] == "full"
+    mode, reason = choose_mode(large)
     assert mode == "projections" and str(FULL_MODE_MAX_ELEMENTS) in reason
 
 

@@ -13,7 +13,7 @@ instance called on the windows in order, so state it wrongly keeps between windo
 from typing import NamedTuple
 
 from ..calibration import rounding_of_dtype
-from ..check import _choose_mode
+from ..check import choose_mode
 from ..config import make_config
 from ..data import make_data
 from ..oracles import ORACLES, Window
@@ -43,7 +43,7 @@ def prepare(test, seed):
     """The Prepared test; ``seed`` is used unless the test fixes its own."""
     config = make_config(**dict(test.options, seed=test.options.get("seed", seed)))
     data = make_data(config)
-    mode, _ = _choose_mode(config)
+    mode, _ = choose_mode(config)
     options = config.model_options
     h0, windows = data.h0, []
     for w, (start, stop) in enumerate(config.windows, start=1):
