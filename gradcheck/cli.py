@@ -11,7 +11,7 @@ from .errors import ExitCode, UsageError
 from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS,
                     DEFAULT_REDUCTION, DTYPES, LOSSES, REDUCTIONS, SIZES)
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "file_limit", "lowered_file_limit"]
 
 
 class _ArgumentError(Exception):
@@ -186,6 +186,9 @@ def _run(args, given):
         with cli_cache():                # the compiled oracle, kept for the next process
             report = check(impl, progress=progress, trace=bool(pictures), **limits, **options,
                            **extra)
+        if args.impl is not None and not args.in_process:
+            from .isolation import sweep
+            sweep()                      # nothing it started outlives the check's outputs
         _write_pictures(report, pictures)
         return report
     finally:
@@ -246,8 +249,8 @@ def _write_pictures(report, pictures):
     from .figure import figure_png
     png = figure_png(report)
     if "plot" in pictures:
-        with open(pictures["plot"], "wb") as f:
-            f.write(png)
+        from .atomic import write_atomic
+        write_atomic(pictures["plot"], png)
     if "html" in pictures:
         from .html import write_html
         write_html(report, pictures["html"], png)
@@ -279,6 +282,38 @@ def _interrupted(signum, frame):
     os._exit(ExitCode.INTERRUPTED)
 
 
+def _adopt_orphans():
+    """The command adopts the orphans among its descendants (PR_SET_CHILD_SUBREAPER), so
+    that a process the code under test left behind (a double fork, setsid) is still
+    below it when isolation.sweep ends everything before the outputs are written."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+    except (OSError, AttributeError):                    # pragma: no cover - not Linux
+        pass
+
+
+def file_limit():
+    """This process's soft limit on open files (None where there is none to read)."""
+    try:
+        import resource
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):           # pragma: no cover - not POSIX
+        return None
+
+
+def lowered_file_limit(before):
+    """The one line to print when this process's open-file limit went below ``before``
+    while it ran (prlimit by code under test running as the same user) and something
+    failed for want of a descriptor; None when it was not lowered."""
+    now = file_limit()
+    if before is None or now is None or now >= before:
+        return None
+    return (f"the checker's open-file limit was lowered from {before} to {now} while it ran "
+            f"(the code under test runs as the same user and can do that); no verdict can "
+            f"be trusted from this run")
+
+
 def _exit_on_ctrl_c():
     import signal
     if _is_main_thread():
@@ -294,6 +329,7 @@ def main(argv=None):
     """Run the command line; return the exit code (ExitCode)."""
     if argv is None:
         _exit_on_ctrl_c()
+        _adopt_orphans()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in SUBCOMMANDS:
         import importlib
@@ -308,6 +344,7 @@ def main(argv=None):
     if args.list_bugs:
         return _list_bugs()
     given = _given(argv)
+    limit = file_limit()
     try:
         if args.json:
             with _stdout_to_stderr():
@@ -329,4 +366,10 @@ def main(argv=None):
         return ExitCode.USAGE
     except BrokenPipeError:            # `gradcheck ... | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    except Exception:
+        lowered = lowered_file_limit(limit)
+        if lowered is None:
+            raise
+        print(f"gradcheck: error: {lowered}", file=sys.stderr)
+        return ExitCode.FAILED
     return ExitCode.OK if report.passed else ExitCode.FAILED

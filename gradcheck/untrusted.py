@@ -21,13 +21,36 @@ import numpy as np
 from .errors import UsageError
 from .model import GRAD_NAMES, INPUT_NAME, LOSS_NAME, STATE_NAME, STATE_OUT_NAME, array
 
-__all__ = ["Problem", "Outcome", "check_spec", "load_impl", "load_adapted", "build",
+__all__ = ["Problem", "Outcome", "printable", "check_spec", "load_impl", "load_adapted", "build",
            "fill_skipped", "call_impl", "convert_return", "validate", "where_raised",
            "PROBLEM_NAMES"]
 
 # What a Problem may be called (the worker's messages are checked against this list).
 PROBLEM_NAMES = ("exception", "return_value", "missing_grad", "shape", "nan",
                  "inputs_modified", "timeout", "time_limit", "memory", "crashed", "protocol")
+
+
+# Unicode categories of characters that a terminal acts on or that hide what follows:
+# controls (C0, DEL, C1: escape sequences, carriage return, backspace, bell), format
+# characters (bidirectional overrides, zero-width), line and paragraph separators.
+_UNPRINTABLE = ("Cc", "Cf", "Zl", "Zp")
+
+
+def printable(text, keep="\n\t"):
+    """``text`` with every control or format character but those in ``keep`` written as
+    an escape (``\x1b``, ``\u202e``): what code under test wrote or raised reaches a
+    terminal, a report or a grader's feedback as text, never as a terminal command."""
+    import unicodedata
+    if text.isprintable():
+        return text
+    out = []
+    for c in text:
+        if c not in keep and unicodedata.category(c) in _UNPRINTABLE:
+            code = ord(c)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 class Problem(NamedTuple):
@@ -161,7 +184,7 @@ def exception_message(exc):
         text = "<message could not be shown>"
     if len(text) > 300:
         text = text[:300] + "..."
-    return f"raised {type(exc).__name__}: {text}{where_raised(exc)}"
+    return printable(f"raised {type(exc).__name__}: {text}{where_raised(exc)}")
 
 
 def _snapshot(params, x, y, h0):

@@ -38,6 +38,10 @@ __all__ = ["main", "serve_forks"]
 
 
 def _set_limits(limits):
+    cgroup = limits.get("cgroup")
+    if cgroup:                           # the checker's memory control group for it (root)
+        with open(cgroup, "w") as f:
+            f.write(str(os.getpid()))
     memory = limits.get("memory")
     if memory:
         # RLIMIT_DATA (private writable memory: the heap and anonymous mappings, where
@@ -52,6 +56,30 @@ def _set_limits(limits):
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)      # PR_SET_PDEATHSIG
     except (OSError, AttributeError):                    # pragma: no cover - not Linux
         pass
+
+
+def _prctl(option, value):
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):                    # pragma: no cover - not Linux
+        pass
+
+
+# A subreaper adopts the orphans among its descendants (a double fork, a parent that
+# exits): they stay below it, where they can be found and killed.
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _own_children():
+    found = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/children", "rb") as f:
+                found.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def _read_exact(fd, n):
@@ -171,6 +199,11 @@ def serve_forks(control_fd):
     import signal
     import socket
     _set_limits({})                        # no core files; die with the checker
+    # a checker's command line may block signals it handles in one thread; ours and the
+    # workers' are the defaults
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)      # orphans of ended workers come here, are killed
+    workers = set()
     control = socket.socket(fileno=control_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -191,7 +224,15 @@ def serve_forks(control_fd):
                     break
                 if pid == 0:
                     break
-                send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+                if pid in workers:
+                    workers.discard(pid)
+                    send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+            for pid in _own_children():        # not a worker: left behind by an ended one
+                if pid not in workers:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
         if control in ready:
             message, fds, _, _ = socket.recv_fds(control, 1 << 20, 4)
             if not message:
@@ -213,6 +254,7 @@ def serve_forks(control_fd):
                     os.chdir(request["cwd"])
                     os.environ.clear()
                     os.environ.update(request["env"])
+                    _prctl(PR_SET_CHILD_SUBREAPER, 1)   # its descendants stay below it
                     main([str(fds[0]), str(fds[1]), json.dumps(request["limits"])])
                 finally:
                     os._exit(70)
@@ -220,6 +262,7 @@ def serve_forks(control_fd):
                 os.setpgid(pid, pid)            # (also here: no window where it has none)
             except OSError:
                 pass
+            workers.add(pid)
             for fd in fds:
                 os.close(fd)
             send({"pid": pid})

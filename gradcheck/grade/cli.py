@@ -5,7 +5,8 @@ import os
 import secrets
 import sys
 
-from ..cli import _ArgumentError, _Parser, _flag, _int, _stdout_to_stderr
+from ..cli import (_ArgumentError, _Parser, _flag, _int, _stdout_to_stderr, file_limit,
+                   lowered_file_limit)
 from ..config import OPTIONS
 from ..errors import ExitCode, UsageError
 from ..model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS,
@@ -147,6 +148,8 @@ def run(args, memory):
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         grades = list(pool.map(one, subs))
+    from ..isolation import sweep
+    sweep()             # every worker has ended, and all they started, before the results
     return grades, battery, seed
 
 
@@ -159,15 +162,16 @@ def main(argv=None):
         return ExitCode.USAGE
     except SystemExit as exc:          # --help
         return exc.code
+    limit = file_limit()
     try:
         memory = _check(args)
         with _stdout_to_stderr():
             grades, battery, seed = run(args, memory)
         text = render(args.format, grades, battery, seed)
         if args.output is not None:
+            from ..atomic import write_atomic
             try:
-                with open(args.output, "w", encoding="utf-8") as f:
-                    f.write(text)
+                write_atomic(args.output, text)
             except OSError as exc:
                 raise UsageError("output", args.output, f"cannot write it ({exc.strerror})") \
                     from None
@@ -182,4 +186,10 @@ def main(argv=None):
         return ExitCode.USAGE
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    except Exception:
+        lowered = lowered_file_limit(limit)
+        if lowered is None:
+            raise
+        print(f"gradcheck grade: error: {lowered}", file=sys.stderr)
+        return ExitCode.FAILED
     return ExitCode.OK

@@ -1,6 +1,8 @@
 """Grading one submission against the prepared battery: its calls, the judging (the same
 ``judge_window`` as ``check``), the marks per item, and feedback a student can act on."""
+import contextlib
 import re
+import threading
 import time
 from typing import NamedTuple, Optional
 
@@ -9,7 +11,7 @@ from ..judge import judge_window
 from ..model import GRAD_NAMES, LOSS_NAME, STATE_OUT_NAME
 from ..report import Result
 from .battery import FORWARD, ITEMS
-from .runner import Ended, Worker
+from .runner import Ended, Lost, Worker
 
 __all__ = ["TestGrade", "SubmissionGrade", "grade_submission", "failed_to_grade", "bug_class"]
 
@@ -17,6 +19,49 @@ _FORWARD_NAMES = (LOSS_NAME, STATE_OUT_NAME, "inputs_modified")
 # a window with one of these problems fails every item of its test
 _FAIL_ALL = ("exception", "return_value", "memory", "ended")
 _FEEDBACK_LINES = 12                                     # failing results quoted per test
+# A test whose worker ended with the fork server (killed, or every worker of a stopped
+# one that the grader replaced) is run again, alone, up to this many times; ending so
+# when it ran alone is its own doing, a verdict like any other crash.
+LOST_RETRIES = 2
+
+
+class _Turns:
+    """Tests run side by side (``shared``); a test run again because the fork server
+    was lost runs with no other test beside it (``alone``), so a classmate that kills
+    the fork server cannot take it down again."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._running, self._alone, self._waiting = 0, False, 0
+
+    @contextlib.contextmanager
+    def shared(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._alone and not self._waiting)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def alone(self):
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not self._alone and not self._running)
+            self._waiting -= 1
+            self._alone = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._alone = False
+                self._cond.notify_all()
+
+
+_TURNS = _Turns()
 
 
 class TestGrade(NamedTuple):
@@ -96,8 +141,9 @@ def _feedback(test, points, results, diagnosis, reason):
     return "\n".join(lines)
 
 
-def _grade_test(worker, prepared):
-    """(TestGrade, honesty names) of one test, run in ``worker`` (its own)."""
+def _grade_test(worker, prepared, final=True):
+    """(TestGrade, honesty names) of one test, run in ``worker`` (its own). Raises Lost
+    when the worker ended with the fork server, unless this is the ``final`` try."""
     test, config = prepared.test, prepared.config
     results, seen, ended, problem, reason, diagnosis = [], [], set(), None, None, None
     try:
@@ -118,6 +164,8 @@ def _grade_test(worker, prepared):
                     problem = "honesty"
                     break
     except Ended as exc:
+        if isinstance(exc, Lost) and not final:
+            raise
         problem, reason = exc.kind, exc.reason
         done = {r.window for r in results}
         ended = {pw.window.index for pw in prepared.windows} - done
@@ -128,7 +176,9 @@ def _grade_test(worker, prepared):
         try:
             diagnosis = _explain(worker.runner, prepared.params, seen, results, config,
                                  config.model_options, [])
-        except Ended:
+        except Ended as exc:
+            if isinstance(exc, Lost) and not final:
+                raise
             diagnosis = None
         if worker.honesty:
             problem = "honesty"
@@ -164,6 +214,19 @@ def _honesty_reason(names):
             f"--allow-import {names[0]})")
 
 
+def _run_test(sub, prepared, limits, forbid):
+    """(TestGrade, honesty names) of one test in a fresh worker; again, alone, when the
+    worker was lost with the fork server (LOST_RETRIES)."""
+    attempt = 0
+    while True:
+        turn = _TURNS.shared() if attempt == 0 else _TURNS.alone()
+        with turn, Worker(sub, limits, forbid, len(prepared.windows)) as worker:
+            try:
+                return _grade_test(worker, prepared, final=attempt == LOST_RETRIES)
+            except Lost:
+                attempt += 1
+
+
 def grade_submission(sub, prepared_tests, limits, forbid):
     """The SubmissionGrade of ``sub`` (a submission.Submission) on every prepared test.
     Never raises for anything the submission does."""
@@ -178,8 +241,7 @@ def grade_submission(sub, prepared_tests, limits, forbid):
                                time.perf_counter() - started)
     tests, honesty = [], []
     for p in prepared_tests:
-        with Worker(sub, limits, forbid, len(p.windows)) as worker:   # a fresh instance
-            grade, names = _grade_test(worker, p)
+        grade, names = _run_test(sub, p, limits, forbid)
         tests.append(grade)
         honesty += [n for n in names if n not in honesty]
         if grade.problem in ("unloadable", "honesty"):  # every test would say the same

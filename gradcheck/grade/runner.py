@@ -18,7 +18,7 @@ from ..errors import UsageError
 from ..isolation import DEFAULT_MEMORY
 from ..isolation import Worker as _Isolated
 
-__all__ = ["Limits", "Ended", "Worker"]
+__all__ = ["Limits", "Ended", "Lost", "Worker"]
 
 # A test's worker may spend (its windows + EXTRA_CALLS) x the timeout in all: the load,
 # every window (each within the timeout, so never cut short by this), and what is left
@@ -43,7 +43,15 @@ class Ended(Exception):
         self.kind, self.reason = kind, reason
 
 
-def _ended(problem):
+class Lost(Ended):
+    """The worker ended with the fork server it came from (killed, by a classmate's code
+    or its own): the test is run again, not marked."""
+
+
+def _ended(problem, lost=False):
+    if lost:
+        return Lost("crashed", f"the submission's process was killed when the grader's fork "
+                               f"server was ({problem.message})")
     kind = problem.name
     if kind == "time_limit":
         kind = "timeout"
@@ -80,7 +88,7 @@ class Worker:
         except UsageError as exc:
             return str(exc.allowed)
         if problem is not None:
-            raise _ended(problem)
+            raise _ended(problem, self._worker.lost)
         return None
 
     def call(self, params, x, y, h0, options, what="the call"):
@@ -88,7 +96,7 @@ class Worker:
         out = self._worker.call(params, x, y, h0, options, what)
         for p in out.problems:
             if p.name in _ENDING or (p.name == "memory" and self._worker.ended is not None):
-                raise _ended(p)             # (memory: killed over the limit, not a MemoryError)
+                raise _ended(p, self._worker.lost)   # (memory: killed over the limit)
         return out
 
     def close(self):
