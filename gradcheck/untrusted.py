@@ -256,17 +256,18 @@ def convert_return(out):
     return arrays, problems, isinstance(grads, dict)
 
 
-def validate(arrays, problems, shapes, grads_given=True):
+def validate(arrays, problems, shapes, grads_given=True, skip=()):
     """The Outcome of real float ``arrays`` (convert_return's, or the worker's as
     received): shapes against ``shapes`` (name -> the shape of that input), missing
-    gradients, NaN or inf. ``grads_given``: whether grads was a dict at all."""
+    gradients (but those in ``skip``, declared not computed), NaN or inf.
+    ``grads_given``: whether grads was a dict at all."""
     problems = list(problems)
     loss = arrays.get(LOSS_NAME)
     loss = None if loss is None else float(loss)
     clean = {}
     for name in GRAD_NAMES:
         if name not in arrays:
-            if grads_given:
+            if grads_given and name not in skip:
                 problems.append(Problem("missing_grad", f"grads has no {name!r}"))
             continue
         arr = arrays[name]
