@@ -5,8 +5,9 @@ import time
 
 from ..config import OPTIONS
 from ..errors import ExitCode, UsageError
-from ..model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS,
-                     DEFAULT_REDUCTION, DTYPES, LOSSES, REDUCTIONS, SIZES)
+from ..model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_DTYPE,
+                     DEFAULT_LOSS, DEFAULT_REDUCTION, DTYPES, LOSSES, REDUCTIONS, SIZES, cell,
+                     cell_names)
 from .skeleton import BadUsage, Outcome, Parser, flag, integer, needs_matplotlib, wrote
 
 __all__ = ["build_parser", "body", "Progress", "USAGE"]
@@ -26,6 +27,11 @@ def build_parser():
     p.add_argument("--interval", type=integer, metavar="K",
                    help="BPTT interval: steps per window (required, except with --bug or "
                         "--list-bugs)")
+    p.add_argument("--cell", default=DEFAULT_CELL, help="the middle layer: " + "; ".join(
+        f"{n}: {cell(n).equations}" for n in cell_names()) + f" (default {DEFAULT_CELL}); "
+        f"its contract: see README")
+    for name, option in cell_options().items():
+        p.add_argument(flag(name), action="store_true", help=option.help)
     p.add_argument("--seq-len", type=integer, metavar="T",
                    help="sequence length, cut into windows of K (default K)")
     for size in SIZES:
@@ -73,6 +79,11 @@ def build_parser():
                    help="check one zoo implementation (with its demonstration options "
                         "unless given on the command line), as a demonstration")
     return p
+
+
+def cell_options():
+    """{name: CellOption} of every cell's options (each a flag of its own)."""
+    return {o.name: o for n in cell_names() for o in cell(n).options}
 
 
 def _list_bugs():
@@ -140,6 +151,7 @@ def _run(args, given):
                 options[name] = value
     if args.skip:
         extra["skip"] = args.skip
+    extra.update({n: True for n in cell_options() if getattr(args, n)})
     progress = None
     if not args.json and sys.stderr.isatty():
         progress = Progress(sys.stderr)
