@@ -282,10 +282,11 @@ def _key_set(grads):
                                    f"{', '.join(GRAD_NAMES)} (missing {', '.join(missing)})")
 
 
-def validate(arrays, problems, shapes, grads_given=True):
+def validate(arrays, problems, shapes, grads_given=True, skip=()):
     """The Outcome of real float ``arrays`` (convert_return's, or the worker's as
     received): shapes against ``shapes`` (name -> the shape of that input), missing
-    gradients, NaN or inf. ``grads_given``: whether grads was a dict at all."""
+    gradients (but those in ``skip``, declared not computed), NaN or inf.
+    ``grads_given``: whether grads was a dict at all."""
     problems = list(problems)
     listed = any(p.name == "missing_grad" for p in problems)     # the key sets, by _key_set
     loss = arrays.get(LOSS_NAME)
@@ -293,7 +294,7 @@ def validate(arrays, problems, shapes, grads_given=True):
     clean = {}
     for name in GRAD_NAMES:
         if name not in arrays:
-            if grads_given and not listed:
+            if grads_given and name not in skip and not listed:
                 problems.append(Problem("missing_grad", f"grads has no {name!r}"))
             continue
         arr = arrays[name]
