@@ -194,9 +194,9 @@ BAD_USAGE = [
                  r"--impl .*broken.py:nosuch: .*has no attribute 'nosuch'",
                  id="impl-no-function"),
     pytest.param(["--interval", "3", "--impl", "justtext"],
-                 r"--impl justtext: expected FILE.py:FUNC or MODULE:FUNC", id="impl-no-colon"),
+                 r"--impl justtext: expected FILE\.py\[:FUNC\] or MODULE:FUNC", id="impl-no-colon"),
     pytest.param(["--interval", "3", "--impl", "reference:"],
-                 r"--impl reference:: expected FILE.py:FUNC or MODULE:FUNC", id="impl-no-func"),
+                 r"--impl reference:: expected FILE\.py\[:FUNC\] or MODULE:FUNC", id="impl-no-func"),
     pytest.param(["--interval", "3", "--impl", "no_such_module_xyz:f"],
                  r"--impl no_such_module_xyz:f: importing no_such_module_xyz raised "
                  r"ModuleNotFoundError", id="impl-no-module"),

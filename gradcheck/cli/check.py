@@ -48,7 +48,7 @@ def build_parser():
     p.add_argument("--dtype", default=DEFAULT_DTYPE, help=f"{' or '.join(DTYPES)}, of the "
                    f"implementation under test (default {DEFAULT_DTYPE})")
     p.add_argument("--seed", type=integer, default=0, metavar="N", help="every random draw")
-    p.add_argument("--impl", metavar="FILE.py:FUNC|MODULE:FUNC",
+    p.add_argument("--impl", metavar="FILE.py[:FUNC]|MODULE:FUNC",
                    help="check this implementation instead of the reference")
     p.add_argument("--in-process", action="store_true",
                    help="run --impl inside the checker's own process, without limits: it "
