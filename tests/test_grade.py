@@ -20,6 +20,7 @@ from gradcheck.errors import ExitCode
 from gradcheck.grade import main
 from gradcheck.grade.battery import DEFAULT_BATTERY, ITEMS, load_battery
 from gradcheck.isolation import parse_size
+from gradcheck.kinds import KINDS, Diagnosis
 from gradcheck.grade.submission import resolve
 from gradcheck.zoo import BUGS
 
@@ -163,6 +164,34 @@ def test_summary_counts_arrays_and_bug_classes(graded):
     assert summary["bug_classes"]["dh_next not passed back through time"] == 1
     assert summary["full_marks"] == 3
     assert summary["scores"][str(SUBS / "correct_loop.py")] == 15
+
+
+@pytest.mark.parametrize(("name", "kind"), [
+    ("buggy_dU_transposed.py", "transposed"), ("buggy_no_dh_next.py", "dh_next_not_passed"),
+    ("broken_raises.py", "exception"), ("hostile_hang.py", "timeout"),
+    ("hostile_imports_reference.py", "honesty"), ("broken_syntax.py", "unloadable"),
+    ("correct_loop.py", None)])
+def test_graded_json_gives_the_diagnosis_kind_beside_its_sentence(graded, name, kind):
+    s = graded[1][name]
+    for doc in [s] + s["tests"]:
+        assert doc["diagnosis_kind"] == (kind if doc["diagnosis"] else None), doc
+        if doc["diagnosis"] is not None:
+            detail = doc["diagnosis_detail"]
+            assert detail["kind"] == doc["diagnosis_kind"]
+            assert detail["hint"] == KINDS[detail["kind"]].hint
+        else:
+            assert doc["diagnosis_detail"] is None
+    assert (s["diagnosis_kind"] is None) == (kind is None)
+
+
+def test_bug_classes_come_from_the_kind_not_the_words():
+    from gradcheck.grade.mark import bug_class
+    reworded = Diagnosis("transposed", "Some entirely new wording of it.")
+    assert bug_class(reworded) == KINDS["transposed"].title == "transposed gradient"
+    assert bug_class(reworded, "timeout") == KINDS["timeout"].title
+    assert bug_class(None) is None
+    source = (Path(__file__).resolve().parent.parent / "gradcheck" / "grade" / "mark.py")
+    assert "import re\n" not in source.read_text()      # no regular expression over sentences
 
 
 # ------------------------------------------------------------------ the zoo

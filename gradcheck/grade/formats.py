@@ -8,6 +8,7 @@ import io
 import json
 import statistics
 
+from ..kinds import json_fields
 from .battery import ITEMS
 from .mark import bug_class
 
@@ -33,7 +34,7 @@ def summary(grades, battery, seed):
                 tests[t.name] += 1
         for item in failing:
             arrays[item] += 1
-        names = {bug_class(t.diagnosis, t.problem) for t in g.tests if t.score < t.max_score}
+        names = {bug_class(t.finding, t.problem) for t in g.tests if t.score < t.max_score}
         for name in names - {None}:
             classes[name] = classes.get(name, 0) + 1
     return {
@@ -56,14 +57,15 @@ def summary(grades, battery, seed):
 def _test_dict(t):
     return {"name": t.name, "score": _round(t.score), "max_score": _round(t.max_score),
             "passed": t.score >= t.max_score, "items": {k: _round(v) for k, v in t.items.items()},
-            "failing": t.failing, "diagnosis": t.diagnosis, "problem": t.problem,
-            "output": t.output}
+            "failing": t.failing, "diagnosis": t.diagnosis, **json_fields(t.finding),
+            "problem": t.problem, "output": t.output}
 
 
 def _json(grades, battery, seed):
     return {"submissions": [{"submission": g.submission, "score": _round(g.score),
                              "max_score": _round(g.max_score), "passed": g.passed,
-                             "diagnosis": g.diagnosis, "problem": g.problem,
+                             "diagnosis": g.diagnosis, **json_fields(g.finding),
+                             "problem": g.problem,
                              "reason": g.reason, "seconds": round(g.seconds, 3),
                              "tests": [_test_dict(t) for t in g.tests]} for g in grades],
             "summary": summary(grades, battery, seed)}

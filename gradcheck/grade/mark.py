@@ -1,11 +1,11 @@
 """Grading one submission against the prepared battery: its calls, the judging (the same
 ``judge_window`` as ``check``), the marks per item, and feedback a student can act on."""
-import re
 import time
 from typing import NamedTuple, Optional
 
-from ..check import _explain
+from ..diagnose import explain
 from ..judge import judge_window
+from ..kinds import KINDS, Diagnosis
 from ..model import GRAD_NAMES, LOSS_NAME, STATE_OUT_NAME
 from ..report import Result
 from .battery import FORWARD, ITEMS
@@ -30,6 +30,7 @@ class TestGrade(NamedTuple):
     visibility: str
     problem: Optional[str]  # timeout crashed exited protocol memory honesty unloadable ungraded
     reason: Optional[str] = None    # the sentence that goes with ``problem``
+    finding: Optional[Diagnosis] = None     # the diagnosis as data (its text: ``diagnosis``)
 
 
 class SubmissionGrade(NamedTuple):
@@ -41,6 +42,7 @@ class SubmissionGrade(NamedTuple):
     problem: Optional[str]
     reason: Optional[str]   # why it got no marks at all, when that is why
     seconds: float
+    finding: Optional[Diagnosis] = None     # the diagnosis as data (its text: ``diagnosis``)
 
     @property
     def passed(self):
@@ -99,7 +101,7 @@ def _feedback(test, points, results, diagnosis, reason):
 def _grade_test(worker, prepared):
     """(TestGrade, honesty names) of one test, run in ``worker`` (its own)."""
     test, config = prepared.test, prepared.config
-    results, seen, ended, problem, reason, diagnosis = [], [], set(), None, None, None
+    results, seen, ended, problem, reason, finding = [], [], set(), None, None, None
     try:
         error = worker.load()
         if worker.honesty:
@@ -126,10 +128,10 @@ def _grade_test(worker, prepared):
                                   passed=False, message=exc.reason))
     if problem is None and any(not r.passed for r in results):
         try:
-            diagnosis = _explain(worker.runner, prepared.params, seen, results, config,
-                                 config.model_options, [])
+            finding = explain(worker.runner, prepared.params, seen, results, config,
+                              config.model_options, [])
         except Ended:
-            diagnosis = None
+            finding = None
         if worker.honesty:
             problem = "honesty"
     honesty = list(worker.honesty)
@@ -141,12 +143,13 @@ def _grade_test(worker, prepared):
         reason = _honesty_reason(honesty)
     share = test.points / len(ITEMS)
     earned = {i: (share if points[i] else 0.0) for i in ITEMS}
-    if problem in ("timeout", "crashed", "exited", "protocol", "memory") and diagnosis is None:
-        diagnosis = reason
+    if problem in ("timeout", "crashed", "exited", "protocol", "memory") and finding is None:
+        finding = Diagnosis(problem, reason)
+    diagnosis = None if finding is None else finding.text
     output = _feedback(test, earned, results, diagnosis, reason)
     return TestGrade(test.name, sum(earned.values()), test.points, earned,
                      [i for i in ITEMS if not points[i]], output, diagnosis, test.visibility,
-                     problem, reason), honesty
+                     problem, reason, finding), honesty
 
 
 def failed_to_grade(sub, prepared_tests, why, seconds=0.0):
@@ -155,7 +158,7 @@ def failed_to_grade(sub, prepared_tests, why, seconds=0.0):
                        f"{p.test.name}: 0/{p.test.points:g}\n{why}", None, p.test.visibility,
                        "ungraded", why) for p in prepared_tests]
     return SubmissionGrade(sub.spec, 0.0, sum(p.test.points for p in prepared_tests), tests,
-                           why, "ungraded", why, seconds)
+                           why, "ungraded", why, seconds, Diagnosis("ungraded", why))
 
 
 def _honesty_reason(names):
@@ -175,7 +178,7 @@ def grade_submission(sub, prepared_tests, limits, forbid):
                            list(ITEMS), f"{p.test.name}: 0/{p.test.points:g}\n{reason}", None,
                            p.test.visibility, "unloadable", reason) for p in prepared_tests]
         return SubmissionGrade(sub.spec, 0.0, max_score, tests, reason, "unloadable", reason,
-                               time.perf_counter() - started)
+                               time.perf_counter() - started, Diagnosis("unloadable", reason))
     tests, honesty = [], []
     for p in prepared_tests:
         with Worker(sub, limits, forbid, len(p.windows)) as worker:   # a fresh instance
@@ -199,53 +202,20 @@ def grade_submission(sub, prepared_tests, limits, forbid):
                             output=f"{t.name}: 0/{t.max_score:g}\n{reason}") for t in tests]
     elif problem == "unloadable":
         reason = next(t.reason for t in tests if t.problem == "unloadable")
-    diagnosis = next((t.diagnosis for t in tests if t.diagnosis), None) or reason
+    finding = next((t.finding for t in tests if t.finding), None)
+    if finding is None and reason is not None and problem in KINDS:
+        finding = Diagnosis(problem, reason)
+    diagnosis = None if finding is None else finding.text
     return SubmissionGrade(sub.spec, sum(t.score for t in tests), max_score, tests, diagnosis,
-                           problem, reason, time.perf_counter() - started)
+                           problem, reason, time.perf_counter() - started, finding)
 
 
 # ------------------------------------------------------------------ bug classes
-# diagnose() writes one sentence; the class counts in the summary come from its opening.
-_CLASSES = (
-    ("state leaks between windows", r"^Window 1 agrees but window"),
-    ("forward pass", r"^The forward pass is wrong"),
-    ("loss value (reduction)", r"^The loss value is wrong|^The loss and every gradient"),
-    ("reduction scale in the backward", r"^Every gradient is off by the same factor"),
-    ("output derivative dL/dz3", r"^Every gradient disagrees"),
-    ("dh_next not passed back through time", r"^The state derivative is not passed back"),
-    ("RNN activation derivative f2'", r"^The backward pass through the RNN activation"),
-    ("first layer derivative f1'", r"^The first dense layer's backward"),
-    ("h_last", r"^h_last is wrong"),
-    ("dh0", r"^dh0 is returned as zeros"),
-    ("zero gradient", r"^d\w+ is returned as zeros"),
-    ("transposed gradient", r"^d\w+ is transposed"),
-    ("scale error in one gradient", r"^d\w+ is off by a constant factor"),
-    ("dx time order", r"^dx is stored in reversed time"),
-    ("= instead of +=", r"^d\w+ holds only step"),
-    ("dU misses the h0 term", r"^dU misses step 1"),
-    ("one gradient line", r"^Only d\w+ disagrees"),
-    ("memory limit", r"^The implementation used too much memory"),
-    ("time limit", r"^The implementation hung or is too slow|^The implementation is too slow"),
-    ("crash", r"^The implementation's process ended"),
-    ("exception", r"^The implementation raised an exception"),
-    ("return contract", r"^The implementation breaks the return contract"),
-    ("wrong shape", r"^The implementation returns an array of the wrong shape"),
-    ("NaN or inf", r"^The implementation produces NaN"),
-    ("writes into its inputs", r"^The implementation writes into its inputs"),
-)
 
-
-def bug_class(diagnosis, problem=None):
-    """A short class name for a diagnosis sentence (or the problem that ended grading)."""
-    named = {"timeout": "time limit", "crashed": "crash", "exited": "process exit",
-             "memory": "memory limit",
-             "protocol": "wrote to the grader's channel", "honesty": "academic honesty",
-             "unloadable": "cannot be loaded", "ungraded": "could not be graded"}
-    if problem in named:
-        return named[problem]
-    if not diagnosis:
-        return None
-    for name, pattern in _CLASSES:
-        if re.search(pattern, diagnosis):
-            return name
-    return "other (arrays disagree)"
+def bug_class(finding, problem=None):
+    """The instructor's label of a test's or submission's bug: the title of its problem's
+    kind (grading ended: timeout, honesty, ...) or of its diagnosis's kind (kinds.py);
+    None when there is neither."""
+    if problem in KINDS:
+        return KINDS[problem].title
+    return None if finding is None else finding.title
