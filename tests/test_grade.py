@@ -444,7 +444,7 @@ def _usage(argv, tmp_path):
     pytest.param(["x.py", "--format", "xml"], "--format xml: expected one of json", id="format"),
     pytest.param(["x.py", "--memory-limit", "lots"], "--memory-limit lots: expected a size",
                  id="memory"),
-    pytest.param(["x.py", "--timeout", "-1"], "--timeout: expected a number of seconds > 0",
+    pytest.param(["x.py", "--timeout", "-1"], "--timeout -1: expected a number of seconds > 0",
                  id="timeout"),
     pytest.param(["x.py", "--allow-import", "numpy"], "--allow-import numpy: expected one of",
                  id="allow-import"),
