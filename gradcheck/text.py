@@ -147,6 +147,17 @@ def _rows(report):
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
+def _diagnosis_lines(report):
+    """The diagnosis sentence, and a second finding's (``report.finding.second``) if any."""
+    if not report.diagnosis:
+        return []
+    lines = [f"diagnosis: {report.diagnosis}"]
+    finding = getattr(report, "finding", None)
+    if finding is not None and finding.second is not None:
+        lines.append(f"second finding: {finding.second.text}")
+    return lines
+
+
 def _mode_line(report):
     return f"mode: {report.mode} ({report.mode_reason})"
 
@@ -155,9 +166,7 @@ def answer(report, verbose=False, more="--verbose"):
     """The verdict first. Failing: the diagnosis, one line per failing array, the
     configuration, notes, and (``verbose``) the table of every comparison, else a pointer
     to it (``more``). Passing: the verdict, the configuration and the notes."""
-    lines = [verdict(report)]
-    if report.diagnosis:
-        lines.append(f"diagnosis: {report.diagnosis}")
+    lines = [verdict(report), *_diagnosis_lines(report)]
     failing = array_lines(report)
     if failing:
         lines += ["", "failing arrays (worst element of each):", *failing]
@@ -184,7 +193,7 @@ def table(report):
     for note in notes(report):
         lines += ["", note]
     if report.diagnosis:
-        lines += ["", f"diagnosis: {report.diagnosis}"]
+        lines += ["", *_diagnosis_lines(report)]
     lines += ["", verdict(report) if not report.passed or report.unsupported else
               f"PASSED: all {len(report.results)} comparisons agree"]
     return "\n".join(lines)
