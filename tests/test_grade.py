@@ -160,7 +160,8 @@ def test_feedback_names_arrays_steps_and_worst_element_only(graded):
     pytest.param("hostile_sys_exit_on_import.py", "unloadable", "SystemExit", id="exit-on-import"),
     pytest.param("broken_raises.py", None, "raised ValueError: not implemented yet",
                  id="raises"),
-    pytest.param("hostile_hang.py", "timeout", "did not return within --timeout 3 s", id="hang"),
+    pytest.param("hostile_hang.py", "timeout", "window 1; the limit is 3 s per call (set by "
+                 "your instructor), so it was stopped", id="hang"),
     pytest.param("hostile_exit.py", "exited", "exited with status 0", id="os-exit"),
     pytest.param("hostile_segfault.py", "crashed", "SIGSEGV", id="segfault"),
     pytest.param("hostile_imports_reference.py", "honesty",
@@ -456,3 +457,59 @@ def test_bad_battery_file_is_usage(text, message, tmp_path):
     path.write_text(text)
     code, err = _usage(["x.py", "--battery", str(path)], tmp_path)
     assert code == ExitCode.USAGE and message in err and err.count("\n") == 1, err
+
+
+# ------------------------------------------------------------------ time limits
+
+def test_default_time_limit_is_the_references_time_scaled_with_a_floor():
+    from gradcheck.grade.runner import TIMEOUT_FACTOR, TIMEOUT_FLOOR, Limits, limit_of
+    slow_reference = 2 * TIMEOUT_FLOOR / TIMEOUT_FACTOR
+    assert limit_of(Limits(), 0.0) == (TIMEOUT_FLOOR, "the least the grader allows")
+    assert limit_of(Limits(), slow_reference)[0] == pytest.approx(2 * TIMEOUT_FLOOR)
+    assert "times the time a correct solution takes" in limit_of(Limits(), slow_reference)[1]
+    assert limit_of(Limits(3.0), slow_reference) == (3.0, "set by your instructor")
+
+
+def test_the_references_time_is_measured_for_each_test():
+    from gradcheck.grade.prepare import prepare
+    p = prepare(load_battery(SMALL)[0], seed=0)
+    assert 0 < p.reference_seconds < 1
+
+
+# CPU seconds the loop-heavy submission spends per call: more than the default limit's
+# floor allows in wall time once the machine is loaded (BUSY processes beside it on its
+# cores), well within it in the time the submission itself runs.
+LOOP_SECONDS_OF_FLOOR = 0.8
+BUSY_PER_CORE = 1
+
+
+@pytest.fixture
+def busy_machine():
+    """Busy processes on every core of this machine, killed afterwards."""
+    import os
+    n = BUSY_PER_CORE * len(os.sched_getaffinity(0))
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    yield
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def test_a_correct_loop_heavy_submission_gets_full_marks_on_a_loaded_machine(tmp_path,
+                                                                             busy_machine):
+    from gradcheck.grade.runner import TIMEOUT_FLOOR
+    shutil.copy(SUBS / "correct_loop.py", tmp_path / "correct_loop.py")
+    (tmp_path / "slow.py").write_text(
+        "import time\n\nfrom correct_loop import loss_and_grads as _step\n\n\n"
+        "def loss_and_grads(params, x, y, h0, **options):\n"
+        "    start = time.process_time()      # the CPU time of a solution with many loops\n"
+        f"    while time.process_time() - start < {LOOP_SECONDS_OF_FLOOR * TIMEOUT_FLOOR}:\n"
+        "        pass\n"
+        "    return _step(params, x, y, h0, **options)\n")
+    (tmp_path / "one.toml").write_text(
+        "[[test]]\nname = 'one_window'\ninterval = 2\nseq_len = 2\nbatch = 2\n"
+        "input_size = 2\nhidden_size = 2\nstate_size = 2\noutput_size = 2\n")
+    doc = json.loads(_grade(tmp_path / "slow.py", "--battery", tmp_path / "one.toml",
+                            "--format", "json", "--jobs", "1"))
+    s = doc["submissions"][0]
+    assert s["score"] == s["max_score"] and s["problem"] is None, s["diagnosis"]

@@ -13,10 +13,10 @@ from ..model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LO
 from .battery import DEFAULT_BATTERY, load_battery, make_test
 from .formats import FORMATS, render
 from .honesty import FORBIDDEN
+from .runner import TIMEOUT_FACTOR, TIMEOUT_FLOOR
 
 __all__ = ["main", "build_parser", "run"]
 
-DEFAULT_TIMEOUT = 10.0          # seconds per call: the article-sized window takes milliseconds
 DEFAULT_MEMORY = "1G"           # of a worker (isolation's RLIMIT_DATA): Python + NumPy ~100M
 
 
@@ -57,9 +57,11 @@ def build_parser():
                    "random one, recorded in the output, so not the seed students saw)")
     p.add_argument("--jobs", type=_int, metavar="N", default=None,
                    help="submissions graded at once (default: the number of cores)")
-    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                   help=f"the most one call of a submission may take (default "
-                        f"{DEFAULT_TIMEOUT:g}); loading it too")
+    p.add_argument("--timeout", type=_seconds, default=None, metavar="SECONDS",
+                   help=f"the most one call of a submission may take, in the time it runs "
+                        f"or sleeps (not the time it waits for a CPU); loading it too "
+                        f"(default: {TIMEOUT_FACTOR:g} times the reference's own time for "
+                        f"the test on this machine, at least {TIMEOUT_FLOOR:g})")
     p.add_argument("--memory-limit", default=DEFAULT_MEMORY, metavar="SIZE",
                    help=f"memory of each submission's process, e.g. 768M, 4G "
                         f"(default {DEFAULT_MEMORY})")

@@ -216,7 +216,8 @@ def grade_submission(sub, prepared_tests, limits, forbid):
                                time.perf_counter() - started)
     tests, imported, used, read = [], [], [], []
     for p in prepared_tests:
-        with Worker(sub, limits, forbid, len(p.windows)) as worker:   # a fresh instance
+        with Worker(sub, limits, forbid, len(p.windows),               # a fresh instance
+                    p.reference_seconds) as worker:
             grade, record, whole = _grade_test(worker, p)
         tests.append(grade)
         for mine, theirs in ((imported, record.imported), (used, record.used),
