@@ -311,6 +311,52 @@ def grades(made):
     return run(args, parse_size("1G"))
 
 
+def _graded_in_process(*argv):
+    from gradcheck.grade.cli import build_parser, run
+    args = build_parser().parse_args([str(a) for a in argv])
+    return run(args, parse_size("1G"))
+
+
+@pytest.fixture(scope="module")
+def levels(made, tmp_path_factory):
+    """The buggy submission graded at each feedback level, and with a battery whose tests
+    choose their own."""
+    battery = tmp_path_factory.mktemp("levels") / "levels.toml"
+    battery.write_text(SMALL.read_text().replace('name = "two_windows"',
+                                                 'name = "two_windows"\nfeedback = "score"')
+                       .replace('name = "ce_f32"', 'name = "ce_f32"\nfeedback = "hint"'))
+    buggy = made / "buggy_no_dh_next.py"
+    out = {level: _graded_in_process(buggy, "--battery", SMALL, "--timeout", TIMEOUT,
+                                     "--feedback", level, "--seed", "3")[0][0]
+           for level in ("full", "hint", "score")}
+    out["battery"] = _graded_in_process(buggy, "--battery", battery, "--timeout", TIMEOUT,
+                                        "--seed", "3")[0][0]
+    return out
+
+
+def test_hint_names_arrays_and_steps_without_numbers_or_the_diagnosis(levels):
+    full, hint = levels["full"], levels["hint"]
+    assert hint.diagnosis == full.diagnosis and "not passed back" in hint.diagnosis
+    for t_full, t_hint in zip(full.tests, hint.tests):
+        assert t_hint.score == t_full.score
+        assert "lost: W1, b1, W2, U, b2, x, h0" in t_hint.output
+        assert "window 1: U disagrees [steps that disagree:" in t_hint.output
+        assert "worst element" in t_full.output and "worst element" not in t_hint.output
+        assert "diagnosis:" in t_full.output and "diagnosis:" not in t_hint.output
+        assert full.diagnosis not in t_hint.output
+
+
+def test_score_says_only_pass_or_fail(levels):
+    assert [t.output for t in levels["score"].tests] == ["two_windows: 3/10\nfailed",
+                                                         "ce_f32: 1.5/5\nfailed"]
+
+
+def test_a_battery_test_chooses_its_own_feedback_level(levels):
+    own = levels["battery"].tests
+    assert own[0].output == levels["score"].tests[0].output
+    assert own[1].output == levels["hint"].tests[1].output
+
+
 def test_without_seed_a_fresh_one_is_drawn_and_recorded(grades):
     from gradcheck.grade.formats import render
     doc = json.loads(render("json", *grades))
@@ -420,6 +466,8 @@ def _usage(argv, tmp_path):
 @pytest.mark.parametrize(("argv", "message"), [
     pytest.param(["x.py", "--jobs", "0"], "--jobs 0: expected an integer >= 1", id="jobs"),
     pytest.param(["x.py", "--format", "xml"], "--format xml: expected one of json", id="format"),
+    pytest.param(["x.py", "--feedback", "all"], "--feedback all: expected one of full, hint, "
+                 "score", id="feedback"),
     pytest.param(["x.py", "--memory-limit", "lots"], "--memory-limit lots: expected a size",
                  id="memory"),
     pytest.param(["x.py", "--timeout", "-1"], "--timeout: expected a number of seconds > 0",
@@ -449,6 +497,8 @@ def test_bad_usage_is_one_line_exit_2(argv, message, tmp_path):
                  "two tests have this name", id="duplicate"),
     pytest.param("[[test]]\nname = 'a'\ninterval = 2\npoints = 0\n", "points must be",
                  id="points"),
+    pytest.param("[[test]]\nname = 'a'\ninterval = 2\nfeedback = 'some'\n",
+                 "test a: feedback must be one of full, hint, score", id="feedback"),
     pytest.param("[[test]\n", "not valid TOML", id="toml"),
     pytest.param("[defaults]\nbatch = 2\n", "at least one [[test]]", id="no-tests"),
 ])

@@ -10,7 +10,8 @@ from ..config import OPTIONS
 from ..errors import ExitCode, UsageError
 from ..model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS,
                      DEFAULT_REDUCTION, SIZES)
-from .battery import DEFAULT_BATTERY, load_battery, make_test
+from .battery import (DEFAULT_BATTERY, DEFAULT_FEEDBACK, FEEDBACK_LEVELS, load_battery,
+                      make_test)
 from .formats import FORMATS, render
 from .honesty import FORBIDDEN
 from .runner import TIMEOUT_FACTOR, TIMEOUT_FLOOR
@@ -69,6 +70,11 @@ def build_parser():
                    "(default table)")
     p.add_argument("--output", metavar="FILE", help="write there instead of stdout")
     p.add_argument("--entry", metavar="NAME", help="the file to grade inside a folder")
+    p.add_argument("--feedback", default=DEFAULT_FEEDBACK, metavar="LEVEL",
+                   help=f"what a student's text of a test says: full (the diagnosis), hint "
+                        f"(the arrays, steps and kind of mistake, no formula) or score (pass "
+                        f"or fail); a battery test's own 'feedback' wins (default "
+                        f"{DEFAULT_FEEDBACK}); the JSON, CSV and summary keep everything")
     p.add_argument("--allow-import", action="append", default=[], metavar="NAME",
                    help=f"let submissions import NAME (forbidden: {', '.join(FORBIDDEN[:-1])})")
     return p
@@ -95,6 +101,9 @@ def _battery(args):
 def _check(args):
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("jobs", args.jobs, "expected an integer >= 1")
+    if args.feedback not in FEEDBACK_LEVELS:
+        raise UsageError("feedback", args.feedback,
+                         f"expected one of {', '.join(FEEDBACK_LEVELS)}")
     if args.format not in FORMATS:
         raise UsageError("format", args.format, f"expected one of {', '.join(FORMATS)}")
     from ..isolation import parse_size
@@ -143,10 +152,11 @@ def run(args, memory):
 
     def one(sub):
         try:
-            return grade_submission(sub, prepared, limits, forbid)
+            return grade_submission(sub, prepared, limits, forbid, args.feedback)
         except Exception as exc:     # the grader's own failure: the others still get graded
             return failed_to_grade(sub, prepared, f"the grader could not grade it "
-                                   f"({type(exc).__name__}: {exc}); please report this")
+                                   f"({type(exc).__name__}: {exc}); please report this",
+                                   feedback=args.feedback)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         grades = list(pool.map(one, subs))
