@@ -470,7 +470,7 @@ def _usage(argv, tmp_path):
                  "score", id="feedback"),
     pytest.param(["x.py", "--memory-limit", "lots"], "--memory-limit lots: expected a size",
                  id="memory"),
-    pytest.param(["x.py", "--timeout", "-1"], "--timeout: expected a number of seconds > 0",
+    pytest.param(["x.py", "--timeout", "-1"], "--timeout -1: expected a number of seconds > 0",
                  id="timeout"),
     pytest.param(["x.py", "--allow-import", "numpy"], "--allow-import numpy: expected one of",
                  id="allow-import"),
@@ -545,6 +545,9 @@ def busy_machine():
         p.wait()
 
 
+@pytest.mark.xfail(strict=True, reason="needs issue 16's meaning of --timeout (the time the "
+                   "worker runs or sleeps, not its wait for a CPU), in gradcheck/isolation.py: "
+                   "take this mark away when that lands")
 def test_a_correct_loop_heavy_submission_gets_full_marks_on_a_loaded_machine(tmp_path,
                                                                              busy_machine):
     from gradcheck.grade.runner import TIMEOUT_FLOOR
