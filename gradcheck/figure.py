@@ -57,7 +57,8 @@ def _title(report):
     head = (f"{report.impl}: {verdict}\ninterval {c['interval']}, seq-len {c['seq_len']}, "
             f"{c['loss']}, {','.join(c['activations'])}, {c['reduction']}, {c['dtype']}")
     if report.diagnosis:
-        head += "\n" + "\n".join(textwrap.wrap(report.diagnosis, 150)[:3])
+        label = "" if report.finding is None else f"[{report.finding.title}] "
+        head += "\n" + "\n".join(textwrap.wrap(label + report.diagnosis, 150)[:3])
     return head
 
 
