@@ -9,6 +9,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,6 +37,12 @@ def _grade(*args):
     assert proc.returncode == ExitCode.OK, proc.stderr[-3000:]
     return proc.stdout
 
+
+# A float32 cast of correct_loop.py: its only finding is precision.
+FLOAT32_CAST = ("    W1, b1, W2, U, b2, W3, b3 = (",
+                "    params = {k: v.astype(np.float32) for k, v in params.items()}\n"
+                "    x, h0 = x.astype(np.float32), h0.astype(np.float32)\n"
+                "    W1, b1, W2, U, b2, W3, b3 = (")
 
 # Students' bugs, each one line of correct_loop.py changed (the rest of the file as is).
 MUTANTS = {
@@ -278,9 +285,21 @@ def zoo_graded(tmp_path_factory):
     for name in BUGS:
         (folder / f"{name}.py").write_text(
             f"from gradcheck.zoo import BUGS\nloss_and_grads = BUGS[{name!r}].make()\n")
+    source = (SUBS / "correct_loop.py").read_text()
+    assert source.count(FLOAT32_CAST[0]) == 1
+    (folder / "float32_cast.py").write_text(source.replace(*FLOAT32_CAST))
     doc = json.loads(_grade(*sorted(folder.glob("*.py")), "--format", "json", "--jobs", "2",
                             "--allow-import", "gradcheck", "--timeout", "20"))
     return {Path(s["submission"]).stem: s for s in doc["submissions"]}
+
+
+def test_a_float32_cast_scores_above_every_bug_of_the_zoo(zoo_graded):
+    """decisions.md: precision findings across the default battery never cost more than
+    the least any conceptual bug of the zoo costs."""
+    cast = zoo_graded["float32_cast"]
+    assert cast["score"] < cast["max_score"] and cast["kinds"] == ["float32"], cast
+    worst_bug_best_score = max(zoo_graded[name]["score"] for name in BUGS)
+    assert cast["score"] > worst_bug_best_score
 
 
 _ITEM = {"loss": "forward", "h_last": "forward", "inputs_modified": "forward", "nan": None}
@@ -427,6 +446,16 @@ def test_default_battery_covers_what_the_zoo_needs():
     assert any(o["seq_len"] > o["interval"] and o["seq_len"] % o["interval"] for o in opts)
 
 
+def test_precision_costs_the_tests_share_or_its_part_of_the_batterys_cap():
+    from gradcheck.grade.battery import PRECISION_CAP, make_test, precision_loss
+    tests = load_battery(SMALL)                      # 10 and 5 points: the least item 0.5
+    assert precision_loss(tests[0], tests) == pytest.approx(PRECISION_CAP * 0.5 / 2)
+    generous = make_test("g", {"interval": 2}, points=10, precision_credit=0.999)
+    assert precision_loss(generous, [generous]) == pytest.approx(0.01)
+    # whatever the credits, the whole battery's precision findings cost less than an item
+    assert sum(precision_loss(t, DEFAULT_BATTERY) for t in DEFAULT_BATTERY) < 1.0
+
+
 def test_battery_file_gives_names_points_and_defaults():
     tests = load_battery(SMALL)
     assert [(t.name, t.points) for t in tests] == [("two_windows", 10.0), ("ce_f32", 5.0)]
@@ -520,6 +549,8 @@ def test_bad_usage_is_one_line_exit_2(argv, message, tmp_path):
                  "two tests have this name", id="duplicate"),
     pytest.param("[[test]]\nname = 'a'\ninterval = 2\npoints = 0\n", "points must be",
                  id="points"),
+    pytest.param("[[test]]\nname = 'a'\ninterval = 2\nprecision_credit = 1.5\n",
+                 "test a: precision_credit must be a number from 0 to 1", id="precision-credit"),
     pytest.param("[[test]]\nname = 'a'\ninterval = 2\nfeedback = 'some'\n",
                  "test a: feedback must be one of full, hint, score", id="feedback"),
     pytest.param("[[test]\n", "not valid TOML", id="toml"),
@@ -589,3 +620,98 @@ def test_a_correct_loop_heavy_submission_gets_full_marks_on_a_loaded_machine(tmp
                             "--format", "json", "--jobs", "1"))
     s = doc["submissions"][0]
     assert s["score"] == s["max_score"] and s["problem"] is None, s["diagnosis"]
+
+
+# ------------------------------------------------------------------ bundles
+
+def _platform_tree(tmp_path, platform, submission):
+    """A fake platform: the bundle unpacked where the platform puts it, the student's
+    folder filled with ``submission``; returns (the command to run, results.json)."""
+    import zipfile
+    bundle = tmp_path / "bundle"
+    code, err = _usage(["--bundle", platform, str(bundle), "--battery", str(SMALL),
+                        "--timeout", TIMEOUT, "--feedback", "hint"], tmp_path)
+    assert code == ExitCode.OK, err
+    if platform == "gradescope":
+        root = tmp_path / "autograder"
+        with zipfile.ZipFile(bundle / "autograder.zip") as z:
+            z.extractall(root / "source")
+        run = root / "run_autograder"                  # Gradescope copies it up one level
+        shutil.copy(root / "source" / "run_autograder", run)
+        student = root / "submission"
+    else:
+        root = tmp_path / "grade"
+        shutil.copytree(bundle / "tests", root / "tests")
+        run = root / "tests" / "run_autograder"
+        student = root / "student"
+    student.mkdir(parents=True)
+    (student / "rnn.py").write_text(submission)
+    run.chmod(0o755)
+    return run, root / "results" / "results.json"
+
+
+def _run_tree(run):
+    env = dict(os.environ, GRADCHECK_PYTHON=sys.executable)   # setup.sh's packages: here
+    proc = subprocess.run([str(run)], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_bundle_writes_what_each_platform_needs(tmp_path):
+    for platform, files in (("gradescope", {"setup.sh", "run_autograder", "battery.toml",
+                                            "requirements.txt", "autograder.zip"}),
+                            ("prairielearn", {"tests/run_autograder", "tests/battery.toml",
+                                              "requirements.txt", "Dockerfile",
+                                              "externalGradingOptions.json"})):
+        folder = tmp_path / platform
+        code, err = _usage(["--bundle", platform, str(folder), "--seed", "5"], tmp_path)
+        assert code == ExitCode.OK, err
+        written = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+        assert files <= written
+        assert any(w.endswith("vendor/gradcheck/oracle_jax.py") for w in written)
+        assert any(w.endswith("vendor/reference/network.py") for w in written)
+    battery = load_battery(tmp_path / "gradescope" / "battery.toml")
+    assert battery == DEFAULT_BATTERY            # the battery file reads back the same tests
+    assert "--seed 5" in (tmp_path / "gradescope" / "run_autograder").read_text()
+
+
+@pytest.mark.parametrize("platform", ["gradescope", "prairielearn"])
+def test_generated_run_autograder_grades_a_submission_on_a_fake_platform(tmp_path, platform):
+    buggy = (SUBS / "correct_loop.py").read_text().replace(*MUTANTS["buggy_dU_transposed.py"])
+    run, results = _platform_tree(tmp_path, platform, buggy)
+    _run_tree(run)
+    doc = json.loads(results.read_text())
+    if platform == "gradescope":
+        assert set(doc) <= _GS_TOP and len(doc["tests"]) == 2
+        for t in doc["tests"]:
+            assert set(t) <= _GS_TEST and {"name", "score", "max_score", "output"} <= set(t)
+            assert t["visibility"] in _GS_VISIBILITY
+        assert doc["score"] == 13.5 == sum(t["score"] for t in doc["tests"])
+        outputs = [t["output"] for t in doc["tests"]]
+    else:
+        assert doc["gradable"] is True and doc["score"] == pytest.approx(13.5 / 15)
+        assert [(t["points"], t["max_points"]) for t in doc["tests"]] == [(9, 10), (4.5, 5)]
+        outputs = [t["message"] for t in doc["tests"]]
+    # --feedback hint, as the bundle was made: the arrays, no diagnosis, no flag
+    assert all("window 1: U disagrees" in o and "diagnosis:" not in o and "--" not in o
+               for o in outputs), outputs
+
+
+def test_run_autograder_writes_results_even_when_grading_fails(tmp_path):
+    run, results = _platform_tree(tmp_path, "gradescope", "def loss_and_grads(:\n")
+    (run.parent / "source" / "battery.toml").write_text("not toml [")   # the grader fails
+    proc = _run_tree(run)
+    doc = json.loads(results.read_text())
+    assert doc["score"] == 0 and "could not grade" in doc["output"]
+    assert "--battery" in proc.stderr                     # the instructor's log says why
+
+
+def test_bundle_of_an_unknown_platform_is_usage(tmp_path):
+    code, err = _usage(["--bundle", "moodle", str(tmp_path / "b")], tmp_path)
+    assert code == ExitCode.USAGE
+    assert "--bundle moodle: expected one of gradescope, prairielearn" in err
+
+
+def test_bundle_with_submissions_is_usage(tmp_path):
+    code, err = _usage(["x.py", "--bundle", "gradescope", str(tmp_path / "b")], tmp_path)
+    assert code == ExitCode.USAGE and "give no SUBMISSION with it" in err
