@@ -27,6 +27,7 @@ from gradcheck.zoo import BUGS
 
 HERE = Path(__file__).resolve().parent
 SUBS = HERE / "grade_submissions"
+ROOT = HERE.parent
 SMALL = HERE / "grade_small_battery.toml"
 TIMEOUT = "3"          # seconds per call: the tiny battery's calls take milliseconds
 
@@ -48,6 +49,7 @@ FLOAT32_CAST = ("    W1, b1, W2, U, b2, W3, b3 = (",
 MUTANTS = {
     "buggy_no_dh_next.py": ('dh = c["d3"] @ W3.T + dh_next', 'dh = c["d3"] @ W3.T'),
     "buggy_dU_transposed.py": ('g["U"] += c["hp"].T @ d2', 'g["U"] += d2.T @ c["hp"]'),
+    "buggy_float32_cast.py": FLOAT32_CAST,
     "buggy_keys_named_dW1.py": ("return total / scale, g, h",
                                 'return total / scale, {"d" + k: v for k, v in g.items()}, h'),
 }
@@ -55,7 +57,8 @@ MUTANTS = {
 
 def _specs():
     files = sorted([p.name for p in SUBS.glob("*.py")] + list(MUTANTS))
-    return files + ["folder_student", "folder_one_down", "folder_load_error", "no_such_file.py"]
+    return files + ["copied_reference.py", "folder_student", "folder_one_down",
+                    "folder_load_error", "no_such_file.py"]
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +77,12 @@ def made(tmp_path_factory):
     (folder / "helpers.py").write_text("SEED = 0\n")
     (where / "folder_one_down" / "hw3").mkdir(parents=True)       # zipped one level too deep
     shutil.copy(SUBS / "correct_loop.py", where / "folder_one_down" / "hw3" / "rnn.py")
+    # the reference's modules pasted into one file, a variable renamed, imports mended
+    parts = [(ROOT / "reference" / f"{m}.py").read_text()
+             for m in ("activations", "losses", "layers", "network")]
+    pasted = "\n".join(line for part in parts for line in part.splitlines()
+                       if not line.startswith("from ."))
+    (where / "copied_reference.py").write_text(pasted.replace("dh_next", "carry"))
     (where / "folder_load_error").mkdir()
     (where / "folder_load_error" / "rnn.py").write_text(
         "import numpy as np\n\nSCALE = 1 / 0\n\n\ndef loss_and_grads(*args, **options):\n"
@@ -116,6 +125,42 @@ def test_a_file_one_folder_down_is_graded_and_the_student_told(graded):
     s = graded[1]["folder_one_down"]
     note = f"found {Path('hw3', 'rnn.py')} one folder down; move it up next time"
     assert all(note in t["output"] for t in s["tests"])
+
+
+CONCEPTUAL = ["buggy_no_dh_next.py", "buggy_dU_transposed.py"]
+
+
+def test_a_float32_cast_scores_below_full_marks_and_above_every_conceptual_bug(graded):
+    cast = graded[1]["buggy_float32_cast.py"]
+    assert cast["kinds"] == ["float32"] and cast["score"] < cast["max_score"], cast
+    assert all(cast["score"] > graded[1][name]["score"] for name in CONCEPTUAL)
+    float64_test = cast["tests"][0]
+    assert float64_test["output"].splitlines()[1].startswith("float32-level rounding only")
+
+
+@pytest.mark.parametrize(("factor", "rounding"), [
+    pytest.param(1 + 8.5e-8, True, id="a-factor-at-rounding-level"),
+    pytest.param(1 + 1e-6, False, id="a-tiny-real-scale-error"),
+    pytest.param(0.5, False, id="a-real-scale-error"),
+])
+def test_a_common_factor_within_float32_rounding_is_rounding(factor, rounding):
+    """A few elements off by float32 rounding fit a common factor by chance: that factor,
+    that close to 1, must not veto the float32 finding (it did: a float32 cast graded
+    as a conceptual bug)."""
+    import numpy as np
+    from gradcheck.diagnose import float32_ratio
+    want = np.array([0.3, -0.7, 1.1])
+    ratio = float32_ratio({(1, "b3"): (want * factor, want)}, {(1, "b3"): ("scale", factor)})
+    assert (ratio is not None) == rounding
+
+
+def test_a_copy_of_the_reference_is_flagged_for_the_instructor_not_marked_down(graded):
+    s = graded[1]["copied_reference.py"]
+    assert s["score"] == s["max_score"] and s["kinds"] == ["reference_copy"]
+    assert s["honesty"]["reference_share"] > 0.9
+    assert not any("reference" in t["output"] for t in s["tests"])     # not in its text
+    assert all(not graded[1][name]["kinds"] and graded[1][name]["honesty"]["reference_share"]
+               < 0.5 for name in ("correct_loop.py", "correct_vectorized.py", "folder_student"))
 
 
 def test_wrong_key_set_lists_returned_against_expected_everywhere(graded):
@@ -241,7 +286,8 @@ def test_summary_gives_each_kind_its_count_and_submissions(graded):
     assert kinds["no_entry_file"] == {"no_such_file.py"}
     assert kinds["timeout"] == {"hostile_hang.py"}
     assert kinds["crashed"] == {"hostile_segfault.py"}
-    assert summary["full_marks"] == 5        # four correct, and the unused import of jax
+    assert kinds["reference_copy"] == {"copied_reference.py"}
+    assert summary["full_marks"] == 6        # four correct, a copy, an unused import of jax
     assert summary["scores"][str(SUBS / "correct_loop.py")] == 15
 
 
@@ -263,7 +309,8 @@ def test_summary_counts_arrays_only_for_the_maths_and_the_contract(graded):
 def test_unused_banned_import_costs_nothing_and_is_listed(graded):
     s = graded[1]["hostile_jax_fallback.py"]
     assert s["score"] == s["max_score"] and s["problem"] is None
-    assert s["honesty"] == {"imported": ["jax"], "used": [], "read": []}
+    assert {k: s["honesty"][k] for k in ("imported", "used", "read")} == {
+        "imported": ["jax"], "used": [], "read": []}
     assert s["kinds"] == ["banned_library_imported"]
 
 

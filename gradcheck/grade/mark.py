@@ -11,6 +11,7 @@ from .battery import DEFAULT_FEEDBACK, FORWARD, ITEMS, precision_loss
 from ..kinds import KINDS, Diagnosis
 from .honesty import parse
 from .runner import Ended, Worker
+from .similarity import FLAG_SHARE, reference_share
 
 __all__ = ["TestGrade", "SubmissionGrade", "grade_submission", "failed_to_grade"]
 
@@ -44,7 +45,7 @@ class SubmissionGrade(NamedTuple):
     problem: Optional[str]
     reason: Optional[str]   # why it got no marks at all, when that is why
     seconds: float
-    honesty: dict = {}      # {"imported": [...], "used": [...], "read": [...]} (libraries, files)
+    honesty: dict = {}      # {"imported", "used": libraries, "read": files, "reference_share"}
     flags: tuple = ()       # kinds flagged for the instructor that cost nothing
 
     @property
@@ -283,6 +284,10 @@ def grade_submission(sub, prepared_tests, limits, forbid, feedback=DEFAULT_FEEDB
                  if _level(p.test, feedback) != "score" else t
                  for t, p in zip(tests, prepared_tests)]
     flags = ("banned_library_imported",) if [n for n in imported if n not in used] else ()
-    honesty = {"imported": imported, "used": used, "read": read}
+    share = reference_share(sub.path)            # for the instructor only: never a mark
+    if share is not None and share >= FLAG_SHARE:
+        flags += ("reference_copy",)
+    honesty = {"imported": imported, "used": used, "read": read,
+               "reference_share": None if share is None else round(share, 3)}
     return SubmissionGrade(sub.spec, sum(t.score for t in tests), max_score, tests, diagnosis,
                            problem, reason, time.perf_counter() - started, honesty, flags)
