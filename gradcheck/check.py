@@ -40,6 +40,14 @@ def choose_mode(config):
                            f"directions per array by finite differences; every element vs JAX")
 
 
+def cell_reference(model):
+    """The reference's loss_and_grads for the model's cell (reference/ has a module per cell)."""
+    if model is None or model.cell.name == DEFAULT_CELL:
+        return reference.loss_and_grads
+    from ._reference import cell_module
+    return cell_module(model.cell.sides["reference"]).loss_and_grads
+
+
 def _impl_name(impl):
     if impl is None:
         return "reference"
@@ -54,11 +62,11 @@ class _InProcess:
     """The implementation called in this process (trusted modes): no limits apply."""
     isolated = False
 
-    def __init__(self, fn):
-        self.fn = fn
+    def __init__(self, fn, model=None):
+        self.fn, self.model = fn, model
 
-    def call(self, params, x, y, h0, options, what=""):
-        return call_impl(self.fn, params, x, y, h0, options)
+    def call(self, params, x, y, h0, options, what="", states=None):
+        return call_impl(self.fn, params, x, y, h0, options, states, self.model)
 
     def submit(self, *args):
         self._args = args
@@ -83,23 +91,27 @@ def _number(option, value, allowed="expected a number of seconds > 0"):
     return v
 
 
-def _runner(impl, in_process, timeout, memory_limit, time_budget):
+def _runner(impl, in_process, timeout, memory_limit, time_budget, model=None):
     """How the implementation is run: in this process (the reference, a callable, or
-    ``in_process``), else in a worker process (isolation.Worker)."""
+    ``in_process``), else in a worker process (isolation.Worker). ``model``: the
+    check's model.Model (None: the RNN)."""
     if impl is None:
-        return _InProcess(reference.loss_and_grads)
+        return _InProcess(cell_reference(model), model)
     if callable(impl) and not isinstance(impl, (str, dict)):
-        return _InProcess(impl)
+        return _InProcess(impl, model)
     if not isinstance(impl, (str, dict)):
         raise UsageError("impl", impl, "expected a callable with the loss_and_grads contract, "
                                        "or 'FILE.py:FUNC' / 'MODULE:FUNC'")
-    request = {"spec": impl} if isinstance(impl, str) else impl
+    request = {"spec": impl} if isinstance(impl, str) else dict(impl)
+    if model is not None and model.cell.name != DEFAULT_CELL:     # the worker's contract
+        request.update(cell=model.cell.name, cell_options=sorted(n for n, on in
+                                                                model.options.items() if on))
     if request.get("adapter") is None:           # an adapter names a module, not a function
         from .untrusted import check_spec
         check_spec(request.get("spec"))
     if in_process:
         from .untrusted import build
-        return _InProcess(build(request))
+        return _InProcess(build(request), model)
     from .isolation import DEFAULT_MEMORY, Worker, parse_size
     timeout = _number("timeout", timeout)
     budget = None if time_budget is None else _number("time_budget", time_budget)
@@ -194,14 +206,14 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     from .isolation import DEFAULT_TIMEOUT
     if skip and impl is not None:             # the skipped gradients it may leave out
         impl = (dict({"spec": impl} if isinstance(impl, str) else impl, skip=list(skip))
-                if isinstance(impl, (str, dict)) else fill_skipped(impl, skip))
+                if isinstance(impl, (str, dict)) else fill_skipped(impl, skip, config.model))
     lifetime = contextlib.nullcontext()
     if isinstance(impl, (str, dict)) and not in_process:
         from .isolation import fork_server
         lifetime = fork_server()         # one this check starts ends with it
     with lifetime:
         runner = _runner(impl, in_process, DEFAULT_TIMEOUT if timeout is None else timeout,
-                         memory_limit, time_budget)
+                         memory_limit, time_budget, config.model)
         try:
             return _check(runner, impl, config, progress, trace, decl, skip)
         finally:
@@ -211,6 +223,7 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
 def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
     mode, reason = choose_mode(config)
     data = make_data(config)
+    model = config.model
     if decl is not None:
         from .adapters import prepare_data
         params, x = prepare_data(decl, data.params, data.x)
@@ -222,13 +235,13 @@ def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
     timings = dict.fromkeys(["impl"] + [o.name for o in ORACLES], 0.0)
     results = []
     seen = []                        # per window: what attribution needs afterwards
-    h0 = data.h0
+    h0, states = data.h0, data.states
     started = time.perf_counter()
     for w, (start, stop) in enumerate(config.windows, start=1):
         window = Window(w, data.params, data.x[start:stop], data.y[start:stop], h0, options,
-                        mode, config.seed)
+                        mode, config.seed, model, states)
         # sent first: an isolated worker runs it while the oracles run here
-        runner.submit(data.params, window.x, window.y, h0, options, f"window {w}")
+        runner.submit(data.params, window.x, window.y, h0, options, f"window {w}", states)
         expected, details = [], {}
         for oracle in ORACLES:
             t = time.perf_counter()
@@ -244,17 +257,19 @@ def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
         if declined:                 # the code declines these options: not a verdict on it
             unsupported = declined[0].message[len("raised "):]
             break
-        mine = ((out.loss, out.grads, out.h_last)
+        mine = ((out.loss, out.grads, out.h_last, *out.extra.values())
                 if impl is None and not out.problems else None)   # the reference's, at hand
         own = rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options,
-                                 mine)
+                                mine, states, cell_reference(model), model.state_out_names)
         results.extend(judge_window(w, out, expected, own, config.dtype, skip))
         seen.append((window.x, window.y, ref, out))
         if progress is not None:
             progress(w, len(config.windows))
-        if out.h_last is None or not np.all(np.isfinite(out.h_last)):
+        carried = [out.h_last] + [out.extra.get(o) for _, o in model.extra_states]
+        if any(s is None or not np.all(np.isfinite(s)) for s in carried):
             break            # no state to carry: later windows cannot be checked
         h0 = out.h_last.astype(config.dtype)
+        states = {i: out.extra[o].astype(config.dtype) for i, o in model.extra_states}
         if decl is not None and decl.get("h0") == "zeros":
             h0 = data.h0
     skipped_calls = []
@@ -340,9 +355,12 @@ def _explain(runner, params, seen, results, config, options, skipped, skip=()):
         names = sorted({r.name for r in failing if r.name != "h_last"})
         what = f"the attribution of window {w} to time steps"
 
-        def call(p, x_, y_, h0, o, t, w=w):
+        def call(p, x_, y_, h0, o, t, w=w, ref=ref):
+            # a cell's further states at step t, the oracle's like h0 (LSTM: c_{t-1})
+            states = {n: s[t - 1].astype(config.dtype)
+                      for n, s in getattr(ref, "extra_states", {}).items()}
             got = runner.call(p, x_, y_, h0, o, f"window {w}, attribution call {t} "
-                                                 f"(the steps from {t} on)")
+                                                 f"(the steps from {t} on)", states)
             _stopped(got, what, skipped)
             return got
 
@@ -359,8 +377,10 @@ def _explain(runner, params, seen, results, config, options, skipped, skip=()):
     if (any(r.name == "loss" and not r.passed and r.oracle != "contract" for r in results)
             and not skip):
         x, y, ref, out = seen[0]
+        states = {n: s[0].astype(config.dtype)
+                  for n, s in getattr(ref, "extra_states", {}).items()}
         consistent = self_consistent(runner, params, x, y, ref.states[0].astype(config.dtype),
-                                     out, options, config, skipped)
+                                     out, options, config, skipped, states)
     failing = [r for r in results if not r.passed]
     if failing and all(r.message.startswith(NOT_JUDGED) for r in failing):
         names = sorted({r.name for r in failing}, key=ORDER.get)
@@ -399,6 +419,8 @@ def _evidence(params, seen, results, config, options, tol, skip=()):
     if bad and all(c is not None for c in clipped.values()):
         evidence["clipped"] = clipped
         return evidence
+    if config.cell != DEFAULT_CELL:
+        return evidence              # the zoo's candidates below are the RNN's
     if w > 1:
         _, _, ref_before, out_before = seen[w - 2]
         if out_before.grads is not None:
@@ -427,26 +449,30 @@ _SELF_STEP = {"float64": 1e-6, "float32": 1e-2}
 _SELF_RTOL = {"float64": 1e-5, "float32": 1e-2}
 
 
-def self_consistent(runner, params, x, y, h0, out, options, config, skipped=None):
+def self_consistent(runner, params, x, y, h0, out, options, config, skipped=None,
+                    states=None):
     """True when the gradients match the implementation's own loss along a random
     direction of every array at once (2 extra calls of ``runner``); None when it
-    cannot tell (why, when a limit stopped it, is added to ``skipped``)."""
-    if out.grads is None or len(out.grads) < len(GRAD_NAMES):
+    cannot tell (why, when a limit stopped it, is added to ``skipped``). ``states``:
+    the cell's further incoming states by name (an LSTM's c0)."""
+    names = config.model.grad_names
+    if out.grads is None or len(out.grads) < len(names):
         return None
     rng = np.random.default_rng(config.seed + 1)
-    arrays = dict(params, x=x, h0=h0)
-    d = {n: rng.standard_normal(np.shape(arrays[n])) for n in GRAD_NAMES}
+    arrays = dict(params, x=x, h0=h0, **(states or {}))
+    d = {n: rng.standard_normal(np.shape(arrays[n])) for n in names}
     e = _SELF_STEP[config.dtype]
     values = []
     for sign in (1.0, -1.0):
-        moved = {n: (arrays[n] + sign * e * d[n]).astype(config.dtype) for n in GRAD_NAMES}
+        moved = {n: (arrays[n] + sign * e * d[n]).astype(config.dtype) for n in names}
         got = runner.call({n: moved[n] for n in params}, moved["x"], y, moved["h0"], options,
-                          f"the self-consistency probe (call {len(values) + 1} of 2)")
+                          f"the self-consistency probe (call {len(values) + 1} of 2)",
+                          {n: moved[n] for n in (states or {})})
         if skipped is not None:
             _stopped(got, "the self-consistency probe", skipped)
         if got.loss is None or got.problems:
             return None
         values.append(got.loss)
     fd = (values[0] - values[1]) / (2 * e)
-    inner = sum(float(np.sum(out.grads[n] * d[n])) for n in GRAD_NAMES)
+    inner = sum(float(np.sum(out.grads[n] * d[n])) for n in names)
     return abs(fd - inner) <= _SELF_RTOL[config.dtype] * max(abs(inner), abs(fd), 1e-300)
