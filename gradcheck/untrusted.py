@@ -9,6 +9,7 @@ float arrays before they cross to the checker; the checker then applies ``valida
 """
 import importlib
 import importlib.util
+import inspect
 import math
 import os
 import sys
@@ -19,7 +20,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .errors import UsageError
-from .model import GRAD_NAMES  # noqa: F401 -- the RNN's names, read from here by tests
+from .model import GRAD_NAMES
 from .model import (DEFAULT_CELL, INPUT_NAME, LOSS_NAME, STATE_NAME, STATE_OUT_NAME, array,
                     describe)
 
@@ -52,13 +53,16 @@ class Outcome(NamedTuple):
         return dict(self.extra, loss=self.loss, h_last=self.h_last)
 
 
-_ALLOWED = "expected FILE.py:FUNC or MODULE:FUNC naming a function"
+_ALLOWED = "expected FILE.py[:FUNC] or MODULE:FUNC naming a function"
+DEFAULT_FUNC = "loss_and_grads"     # the contract's name: what FILE.py alone names
 
 
 def check_spec(spec):
-    """(where, func) of a well-formed ``FILE.py:FUNC`` (an existing file) or
-    ``MODULE:FUNC``; UsageError otherwise. Imports nothing (the checker calls it before
-    starting a worker)."""
+    """(where, func) of a well-formed ``FILE.py:FUNC`` (an existing file; ``FILE.py``
+    alone names its ``loss_and_grads``) or ``MODULE:FUNC``; UsageError otherwise.
+    Imports nothing (the checker calls it before starting a worker)."""
+    if isinstance(spec, str) and ":" not in spec and spec.endswith(".py"):
+        spec = f"{spec}:{DEFAULT_FUNC}"
     if not isinstance(spec, str) or spec.count(":") < 1:
         raise UsageError("impl", spec, _ALLOWED)
     where, _, func = spec.rpartition(":")
@@ -98,8 +102,9 @@ def load_impl(spec):
     except BaseException as exc:  # its import ran user code: anything can come out
         if isinstance(exc, KeyboardInterrupt):
             raise
+        at = "" if isinstance(exc, SyntaxError) else where_raised(exc)   # (it names its line)
         raise UsageError("impl", spec,
-                         f"importing {where} raised {type(exc).__name__}: {exc}") from None
+                         f"importing {where} raised {type(exc).__name__}: {exc}{at}") from None
     fn = getattr(module, func, None)
     if fn is None:
         raise UsageError("impl", spec, f"{where} has no attribute {func!r}; {allowed}")
@@ -173,15 +178,42 @@ def where_raised(exc):
     return f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
 
 
-def exception_message(exc):
-    """``raised TYPE: message at FILE:LINE in FUNC``, bounded in length."""
+def exception_message(exc, fn=None, options=None):
+    """``raised TYPE: message at FILE:LINE in FUNC``, bounded in length. Given the
+    function and the options it was called with: a TypeError raised by the call itself
+    (its arguments did not bind, so no frame of the function ran) names the call the
+    contract makes and the function's own signature, instead of the checker's frame."""
     try:
         text = str(exc)
     except BaseException:                  # its __str__ is user code too
         text = "<message could not be shown>"
     if len(text) > 300:
         text = text[:300] + "..."
+    if fn is not None and _did_not_bind(exc):
+        return (f"cannot be called the way the contract calls it, "
+                f"{contract_call(fn, options or {})}: TypeError: {text}{_signature(fn)}")
     return f"raised {type(exc).__name__}: {text}{where_raised(exc)}"
+
+
+def contract_call(fn, options):
+    """``loss_and_grads(params, x, y, h0, loss=..., activations=..., reduction=...)``."""
+    name = getattr(fn, "__name__", None)
+    name = name if isinstance(name, str) and name.isidentifier() else "loss_and_grads"
+    keywords = "".join(f", {k}=..." for k in options)
+    return f"{name}(params, x, y, h0{keywords})"
+
+
+def _did_not_bind(exc):
+    """A TypeError whose traceback ends in the calling frame: the callee never ran."""
+    tb = exc.__traceback__
+    return isinstance(exc, TypeError) and tb is not None and tb.tb_next is None
+
+
+def _signature(fn):
+    try:
+        return f"; its signature is {inspect.signature(fn)}"
+    except BaseException:                  # a builtin without one, or a hostile object
+        return ""
 
 
 def _snapshot(params, x, y, h0, states=None):
@@ -271,10 +303,13 @@ def convert_return(out, model=None):
         problems.append(Problem("return_value", f"returned grads of type "
                                 f"{type(grads).__name__}; expected a dict"))
     else:
+        wrong = _key_set(grads, model.grad_names)
+        if wrong is not None:
+            problems.append(wrong)
         for name in model.grad_names:
             try:
                 if not dict.__contains__(grads, name):
-                    continue                              # validate() names it missing
+                    continue                              # named by _key_set
                 arrays[name] = _real(dict.__getitem__(grads, name), f"grads[{name!r}]")
             except _Rejected as exc:
                 problems.append(Problem("return_value", str(exc)))
@@ -286,6 +321,28 @@ def convert_return(out, model=None):
     return arrays, problems, isinstance(grads, dict)
 
 
+_KEYS_SHOWN = 12          # keys of a wrong grads dict quoted (the rest counted)
+
+
+def _key_set(grads, grad_names=GRAD_NAMES):
+    """A ``missing_grad`` Problem listing the keys returned against those expected when a
+    gradient is missing (the message is the same wherever it is quoted), else None."""
+    missing = [n for n in grad_names if not dict.__contains__(grads, n)]
+    if not missing:
+        return None
+    keys = []
+    for key in dict.keys(grads):
+        try:
+            text = key if type(key) is str else repr(key)
+        except BaseException:
+            text = f"<a {type(key).__name__}>"
+        keys.append(text if len(text) <= 30 else text[:27] + "...")
+    shown = ", ".join(keys[:_KEYS_SHOWN]) + (f" and {len(keys) - _KEYS_SHOWN} more"
+                                            if len(keys) > _KEYS_SHOWN else "")
+    return Problem("missing_grad", f"grads has keys {shown or '(none)'}; expected "
+                                   f"{', '.join(grad_names)} (missing {', '.join(missing)})")
+
+
 def validate(arrays, problems, shapes, grads_given=True, skip=(), model=None):
     """The Outcome of real float ``arrays`` (convert_return's, or the worker's as
     received): shapes against ``shapes`` (name -> the shape of that input), missing
@@ -294,12 +351,13 @@ def validate(arrays, problems, shapes, grads_given=True, skip=(), model=None):
     model.Model (default: the RNN's)."""
     model = model or describe()
     problems = list(problems)
+    listed = any(p.name == "missing_grad" for p in problems)     # the key sets, by _key_set
     loss = arrays.get(LOSS_NAME)
     loss = None if loss is None else float(loss)
     clean = {}
     for name in model.grad_names:
         if name not in arrays:
-            if grads_given and name not in skip:
+            if grads_given and name not in skip and not listed:
                 problems.append(Problem("missing_grad", f"grads has no {name!r}"))
             continue
         arr = arrays[name]
@@ -366,7 +424,8 @@ def call_impl(impl, params, x, y, h0, options, states=None, model=None):
     except BaseException as exc:  # untrusted: even SystemExit is a verdict here
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return Outcome(None, None, None, [Problem("exception", exception_message(exc))])
+        return Outcome(None, None, None,
+                       [Problem("exception", exception_message(exc, impl, options))])
     changed = modified(before, args)
     problems = [modified_problem(changed)] if changed else []
     arrays, more, grads_given = convert_return(out, model)

@@ -17,6 +17,7 @@ from typing import NamedTuple, Optional
 from ..errors import UsageError
 from ..isolation import DEFAULT_MEMORY
 from ..isolation import Worker as _Isolated
+from .submission import root_of
 
 __all__ = ["Limits", "Ended", "Worker"]
 
@@ -56,7 +57,10 @@ def _ended(problem):
 
 class Worker:
     def __init__(self, submission, limits, forbid=(), windows=1):
-        request = {"spec": f"{os.path.abspath(submission.path)}:{submission.func}"}
+        self._path = os.path.abspath(submission.path)
+        # messages name the file as the student knows it: relative to the submission
+        self._shown = os.path.relpath(self._path, root_of(submission.spec))
+        request = {"spec": f"{self._path}:{submission.func}"}
         if forbid:
             request["forbid"] = list(forbid)
         self._worker = _Isolated(request, timeout=limits.timeout,
@@ -78,7 +82,7 @@ class Worker:
         try:
             problem = self._worker.load()
         except UsageError as exc:
-            return str(exc.allowed)
+            return str(exc.allowed).replace(self._path, self._shown)
         if problem is not None:
             raise _ended(problem)
         return None

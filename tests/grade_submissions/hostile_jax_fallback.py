@@ -1,5 +1,6 @@
-"""Hostile: tries JAX, and when refused quietly falls back to a correct implementation.
-The attempt alone costs every mark."""
+"""Imports JAX, and when that is refused quietly falls back to a correct implementation.
+JAX is never used: an unused import of a banned library costs nothing (the instructor's
+summary lists it)."""
 try:
     import jax  # noqa: F401
 except ImportError:
