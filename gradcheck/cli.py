@@ -65,6 +65,9 @@ def build_parser():
                         "worker process of its own")
     p.add_argument("--timeout", default=None, metavar="SECONDS",
                    help="the most one call of --impl may take (default 60)")
+    p.add_argument("--require-isolation", action="store_true",
+                   help="refuse to run --impl (exit 2) where its worker would run as your "
+                        "own user without namespaces (see README, Isolation)")
     p.add_argument("--time-budget", default=None, metavar="SECONDS",
                    help="the most all calls of --impl may take together (default 3x "
                         "--timeout); the extra calls that locate a failure stop when it is spent")
@@ -197,8 +200,10 @@ def _limits(args):
     """check()'s keyword arguments for how --impl runs, validated: UsageError names a bad one."""
     from .isolation import DEFAULT_TIMEOUT, parse_size
     if args.in_process:
+        if args.require_isolation:
+            raise _ArgumentError("--require-isolation and --in-process: choose one")
         return {"in_process": True}
-    out = {}
+    out = {"require_isolation": True} if args.require_isolation else {}
     for name in ("timeout", "time_budget"):
         text = getattr(args, name)
         if text is None:

@@ -125,7 +125,13 @@ class Report:
         head = (f"gradcheck: {self.impl}  interval {c['interval']}, seq-len {c['seq_len']}, "
                 f"{sizes}, {c['loss']}, "
                 f"{','.join(c['activations'])}, {c['reduction']}, {c['dtype']}, seed {c['seed']}")
-        lines = [head, f"mode: {self.mode} ({self.mode_reason})", ""]
+        lines = [head, f"mode: {self.mode} ({self.mode_reason})"]
+        if self.isolation.get("mechanism"):
+            lines.append(f"isolation: {self.isolation['mechanism']} "
+                         f"({'; '.join(self.isolation.get('guarantees', []))})")
+        if self.isolation.get("warning"):
+            lines.append(f"warning: {self.isolation['warning']}")
+        lines.append("")
         cols = ("win", "array", "oracle", "checked", "max abs err", "max rel err", "err/tol",
                 "worst at", "impl", "oracle value", "")
         rows = [cols]

@@ -20,6 +20,7 @@ from gradcheck.errors import ExitCode
 from gradcheck.grade import main
 from gradcheck.grade.battery import DEFAULT_BATTERY, ITEMS, load_battery
 from gradcheck.isolation import parse_size
+from gradcheck.sandbox import HIDING
 from gradcheck.grade.submission import resolve
 from gradcheck.zoo import BUGS
 
@@ -144,7 +145,11 @@ def test_feedback_names_arrays_steps_and_worst_element_only(graded):
     pytest.param("hostile_patches_checker.py", None, "forward pass is wrong",
                  id="patches-checker"),
 ])
-def test_broken_and_hostile_get_zero_with_the_reason(graded, name, problem, words):
+def test_broken_and_hostile_get_zero_with_the_reason(graded, name, problem, words,
+                                                    sandbox_mechanism):
+    if name == "hostile_reference_by_path.py" and sandbox_mechanism in HIDING:
+        # the worker's view has no reference/ to find: it falls back to zeros
+        problem, words = None, "forward pass is wrong"
     s = graded[1][name]
     assert s["score"] == 0 and not s["passed"], s
     assert s["problem"] == problem
@@ -152,13 +157,13 @@ def test_broken_and_hostile_get_zero_with_the_reason(graded, name, problem, word
     assert all(words in t["output"] for t in s["tests"])
 
 
-def test_summary_counts_arrays_and_bug_classes(graded):
+def test_summary_counts_arrays_and_bug_classes(graded, sandbox_mechanism):
     doc, by_name = graded
     summary = doc["summary"]
     failing_U = sum("U" in {i for t in s["tests"] for i in t["failing"]}
                     for s in doc["submissions"])
     assert summary["failing_arrays"]["U"] == failing_U
-    assert summary["bug_classes"]["academic honesty"] == 4
+    assert summary["bug_classes"]["academic honesty"] == 4 - (sandbox_mechanism in HIDING)
     assert summary["bug_classes"]["transposed gradient"] == 1
     assert summary["bug_classes"]["dh_next not passed back through time"] == 1
     assert summary["full_marks"] == 3

@@ -67,6 +67,9 @@ def build_parser():
                    "(default table)")
     p.add_argument("--output", metavar="FILE", help="write there instead of stdout")
     p.add_argument("--entry", metavar="NAME", help="the file to grade inside a folder")
+    p.add_argument("--require-isolation", action="store_true",
+                   help="refuse to grade (exit 2) where a worker would run as your own "
+                        "user without namespaces (see README, Isolation)")
     p.add_argument("--allow-import", action="append", default=[], metavar="NAME",
                    help=f"let submissions import NAME (forbidden: {', '.join(FORBIDDEN[:-1])})")
     return p
@@ -135,12 +138,14 @@ def run(args, memory):
     forbid = tuple(n for n in FORBIDDEN if n not in allowed)
     subs = [resolve(s, args.entry) for s in args.submissions]
     prepared = [prepare(t, seed + i) for i, t in enumerate(battery)]
-    limits = Limits(args.timeout, memory)
+    limits = Limits(args.timeout, memory, args.require_isolation)
     jobs = args.jobs or _cores()
 
     def one(sub):
         try:
             return grade_submission(sub, prepared, limits, forbid)
+        except UsageError:           # --require-isolation on a platform without it
+            raise
         except Exception as exc:     # the grader's own failure: the others still get graded
             return failed_to_grade(sub, prepared, f"the grader could not grade it "
                                    f"({type(exc).__name__}: {exc}); please report this")
