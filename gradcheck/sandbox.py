@@ -58,7 +58,7 @@ GUARANTEES = {
             "network reachable"],
     "namespaces": ["file system read-only; checker's package, cache, home and the "
                    "source folder hidden", "no network", "private size-capped tmp",
-                   "checker's memory unreadable (non-dumpable)",
+                   "process-count limit", "checker's memory unreadable (non-dumpable)",
                    "same uid: can signal the checker"],
     "same-user": ["checker's memory unreadable (non-dumpable)",
                   "can write the user's files", "network reachable"],
@@ -69,7 +69,7 @@ MECHANISMS = tuple(GUARANTEES)
 STRONG = ("namespaces+uid", "uid", "namespaces")
 # The mechanisms whose worker sees none of the checker's files, home or class folder.
 HIDING = ("namespaces+uid", "namespaces")
-REQUIRED = ("--require-isolation: this platform gives the worker neither its own uid (run "
+REQUIRED = ("this platform gives the worker neither its own uid (run "
             "as root) nor user namespaces (kernel.unprivileged_userns_clone, "
             "user.max_user_namespaces); the code under test would run as your own user")
 WARNING = ("the code under test ran as your own user without namespaces: it could have "
@@ -569,6 +569,7 @@ def enter(mechanism, plan, env, uid=None):
             _namespaces(plan, root, uid)
         if root:
             _drop_to(uid)
+        if root or mechanism == "namespaces":   # (in a user namespace: counted within it)
             resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
         tmp = os.path.join(plan["dir"], "tmp")
         try:
