@@ -13,7 +13,7 @@ from .data import make_data
 from .diagnose import diagnose, mismatch_kind
 from .errors import UsageError
 from .judge import NOT_JUDGED, ORDER, judge_window
-from .model import (DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_INTERVAL, DEFAULT_LOSS,
+from .model import (DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_DTYPE, DEFAULT_INTERVAL, DEFAULT_LOSS,
                     DEFAULT_REDUCTION, DEFAULT_SIZES, GRAD_NAMES)
 from .oracles import ORACLES, PROJECTIONS, Window
 from .report import Report
@@ -125,7 +125,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
           loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
           dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, trace=False,
           in_process=False, timeout=None, memory_limit=None, time_budget=None, adapter=None,
-          skip=(), adapter_defaults=True, require_isolation=False):
+          skip=(), adapter_defaults=True, require_isolation=False, cell=DEFAULT_CELL,
+          **cell_options):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
     ``impl`` defaults to the project's reference. A callable runs in this process
@@ -151,6 +152,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     ``skip``: gradient names the code does not compute (reported as skipped, never compared).
     With an adapter, options left at the model's defaults take the adapter's values
     (``adapter_defaults=False``: every option as given).
+    ``cell``: the middle layer, "rnn" (default) or a cell of model.cell_names(), with
+    its own options as keywords (``reset_after=True`` for the GRU).
     """
     decl = None
     # With an adapter, an option left at the model's default takes what the code computes.
@@ -185,12 +188,13 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     reduction = DEFAULT_REDUCTION if reduction is _DEFAULT else reduction
     batch = DEFAULT_SIZES["batch"] if batch is _DEFAULT else batch
     hidden_size = DEFAULT_SIZES["hidden_size"] if hidden_size is _DEFAULT else hidden_size
-    skip = _skip_names(skip)
     config = make_config(interval=interval, seq_len=seq_len, batch=batch,
                          input_size=input_size, hidden_size=hidden_size,
                          state_size=state_size, output_size=output_size, loss=loss,
                          activations=activations, reduction=reduction, dtype=dtype,
-                         seed=seed, mode=mode)
+                         seed=seed, mode=mode, cell=cell,
+                         cell_options=_cell_options(cell_options))
+    skip = _skip_names(skip, config.model.grad_names)
     from .isolation import DEFAULT_TIMEOUT
     if skip and impl is not None:             # the skipped gradients it may leave out
         impl = (dict({"spec": impl} if isinstance(impl, str) else impl, skip=list(skip))
@@ -299,15 +303,28 @@ def _stopped(outcome, what, skipped):
     return False
 
 
-def _skip_names(skip):
+def _skip_names(skip, grad_names=GRAD_NAMES):
     """``skip`` as a tuple of gradient names in the model's order; UsageError otherwise."""
     if isinstance(skip, str):
         skip = [s.strip() for s in skip.split(",") if s.strip()]
-    bad = [s for s in skip if s not in GRAD_NAMES]
+    bad = [s for s in skip if s not in grad_names]
     if bad:
         raise UsageError("skip", ",".join(map(str, bad)),
-                         f"expected gradient names among {', '.join(GRAD_NAMES)}")
-    return tuple(n for n in GRAD_NAMES if n in set(skip))
+                         f"expected gradient names among {', '.join(grad_names)}")
+    return tuple(n for n in grad_names if n in set(skip))
+
+
+def _cell_options(given):
+    """The names of the cell options given as True; UsageError for a value not a bool,
+    TypeError (as for any unexpected keyword) for a name no cell declares."""
+    from .model import cell, cell_names
+    declared = {o.name for n in cell_names() for o in cell(n).options}
+    for name, value in given.items():
+        if name not in declared:
+            raise TypeError(f"check() got an unexpected keyword argument {name!r}")
+        if not isinstance(value, bool):
+            raise UsageError(name, value, "expected True or False")
+    return tuple(n for n, v in given.items() if v)
 
 
 def _explain(runner, params, seen, results, config, options, skipped, skip=()):

@@ -8,8 +8,9 @@ import time
 
 from .config import OPTIONS
 from .errors import ExitCode, UsageError
-from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS,
-                    DEFAULT_REDUCTION, DTYPES, LOSSES, REDUCTIONS, SIZES)
+from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_DTYPE,
+                    DEFAULT_LOSS, DEFAULT_REDUCTION, DTYPES, LOSSES, REDUCTIONS, SIZES, cell,
+                    cell_names)
 
 __all__ = ["build_parser", "main"]
 
@@ -42,6 +43,11 @@ def build_parser():
         epilog="Exit codes: 0 everything agrees; 1 a verdict against the implementation; "
                "2 bad usage.")
     p.add_argument("--interval", type=_int, metavar="K", help="BPTT interval: steps per window")
+    p.add_argument("--cell", default=DEFAULT_CELL, help="the middle layer: " + "; ".join(
+        f"{n}: {cell(n).equations}" for n in cell_names()) + f" (default {DEFAULT_CELL}); "
+        f"its contract: see README")
+    for name, option in cell_options().items():
+        p.add_argument(f"--{_flag(name)}", action="store_true", help=option.help)
     p.add_argument("--seq-len", type=_int, metavar="T",
                    help="sequence length, cut into windows of K (default K)")
     for size in SIZES:
@@ -92,6 +98,11 @@ def build_parser():
                    help="check one zoo implementation (with its demonstration options "
                         "unless given on the command line), as a demonstration")
     return p
+
+
+def cell_options():
+    """{name: CellOption} of every cell's options (each a flag of its own)."""
+    return {o.name: o for n in cell_names() for o in cell(n).options}
 
 
 @contextlib.contextmanager
@@ -177,6 +188,7 @@ def _run(args, given):
                 options[name] = value
     if args.skip:
         extra["skip"] = args.skip
+    extra.update({n: True for n in cell_options() if getattr(args, n)})
     progress = None
     if not args.json and sys.stderr.isatty():
         progress = _Progress(sys.stderr)

@@ -3,9 +3,10 @@ import dataclasses
 import os
 
 from .errors import UsageError
-from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_INTERVAL,
-                    DEFAULT_LOSS, DEFAULT_REDUCTION, DEFAULT_SIZES, DTYPES, LOSSES, REDUCTIONS,
-                    SIZE_OPTIONS)
+from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_DTYPE,
+                    DEFAULT_INTERVAL, DEFAULT_LOSS, DEFAULT_REDUCTION, DEFAULT_SIZES, DTYPES,
+                    LOSSES, REDUCTIONS, SIZE_OPTIONS, cell_names, describe)
+from .model import cell as cell_of
 
 __all__ = ["Config", "make_config", "MODES", "DTYPES", "OPTIONS"]
 
@@ -31,6 +32,13 @@ class Config:
     dtype: str = DEFAULT_DTYPE
     seed: int = 0
     mode: str = None
+    cell: str = DEFAULT_CELL
+    cell_options: tuple = ()     # the names of the cell's options that are on
+
+    @property
+    def model(self):
+        """The model.Model of this check's cell and its options."""
+        return describe(self.cell, **dict.fromkeys(self.cell_options, True))
 
     @property
     def model_options(self):
@@ -50,25 +58,43 @@ class Config:
 
     @property
     def n_params(self):
-        I, H, R, O = self.input_size, self.hidden_size, self.state_size, self.output_size
-        return I * H + H + H * R + R * R + R + R * O + O
+        m = self.model
+        return sum(_size(m.shape_of(n, self.sizes)) for n in m.param_names)
 
     @property
     def n_elements(self):
-        """Elements checked per sequence: every parameter per window, plus x and h0."""
+        """Elements checked per sequence: every parameter per window, plus x and the
+        incoming states (h0, and an LSTM's c0) of every window."""
         B, I, R = self.batch, self.input_size, self.state_size
-        return self.n_params * len(self.windows) + self.seq_len * B * I + len(self.windows) * B * R
+        states = len(self.model.state_names)
+        return (self.n_params * len(self.windows) + self.seq_len * B * I
+                + states * len(self.windows) * B * R)
 
     def memory_estimate(self):
         """Bytes a check of this config needs at its peak (an estimate, rounded up)."""
         B, I, H, R, O = (getattr(self, n) for n in SIZE_OPTIONS)
-        per_step = B * (I + 2 * H + 3 * R + 2 * O)
+        gates = max(a.blocks for a in self.model.arrays)     # an LSTM's 4 blocks of R per step
+        per_step = B * (I + 2 * H + 3 * R * gates + 2 * O)
         return 8 * _COPIES * (self.interval * per_step + self.seq_len * B * (I + O) + self.n_params)
 
     def to_dict(self):
+        """The options as JSON data. ``cell`` and the cell's options (each by name, on or
+        off) appear for a cell other than the default rnn: an RNN check's document, and
+        the baselines kept of it, stay as they were before there were cells."""
         d = dataclasses.asdict(self)
         d["activations"] = list(self.activations)
+        del d["cell_options"]
+        if self.cell == DEFAULT_CELL:
+            del d["cell"]
+        d.update(self.model.options)
         return d
+
+
+def _size(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
 
 
 def _int_option(name, value, minimum):
@@ -93,16 +119,28 @@ def _memory_limit():
 
 # The options of one check, in the order of gradcheck.check's signature.
 OPTIONS = ("interval", "seq_len") + SIZE_OPTIONS + ("loss", "activations", "reduction", "dtype",
-                                                   "seed", "mode")
+                                                   "seed", "mode", "cell")
 
 
 def make_config(*, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_SIZES["batch"],
                 input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
                 state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
                 loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
-                dtype=DEFAULT_DTYPE, seed=0, mode=None):
-    """Validate every option; raise UsageError naming the first bad one."""
+                dtype=DEFAULT_DTYPE, seed=0, mode=None, cell=DEFAULT_CELL, cell_options=()):
+    """Validate every option; raise UsageError naming the first bad one.
+
+    ``cell_options``: the names of the cell's options that are on (``("reset_after",)``)."""
     _int_option("interval", interval, 1)
+    _choice("cell", cell, cell_names())
+    declared = {o.name for o in cell_of(cell).options}
+    cell_options = tuple(sorted(set(cell_options)))
+    for name in cell_options:
+        if name not in declared:
+            owners = [c for c in cell_names() if name in {o.name for o in cell_of(c).options}]
+            if not owners:
+                raise UsageError(name, True, "not an option of any cell")
+            raise UsageError(name, True, f"only for --cell {' or '.join(owners)} "
+                                         f"(this check's cell is {cell})")
     if seq_len is None:
         seq_len = interval
     _int_option("seq_len", seq_len, 1)
@@ -120,6 +158,10 @@ def make_config(*, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_SIZES[
                          else activations,
                          f"expected three names f1,f2,f3, each one of {', '.join(ACTIVATIONS)}")
     activations = tuple(activations)
+    why = cell_of(cell).fixed_f2
+    if why and activations[1] != DEFAULT_ACTIVATIONS[1]:
+        raise UsageError("activations", ",".join(activations),
+                         f"--cell {cell} keeps f2 = {DEFAULT_ACTIVATIONS[1]}: {why}")
     spec = LOSSES[loss]
     if spec.logits and activations[2] != "identity":
         raise UsageError("activations", ",".join(activations),
@@ -134,7 +176,8 @@ def make_config(*, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_SIZES[
     if mode is not None:
         _choice("mode", mode, MODES)
     config = Config(interval=interval, seq_len=seq_len, loss=loss, activations=activations,
-                    reduction=reduction, dtype=dtype, seed=seed, mode=mode, **sizes)
+                    reduction=reduction, dtype=dtype, seed=seed, mode=mode, cell=cell,
+                    cell_options=cell_options, **sizes)
     need, limit = config.memory_estimate(), _memory_limit()
     if need > limit:
         grown = dict(sizes, interval=interval, seq_len=seq_len)

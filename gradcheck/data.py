@@ -3,18 +3,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .model import ARRAYS, LOSSES, STATE_NAME, shape_of
+from .model import LOSSES, shape_of
 
 __all__ = ["Data", "make_data"]
 
 
 class Data(NamedTuple):
-    """Inputs in the implementation's dtype. Shapes: params as in the model (model.ARRAYS);
-    x [T, B, I]; y [T, B, O] floats or [T, B] ids (ce); h0 [B, R] (first window)."""
+    """Inputs in the implementation's dtype. Shapes: params as in the model (config.model);
+    x [T, B, I]; y [T, B, O] floats or [T, B] ids (ce); h0 [B, R] (first window);
+    ``states``: the cell's extra incoming states by name (an LSTM's c0 [B, R]), or {}."""
     params: dict
     x: np.ndarray
     y: np.ndarray
     h0: np.ndarray
+    states: dict = {}
 
 
 def _targets(rng, target, shape, O, dtype):
@@ -28,14 +30,16 @@ def _targets(rng, target, shape, O, dtype):
 
 def make_data(config):
     """Weights ~ N(0, 1/fan_in), biases ~ N(0, 0.5^2), x ~ N(0, 1); targets per loss;
-    a random non-zero incoming state h0 ~ U(-1, 1), so the first window already
-    exercises every term of the recurrence."""
+    a random non-zero incoming state h0 ~ U(-1, 1) (and each extra state of the cell
+    likewise, drawn after everything else), so the first window already exercises every
+    term of the recurrence."""
     rng = np.random.default_rng(config.seed)
     dtype = np.dtype(config.dtype)
     sizes, T = config.sizes, config.seq_len
-    shapes = {a.name: shape_of(a.name, sizes, T) for a in ARRAYS}
+    model = config.model
+    shapes = {a.name: model.shape_of(a.name, sizes, T) for a in model.arrays}
     params = {}
-    for a in ARRAYS:                     # drawn in the model's order: the seed's promise
+    for a in model.arrays:               # drawn in the model's order: the seed's promise
         if a.role != "param":
             continue
         if a.fan_in is None:
@@ -47,6 +51,7 @@ def make_data(config):
     loss = LOSSES[config.loss]
     y = _targets(rng, loss.target, shape_of(f"{loss.name}:y", sizes, T), config.output_size,
                  dtype)
-    h0 = rng.uniform(-1.0, 1.0, size=shapes[STATE_NAME])
+    h0, *extra = (rng.uniform(-1.0, 1.0, size=shapes[n]) for n in model.state_names)
+    states = {n: s.astype(dtype) for n, s in zip(model.state_names[1:], extra)}
     return Data({k: v.astype(dtype) for k, v in params.items()}, x.astype(dtype), y,
-                h0.astype(dtype))
+                h0.astype(dtype), states)

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import sandbox
 from .errors import UsageError
-from .model import GRAD_NAMES, LOSS_NAME, STATE_OUT_NAME
+from .model import GRAD_NAMES, LOSS_NAME, OUTPUT_NAMES, STATE_OUT_NAME
 from .untrusted import PROBLEM_NAMES, Outcome, Problem, validate
 from .wire import MAX_HEADER, PREFIX, WireError, decode, encode
 
@@ -579,10 +579,10 @@ class Worker:
             return self._bad(f"loading the implementation: {exc}")
         if isinstance(header.get("usage"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"), header["usage"][:500])
+            raise UsageError("impl", self.request.get("spec"), self._view.original(header["usage"])[:500])
         if isinstance(header.get("error"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"), header["error"][:500])
+            raise UsageError("impl", self.request.get("spec"), self._view.original(header["error"])[:500])
         if header.get("ok") is not True:
             return self._bad("loading the implementation")
         self._loaded = True
@@ -640,15 +640,19 @@ class Worker:
             header, arrays = decode(*got, allowed_names=_ANSWER_NAMES)
             self._note_refused(header)
             problems = _problems(header.get("problems"))
-            grads_given = header.get("grads_given")
-            if not isinstance(grads_given, bool):
-                raise WireError("grads_given is not true or false")
         except WireError as exc:
             return Outcome(None, None, None, [self._bad(f"{what}: {exc}")])
         if LOSS_NAME in arrays and arrays[LOSS_NAME].shape != ():
             return Outcome(None, None, None, [self._bad(f"{what}: the loss is not a scalar")])
         problems = [self._memory(p, what) if p.name == "memory" else p for p in problems]
-        return validate(arrays, problems, shapes, grads_given)
+        # What is missing is the checker's finding, not the worker's word: every
+        # gradient is named, unless the answer has none at all and says why (grads that
+        # were not a dict: one problem, not nine); so are a loss or h_last left out.
+        grads_given = any(n in arrays for n in GRAD_NAMES) or not problems
+        if not problems:
+            problems = [Problem("return_value", f"the answer carries no {n}, so it could "
+                                f"not be compared") for n in OUTPUT_NAMES if n not in arrays]
+        return validate(arrays, problems, shapes, grads_given, self.request.get("skip") or ())
 
     def _memory(self, p, what):
         return Problem("memory", f"ran out of memory under --memory-limit "

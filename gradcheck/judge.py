@@ -6,10 +6,11 @@ for every submission): both turn the same inputs into the same Results.
 """
 from .compare import compare
 from .model import GRAD_NAMES, OUTPUT_NAMES
+from .untrusted import Problem
 from .report import Result
 from .tolerances import ROUNDING_CAP, calibrated, tolerance
 
-__all__ = ["judge_window", "judge", "result_of", "ORDER", "NOT_JUDGED"]
+__all__ = ["judge_window", "judge", "result_of", "uncompared", "ORDER", "NOT_JUDGED"]
 
 # The start of a Result's message for an array whose rounding is too coarse to judge.
 NOT_JUDGED = "not judged"
@@ -58,13 +59,28 @@ def judge(name, oracle, window, got, want, base, own, exclude=None):
     return result_of(name, oracle, window, compare(got, want, tol, exclude), tol, base, own)
 
 
+def uncompared(out, expected, skip=()):
+    """The Problems of an answer that lacks an array the checker expects: one per array
+    of ``expected`` (the contract's outputs, from the oracles) that ``skip`` does not
+    leave out and ``out`` has no value for, unless ``out`` already carries a problem
+    (which fails the window and says why). What is compared is the checker's decision:
+    an answer cannot shrink it by leaving arrays out or by saying it has none."""
+    if out.problems:
+        return []
+    got = dict(out.grads or {}, loss=out.loss, h_last=out.h_last)
+    names = sorted({e.name for e in expected if e.name not in skip}, key=ORDER.get)
+    return [Problem("missing_grad" if n in GRAD_NAMES else "return_value",
+                    f"the answer carries no {n}, so it could not be compared")
+            for n in names if got.get(n) is None]
+
+
 def judge_window(w, out, expected, own, dtype, skip=()):
     """Every Result of window ``w`` (1-based): a contract Result per problem of ``out``
-    (an untrusted.Outcome), then each oracle's Expected that ``out`` has a value for and
-    that ``skip`` does not leave out, at the dtype's tolerance calibrated to the rounding
-    ``own`` ({name: relative error})."""
+    (an untrusted.Outcome) and per expected array it lacks (``uncompared``), then each
+    oracle's Expected that ``out`` has a value for and that ``skip`` does not leave out,
+    at the dtype's tolerance calibrated to the rounding ``own`` ({name: relative error})."""
     results = [Result(name=p.name, oracle="contract", window=w, passed=False, message=p.message)
-               for p in out.problems]
+               for p in list(out.problems) + uncompared(out, expected, skip)]
     got = dict(out.grads or {}, loss=out.loss, h_last=out.h_last)
     for e in sorted(expected, key=lambda e: ORDER[e.name]):         # stable: oracle order
         if got.get(e.name) is None or e.name in skip:

@@ -120,3 +120,26 @@ register("memory", "memory", "memory limit", "Your code used more memory than al
 register("crashed", "crash", "process ended", "Your code's process ended before it answered.")
 register("protocol", "crash", "broke the checker's protocol",
          "Your code wrote to the checker's private channel.")
+
+# -- grading's own kinds (gradcheck grade): how a submission was handled, not a bug in its
+#    maths; kept out of the class summary's per-array counts.
+register("banned_library_used", "honesty", "used a banned library",
+         "Your code uses a library that is not allowed in this assignment; compute the "
+         "gradients with NumPy yourself.")
+register("banned_library_imported", "honesty", "imported a banned library, did not use it "
+         "(no marks lost)",
+         "Your code imports a library that is not allowed in this assignment. It was not "
+         "used, so it cost nothing; remove the import.")
+register("read_checker_files", "honesty", "read the checker's files",
+         "Your code tried to read the grader's own files; that is not allowed.")
+register("reference_copy", "honesty", "source closely matches reference/ (flagged, no "
+         "marks lost)", "")
+register("unloadable", "packaging", "cannot be loaded",
+         "Your file could not be loaded; the message says where.")
+register("no_entry_file", "packaging", "no file to grade",
+         "No Python file to grade was found where your submission should be.")
+register("ambiguous_entry", "packaging", "several files could be the submission",
+         "Several of your files define the function; keep it in one file.")
+register("exited", "crash", "process exited", "Your code ended its own process.")
+register("ungraded", "crash", "the grader failed on it",
+         "The grader could not grade your submission; your instructor has been told.")

@@ -11,7 +11,14 @@ that each of them covers every name here. The equations are ``../shared/design/b
     z3_t = h_t W3 + b3          yhat_t = f3(z3_t)       [B, O]
 
 Dimension letters: T (time steps of a window), B, I, H, R, O (the sizes below).
+
+The middle layer is a **cell**, chosen with ``--cell`` (``cell=``): the vanilla RNN above
+(``rnn``, the default) or a cell declared in a module of its own (``CELL_MODULES``), which
+calls ``register_cell`` with its arrays, its extra states, its options and its kinds.
+``describe(cell, **options)`` is the whole model for one cell: everything that speaks of
+the model's arrays reads it; the module-level names below are the RNN's.
 """
+import importlib
 from typing import NamedTuple
 
 __all__ = [
@@ -19,7 +26,8 @@ __all__ = [
     "PARAM_NAMES", "GRAD_NAMES", "INPUT_NAME", "STATE_NAME", "STATE_OUT_NAME", "LOSS_NAME",
     "OUTPUT_NAMES", "Layer", "LAYERS", "UPSTREAM_OF_STATE", "Loss", "LOSSES", "ACTIVATIONS", "DEFAULT_ACTIVATIONS",
     "REDUCTIONS", "DEFAULT_LOSS", "DEFAULT_REDUCTION", "DTYPES", "DEFAULT_DTYPE",
-    "array", "shape_of", "layer_of",
+    "array", "shape_of", "layer_of", "Cell", "CellOption", "Model", "CELL_MODULES",
+    "DEFAULT_CELL", "register_cell", "cell", "cell_names", "describe",
 ]
 
 
@@ -49,11 +57,13 @@ class Array(NamedTuple):
     ``letters``: its shape, one dimension letter each (T for the window's steps).
     ``role``: "param" (shared by every step), "input" (one slice per step) or "state"
     (the state entering the window). ``fan_in``: the letter of the size it is summed
-    over in the forward (weights), or None (biases, inputs, state)."""
+    over in the forward (weights), or None (biases, inputs, state). ``blocks``: how many
+    gate blocks lie side by side along its last dimension (an LSTM's Wx is [H, 4R])."""
     name: str
     letters: str
     role: str
     fan_in: str = None
+    blocks: int = 1
 
 
 ARRAYS = (
@@ -144,15 +154,171 @@ def shape_of(name, sizes, steps=None):
             dims[s.letter] = dims[s.option]
     if steps is not None:
         dims["T"] = steps
+    blocks = 1
     if name == STATE_OUT_NAME:
         letters = array(STATE_NAME).letters
     elif name.endswith(":y"):
         letters = LOSSES[name[:-2]].target_letters
     else:
-        letters = array(name).letters
-    return tuple(dims[c] for c in letters)
+        a = _BY_NAME.get(name) or _any_cell_array(name)
+        letters, blocks = a.letters, a.blocks
+    shape = [dims[c] for c in letters]
+    shape[-1] *= blocks
+    return tuple(shape)
 
 
 def layer_of(name):
     """The Layer that array ``name`` belongs to."""
     return next(layer for layer in LAYERS if name in layer.arrays)
+
+
+# ------------------------------------------------------------------------ cells
+
+class CellOption(NamedTuple):
+    """An option a cell declares (``--reset-after``): a boolean flag, off by default.
+    ``arrays``: the cell's further parameters when it is on (appended to its own)."""
+    name: str              # keyword of gradcheck.check; --name-with-dashes on the command line
+    help: str
+    arrays: tuple = ()
+
+
+class Cell(NamedTuple):
+    """The middle layer of the network, declared once.
+
+    ``arrays``: its own parameters (between the first and the last dense layer's);
+    ``states``: (incoming, outgoing) name pairs, the first always ("h0", "h_last"), the
+    ones after it the cell's extra states (an LSTM's ("c0", "c_last")), each [B, R];
+    ``equations``: what it computes (the layer's meaning, --help);
+    ``contract``: the loss_and_grads signature and return, in words;
+    ``fixed_f2``: why f2 (the state's activation) cannot be chosen, or "" when it can;
+    ``options``: CellOption flags; ``kinds``: the diagnosis kinds its module registers;
+    ``sides``: {side: module} for each side that has its own maths (reference, jax,
+    fd, zoo), the coverage test's list."""
+    name: str
+    arrays: tuple
+    states: tuple
+    equations: str
+    contract: str
+    fixed_f2: str = ""
+    options: tuple = ()
+    kinds: tuple = ()
+    sides: dict = {}
+
+
+DEFAULT_CELL = "rnn"
+# Every cell's declaration module ("rnn" is declared here, below). Adding a cell is adding
+# its module to this table.
+CELL_MODULES = {"rnn": __name__}
+_CELLS = {}
+
+
+def register_cell(declared):
+    """Add a Cell to the registry (called by its own module); the same name twice is a
+    programming error."""
+    if declared.name in _CELLS:
+        raise ValueError(f"cell {declared.name!r} is registered twice")
+    if declared.states[0] != (STATE_NAME, STATE_OUT_NAME):
+        raise ValueError(f"cell {declared.name!r}: its first state must be "
+                         f"({STATE_NAME!r}, {STATE_OUT_NAME!r})")
+    _CELLS[declared.name] = declared
+    return declared
+
+
+def cell_names():
+    """The names --cell accepts, the default first."""
+    return tuple(CELL_MODULES)
+
+
+def cell(name):
+    """The Cell called ``name``, its module imported on first use (KeyError for an
+    unknown name)."""
+    if name not in _CELLS:
+        importlib.import_module(CELL_MODULES[name])
+    return _CELLS[name]
+
+
+def _any_cell_array(name):
+    for n in CELL_MODULES:
+        c = cell(n)
+        for a in c.arrays + tuple(a for o in c.options for a in o.arrays):
+            if a.name == name:
+                return a
+        for s, _ in c.states[1:]:
+            if s == name:
+                return Array(name, "BR", "state")
+    raise KeyError(name)
+
+
+class Model(NamedTuple):
+    """The whole network for one cell and its options: dense -> cell -> dense.
+
+    ``arrays``: every Array in the contract's order (params, then x, then the states);
+    the name tuples below are views of it. ``options``: the cell's option values."""
+    cell: Cell
+    options: dict
+    arrays: tuple
+    param_names: tuple
+    grad_names: tuple
+    state_names: tuple            # h0 (and the extra states' incoming names)
+    state_out_names: tuple        # h_last (and the extra states' outgoing names)
+    output_names: tuple           # loss, h_last, ...: what the forward returns besides grads
+    layers: tuple
+
+    @property
+    def extra_states(self):
+        """The (incoming, outgoing) pairs after h0's: () for the RNN and the GRU."""
+        return self.cell.states[1:]
+
+    def array(self, name):
+        return next(a for a in self.arrays if a.name == name)
+
+    def shape_of(self, name, sizes, steps=None):
+        """The shape of ``name`` (an array, a state's outgoing name, or ``loss:y``)."""
+        outgoing = dict((o, i) for i, o in self.cell.states)
+        if name in outgoing:
+            name = outgoing[name]
+        if name.endswith(":y"):
+            return shape_of(name, sizes, steps)
+        a = self.array(name)
+        dims = dict(sizes)
+        for s in SIZES:
+            if s.option in dims:
+                dims[s.letter] = dims[s.option]
+        if steps is not None:
+            dims["T"] = steps
+        shape = [dims[c] for c in a.letters]
+        shape[-1] *= a.blocks
+        return tuple(shape)
+
+
+def describe(cell_name=DEFAULT_CELL, **options):
+    """The Model for cell ``cell_name`` with its ``options`` (each a CellOption's name;
+    left out: off). KeyError for an unknown cell, TypeError for an option it has not."""
+    c = cell(cell_name)
+    known = {o.name: o for o in c.options}
+    unknown = [n for n in options if n not in known]
+    if unknown:
+        raise TypeError(f"cell {cell_name!r} has no option {unknown[0]!r}")
+    values = {n: bool(options.get(n, False)) for n in known}
+    own = c.arrays + tuple(a for n, o in known.items() if values[n] for a in o.arrays)
+    first, last = LAYERS[0], LAYERS[-1]
+    dense = {a.name: a for a in ARRAYS}
+    params = tuple(dense[n] for n in first.arrays if dense[n].role == "param") + own + tuple(
+        dense[n] for n in last.arrays)
+    states = (dense[STATE_NAME],) + tuple(Array(i, "BR", "state") for i, _ in c.states[1:])
+    arrays = params + (dense[INPUT_NAME],) + states
+    layers = (first, Layer(c.name, tuple(a.name for a in own) + tuple(a.name for a in states),
+                           1, c.equations), last)
+    outs = tuple(o for _, o in c.states)
+    return Model(c, values, arrays, tuple(a.name for a in params),
+                 tuple(a.name for a in arrays), tuple(a.name for a in states), outs,
+                 (LOSS_NAME,) + outs, layers)
+
+
+register_cell(Cell(
+    "rnn", arrays=tuple(a for a in ARRAYS if a.name in LAYERS[1].arrays and a.role == "param"),
+    states=((STATE_NAME, STATE_OUT_NAME),), equations=LAYERS[1].meaning,
+    contract="loss_and_grads(params, x, y, h0, *, loss, activations, reduction) -> "
+             "(loss, grads, h_last)",
+    sides={"reference": "gradcheck._reference", "jax": "gradcheck.oracle_jax",
+           "fd": "gradcheck.oracle_fd", "zoo": "gradcheck.zoo"}))

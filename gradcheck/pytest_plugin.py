@@ -58,10 +58,13 @@ class GradcheckItem(pytest.Item):
 
     def runtest(self):
         from .testing import NotSupported, assert_bptt_correct
+        counts = _outcomes(self.config)
         try:
             assert_bptt_correct(self.spec, **self.options)
         except NotSupported as exc:      # the code declines this configuration (e.g. ce)
+            counts["declined"] += 1
             pytest.skip(str(exc))
+        counts["passed"] += 1
 
     def repr_failure(self, excinfo):
         from .errors import UsageError
@@ -92,6 +95,37 @@ def pytest_collection_modifyitems(session, config, items):
         return
     battery = _Battery.from_parent(session, name="gradcheck", nodeid="gradcheck", spec=spec)
     items.extend(battery.collect())
+
+
+_OUTCOMES = pytest.StashKey[dict]()
+
+
+def _outcomes(config):
+    """How many of the battery's configurations passed, how many were declined."""
+    if _OUTCOMES not in config.stash:
+        config.stash[_OUTCOMES] = {"passed": 0, "declined": 0}
+    return config.stash[_OUTCOMES]
+
+
+def _nothing_checked(config):
+    counts = _outcomes(config)
+    return counts["declined"] > 0 and counts["passed"] == 0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session, exitstatus):
+    """A battery whose every configuration the code declined checked nothing: the run
+    fails (a skip is not a pass)."""
+    if _nothing_checked(session.config) and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if _nothing_checked(config):
+        terminalreporter.write_line(
+            f"gradcheck: the implementation declined every configuration of the battery "
+            f"that ran ({_outcomes(config)['declined']}): nothing was checked, which fails "
+            f"the run", red=True)
 
 
 @pytest.fixture

@@ -249,6 +249,7 @@ class View:
         self.dir = tempfile.mkdtemp(prefix="gradcheck-worker-")
         try:
             self.request = dict(request)
+            self.copied = None               # (the copy's folder, the folder copied)
             src = os.path.join(self.dir, "src")
             tmp = os.path.join(self.dir, "tmp")
             os.mkdir(tmp, 0o700)
@@ -266,6 +267,7 @@ class View:
                     inside = os.path.join(src, os.path.relpath(os.path.abspath(file), source))
                     self.request["spec"] = inside + spec[len(file):]
                 hidden.append(source)
+                self.copied = (src, source)
                 cwd = src
             else:
                 os.mkdir(src, 0o700)
@@ -279,6 +281,10 @@ class View:
         except BaseException:
             self.remove()
             raise
+
+    def original(self, text):
+        """``text`` (a message from the worker) naming the copied files where they were."""
+        return text if self.copied is None else text.replace(*self.copied)
 
     def remove(self):
         shutil.rmtree(self.dir, ignore_errors=True)

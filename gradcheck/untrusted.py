@@ -89,8 +89,9 @@ def load_impl(spec):
     except BaseException as exc:  # its import ran user code: anything can come out
         if isinstance(exc, KeyboardInterrupt):
             raise
+        at = "" if isinstance(exc, SyntaxError) else where_raised(exc)   # (it names its line)
         raise UsageError("impl", spec,
-                         f"importing {where} raised {type(exc).__name__}: {exc}") from None
+                         f"importing {where} raised {type(exc).__name__}: {exc}{at}") from None
     fn = getattr(module, func, None)
     if fn is None:
         raise UsageError("impl", spec, f"{where} has no attribute {func!r}; {allowed}")
@@ -242,10 +243,13 @@ def convert_return(out):
         problems.append(Problem("return_value", f"returned grads of type "
                                 f"{type(grads).__name__}; expected a dict"))
     else:
+        wrong = _key_set(grads)
+        if wrong is not None:
+            problems.append(wrong)
         for name in GRAD_NAMES:
             try:
                 if not dict.__contains__(grads, name):
-                    continue                              # validate() names it missing
+                    continue                              # named by _key_set
                 arrays[name] = _real(dict.__getitem__(grads, name), f"grads[{name!r}]")
             except _Rejected as exc:
                 problems.append(Problem("return_value", str(exc)))
@@ -256,17 +260,41 @@ def convert_return(out):
     return arrays, problems, isinstance(grads, dict)
 
 
-def validate(arrays, problems, shapes, grads_given=True):
+_KEYS_SHOWN = 12          # keys of a wrong grads dict quoted (the rest counted)
+
+
+def _key_set(grads):
+    """A ``missing_grad`` Problem listing the keys returned against those expected when a
+    gradient is missing (the message is the same wherever it is quoted), else None."""
+    missing = [n for n in GRAD_NAMES if not dict.__contains__(grads, n)]
+    if not missing:
+        return None
+    keys = []
+    for key in dict.keys(grads):
+        try:
+            text = key if type(key) is str else repr(key)
+        except BaseException:
+            text = f"<a {type(key).__name__}>"
+        keys.append(text if len(text) <= 30 else text[:27] + "...")
+    shown = ", ".join(keys[:_KEYS_SHOWN]) + (f" and {len(keys) - _KEYS_SHOWN} more"
+                                            if len(keys) > _KEYS_SHOWN else "")
+    return Problem("missing_grad", f"grads has keys {shown or '(none)'}; expected "
+                                   f"{', '.join(GRAD_NAMES)} (missing {', '.join(missing)})")
+
+
+def validate(arrays, problems, shapes, grads_given=True, skip=()):
     """The Outcome of real float ``arrays`` (convert_return's, or the worker's as
     received): shapes against ``shapes`` (name -> the shape of that input), missing
-    gradients, NaN or inf. ``grads_given``: whether grads was a dict at all."""
+    gradients (but those in ``skip``, declared not computed), NaN or inf.
+    ``grads_given``: whether grads was a dict at all."""
     problems = list(problems)
+    listed = any(p.name == "missing_grad" for p in problems)     # the key sets, by _key_set
     loss = arrays.get(LOSS_NAME)
     loss = None if loss is None else float(loss)
     clean = {}
     for name in GRAD_NAMES:
         if name not in arrays:
-            if grads_given:
+            if grads_given and name not in skip and not listed:
                 problems.append(Problem("missing_grad", f"grads has no {name!r}"))
             continue
         arr = arrays[name]

@@ -101,19 +101,18 @@ def _call(fn, header, raw, untrusted, np):
         out = fn(params, x, y, h0, **header["options"])
     except BaseException as exc:       # untrusted: even SystemExit is a verdict
         name = "memory" if isinstance(exc, MemoryError) else "exception"
-        return {"problems": [[name, untrusted.exception_message(exc)]],
-                "grads_given": False}, []
+        return {"problems": [[name, untrusted.exception_message(exc)]]}, []
     changed = [n for n in raw if inputs[n].tobytes() != raw[n][2]]
     problems = [untrusted.modified_problem(changed)] if changed else []
     try:
-        arrays, more, grads_given = untrusted.convert_return(out)
+        arrays, more, _ = untrusted.convert_return(out)
     except BaseException as exc:       # user code ran in the conversion (__array__, ...)
         name = "memory" if isinstance(exc, MemoryError) else "exception"
         return {"problems": [[p.name, p.message] for p in problems]
                 + [[name, "its return value could not be read: "
-                    + untrusted.exception_message(exc)]], "grads_given": False}, []
-    return ({"problems": [[p.name, p.message] for p in problems + more],
-             "grads_given": grads_given}, list(arrays.items()))
+                    + untrusted.exception_message(exc)]]}, []
+    return ({"problems": [[p.name, p.message] for p in problems + more]},
+            list(arrays.items()))
 
 
 def _refused(reply, refused):
@@ -153,8 +152,7 @@ def main(argv):
                 message = wire.encode(answer, arrays)
             except (TypeError, ValueError) as exc:
                 message = wire.encode({"problems": [["return_value", f"could not be sent: "
-                                                     f"{type(exc).__name__}"]],
-                                       "grads_given": False})
+                                                     f"{type(exc).__name__}"]]})
             _send(fd_out, message)
         else:
             os._exit(3)

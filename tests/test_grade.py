@@ -20,6 +20,7 @@ from gradcheck.errors import ExitCode
 from gradcheck.grade import main
 from gradcheck.grade.battery import DEFAULT_BATTERY, ITEMS, load_battery
 from gradcheck.isolation import parse_size
+from gradcheck.kinds import KINDS
 from gradcheck.sandbox import HIDING
 from gradcheck.grade.submission import resolve
 from gradcheck.zoo import BUGS
@@ -41,17 +42,20 @@ def _grade(*args):
 MUTANTS = {
     "buggy_no_dh_next.py": ('dh = c["d3"] @ W3.T + dh_next', 'dh = c["d3"] @ W3.T'),
     "buggy_dU_transposed.py": ('g["U"] += c["hp"].T @ d2', 'g["U"] += d2.T @ c["hp"]'),
+    "buggy_keys_named_dW1.py": ("return total / scale, g, h",
+                                'return total / scale, {"d" + k: v for k, v in g.items()}, h'),
 }
 
 
 def _specs():
     files = sorted([p.name for p in SUBS.glob("*.py")] + list(MUTANTS))
-    return files + ["folder_student", "no_such_file.py"]
+    return files + ["folder_student", "folder_one_down", "folder_load_error", "no_such_file.py"]
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """The submissions made from others: the MUTANTS, and a student's folder (the
+    """The submissions made from others: the MUTANTS, the JAX fallback (its header and
+    correct_loop.py's code), and a student's folder (the
     submission, correct_vectorized.py's code as rnn.py, beside a helper file that defines
     no loss_and_grads)."""
     where = tmp_path_factory.mktemp("submissions")
@@ -59,10 +63,18 @@ def made(tmp_path_factory):
     for name, (line, bug) in MUTANTS.items():
         assert source.count(line) == 1, name
         (where / name).write_text(source.replace(line, bug))
+    (where / "hostile_jax_fallback.py").write_text(
+        (SUBS / "hostile_jax_fallback.py").read_text() + source)
     folder = where / "folder_student"
     folder.mkdir()
     shutil.copy(SUBS / "correct_vectorized.py", folder / "rnn.py")
     (folder / "helpers.py").write_text("SEED = 0\n")
+    (where / "folder_one_down" / "hw3").mkdir(parents=True)       # zipped one level too deep
+    shutil.copy(SUBS / "correct_loop.py", where / "folder_one_down" / "hw3" / "rnn.py")
+    (where / "folder_load_error").mkdir()
+    (where / "folder_load_error" / "rnn.py").write_text(
+        "import numpy as np\n\nSCALE = 1 / 0\n\n\ndef loss_and_grads(*args, **options):\n"
+        "    pass\n")
     return where
 
 
@@ -89,11 +101,35 @@ def test_every_submission_is_graded_in_order(graded):
     assert doc["summary"]["seed"] == 7
 
 
-@pytest.mark.parametrize("name", ["correct_loop.py", "correct_vectorized.py", "folder_student"])
+@pytest.mark.parametrize("name", ["correct_loop.py", "correct_vectorized.py", "folder_student",
+                                  "folder_one_down"])
 def test_correct_submissions_get_full_marks(graded, name):
     s = graded[1][name]
     assert s["passed"] and s["score"] == s["max_score"] == 15, s
     assert s["diagnosis"] is None and s["problem"] is None
+
+
+def test_a_file_one_folder_down_is_graded_and_the_student_told(graded):
+    s = graded[1]["folder_one_down"]
+    note = f"found {Path('hw3', 'rnn.py')} one folder down; move it up next time"
+    assert all(note in t["output"] for t in s["tests"])
+
+
+def test_wrong_key_set_lists_returned_against_expected_everywhere(graded):
+    s = graded[1]["buggy_keys_named_dW1.py"]
+    keys = ("grads has keys dW1, db1, dW2, dU, db2, dW3, db3, dx, dh0; expected W1, b1, W2, "
+            "U, b2, W3, b3, x, h0 (missing W1, b1, W2, U, b2, W3, b3, x, h0)")
+    assert keys in s["diagnosis"] and s["kinds"] == ["missing_grad"]
+    for t in s["tests"]:
+        lines = [line for line in t["output"].splitlines() if line.startswith("window")]
+        assert lines and all(keys in line for line in lines), t["output"]
+
+
+def test_load_error_names_the_file_as_submitted_and_the_line(graded):
+    s = graded[1]["folder_load_error"]
+    assert s["problem"] == "unloadable" and s["kinds"] == ["unloadable"]
+    assert s["diagnosis"] == ("the submission could not be loaded: importing rnn.py raised "
+                              "ZeroDivisionError: division by zero at rnn.py:3 in <module>")
 
 
 @pytest.mark.parametrize(("name", "lost", "diagnosis"), [
@@ -120,6 +156,11 @@ def test_feedback_names_arrays_steps_and_worst_element_only(graded):
     assert out.count("worst element") <= 13 and len(out) < 5000
 
 
+# Submissions that look for the checker's files: the honesty guard flags the reads where
+# the worker can see them (gradcheck.sandbox hides them under HIDING mechanisms).
+READS_CHECKER_FILES = {"hostile_reference_by_path.py", "hostile_removes_guard.py"}
+
+
 @pytest.mark.parametrize(("name", "problem", "words"), [
     pytest.param("broken_syntax.py", "unloadable", "SyntaxError", id="syntax-error"),
     pytest.param("broken_no_function.py", "unloadable", "has no attribute 'loss_and_grads'",
@@ -131,13 +172,18 @@ def test_feedback_names_arrays_steps_and_worst_element_only(graded):
     pytest.param("hostile_hang.py", "timeout", "did not return within --timeout 3 s", id="hang"),
     pytest.param("hostile_exit.py", "exited", "exited with status 0", id="os-exit"),
     pytest.param("hostile_segfault.py", "crashed", "SIGSEGV", id="segfault"),
-    pytest.param("hostile_imports_reference.py", "honesty", "imported reference",
+    pytest.param("hostile_imports_reference.py", "honesty",
+                 "reference is not allowed in a graded submission, and your code used it",
                  id="imports-reference"),
-    pytest.param("hostile_imports_oracle.py", "honesty", "imported gradcheck",
+    pytest.param("hostile_imports_oracle.py", "honesty",
+                 "gradcheck is not allowed in a graded submission, and your code used it",
                  id="imports-the-oracle"),
-    pytest.param("hostile_jax_fallback.py", "honesty", "imported jax", id="tries-jax"),
-    pytest.param("hostile_reference_by_path.py", "honesty", "imported reference",
+    pytest.param("hostile_reference_by_path.py", "honesty",
+                 "tried to read the grader's own files (reference/__init__.py)",
                  id="reference-by-file"),
+    pytest.param("hostile_removes_guard.py", "honesty",
+                 "tried to read the grader's own files (reference/__init__.py)",
+                 id="removes-the-guard"),
     pytest.param("hostile_memory.py", None, "ran out of memory under --memory-limit",
                  id="memory-hog"),
     pytest.param("hostile_forges_reply.py", "protocol", "not in the checker's format",
@@ -147,7 +193,7 @@ def test_feedback_names_arrays_steps_and_worst_element_only(graded):
 ])
 def test_broken_and_hostile_get_zero_with_the_reason(graded, name, problem, words,
                                                     sandbox_mechanism):
-    if name == "hostile_reference_by_path.py" and sandbox_mechanism in HIDING:
+    if name in READS_CHECKER_FILES and sandbox_mechanism in HIDING:
         # the worker's view has no reference/ to find: it falls back to zeros
         problem, words = None, "forward pass is wrong"
     s = graded[1][name]
@@ -157,17 +203,58 @@ def test_broken_and_hostile_get_zero_with_the_reason(graded, name, problem, word
     assert all(words in t["output"] for t in s["tests"])
 
 
-def test_summary_counts_arrays_and_bug_classes(graded, sandbox_mechanism):
-    doc, by_name = graded
-    summary = doc["summary"]
-    failing_U = sum("U" in {i for t in s["tests"] for i in t["failing"]}
-                    for s in doc["submissions"])
-    assert summary["failing_arrays"]["U"] == failing_U
-    assert summary["bug_classes"]["academic honesty"] == 4 - (sandbox_mechanism in HIDING)
-    assert summary["bug_classes"]["transposed gradient"] == 1
-    assert summary["bug_classes"]["dh_next not passed back through time"] == 1
-    assert summary["full_marks"] == 3
+def _kinds(summary):
+    return {k: set(map(lambda n: Path(n).name, v["submissions"]))
+            for k, v in summary["kinds"].items()}
+
+
+def test_summary_gives_each_kind_its_count_and_submissions(graded, sandbox_mechanism):
+    doc, _ = graded
+    summary, kinds = doc["summary"], _kinds(doc["summary"])
+    for k, v in summary["kinds"].items():
+        assert v["count"] == len(v["submissions"]) == len(set(v["submissions"])), k
+    assert kinds["banned_library_used"] == {"hostile_imports_reference.py",
+                                            "hostile_imports_oracle.py"}
+    assert kinds["banned_library_imported"] == {"hostile_jax_fallback.py"}
+    assert kinds.get("read_checker_files", set()) == (
+        set() if sandbox_mechanism in HIDING else READS_CHECKER_FILES)
+    assert kinds["unloadable"] == {"broken_syntax.py", "broken_no_function.py",
+                                   "hostile_sys_exit_on_import.py", "folder_load_error"}
+    assert kinds["no_entry_file"] == {"no_such_file.py"}
+    assert kinds["timeout"] == {"hostile_hang.py"}
+    assert kinds["crashed"] == {"hostile_segfault.py"}
+    assert summary["full_marks"] == 5        # four correct, and the unused import of jax
     assert summary["scores"][str(SUBS / "correct_loop.py")] == 15
+
+
+def test_summary_counts_arrays_only_for_the_maths_and_the_contract(graded):
+    """Honesty, crash, timeout and packaging problems fail every array of a test; they
+    are kept out of the per-array counts (which say what the class gets wrong)."""
+    doc, by_name = graded
+    kept_out = {"honesty", "crash", "timeout", "memory", "packaging"}
+    counted = [s for s in doc["submissions"]
+               if any(t["score"] < t["max_score"] and (t["diagnosis_kind"] is None or
+                      KINDS[t["diagnosis_kind"]].group not in kept_out) for t in s["tests"])]
+    assert "hostile_segfault.py" not in {Path(s["submission"]).name for s in counted}
+    failing_U = sum("U" in {i for t in s["tests"] for i in t["failing"]} for s in counted)
+    assert doc["summary"]["failing_arrays"]["U"] == failing_U
+    assert failing_U < sum(t["score"] < t["max_score"] for s in doc["submissions"]
+                           for t in s["tests"][:1])
+
+
+def test_unused_banned_import_costs_nothing_and_is_listed(graded):
+    s = graded[1]["hostile_jax_fallback.py"]
+    assert s["score"] == s["max_score"] and s["problem"] is None
+    assert s["honesty"] == {"imported": ["jax"], "used": [], "read": []}
+    assert s["kinds"] == ["banned_library_imported"]
+
+
+@pytest.mark.parametrize("name", ["hostile_imports_reference.py", "hostile_jax_fallback.py",
+                                  "hostile_reference_by_path.py", "broken_syntax.py"])
+def test_no_instructor_flag_reaches_a_students_text(graded, name):
+    s = graded[1][name]
+    texts = [s["diagnosis"] or "", s["reason"] or ""] + [t["output"] for t in s["tests"]]
+    assert not any("--" in text for text in texts), texts
 
 
 # ------------------------------------------------------------------ the zoo
@@ -261,7 +348,7 @@ def test_table_shows_scores_and_the_class_summary(grades):
     from gradcheck.grade.formats import render
     text = render("table", *grades)
     assert "buggy_dU_transposed.py   13.5/15" in text
-    assert "U 1" in text and "transposed gradient 1" in text
+    assert "U 1" in text and "buggy_dU_transposed.py" in text.split("per kind")[1]
 
 
 # ------------------------------------------------------------------ the battery
@@ -299,11 +386,38 @@ def test_submission_resolves_to_its_file(where, func, file, made):
     assert sub.error is None and Path(sub.path).name == file
 
 
-def test_folder_with_several_candidates_needs_entry(tmp_path):
+def test_folder_with_several_candidates_names_them(tmp_path):
     for n in ("a.py", "b.py"):
         (tmp_path / n).write_text("def loss_and_grads(*a, **k):\n    pass\n")
-    assert "--entry" in resolve(str(tmp_path)).error
+    sub = resolve(str(tmp_path))
+    assert sub.error == ("cannot tell which file to grade: a.py and b.py all define "
+                         "loss_and_grads(); keep loss_and_grads() in one file")
+    assert sub.kind == "ambiguous_entry"
     assert Path(resolve(str(tmp_path), entry="b").path).name == "b.py"
+
+
+def test_folder_whose_files_define_no_function_names_them(tmp_path):
+    for n in ("a.py", "b.py"):
+        (tmp_path / n).write_text("X = 1\n")
+    sub = resolve(str(tmp_path))
+    assert sub.error == "cannot tell which file to grade: none of a.py and b.py defines " \
+                        "loss_and_grads()" and sub.kind == "no_entry_file"
+
+
+def test_file_one_folder_down_is_found_with_a_note(tmp_path):
+    (tmp_path / "hw3").mkdir()
+    (tmp_path / "hw3" / "rnn.py").write_text("def loss_and_grads(*a, **k):\n    pass\n")
+    sub = resolve(str(tmp_path))
+    assert sub.error is None and sub.path == str(tmp_path / "hw3" / "rnn.py")
+    assert sub.note == f"found {Path('hw3', 'rnn.py')} one folder down; move it up next time"
+
+
+def test_files_one_folder_down_that_cannot_be_told_apart_are_named(tmp_path):
+    for d in ("hw3", "old"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "rnn.py").write_text("def loss_and_grads(*a, **k):\n    pass\n")
+    sub = resolve(str(tmp_path))
+    assert sub.kind == "ambiguous_entry" and "hw3/rnn.py and old/rnn.py all define" in sub.error
 
 
 # ------------------------------------------------------------------ bad usage

@@ -114,3 +114,49 @@ def test_cli_flags_come_from_the_model():
         assert f"--{size.option.replace('_', '-')} {size.letter}" in text
     for name in list(model.LOSSES) + list(model.ACTIVATIONS) + list(model.REDUCTIONS):
         assert name in text, name
+
+
+# ---- the cells: a registry in the model description
+
+def test_the_rnn_is_a_registered_cell_and_its_description_is_the_module_names():
+    m = model.describe("rnn")
+    assert model.DEFAULT_CELL == "rnn" and model.cell_names()[0] == "rnn"
+    assert m.grad_names == model.GRAD_NAMES
+    assert m.param_names == model.PARAM_NAMES
+    assert m.output_names == model.OUTPUT_NAMES
+    assert m.state_names == (model.STATE_NAME,) and m.extra_states == ()
+    assert m.layers[1].arrays == model.LAYERS[1].arrays
+
+
+def test_a_cell_registered_twice_is_refused():
+    with pytest.raises(ValueError, match="registered twice"):
+        model.register_cell(model.cell("rnn"))
+
+
+def test_an_option_the_cell_does_not_declare_is_refused():
+    with pytest.raises(TypeError, match="has no option 'reset_after'"):
+        model.describe("rnn", reset_after=True)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    pytest.param(dict(cell="cnn"), "cell='cnn': expected one of rnn", id="unknown-cell"),
+    pytest.param(dict(cell_options=("fast",)), "fast=True: not an option of any cell",
+                 id="unknown-cell-option"),
+])
+def test_bad_cell_options_are_usage_errors(kwargs, message):
+    import gradcheck
+    with pytest.raises(gradcheck.UsageError, match="^" + message):
+        make_config(interval=2, **kwargs)
+
+
+def test_check_refuses_a_keyword_no_cell_declares():
+    import gradcheck
+    with pytest.raises(TypeError, match="unexpected keyword argument 'fast'"):
+        gradcheck.check(interval=1, fast=False)
+
+
+def test_the_config_counts_its_cell_s_parameters():
+    config = make_config(interval=2, **TINY)
+    I, H, R, O = 2, 3, 2, 3
+    assert config.n_params == I * H + H + H * R + R * R + R + R * O + O
+    assert "cell" not in config.to_dict()     # an RNN check's JSON as before cells

@@ -37,7 +37,8 @@ BROKEN = [
     pytest.param("transposed_h_last", "shape",
                  r"h_last has shape \(3, 4\); expected \(B, R\) = \(4, 3\)",
                  id="h_last-transposed"),
-    pytest.param("missing_U", "missing_grad", r"grads has no 'U'", id="missing-U"),
+    pytest.param("missing_U", "missing_grad", r"grads has keys W1, b1, W2, b2, W3, b3, x, h0; "
+                 r"expected W1, b1, W2, U, b2, W3, b3, x, h0 \(missing U\)$", id="missing-U"),
     pytest.param("returns_list", "return_value", r"returned list; expected a tuple",
                  id="returns-list"),
     pytest.param("returns_pair", "return_value", r"returned a tuple of 2; expected a tuple",

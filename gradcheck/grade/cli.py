@@ -76,7 +76,8 @@ def build_parser():
 
 
 def _battery(args):
-    given = {o: getattr(args, o) for o in OPTIONS if o != "seed" and getattr(args, o) is not None}
+    given = {o: getattr(args, o, None) for o in OPTIONS
+             if o != "seed" and getattr(args, o, None) is not None}
     if args.battery is not None and given:
         raise _ArgumentError(f"--battery and --{_flag(next(iter(given)))}: give the "
                              f"configuration in the battery file or on the command line")

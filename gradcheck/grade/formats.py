@@ -6,10 +6,11 @@ oracle's) and the steps that disagree; never an oracle's whole array.
 import csv
 import io
 import json
+import os
 import statistics
 
 from .battery import ITEMS
-from .mark import bug_class
+from ..kinds import KINDS
 
 __all__ = ["FORMATS", "summary", "render"]
 
@@ -20,22 +21,46 @@ def _round(v):
     return round(float(v), 6)
 
 
+# Kinds of these groups say how a submission was handled (it hung, crashed, could not be
+# loaded, broke the honesty rules), not which arrays its maths gets wrong: they are kept
+# out of the per-array and per-test counts.
+_NOT_ARRAYS = ("honesty", "crash", "timeout", "memory", "packaging")
+
+
+def _kinds_of(g):
+    """The kinds of one submission, each once: those of its tests that lost points and
+    the flags that cost nothing."""
+    kinds = [t.kind for t in g.tests if t.score < t.max_score and t.kind]
+    if any(t.score < t.max_score and not t.kind for t in g.tests):
+        kinds.append("unclear")
+    return list(dict.fromkeys(kinds + list(g.flags)))
+
+
+def _counts_arrays(t):
+    return t.score < t.max_score and (t.kind is None or t.kind not in KINDS
+                                      or KINDS[t.kind].group not in _NOT_ARRAYS)
+
+
 def summary(grades, battery, seed):
-    """Across the class: scores, and how many submissions fail each array and bug class."""
+    """Across the class: scores; per kind of problem the count and the submissions (a
+    submission counts once per kind); and, from the tests that lost points for their
+    maths or the contract only, how many submissions fail each array and each test."""
     scores = [g.score for g in grades]
     arrays = dict.fromkeys(ITEMS, 0)
-    classes, tests = {}, {t.name: 0 for t in battery}
+    tests = {t.name: 0 for t in battery}
+    kinds = {}
     for g in grades:
-        failing = set()
+        failing, failed = set(), set()
         for t in g.tests:
-            failing.update(t.failing)
-            if t.score < t.max_score:
-                tests[t.name] += 1
+            if _counts_arrays(t):
+                failing.update(t.failing)
+                failed.add(t.name)
         for item in failing:
             arrays[item] += 1
-        names = {bug_class(t.diagnosis, t.problem) for t in g.tests if t.score < t.max_score}
-        for name in names - {None}:
-            classes[name] = classes.get(name, 0) + 1
+        for name in failed:
+            tests[name] += 1
+        for kind in _kinds_of(g):
+            kinds.setdefault(kind, []).append(g.submission)
     return {
         "submissions": len(grades),
         "max_score": _round(sum(t.points for t in battery)),
@@ -46,7 +71,10 @@ def summary(grades, battery, seed):
         "scores": {g.submission: _round(g.score) for g in grades},
         "failing_arrays": arrays,
         "failing_tests": tests,
-        "bug_classes": dict(sorted(classes.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "kinds": {k: {"title": KINDS[k].title if k in KINDS else k,
+                      "group": KINDS[k].group if k in KINDS else "unclear",
+                      "count": len(subs), "submissions": subs}
+                  for k, subs in sorted(kinds.items(), key=lambda kv: (-len(kv[1]), kv[0]))},
         "battery": [{"name": t.name, "points": t.points, "about": t.about,
                      "options": {k: (list(v) if isinstance(v, tuple) else v)
                                  for k, v in t.options.items()}} for t in battery],
@@ -56,8 +84,8 @@ def summary(grades, battery, seed):
 def _test_dict(t):
     return {"name": t.name, "score": _round(t.score), "max_score": _round(t.max_score),
             "passed": t.score >= t.max_score, "items": {k: _round(v) for k, v in t.items.items()},
-            "failing": t.failing, "diagnosis": t.diagnosis, "problem": t.problem,
-            "output": t.output}
+            "failing": t.failing, "diagnosis": t.diagnosis, "diagnosis_kind": t.kind,
+            "problem": t.problem, "output": t.output}
 
 
 def _json(grades, battery, seed):
@@ -65,6 +93,7 @@ def _json(grades, battery, seed):
                              "max_score": _round(g.max_score), "passed": g.passed,
                              "diagnosis": g.diagnosis, "problem": g.problem,
                              "reason": g.reason, "seconds": round(g.seconds, 3),
+                             "kinds": _kinds_of(g), "honesty": g.honesty,
                              "tests": [_test_dict(t) for t in g.tests]} for g in grades],
             "summary": summary(grades, battery, seed)}
 
@@ -114,9 +143,17 @@ def _table(grades, battery, seed):
                   f"{s['mean_score']}, median {s['median_score']} of {s['max_score']:g}",
               "submissions failing each array: " + ", ".join(
                   f"{k} {v}" for k, v in s["failing_arrays"].items()),
-              "submissions per bug class: " + (", ".join(
-                  f"{k} {v}" for k, v in s["bug_classes"].items()) or "none")]
+              "per kind of problem (each submission once):"]
+    for k, v in s["kinds"].items():
+        lines.append(f"  {v['title']} [{k}] {v['count']}: "
+                     + ", ".join(_short(n) for n in v["submissions"]))
+    if not s["kinds"]:
+        lines.append("  none")
     return "\n".join(lines) + "\n"
+
+
+def _short(name):
+    return os.path.basename(name.rstrip(os.sep)) or name
 
 
 def render(fmt, grades, battery, seed):

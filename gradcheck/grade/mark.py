@@ -1,6 +1,5 @@
 """Grading one submission against the prepared battery: its calls, the judging (the same
 ``judge_window`` as ``check``), the marks per item, and feedback a student can act on."""
-import re
 import time
 from typing import NamedTuple, Optional
 
@@ -9,9 +8,11 @@ from ..judge import judge_window
 from ..model import GRAD_NAMES, LOSS_NAME, STATE_OUT_NAME
 from ..report import Result
 from .battery import FORWARD, ITEMS
+from ..kinds import KINDS
+from .honesty import parse
 from .runner import Ended, Worker
 
-__all__ = ["TestGrade", "SubmissionGrade", "grade_submission", "failed_to_grade", "bug_class"]
+__all__ = ["TestGrade", "SubmissionGrade", "grade_submission", "failed_to_grade"]
 
 _FORWARD_NAMES = (LOSS_NAME, STATE_OUT_NAME, "inputs_modified")
 # a window with one of these problems fails every item of its test
@@ -30,6 +31,7 @@ class TestGrade(NamedTuple):
     visibility: str
     problem: Optional[str]  # timeout crashed exited protocol memory honesty unloadable ungraded
     reason: Optional[str] = None    # the sentence that goes with ``problem``
+    kind: Optional[str] = None      # a name of gradcheck.kinds: why it lost points
 
 
 class SubmissionGrade(NamedTuple):
@@ -41,6 +43,8 @@ class SubmissionGrade(NamedTuple):
     problem: Optional[str]
     reason: Optional[str]   # why it got no marks at all, when that is why
     seconds: float
+    honesty: dict = {}      # {"imported": [...], "used": [...], "read": [...]} (libraries, files)
+    flags: tuple = ()       # kinds flagged for the instructor that cost nothing
 
     @property
     def passed(self):
@@ -97,14 +101,13 @@ def _feedback(test, points, results, diagnosis, reason):
 
 
 def _grade_test(worker, prepared):
-    """(TestGrade, honesty names) of one test, run in ``worker`` (its own)."""
+    """(TestGrade, honesty.Record, whole) of one test, run in ``worker`` (its own);
+    ``whole``: every test of the battery would end the same way (it cannot be loaded)."""
     test, config = prepared.test, prepared.config
     results, seen, ended, problem, reason, diagnosis = [], [], set(), None, None, None
     try:
         error = worker.load()
-        if worker.honesty:
-            problem = "honesty"
-        elif error:
+        if error:
             problem, reason = "unloadable", f"the submission could not be loaded: {error}"
         else:
             for pw in prepared.windows:
@@ -114,9 +117,6 @@ def _grade_test(worker, prepared):
                 results.extend(judge_window(w.index, out, pw.expected, pw.own,
                                             config.dtype))
                 seen.append((w.x, w.y, pw.ref, out))
-                if worker.honesty:
-                    problem = "honesty"
-                    break
     except Ended as exc:
         problem, reason = exc.kind, exc.reason
         done = {r.window for r in results}
@@ -124,44 +124,80 @@ def _grade_test(worker, prepared):
         for w in sorted(ended):
             results.append(Result(name="ended", oracle="contract", window=w,
                                   passed=False, message=exc.reason))
-    if problem is None and any(not r.passed for r in results):
+    record = parse(worker.honesty)
+    if problem is None and not record.used and any(not r.passed for r in results):
         try:
             diagnosis = _explain(worker.runner, prepared.params, seen, results, config,
                                  config.model_options, [])
         except Ended:
             diagnosis = None
-        if worker.honesty:
-            problem = "honesty"
-    honesty = list(worker.honesty)
-    if problem == "unloadable":
+        record = parse(worker.honesty)
+    whole = problem == "unloadable"
+    kind = None
+    if record.read:
+        problem, reason, kind, whole = "honesty", _read_reason(record.read), \
+            "read_checker_files", True
+    elif record.used:
+        problem, reason, kind = "honesty", _used_reason(record.used), "banned_library_used"
+        diagnosis = None
+    if problem in ("unloadable", "honesty"):
         ended = {pw.window.index for pw in prepared.windows}
     points = _score(prepared, results, ended)
     if problem == "honesty":
         points = dict.fromkeys(ITEMS, False)
-        reason = _honesty_reason(honesty)
     share = test.points / len(ITEMS)
     earned = {i: (share if points[i] else 0.0) for i in ITEMS}
     if problem in ("timeout", "crashed", "exited", "protocol", "memory") and diagnosis is None:
         diagnosis = reason
-    output = _feedback(test, earned, results, diagnosis, reason)
-    return TestGrade(test.name, sum(earned.values()), test.points, earned,
-                     [i for i in ITEMS if not points[i]], output, diagnosis, test.visibility,
-                     problem, reason), honesty
+    failing = [i for i in ITEMS if not points[i]]
+    if kind is None and failing:
+        kind = _kind(problem, diagnosis, results)
+    shown = [r for r in results if not r.passed] if problem != "honesty" else []
+    output = _feedback(test, earned, shown, diagnosis, reason)
+    return TestGrade(test.name, sum(earned.values()), test.points, earned, failing, output,
+                     None if diagnosis is None else str(diagnosis), test.visibility, problem,
+                     reason, kind), record, whole
+
+
+# problems that end grading -> their kind in gradcheck.kinds
+_PROBLEM_KINDS = {"timeout": "timeout", "crashed": "crashed", "exited": "exited",
+                  "protocol": "protocol", "memory": "memory", "unloadable": "unloadable",
+                  "ungraded": "ungraded"}
+
+
+def _kind(problem, diagnosis, results):
+    """The kind of why a test lost points: the problem that ended it, the diagnosis's
+    kind, or the first contract problem of its windows."""
+    if problem in _PROBLEM_KINDS:
+        return _PROBLEM_KINDS[problem]
+    kind = getattr(diagnosis, "kind", None)
+    if kind is not None:
+        return kind
+    for r in results:
+        if not r.passed and r.oracle == "contract" and r.name in KINDS:
+            return r.name
+    return None
 
 
 def failed_to_grade(sub, prepared_tests, why, seconds=0.0):
     """A SubmissionGrade of zero for every test, for ``why`` (a sentence)."""
     tests = [TestGrade(p.test.name, 0.0, p.test.points, dict.fromkeys(ITEMS, 0.0), list(ITEMS),
                        f"{p.test.name}: 0/{p.test.points:g}\n{why}", None, p.test.visibility,
-                       "ungraded", why) for p in prepared_tests]
+                       "ungraded", why, "ungraded") for p in prepared_tests]
     return SubmissionGrade(sub.spec, 0.0, sum(p.test.points for p in prepared_tests), tests,
                            why, "ungraded", why, seconds)
 
 
-def _honesty_reason(names):
-    return (f"zero marks: the submission imported {', '.join(names)}, which a graded "
-            f"submission may not use (academic honesty; the instructor can allow it with "
-            f"--allow-import {names[0]})")
+def _used_reason(libraries):
+    names = ", ".join(libraries)
+    return (f"{names} {'is' if len(libraries) == 1 else 'are'} not allowed in a graded "
+            f"submission, and your code used {'it' if len(libraries) == 1 else 'them'} in "
+            f"this test: its points are lost. Compute the gradients with NumPy yourself.")
+
+
+def _read_reason(paths):
+    return (f"zero marks: the submission tried to read the grader's own files "
+            f"({', '.join(paths)}); that is not allowed in a graded submission")
 
 
 def grade_submission(sub, prepared_tests, limits, forbid):
@@ -171,18 +207,22 @@ def grade_submission(sub, prepared_tests, limits, forbid):
     max_score = sum(p.test.points for p in prepared_tests)
     if sub.error is not None:
         reason = f"the submission could not be loaded: {sub.error}"
+        kind = sub.kind or "unloadable"
         tests = [TestGrade(p.test.name, 0.0, p.test.points, dict.fromkeys(ITEMS, 0.0),
                            list(ITEMS), f"{p.test.name}: 0/{p.test.points:g}\n{reason}", None,
-                           p.test.visibility, "unloadable", reason) for p in prepared_tests]
+                           p.test.visibility, "unloadable", reason, kind)
+                 for p in prepared_tests]
         return SubmissionGrade(sub.spec, 0.0, max_score, tests, reason, "unloadable", reason,
                                time.perf_counter() - started)
-    tests, honesty = [], []
+    tests, imported, used, read = [], [], [], []
     for p in prepared_tests:
         with Worker(sub, limits, forbid, len(p.windows)) as worker:   # a fresh instance
-            grade, names = _grade_test(worker, p)
+            grade, record, whole = _grade_test(worker, p)
         tests.append(grade)
-        honesty += [n for n in names if n not in honesty]
-        if grade.problem in ("unloadable", "honesty"):  # every test would say the same
+        for mine, theirs in ((imported, record.imported), (used, record.used),
+                             (read, record.read)):
+            mine += [n for n in theirs if n not in mine]
+        if whole:                                # every test would say the same
             tests += [grade._replace(name=q.test.name, max_score=q.test.points,
                                      visibility=q.test.visibility,
                                      output=f"{q.test.name}: 0/{q.test.points:g}\n"
@@ -191,61 +231,20 @@ def grade_submission(sub, prepared_tests, limits, forbid):
             break
     reason = None
     problem = next((t.problem for t in tests if t.problem), None)
-    if honesty:
-        reason = _honesty_reason(honesty)
+    if read:
+        reason = _read_reason(read)
         problem = "honesty"
         tests = [t._replace(score=0.0, items=dict.fromkeys(ITEMS, 0.0), failing=list(ITEMS),
-                            problem="honesty",
-                            output=f"{t.name}: 0/{t.max_score:g}\n{reason}") for t in tests]
-    elif problem == "unloadable":
-        reason = next(t.reason for t in tests if t.problem == "unloadable")
+                            problem="honesty", reason=reason, kind="read_checker_files",
+                            diagnosis=None, output=f"{t.name}: 0/{t.max_score:g}\n{reason}")
+                 for t in tests]
+    elif problem == "unloadable" or (problem == "honesty" and not any(t.score for t in tests)):
+        reason = next(t.reason for t in tests if t.problem == problem)
     diagnosis = next((t.diagnosis for t in tests if t.diagnosis), None) or reason
+    if sub.note:                                 # how the file was found: for the student
+        tests = [t._replace(output=t.output.replace("\n", f"\n{sub.note}\n", 1)
+                            if "\n" in t.output else f"{t.output}\n{sub.note}") for t in tests]
+    flags = ("banned_library_imported",) if [n for n in imported if n not in used] else ()
+    honesty = {"imported": imported, "used": used, "read": read}
     return SubmissionGrade(sub.spec, sum(t.score for t in tests), max_score, tests, diagnosis,
-                           problem, reason, time.perf_counter() - started)
-
-
-# ------------------------------------------------------------------ bug classes
-# diagnose() writes one sentence; the class counts in the summary come from its opening.
-_CLASSES = (
-    ("state leaks between windows", r"^Window 1 agrees but window"),
-    ("forward pass", r"^The forward pass is wrong"),
-    ("loss value (reduction)", r"^The loss value is wrong|^The loss and every gradient"),
-    ("reduction scale in the backward", r"^Every gradient is off by the same factor"),
-    ("output derivative dL/dz3", r"^Every gradient disagrees"),
-    ("dh_next not passed back through time", r"^The state derivative is not passed back"),
-    ("RNN activation derivative f2'", r"^The backward pass through the RNN activation"),
-    ("first layer derivative f1'", r"^The first dense layer's backward"),
-    ("h_last", r"^h_last is wrong"),
-    ("dh0", r"^dh0 is returned as zeros"),
-    ("zero gradient", r"^d\w+ is returned as zeros"),
-    ("transposed gradient", r"^d\w+ is transposed"),
-    ("scale error in one gradient", r"^d\w+ is off by a constant factor"),
-    ("dx time order", r"^dx is stored in reversed time"),
-    ("= instead of +=", r"^d\w+ holds only step"),
-    ("dU misses the h0 term", r"^dU misses step 1"),
-    ("one gradient line", r"^Only d\w+ disagrees"),
-    ("memory limit", r"^The implementation used too much memory"),
-    ("time limit", r"^The implementation hung or is too slow|^The implementation is too slow"),
-    ("crash", r"^The implementation's process ended"),
-    ("exception", r"^The implementation raised an exception"),
-    ("return contract", r"^The implementation breaks the return contract"),
-    ("wrong shape", r"^The implementation returns an array of the wrong shape"),
-    ("NaN or inf", r"^The implementation produces NaN"),
-    ("writes into its inputs", r"^The implementation writes into its inputs"),
-)
-
-
-def bug_class(diagnosis, problem=None):
-    """A short class name for a diagnosis sentence (or the problem that ended grading)."""
-    named = {"timeout": "time limit", "crashed": "crash", "exited": "process exit",
-             "memory": "memory limit",
-             "protocol": "wrote to the grader's channel", "honesty": "academic honesty",
-             "unloadable": "cannot be loaded", "ungraded": "could not be graded"}
-    if problem in named:
-        return named[problem]
-    if not diagnosis:
-        return None
-    for name, pattern in _CLASSES:
-        if re.search(pattern, diagnosis):
-            return name
-    return "other (arrays disagree)"
+                           problem, reason, time.perf_counter() - started, honesty, flags)

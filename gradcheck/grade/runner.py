@@ -18,6 +18,7 @@ from .. import sandbox
 from ..errors import UsageError
 from ..isolation import DEFAULT_MEMORY
 from ..isolation import Worker as _Isolated
+from .submission import root_of
 
 __all__ = ["Limits", "Ended", "Worker"]
 
@@ -72,7 +73,10 @@ def view(submission, forbid):
 
 class Worker:
     def __init__(self, submission, limits, forbid=(), windows=1):
-        request = {"spec": f"{os.path.abspath(submission.path)}:{submission.func}"}
+        self._path = os.path.abspath(submission.path)
+        # messages name the file as the student knows it: relative to the submission
+        self._shown = os.path.relpath(self._path, root_of(submission.spec))
+        request = {"spec": f"{self._path}:{submission.func}"}
         if forbid:
             request["forbid"] = list(forbid)
         self._refused = None
@@ -105,7 +109,7 @@ class Worker:
         try:
             problem = self._worker.load()
         except UsageError as exc:
-            return str(exc.allowed)
+            return str(exc.allowed).replace(self._path, self._shown)
         if problem is not None:
             raise _ended(problem)
         return None
