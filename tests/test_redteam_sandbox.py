@@ -94,7 +94,7 @@ def restored():
     for path, data in saved.items():
         if data is None:
             path.unlink(missing_ok=True)
-        else:
+        elif path.read_bytes() != data:
             path.write_bytes(data)
 
 
