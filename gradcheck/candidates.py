@@ -8,16 +8,32 @@ names a candidate only when it reproduces the numbers; when several do, it names
 as alternatives; when none does, the diagnosis says the cause is unclear rather than
 guessing from the pattern alone.
 """
+from typing import NamedTuple
+
 import numpy as np
 
 from .compare import compare
 from .model import GRAD_NAMES
 
-__all__ = ["CANDIDATES", "reproducing", "clipped_at", "float32_level"]
+__all__ = ["Candidate", "CANDIDATES", "reproducing", "clipped_at"]
+
+
+class Candidate(NamedTuple):
+    what: str           # the mistake, in a sentence
+    first_step: bool    # its error is tied to the window's first step (that step alone)
+    kind: str           # the diagnosis kind (kinds.py) it is an instance of
+
+
+_KIND = {"dU_first_from_last_state": "dU_first_step", "dU_first_from_h1": "dU_first_step",
+         "dU_skips_first_step": "dU_first_step", "dU_from_h_t": "dU_from_h_t",
+         "dU_transposed": "transposed", "dh_next_U_untransposed": "dh_next_through_U",
+         "no_dh_next": "dh_next_not_passed", "dh_next_overwrites": "dh_next_not_passed",
+         "f1_grad_forgotten": "f1_derivative", "dW3_uses_h_prev": "dW3_from_h_prev",
+         "tanh_grad_of_output": "f2_derivative"}
 
 # flaw name -> (what it is, in a sentence; whether its error is tied to the window's
 # first step, so that it belongs to that step alone)
-CANDIDATES = {
+_WHAT = {
     "dU_first_from_last_state": (
         "dU's term of the window's first step is built from the wrong state: h[t-1] at "
         "t = 0 reads the LAST state h_T (index -1) instead of h0", True),
@@ -41,23 +57,26 @@ CANDIDATES = {
     "tanh_grad_of_output": ("tanh' is taken of the output (1 - tanh(h)^2 with h = tanh(z))",
                             False),
 }
+CANDIDATES = {flaw: Candidate(what, first, _KIND[flaw]) for flaw, (what, first) in _WHAT.items()}
 
 
 def reproducing(params, x, y, h0, impl_grads, options, tol):
-    """The candidates whose nine gradients all agree with ``impl_grads`` at ``tol``."""
+    """{flaw: worst error / tol} of the candidates whose nine gradients all agree with
+    ``impl_grads`` at ``tol`` (how closely each reproduces the numbers, <= 1)."""
     from .zoo import ArticleBPTT, Flaws
     params64 = {n: np.asarray(p, np.float64) for n, p in params.items()}
     x64, h064 = np.asarray(x, np.float64), np.asarray(h0, np.float64)
     y = y if y.dtype.kind in "iu" else np.asarray(y, np.float64)
     names = [n for n in GRAD_NAMES if n in impl_grads]
-    found = []
+    found = {}
     for flaw in CANDIDATES:
         try:
             _, grads, _ = ArticleBPTT(Flaws(**{flaw: True}))(params64, x64, y, h064, **options)
         except (ValueError, FloatingPointError):
             continue
-        if all(compare(impl_grads[n], grads[n], tol).passed for n in names):
-            found.append(flaw)
+        fits = [compare(impl_grads[n], grads[n], tol) for n in names]
+        if all(c.passed for c in fits):
+            found[flaw] = max(c.ratio or 0.0 for c in fits)
     return found
 
 
@@ -68,8 +87,3 @@ def clipped_at(impl, oracle, tol):
     if c == 0 or not np.any(np.abs(oracle) > c * (1 + 1e-6)):
         return None
     return c if compare(impl, np.clip(oracle, -c, c), tol).passed else None
-
-
-def float32_level(got, want, tol32):
-    """True when every array in ``got`` agrees with ``want`` at the float32 tolerance."""
-    return all(compare(got[n], want[n], tol32).passed for n in got)

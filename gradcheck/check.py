@@ -6,18 +6,16 @@ import numpy as np
 
 from ._reference import reference
 from .calibration import rounding_of_dtype
-from .attribution import disagreeing_steps
-from .compare import compare
 from .config import make_config
 from .data import make_data
-from .diagnose import diagnose, mismatch_kind
+from .diagnose import explain
 from .errors import UsageError
-from .judge import NOT_JUDGED, ORDER, judge_window
+from .judge import judge_window
+from .kinds import Diagnosis
 from .model import (DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_DTYPE, DEFAULT_INTERVAL, DEFAULT_LOSS,
                     DEFAULT_REDUCTION, DEFAULT_SIZES, GRAD_NAMES)
 from .oracles import ORACLES, PROJECTIONS, Window
 from .report import Report
-from .tolerances import tolerance
 from .untrusted import call_impl, fill_skipped
 
 __all__ = ["check"]
@@ -262,14 +260,15 @@ def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
         if decl is not None and decl.get("h0") == "zeros":
             h0 = data.h0
     skipped_calls = []
-    diagnosis = (_explain(runner, data.params, seen, results, config, options, skipped_calls,
-                          skip) if seen else None)
+    finding = (explain(runner, data.params, seen, results, config, options, skipped_calls,
+                       skip) if seen else None)
     if unsupported is not None:
-        diagnosis = f"Not supported by this implementation: {unsupported}"
+        finding = Diagnosis("not_supported",
+                            f"Not supported by this implementation: {unsupported}")
     timings["total"] = time.perf_counter() - started
     report = Report(config=config.to_dict(), impl=_impl_name(impl), mode=mode,
                     mode_reason=reason, windows=config.windows, results=results,
-                    diagnosis=diagnosis, timings={k: round(v, 6) for k, v in timings.items()},
+                    finding=finding, timings={k: round(v, 6) for k, v in timings.items()},
                     skipped=list(skip), unsupported=unsupported, skipped_calls=skipped_calls)
     if trace and seen:                   # after every verdict: its calls cannot change one
         from .trace import trace_check
@@ -288,19 +287,6 @@ def _isolation(runner):
     return {"isolated": True, "timeout": runner.timeout, "time_budget": runner.budget,
             "memory_limit": format_size(runner.memory_limit), "calls": runner.calls,
             "seconds_in_impl": round(runner.spent, 6), **describe(runner.mechanism)}
-
-
-# Problems after which the implementation cannot be called again in this check.
-_ENDED = ("timeout", "time_limit", "memory", "crashed", "protocol")
-
-
-def _stopped(outcome, what, skipped):
-    """Record in ``skipped`` why extra calls stopped, when it was a limit or the worker's end."""
-    for p in outcome.problems:
-        if p.name in _ENDED:
-            skipped.append(f"{what} stopped: {p.message}")
-            return True
-    return False
 
 
 def _skip_names(skip, grad_names=GRAD_NAMES):
@@ -325,133 +311,3 @@ def _cell_options(given):
         if not isinstance(value, bool):
             raise UsageError(name, value, "expected True or False")
     return tuple(n for n, v in given.items() if v)
-
-
-def _explain(runner, params, seen, results, config, options, skipped, skip=()):
-    """Attribute each failing array to time steps, test candidate causes against the
-    numbers, then diagnose the whole pattern.
-
-    Runs after every window has been judged, so the extra calls it makes to the
-    implementation (suffix windows) cannot change any verdict. What a limit cut short
-    is listed in ``skipped``."""
-    tol = tolerance("jax", config.dtype)
-    kinds = {}
-    for w, (x, y, ref, out) in enumerate(seen, start=1):
-        failing = [r for r in results if r.window == w and not r.passed]
-        if not failing or any(r.oracle == "contract" for r in failing):
-            continue
-        if any(r.message.startswith(NOT_JUDGED) for r in failing):
-            continue
-        names = sorted({r.name for r in failing if r.name != "h_last"})
-        what = f"the attribution of window {w} to time steps"
-
-        def call(p, x_, y_, h0, o, t, w=w):
-            got = runner.call(p, x_, y_, h0, o, f"window {w}, attribution call {t} "
-                                                 f"(the steps from {t} on)")
-            _stopped(got, what, skipped)
-            return got
-
-        steps = disagreeing_steps(call, params, x, y, ref, out.grads, names, options,
-                                  config.dtype, tol)
-        start = config.windows[w - 1][0]
-        for r in failing:
-            if steps.get(r.name) is not None:
-                r.steps = [start + t for t in steps[r.name]]
-            if r.name in ref.grads:
-                kinds[(w, r.name)] = mismatch_kind(r.name, out.grads[r.name], ref.grads[r.name],
-                                                   ref.per_step.get(r.name), tol)
-    consistent = None
-    if (any(r.name == "loss" and not r.passed and r.oracle != "contract" for r in results)
-            and not skip):
-        x, y, ref, out = seen[0]
-        consistent = self_consistent(runner, params, x, y, ref.states[0].astype(config.dtype),
-                                     out, options, config, skipped)
-    failing = [r for r in results if not r.passed]
-    if failing and all(r.message.startswith(NOT_JUDGED) for r in failing):
-        names = sorted({r.name for r in failing}, key=ORDER.get)
-        return (f"Nothing disagrees, but {', '.join(names)} cannot be judged in "
-                f"{config.dtype} here: rounding alone moves the reference too far (a bug "
-                f"could hide in it); check in float64 or another configuration.")
-    evidence = _evidence(params, seen, results, config, options, tol, skip)
-    return diagnose(results, config.windows, config.to_dict(), kinds, consistent,
-                    evidence=evidence)
-
-
-def _evidence(params, seen, results, config, options, tol, skip=()):
-    """What candidates.py finds in the first window that disagrees: float32 rounding in a
-    float64 check, clipping, buffers that keep the last window's sums, and which candidate
-    mistakes reproduce the gradients. A first-step candidate moves the arrays' steps to
-    each window's first step (attribution by suffix windows cannot see it)."""
-    from .candidates import CANDIDATES, clipped_at, float32_level, reproducing
-    judged = [r for r in results if not r.passed and r.oracle != "contract"]
-    if not judged:
-        return {}
-    w = min(r.window for r in judged)
-    x, y, ref, out = seen[w - 1]
-    if out.grads is None or len(out.grads) < len(ref.grads):
-        return {}
-    evidence = {}
-    computed = {n: g for n, g in out.grads.items() if n not in skip}    # skipped: zeros
-    got = dict(computed, loss=np.float64(out.loss), h_last=out.h_last)
-    want = dict(ref.grads, loss=np.float64(ref.loss), h_last=ref.h_last)
-    if config.dtype == "float64" and float32_level(
-            {n: got[n] for n in want if got.get(n) is not None}, want,
-            tolerance("jax", "float32")):
-        evidence["float32"] = max(r.max_rel_err or 0.0 for r in judged)
-        return evidence
-    bad = sorted({r.name for r in judged if r.window == w and r.name in ref.grads})
-    clipped = {n: clipped_at(out.grads[n], ref.grads[n], tol) for n in bad}
-    if bad and all(c is not None for c in clipped.values()):
-        evidence["clipped"] = clipped
-        return evidence
-    if w > 1:
-        _, _, ref_before, out_before = seen[w - 2]
-        if out_before.grads is not None:
-            evidence["carried_sums"] = all(
-                compare(out.grads[n], ref.grads[n] + out_before.grads[n], tol).passed
-                for n in bad)
-        return evidence
-    if not bad:
-        return evidence
-    found = reproducing(params, x, y, ref.states[0], computed, options, tol)
-    evidence["candidates"] = found
-    if len(found) == 1 and CANDIDATES[found[0]][1]:
-        evidence["first_step"] = config.windows[w - 1][0] + 1
-        for r in judged:
-            if r.name in bad and r.steps:
-                start = config.windows[r.window - 1][0]
-                r.steps = [start + 1]
-    return evidence
-
-
-# Directional finite difference of the implementation's own loss (diagnosis only, never
-# a verdict): step 1e-6 in float64 keeps truncation ~1e-12 and rounding ~1e-10 of the
-# loss; float32 needs 1e-2 (rounding ~1e-7 / 1e-2 ~ 1e-5), truncation ~1e-4 relative.
-_SELF_STEP = {"float64": 1e-6, "float32": 1e-2}
-# Agreement this close means the gradient is the derivative of the impl's own loss.
-_SELF_RTOL = {"float64": 1e-5, "float32": 1e-2}
-
-
-def self_consistent(runner, params, x, y, h0, out, options, config, skipped=None):
-    """True when the gradients match the implementation's own loss along a random
-    direction of every array at once (2 extra calls of ``runner``); None when it
-    cannot tell (why, when a limit stopped it, is added to ``skipped``)."""
-    if out.grads is None or len(out.grads) < len(GRAD_NAMES):
-        return None
-    rng = np.random.default_rng(config.seed + 1)
-    arrays = dict(params, x=x, h0=h0)
-    d = {n: rng.standard_normal(np.shape(arrays[n])) for n in GRAD_NAMES}
-    e = _SELF_STEP[config.dtype]
-    values = []
-    for sign in (1.0, -1.0):
-        moved = {n: (arrays[n] + sign * e * d[n]).astype(config.dtype) for n in GRAD_NAMES}
-        got = runner.call({n: moved[n] for n in params}, moved["x"], y, moved["h0"], options,
-                          f"the self-consistency probe (call {len(values) + 1} of 2)")
-        if skipped is not None:
-            _stopped(got, "the self-consistency probe", skipped)
-        if got.loss is None or got.problems:
-            return None
-        values.append(got.loss)
-    fd = (values[0] - values[1]) / (2 * e)
-    inner = sum(float(np.sum(out.grads[n] * d[n])) for n in GRAD_NAMES)
-    return abs(fd - inner) <= _SELF_RTOL[config.dtype] * max(abs(inner), abs(fd), 1e-300)

@@ -1,14 +1,53 @@
-"""From the pattern of failing arrays, steps and windows, the most likely class of bug."""
+"""The diagnosis engine: from what a check measured, the most likely class of bug, as data.
+
+One engine for the whole window (``explain``, used by ``check`` and ``grade``) and for
+one layer (``diagnose_layer``, used by ``layer_check``). Every diagnosis is a
+``kinds.Diagnosis``: a kind from the one list in ``kinds.py``, the sentence, and the
+evidence it rests on (windows, arrays, steps, the candidate mistake that reproduced the
+numbers and how closely).
+
+The order of judgement:
+1. a problem of the call (exception, shape, timeout, ...) is the diagnosis;
+2. every failing window and array is tested for float32-level disagreement in a float64
+   check; when all of them are, that is the diagnosis; when only some are, the rest is
+   diagnosed alone and the float32 part becomes the ``second`` finding;
+3. candidate mistakes (candidates.py) are tested against the numbers before a pattern of
+   failing arrays and steps names a cause;
+4. the pattern of failing arrays, steps and windows.
+"""
+from dataclasses import replace
+
 import numpy as np
 
+from .attribution import disagreeing_steps
 from .compare import compare
+from .judge import NOT_JUDGED, ORDER
+from .kinds import Diagnosis
 from .model import GRAD_NAMES, INPUT_NAME, LAYERS, STATE_NAME, UPSTREAM_OF_STATE
+from .tolerances import tolerance
 
-__all__ = ["mismatch_kind", "diagnose"]
+__all__ = ["mismatch_kind", "diagnose", "explain", "self_consistent", "diagnose_layer",
+           "float32_ratio", "problem_diagnosis"]
 
 FIRST_LAYER, _RNN, OUTPUT = (layer.arrays for layer in LAYERS)
 STATE_PATH = UPSTREAM_OF_STATE
 GRADS = GRAD_NAMES
+# The problems of a call, in the order a diagnosis names them, with its sentence's lead.
+PROBLEM_LEADS = (("timeout", "The implementation hung or is too slow"),
+                 ("time_limit", "The implementation is too slow"),
+                 ("memory", "The implementation used too much memory"),
+                 ("crashed", "The implementation's process ended"),
+                 ("protocol", "The implementation's process broke the checker's protocol"),
+                 ("exception", "The implementation raised an exception"),
+                 ("return_value", "The implementation breaks the return contract"),
+                 ("missing_grad", "The implementation breaks the return contract"),
+                 ("shape", "The implementation returns an array of the wrong shape"),
+                 ("nan", "The implementation produces NaN or inf"),
+                 ("inputs_modified", "The implementation writes into its inputs"))
+# Problems after which the implementation cannot be called again in this check.
+_ENDED = ("timeout", "time_limit", "memory", "crashed", "protocol")
+# What a float32-level sentence calls the float32 allowance it quotes against.
+FLOAT32_ALLOWANCE = "float32's tolerance of JAX"
 
 
 def mismatch_kind(name, impl, oracle, per_step, tol):
@@ -42,6 +81,245 @@ def mismatch_kind(name, impl, oracle, per_step, tol):
     return None
 
 
+# ------------------------------------------------------------------ float32
+
+def float32_ratio(pairs, kinds=None):
+    """The worst error / float32 tolerance of JAX over ``pairs`` ({key: (impl, jax)}),
+    or None when some pair is beyond it, or is a clean constant factor (``kinds[key]``
+    ("scale", c): a real scale error, however small, is no rounding)."""
+    tol32 = tolerance("jax", "float32")
+    worst = 0.0
+    for key, (got, want) in pairs.items():
+        k = (kinds or {}).get(key)
+        if k and k[0] == "scale":
+            return None
+        c = compare(got, want, tol32)
+        if not c.passed:
+            return None
+        worst = max(worst, c.ratio or 0.0)
+    return worst
+
+
+def _spans(windows):
+    ws = sorted(windows)
+    return f"window {ws[0]}" if len(ws) == 1 else "windows " + ", ".join(map(str, ws))
+
+
+def _where(windows, arrays):
+    return f"{_spans(windows)}, {', '.join('d' + a if a in GRADS else a for a in arrays)}"
+
+
+def _float32_sentence(ratio, where, alone):
+    """The float32 finding's sentence; ``where`` names the windows and arrays."""
+    if alone:
+        return (f"Every disagreement is at float32 rounding level (errors up to {ratio:.2g}x "
+                f"{FLOAT32_ALLOWANCE}, in {where}; JAX and finite differences agree to "
+                f"float64 precision): the code computes in float32 somewhere inside this "
+                f"float64 check (a float32 buffer such as np.zeros(..., dtype=np.float32)?); "
+                f"check it with --dtype float32, or keep its buffers in the inputs' dtype.")
+    return (f"Besides, {where} disagree at float32 rounding level only (errors up to "
+            f"{ratio:.2g}x {FLOAT32_ALLOWANCE}): the code computes in float32 somewhere "
+            f"inside this float64 check; check it with --dtype float32, or keep its buffers "
+            f"in the inputs' dtype.")
+
+
+def _float32_finding(ratio, keys, alone):
+    windows = sorted({w for w, _ in keys})
+    arrays = sorted({n for _, n in keys}, key=ORDER.get)
+    return Diagnosis("float32", _float32_sentence(ratio, _where(windows, arrays), alone),
+                     {"windows": windows, "arrays": arrays, "ratio": ratio,
+                      "allowance": 1.0})
+
+
+def _float32_parts(seen, judged, kinds, config):
+    """(keys, ratio): the failing (window, name) pairs of a float64 check whose
+    disagreement with JAX is at float32 level, every window and array looked at."""
+    if config.dtype != "float64":
+        return set(), None
+    level, worst = set(), 0.0
+    for r in judged:
+        _, _, ref, out = seen[r.window - 1]
+        pair = _pair(r.name, out, ref)
+        if pair is None:
+            continue
+        ratio = float32_ratio({(r.window, r.name): pair}, kinds)
+        if ratio is not None:
+            level.add((r.window, r.name))
+            worst = max(worst, ratio)
+    return level, (worst if level else None)
+
+
+def _pair(name, out, ref):
+    """(impl's, JAX's) value of ``name`` in a window, or None when the impl has none."""
+    if name == "loss":
+        return (None if out.loss is None else (np.float64(out.loss), np.float64(ref.loss)))
+    if name == "h_last":
+        return None if out.h_last is None else (out.h_last, ref.h_last)
+    if out.grads is None or out.grads.get(name) is None or name not in ref.grads:
+        return None
+    return out.grads[name], ref.grads[name]
+
+
+# ------------------------------------------------------------------ the whole window
+
+def _stopped(outcome, what, skipped):
+    """Record in ``skipped`` why extra calls stopped, when it was a limit or the worker's end."""
+    for p in outcome.problems:
+        if p.name in _ENDED:
+            skipped.append(f"{what} stopped: {p.message}")
+            return True
+    return False
+
+
+def problem_diagnosis(name, text, **evidence):
+    """The Diagnosis of a problem that ended a call or a grading (a registered kind)."""
+    return Diagnosis(name, text, evidence)
+
+
+def explain(runner, params, seen, results, config, options, skipped, skip=()):
+    """The Diagnosis of a judged check, or None when everything agrees.
+
+    ``seen``: per window (x, y, JAX's window, the implementation's Outcome). Attributes
+    each failing array to time steps (filling ``Result.steps``), tests float32 rounding
+    over every failing window and array, tests candidate causes against the numbers,
+    then diagnoses the whole pattern. Runs after every window has been judged, so the
+    extra calls it makes to the implementation (suffix windows, the self-consistency
+    probe) cannot change any verdict. What a limit cut short is listed in ``skipped``."""
+    tol = tolerance("jax", config.dtype)
+    kinds = {}
+    for w, (x, y, ref, out) in enumerate(seen, start=1):
+        failing = [r for r in results if r.window == w and not r.passed]
+        if not failing or any(r.oracle == "contract" for r in failing):
+            continue
+        if any(r.message.startswith(NOT_JUDGED) for r in failing):
+            continue
+        names = sorted({r.name for r in failing if r.name != "h_last"})
+        what = f"the attribution of window {w} to time steps"
+
+        def call(p, x_, y_, h0, o, t, w=w):
+            got = runner.call(p, x_, y_, h0, o, f"window {w}, attribution call {t} "
+                                                 f"(the steps from {t} on)")
+            _stopped(got, what, skipped)
+            return got
+
+        steps = disagreeing_steps(call, params, x, y, ref, out.grads, names, options,
+                                  config.dtype, tol)
+        start = config.windows[w - 1][0]
+        for r in failing:
+            if steps.get(r.name) is not None:
+                r.steps = [start + t for t in steps[r.name]]
+            if r.name in ref.grads:
+                kinds[(w, r.name)] = mismatch_kind(r.name, out.grads[r.name], ref.grads[r.name],
+                                                   ref.per_step.get(r.name), tol)
+    failing = [r for r in results if not r.passed]
+    if not failing:
+        return None
+    if all(r.message.startswith(NOT_JUDGED) for r in failing):
+        names = sorted({r.name for r in failing}, key=ORDER.get)
+        return Diagnosis(
+            "not_judged", f"Nothing disagrees, but {', '.join(names)} cannot be judged in "
+            f"{config.dtype} here: rounding alone moves the reference too far (a bug "
+            f"could hide in it); check in float64 or another configuration.",
+            {"windows": sorted({r.window for r in failing}), "arrays": names})
+    judged = [r for r in failing if r.oracle != "contract"
+              and not r.message.startswith(NOT_JUDGED)]
+    second = None
+    if judged and not any(r.oracle == "contract" for r in failing):
+        level, ratio = _float32_parts(seen, judged, kinds, config)
+        if level and level == {(r.window, r.name) for r in judged}:
+            return _float32_finding(ratio, level, alone=True)
+        if level:        # the larger disagreement is the diagnosis; float32 comes second
+            second = _float32_finding(ratio, level, alone=False)
+            results = [r for r in results if (r.window, r.name) not in level]
+            tol = tolerance("jax", "float32")     # the rest is compared at float32 level
+    consistent = None
+    if (any(r.name == "loss" and not r.passed and r.oracle != "contract" for r in results)
+            and not skip):
+        x, y, ref, out = seen[0]
+        consistent = self_consistent(runner, params, x, y, ref.states[0].astype(config.dtype),
+                                     out, options, config, skipped)
+    evidence = _evidence(params, seen, results, config, options, tol, skip)
+    found = diagnose(results, config.windows, config.to_dict(), kinds, consistent,
+                     evidence=evidence)
+    return found if second is None else replace(found, second=second)
+
+
+def _evidence(params, seen, results, config, options, tol, skip=()):
+    """What candidates.py finds in the first window that disagrees: clipping, buffers
+    that keep the last window's sums, and which candidate mistakes reproduce the
+    gradients (at ``tol``). A first-step candidate moves the arrays' steps to each
+    window's first step (attribution by suffix windows cannot see it)."""
+    from .candidates import CANDIDATES, clipped_at, reproducing
+    judged = [r for r in results if not r.passed and r.oracle != "contract"]
+    if not judged:
+        return {}
+    w = min(r.window for r in judged)
+    x, y, ref, out = seen[w - 1]
+    if out.grads is None or len(out.grads) < len(ref.grads):
+        return {}
+    evidence = {}
+    computed = {n: g for n, g in out.grads.items() if n not in skip}    # skipped: zeros
+    bad = sorted({r.name for r in judged if r.window == w and r.name in ref.grads})
+    clipped = {n: clipped_at(out.grads[n], ref.grads[n], tol) for n in bad}
+    if bad and all(c is not None for c in clipped.values()):
+        evidence["clipped"] = clipped
+        return evidence
+    if w > 1:
+        _, _, ref_before, out_before = seen[w - 2]
+        if out_before.grads is not None:
+            evidence["carried_sums"] = all(
+                compare(out.grads[n], ref.grads[n] + out_before.grads[n], tol).passed
+                for n in bad)
+        return evidence
+    if not bad:
+        return evidence
+    fits = reproducing(params, x, y, ref.states[0], computed, options, tol)
+    evidence["candidates"] = list(fits)
+    evidence["fits"] = fits
+    if len(fits) == 1 and CANDIDATES[next(iter(fits))].first_step:
+        evidence["first_step"] = config.windows[w - 1][0] + 1
+        for r in judged:
+            if r.name in bad and r.steps:
+                start = config.windows[r.window - 1][0]
+                r.steps = [start + 1]
+    return evidence
+
+
+# Directional finite difference of the implementation's own loss (diagnosis only, never
+# a verdict): step 1e-6 in float64 keeps truncation ~1e-12 and rounding ~1e-10 of the
+# loss; float32 needs 1e-2 (rounding ~1e-7 / 1e-2 ~ 1e-5), truncation ~1e-4 relative.
+_SELF_STEP = {"float64": 1e-6, "float32": 1e-2}
+# Agreement this close means the gradient is the derivative of the impl's own loss.
+_SELF_RTOL = {"float64": 1e-5, "float32": 1e-2}
+
+
+def self_consistent(runner, params, x, y, h0, out, options, config, skipped=None):
+    """True when the gradients match the implementation's own loss along a random
+    direction of every array at once (2 extra calls of ``runner``); None when it
+    cannot tell (why, when a limit stopped it, is added to ``skipped``)."""
+    if out.grads is None or len(out.grads) < len(GRAD_NAMES):
+        return None
+    rng = np.random.default_rng(config.seed + 1)
+    arrays = dict(params, x=x, h0=h0)
+    d = {n: rng.standard_normal(np.shape(arrays[n])) for n in GRAD_NAMES}
+    e = _SELF_STEP[config.dtype]
+    values = []
+    for sign in (1.0, -1.0):
+        moved = {n: (arrays[n] + sign * e * d[n]).astype(config.dtype) for n in GRAD_NAMES}
+        got = runner.call({n: moved[n] for n in params}, moved["x"], y, moved["h0"], options,
+                          f"the self-consistency probe (call {len(values) + 1} of 2)")
+        if skipped is not None:
+            _stopped(got, "the self-consistency probe", skipped)
+        if got.loss is None or got.problems:
+            return None
+        values.append(got.loss)
+    fd = (values[0] - values[1]) / (2 * e)
+    inner = sum(float(np.sum(out.grads[n] * d[n])) for n in GRAD_NAMES)
+    return abs(fd - inner) <= _SELF_RTOL[config.dtype] * max(abs(inner), abs(fd), 1e-300)
+
+
+# ------------------------------------------------------------------ the pattern
+
 def _names(seq):
     return ", ".join(seq)
 
@@ -51,70 +329,67 @@ def _window_steps(windows, w):
     return list(range(start + 1, stop + 1))
 
 
-def _from_evidence(evidence, names, arrays, w, windows, config, kind):
-    """The diagnosis that candidates.py's evidence proves, or None."""
-    if "float32" in evidence and not any(k and k[0] == "scale" for k in kind.values()):
-        return (f"Every disagreement is at float32 rounding level (relative errors up to "
-                f"{evidence['float32']:.1e}, within float32's tolerance of JAX, while JAX and "
-                f"finite differences agree to float64 precision): the code computes in "
-                f"float32 somewhere inside this float64 check (a float32 buffer such as "
-                f"np.zeros(..., dtype=np.float32)?); check it with --dtype float32, or keep "
-                f"its buffers in the inputs' dtype.")
-    if evidence.get("clipped"):
-        cs = evidence["clipped"]
-        bounds = sorted({float(f"{c:.6g}") for c in cs.values()})
-        return (f"d{', d'.join(cs)} are clipped inside the code: every element beyond "
-                f"+-{' / +-'.join(f'{c:g}' for c in bounds)} is stuck there and the others "
-                f"agree; gradient clipping belongs outside the gradient (turn it off or raise "
-                f"the bound to check the gradient itself).")
-    return None
-
-
 def _candidate(evidence, lead=""):
-    """The sentence for what the tested candidate mistakes found, or None (not tested).
-    ``lead``: the pattern's own sentence, kept when a candidate confirms it."""
+    """(kind, sentence) for what the tested candidate mistakes found, or None (not
+    tested, or none found). ``lead``: the pattern's own sentence, kept when a candidate
+    confirms it."""
     if "candidates" not in evidence:
         return None
     from .candidates import CANDIDATES
     found = evidence["candidates"]
     if len(found) == 1:
-        what, first_step = CANDIDATES[found[0]]
+        c = CANDIDATES[found[0]]
         where = (f"; the error is in step {evidence['first_step']} alone, the window's "
                  f"first step (every window shows it at its own first step)"
-                 if first_step else "")
-        return f"{lead}{what}{where} (this mistake reproduces the numbers)."
+                 if c.first_step else "")
+        return c.kind, f"{lead}{c.what}{where} (this mistake reproduces the numbers)."
     if found:
-        return ("Unclear which of these mistakes it is; each reproduces the numbers: "
-                + "; or ".join(CANDIDATES[f][0] for f in found) + ".")
+        return "ambiguous", ("Unclear which of these mistakes it is; each reproduces the "
+                             "numbers: " + "; or ".join(CANDIDATES[f].what for f in found) + ".")
     return None
 
 
 def diagnose(results, windows, config, kinds, self_consistent=None, evidence=None):
-    """One sentence naming the most likely class of bug, or None when everything agrees.
+    """The Diagnosis naming the most likely class of bug, or None when everything agrees.
 
     results: the report's Result list (``steps`` filled in for failing arrays);
-    windows: [(start, stop)]; kinds: {(window, name): mismatch_kind(...)}; self_consistent:
-    whether the gradients match finite differences of the implementation's own loss;
-    evidence: what check._evidence found (candidates.py), which decides before patterns.
+    windows: [(start, stop)]; config: the check's config as a dict; kinds:
+    {(window, name): mismatch_kind(...)}; self_consistent: whether the gradients match
+    finite differences of the implementation's own loss; evidence: what ``_evidence``
+    found (candidates.py), which decides before patterns.
     """
     evidence = evidence or {}
     failing = [r for r in results if not r.passed]
     if not failing:
         return None
+    kind, text, extra = _pattern(failing, windows, config, kinds, self_consistent, evidence)
+    steps = {}
+    for r in failing:
+        if r.oracle == "jax" and r.steps:
+            steps.setdefault(r.name, set()).update(r.steps)
+    facts = {"windows": sorted({r.window for r in failing}),
+             "arrays": sorted({r.name for r in failing if r.oracle != "contract"},
+                              key=lambda n: ORDER.get(n, len(ORDER))),
+             "steps": {n: sorted(s) for n, s in steps.items()}}
+    fits = evidence.get("fits") or {}
+    if fits:
+        facts["candidates_tested"] = True
+    if len(fits) == 1:
+        (name, fit), = fits.items()
+        facts.update(candidate=name, factor=fit)
+    elif fits:
+        facts["candidates"] = dict(fits)
+    facts.update(extra)
+    return Diagnosis(kind, text, facts)
+
+
+def _pattern(failing, windows, config, kinds, self_consistent, evidence):
+    """(kind, sentence, extra evidence) of the failing results' pattern."""
     contract = {r.name: r for r in failing if r.oracle == "contract"}
-    for name, lead in (("timeout", "The implementation hung or is too slow"),
-                       ("time_limit", "The implementation is too slow"),
-                       ("memory", "The implementation used too much memory"),
-                       ("crashed", "The implementation's process ended"),
-                       ("protocol", "The implementation's process broke the checker's protocol"),
-                       ("exception", "The implementation raised an exception"),
-                       ("return_value", "The implementation breaks the return contract"),
-                       ("missing_grad", "The implementation breaks the return contract"),
-                       ("shape", "The implementation returns an array of the wrong shape"),
-                       ("nan", "The implementation produces NaN or inf"),
-                       ("inputs_modified", "The implementation writes into its inputs")):
+    for name, lead in PROBLEM_LEADS:
         if name in contract:
-            return f"{lead}: {contract[name].message} (window {contract[name].window})."
+            r = contract[name]
+            return name, f"{lead}: {r.message} (window {r.window}).", {"message": r.message}
     judged = [r for r in failing if r.oracle != "contract"]
     first_window = min(r.window for r in judged)
     names = {r.name for r in judged}
@@ -122,44 +397,57 @@ def diagnose(results, windows, config, kinds, self_consistent=None, evidence=Non
     if first_window > 1 and len(windows) > 1 and not names & {"loss", "h_last", INPUT_NAME,
                                                                STATE_NAME} \
             and set(names) <= set(GRADS) and not set(FIRST_LAYER) <= names:
+        carried = bool(evidence.get("carried_sums"))
         sums = (" (each equals this window's gradient plus the window before's: the sums "
-                "carry over)" if evidence.get("carried_sums") else "")
-        return (f"Window 1 agrees but from window {first_window} d{', d'.join(arrays)} "
+                "carry over)" if carried else "")
+        return ("buffers_not_reset",
+                f"Window 1 agrees but from window {first_window} d{', d'.join(arrays)} "
                 f"disagree while dx, dh0 and the first layer agree: the weight-gradient "
                 f"buffers are not reset between windows{sums}; zero them (or assign, "
-                f"not +=) at the start of every backward.")
+                f"not +=) at the start of every backward.", {"carried_sums": carried})
     if first_window > 1 and len(windows) > 1:
-        what = ("the forward uses a state other than the h0 passed in"
-                if names & {"loss", "h_last"} else
+        forward = bool(names & {"loss", "h_last"})
+        what = ("the forward uses a state other than the h0 passed in" if forward else
                 "the state derivative accumulator is not reset between windows")
-        return (f"Window 1 agrees but window {first_window} disagrees ({_names(sorted(names))}): "
-                f"state leaks from one window into the next; {what}.")
+        return ("stale_state" if forward else "state_accumulator_not_reset",
+                f"Window 1 agrees but window {first_window} disagrees "
+                f"({_names(sorted(names))}): state leaks from one window into the next; "
+                f"{what}.", {})
     w = first_window
     kind = {n: kinds.get((w, n)) for n in arrays}
     scales = {float(f"{k[1]:.6g}") for k in kind.values() if k and k[0] == "scale"}
-    proven = _from_evidence(evidence, names, arrays, w, windows, config, kind)
-    if proven is not None:
-        return proven
+    if evidence.get("clipped"):
+        cs = evidence["clipped"]
+        bounds = sorted({float(f"{c:.6g}") for c in cs.values()})
+        return ("clipped",
+                f"d{', d'.join(cs)} are clipped inside the code: every element beyond "
+                f"+-{' / +-'.join(f'{c:g}' for c in bounds)} is stuck there and the others "
+                f"agree; gradient clipping belongs outside the gradient (turn it off or raise "
+                f"the bound to check the gradient itself).", {"bounds": bounds})
     if config["loss"] == "l2" and scales == {2.0} and len(arrays) == len(GRADS):
         loss_too = "the loss and " if "loss" in names else ""
-        return (f"{loss_too.capitalize() or 'E'}{'e' if loss_too else ''}very gradient "
+        return ("l2_half",
+                f"{loss_too.capitalize() or 'E'}{'e' if loss_too else ''}very gradient "
                 f"{'are' if loss_too else 'is'} 2x JAX's: l2 is 0.5 * sum of squares "
                 f"(the 0.5 is left out{'' if loss_too else ' of the gradient: d(0.5 e^2) = e'}), "
-                f"a factor of 2 in every gradient, not a wrong reduction.")
+                f"a factor of 2 in every gradient, not a wrong reduction.", {"scale": 2.0})
     if "loss" in names and "h_last" in names:
         consistent = ("; its gradients do match finite differences of its own loss, so the "
                       "backward faithfully differentiates the wrong function"
                       if self_consistent else "")
-        return ("The forward pass is wrong: the loss and h_last disagree with JAX "
-                f"(so do {_names(arrays) or 'no gradients'}){consistent}.")
+        return ("forward", "The forward pass is wrong: the loss and h_last disagree with JAX "
+                f"(so do {_names(arrays) or 'no gradients'}){consistent}.",
+                {"self_consistent": self_consistent})
     if "loss" in names and not arrays:
-        return ("The loss value is wrong but every gradient is right: the reported loss is "
-                "not the one differentiated (its reduction or scale).")
+        return ("loss_value", "The loss value is wrong but every gradient is right: the "
+                "reported loss is not the one differentiated (its reduction or scale).", {})
     if "loss" in names and len(scales) == 1 and len(arrays) == len(GRADS):
-        return (f"The loss and every gradient are off by the same factor {scales.pop():.6g}: "
-                "the reduction divides by the wrong number.")
+        scale = scales.pop()
+        return ("reduction", f"The loss and every gradient are off by the same factor "
+                f"{scale:.6g}: the reduction divides by the wrong number.", {"scale": scale})
     if "h_last" in names and not arrays:
-        return "h_last is wrong while the loss and gradients agree: the returned state is not h_T."
+        return ("h_last", "h_last is wrong while the loss and gradients agree: the returned "
+                "state is not h_T.", {})
     # the steps of window w decide the pattern; the message names them in every window
     steps = {r.name: r.steps for r in judged
              if r.oracle == "jax" and r.steps is not None and r.window == w}
@@ -168,77 +456,141 @@ def diagnose(results, windows, config, kinds, self_consistent=None, evidence=Non
         if r.oracle == "jax" and r.steps:
             steps_everywhere.setdefault(r.name, set()).update(r.steps)
     all_steps = _window_steps(windows, w)
+    found = evidence.get("candidates") or []
     if set(arrays) == set(GRADS):
         if len(scales) == 1:
-            return (f"Every gradient is off by the same factor {scales.pop():.6g}: "
-                    "the reduction's scale is wrong in the backward pass.")
-        return (f"Every gradient disagrees, W3 and b3 included: the derivative at the output, "
-                f"dL/dz3, is wrong for loss {config['loss']} with f3 = "
-                f"{config['activations'][2]}.")
+            scale = scales.pop()
+            return ("backward_scale", f"Every gradient is off by the same factor {scale:.6g}: "
+                    "the reduction's scale is wrong in the backward pass.", {"scale": scale})
+        return ("output_derivative", f"Every gradient disagrees, W3 and b3 included: the "
+                f"derivative at the output, dL/dz3, is wrong for loss {config['loss']} with "
+                f"f3 = {config['activations'][2]}.", {})
     if set(STATE_PATH) <= set(arrays) and not set(OUTPUT) & set(arrays):
-        found = evidence.get("candidates") or []
         f2_lead = (f"The backward pass through the RNN activation f2 = "
                    f"{config['activations'][1]} is wrong: ")
         if len(found) == 1 and found[0] not in ("no_dh_next", "dh_next_overwrites"):
             return _candidate(evidence, f2_lead if found[0] == "tanh_grad_of_output"
-                              else f"{_names(STATE_PATH)} disagree: ")
+                              else f"{_names(STATE_PATH)} disagree: ") + ({},)
         if len(found) > 1:
-            return _candidate(evidence)
+            return _candidate(evidence) + ({},)
         u_steps = steps.get("U") or steps.get(INPUT_NAME)
         if u_steps is not None and len(all_steps) > 1 and u_steps == all_steps[:-1]:
             if "candidates" in evidence and not found:   # tested: none reproduces them
-                return (f"Unclear: {_names(STATE_PATH)} disagree at every step but the last "
+                return ("state_derivative_unclear",
+                        f"Unclear: {_names(STATE_PATH)} disagree at every step but the last "
                         f"(the state's derivative is wrong on its way back), but no candidate "
                         f"mistake tested (a missing or overwriting dh_next, a transposed U in "
-                        f"dh_next) reproduces the numbers.")
-            return (f"The state derivative is not passed back through time: "
-                    f"{_names(STATE_PATH)} disagree at every step but the last "
-                    f"(dh_next is not added to dh_t, or replaces it).")
-        return (f"{f2_lead}{_names(STATE_PATH)} disagree at every step, the last included "
-                f"(f2' computed from the wrong value?).")
+                        f"dh_next, dh_next without f2') reproduces the numbers.", {})
+            return ("dh_next_not_passed", f"The state derivative is not passed back through "
+                    f"time: {_names(STATE_PATH)} disagree at every step but the last "
+                    f"(dh_next is not added to dh_t, or replaces it).", {})
+        return ("f2_derivative", f"{f2_lead}{_names(STATE_PATH)} disagree at every step, the "
+                f"last included (f2' computed from the wrong value?).", {})
     if set(arrays) == set(FIRST_LAYER):
         lead = (f"The first dense layer's backward is wrong: W1, b1 and x disagree while the "
                 f"RNN and the output layer agree (f1 = {config['activations'][0]}")
-        if evidence.get("candidates") == ["f1_grad_forgotten"]:
-            return _candidate(evidence, lead + "): dx, dW1 and db1: ")
-        return lead + ": check f1' and d1 = da * f1'(z1))."
+        if found == ["f1_grad_forgotten"]:
+            return _candidate(evidence, lead + "): dx, dW1 and db1: ") + ({},)
+        return "f1_derivative", lead + ": check f1' and d1 = da * f1'(z1)).", {}
     if len(arrays) == 1:
-        (name,) = arrays
-        k = kind.get(name)
-        at = steps.get(name)
-        at_all = sorted(steps_everywhere.get(name, ()))
-        if k and k[0] == "zeros":
-            if name == STATE_NAME:
-                return ("dh0 is returned as zeros: after step 1 the accumulator dh_next is "
-                        "dh0 and must be returned.")
-            return f"d{name} is returned as zeros."
-        if k and k[0] == "transposed":
-            return (f"d{name} is transposed (h^T d2 written as d2^T h?); {name} is square, "
-                    f"so the shape still matched.")
-        if k and k[0] == "scale":
-            return (f"d{name} is off by a constant factor {k[1]:.10g} (relative "
-                    f"{k[1] - 1:.1e}): a scale error such as a wrong divisor.")
-        if k and k[0] == "reversed":
-            return "dx is stored in reversed time order: dx[t] belongs at step t."
-        if k and k[0] == "one_step":
-            return (f"d{name} holds only step {all_steps[k[1] - 1]}'s contribution: the per-step "
-                    f"gradients are assigned (=) instead of accumulated (+=) over time.")
-        where = f" at steps {at_all}" if at_all else ""
-        found = evidence.get("candidates") or []
-        if len(found) == 1:
-            from .candidates import CANDIDATES
-            if CANDIDATES[found[0]][1]:
-                where = ""
-            return _candidate(evidence, f"Only d{name} disagrees{where}: ")
-        if found:
-            return _candidate(evidence)
-        if name == "U" and (at == all_steps[:1] or k == ("missing_step", 1)):
-            return ("dU misses step 1's term h0^T d2_1 (it equals JAX's dU without it): "
-                    "invisible when the incoming state is zero.")
-        where = f" at steps {at_all}" if at_all else ""
-        return (f"Only d{name} disagrees{where}: its own gradient line is wrong "
-                f"(for W3: d3_t multiplied by h_{{t-1}} instead of h_t?).") if name == "W3" else \
-            f"Only d{name} disagrees{where}: its own gradient line is wrong."
+        return _one_array(arrays[0], kind, steps, steps_everywhere, all_steps, found,
+                          evidence)
     where = "" if not steps_everywhere else " (" + "; ".join(
         f"{n} at steps {sorted(s)}" for n, s in steps_everywhere.items() if s) + ")"
-    return f"{_names(arrays)} disagree with JAX, first in window {w}{where}."
+    return "arrays_disagree", f"{_names(arrays)} disagree with JAX, first in window {w}{where}.", {}
+
+
+def _one_array(name, kind, steps, steps_everywhere, all_steps, found, evidence):
+    """(kind, sentence, extra) when only ``name``'s gradient disagrees."""
+    k = kind.get(name)
+    at = steps.get(name)
+    at_all = sorted(steps_everywhere.get(name, ()))
+    if k and k[0] == "zeros":
+        if name == STATE_NAME:
+            return ("dh0_zeros", "dh0 is returned as zeros: after step 1 the accumulator "
+                    "dh_next is dh0 and must be returned.", {})
+        return "zeros", f"d{name} is returned as zeros.", {}
+    if k and k[0] == "transposed":
+        return ("transposed", f"d{name} is transposed (h^T d2 written as d2^T h?); {name} is "
+                f"square, so the shape still matched.", {})
+    if k and k[0] == "scale":
+        return ("scale_one", f"d{name} is off by a constant factor {k[1]:.10g} (relative "
+                f"{k[1] - 1:.1e}): a scale error such as a wrong divisor.", {"scale": k[1]})
+    if k and k[0] == "reversed":
+        return "dx_reversed", "dx is stored in reversed time order: dx[t] belongs at step t.", {}
+    if k and k[0] == "one_step":
+        return ("not_accumulated", f"d{name} holds only step {all_steps[k[1] - 1]}'s "
+                f"contribution: the per-step gradients are assigned (=) instead of "
+                f"accumulated (+=) over time.", {})
+    where = f" at steps {at_all}" if at_all else ""
+    if len(found) == 1:
+        from .candidates import CANDIDATES
+        if CANDIDATES[found[0]].first_step:
+            where = ""
+        return _candidate(evidence, f"Only d{name} disagrees{where}: ") + ({},)
+    if found:
+        return _candidate(evidence) + ({},)
+    if name == "U" and (at == all_steps[:1] or k == ("missing_step", 1)):
+        return ("dU_first_step", "dU misses step 1's term h0^T d2_1 (it equals JAX's dU "
+                "without it): invisible when the incoming state is zero.", {})
+    return ("one_line", (f"Only d{name} disagrees{where}: its own gradient line is wrong "
+                         f"(for W3: d3_t multiplied by h_{{t-1}} instead of h_t?).")
+            if name == "W3" else f"Only d{name} disagrees{where}: its own gradient line is "
+            f"wrong.", {})
+
+
+# ------------------------------------------------------------------ one layer
+
+_LAYER_WORDS = {"zeros": "returned as zeros", "transposed": "transposed",
+                "reversed": "in reversed time order"}
+
+
+def diagnose_layer(layer, meaning, out_name, failing, kinds, dtype, loss, float32=None,
+                   candidate=None):
+    """The Diagnosis of a layer check (layer_check), or None when everything agrees.
+
+    failing: the failing Results, one per array; kinds: {name: mismatch_kind(...)};
+    float32: float32_ratio(...) of the failing arrays in a float64 check (None: beyond);
+    candidate: (kind, sentence, first_step, flaw) of the one candidate mistake of the
+    layer that reproduces the numbers, or None.
+    """
+    if not failing:
+        return None
+    head = f"Layer {layer} ({meaning}): "
+    facts = {"windows": [1], "arrays": [r.name for r in failing],
+             "steps": {r.name: r.steps for r in failing if r.steps}}
+    contract = [r for r in failing if r.oracle == "contract"]
+    if contract:
+        return Diagnosis(contract[0].name, head + contract[0].message + ".", facts)
+    if float32 is not None and dtype == "float64":
+        facts.update(ratio=float32, allowance=1.0)
+        text = _float32_sentence(float32, ", ".join("d" + r.name if r.name != out_name
+                                                    else r.name for r in failing), alone=True)
+        return Diagnosis("float32", head + text[0].lower() + text[1:], facts)
+    parts, words = [], set()
+    for r in failing:
+        k = kinds.get(r.name)
+        what = _LAYER_WORDS.get(k[0] if k else None, "wrong")
+        if k and k[0] == "scale":
+            what = f"off by a constant factor {k[1]:.6g}"
+        words.add(k[0] if k else None)
+        at = f" at steps {r.steps}" if r.steps else ""
+        parts.append(f"d{r.name} {what}{at}" if r.name != out_name
+                     else f"the forward output {r.name} {what}{at}")
+    text = head + "; ".join(parts) + "."
+    kind = {"zeros": "zeros", "transposed": "transposed", "reversed": "dx_reversed",
+            "scale": "scale_one"}.get(words.pop(), "arrays_disagree") if len(words) == 1 \
+        else "arrays_disagree"
+    if layer == "loss" and loss == "l2" and kinds and all(
+            kinds.get(r.name) and kinds[r.name][0] == "scale"
+            and abs(kinds[r.name][1] - 2) < 1e-6 for r in failing):
+        text += (" l2 is 0.5 * sum of squares: the 0.5 is left out (a factor of 2 "
+                 "in the loss and every gradient, not a wrong reduction).")
+        kind = "l2_half"
+    if candidate is not None:
+        kind, what, _, flaw = candidate
+        text = (head + (f"only d{failing[0].name} disagrees, and one candidate mistake "
+                        f"reproduces it: {what}." if len(failing) == 1 else
+                        f"{'; '.join(parts)}: {what} (this mistake reproduces the numbers)."))
+        facts["candidate"] = flaw
+    return Diagnosis(kind, text, facts)

@@ -20,7 +20,7 @@ import io
 import math
 import textwrap
 
-__all__ = ["figure_png", "write_png", "FigureError"]
+__all__ = ["figure_png", "write_png", "FigureError", "pyplot"]
 
 # log10(error / allowed) is drawn from -LOG_SPAN (far inside) to +LOG_SPAN (far outside);
 # beyond that the colour saturates. 8 decades each way covers a float64 pass (~1e-8 of
@@ -36,7 +36,8 @@ class FigureError(ValueError):
     """The report has nothing to draw (no trace)."""
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the headless backend (imported only when a figure is drawn)."""
     import matplotlib
     matplotlib.use("Agg", force=False)          # headless: the only backend we need
     from matplotlib import pyplot as plt
@@ -56,7 +57,8 @@ def _title(report):
     head = (f"{report.impl}: {verdict}\ninterval {c['interval']}, seq-len {c['seq_len']}, "
             f"{c['loss']}, {','.join(c['activations'])}, {c['reduction']}, {c['dtype']}")
     if report.diagnosis:
-        head += "\n" + "\n".join(textwrap.wrap(report.diagnosis, 150)[:3])
+        label = "" if report.finding is None else f"[{report.finding.title}] "
+        head += "\n" + "\n".join(textwrap.wrap(label + report.diagnosis, 150)[:3])
     return head
 
 
@@ -65,7 +67,7 @@ def _heatmap(ax, fig, trace):
     from matplotlib.colors import TwoSlopeNorm
     rows, steps = trace["rows"], trace["steps"]
     grid = np.array([[_log_ratio(v) for v in trace["errors"][r]] for r in rows])
-    cmap = _pyplot().get_cmap("RdYlGn_r").with_extremes(bad="#bbbbbb")
+    cmap = pyplot().get_cmap("RdYlGn_r").with_extremes(bad="#bbbbbb")
     im = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap,
                    norm=TwoSlopeNorm(vmin=-LOG_SPAN, vcenter=0, vmax=LOG_SPAN),
                    interpolation="nearest")
@@ -147,7 +149,7 @@ def figure_png(report, dpi=100):
     if getattr(report, "trace", None) is None:
         raise FigureError("the report has no per-step trace to draw: run "
                           "gradcheck.check(..., trace=True) (the CLI does for --plot/--html)")
-    plt = _pyplot()
+    plt = pyplot()
     trace = report.trace
     fig = plt.figure(figsize=(13, 9.5), dpi=dpi, layout="constrained")
     grid = fig.add_gridspec(2, 2, height_ratios=[1.15, 1])

@@ -53,9 +53,16 @@ def html_report(report, png=None):
             f"FAILED: {len(report.failures)} of {len(report.results)} comparisons "
             "disagree") + "</div>",
     ]
+    finding = report.finding
     if report.diagnosis:
-        parts.append(f"<p class=\"diagnosis\"><b>Diagnosis:</b> "
+        label, kind = (("Diagnosis", "") if finding is None else
+                       (f"Diagnosis ({finding.title})", finding.kind))
+        parts.append(f"<p class=\"diagnosis\" data-kind=\"{kind}\"><b>{html.escape(label)}:</b> "
                      f"{html.escape(report.diagnosis)}</p>")
+    if finding is not None and finding.second is not None:
+        parts.append(f"<p class=\"diagnosis\" data-kind=\"{finding.second.kind}\"><b>Second "
+                     f"finding ({html.escape(finding.second.title)}):</b> "
+                     f"{html.escape(finding.second.text)}</p>")
     if png is not None:
         data = base64.b64encode(png).decode("ascii")
         parts.append("<h2>Where in time</h2>"

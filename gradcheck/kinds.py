@@ -24,10 +24,11 @@ A kind has three wordings:
 Cells (``--cell lstm|gru``) register their own kinds with ``register`` from their own
 modules; a kind's name is unique across all of them.
 """
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
-__all__ = ["Kind", "Diagnosis", "KINDS", "GROUPS", "register", "kind_of"]
+__all__ = ["Kind", "Diagnosis", "KINDS", "GROUPS", "register", "kind_of", "json_fields"]
 
 GROUPS = ("conceptual", "precision", "contract", "crash", "timeout", "memory", "honesty",
           "packaging", "unclear")
@@ -93,12 +94,33 @@ class Diagnosis:
         return self.text
 
     def detail(self):
-        """The JSON's ``"diagnosis_detail"``."""
+        """The JSON's ``"diagnosis_detail"``: plain JSON (no NaN or inf)."""
         d = {"kind": self.kind, "group": self.group, "title": self.title,
-             "hint": self.hint, "evidence": self.evidence}
+             "hint": self.hint, "evidence": _plain(self.evidence)}
         if self.second is not None:
-            d["second"] = {"kind": self.second.kind, "text": self.second.text}
+            d["second"] = {"kind": self.second.kind, "text": self.second.text,
+                           "hint": self.second.hint, "evidence": _plain(self.second.evidence)}
         return d
+
+
+def json_fields(finding):
+    """The JSON keys that stand beside ``"diagnosis"`` (its sentence) wherever it appears:
+    ``"diagnosis_kind"`` and ``"diagnosis_detail"`` (null without a finding)."""
+    return {"diagnosis_kind": None if finding is None else finding.kind,
+            "diagnosis_detail": None if finding is None else finding.detail()}
+
+
+def _plain(v):
+    """``v`` as plain JSON data: NumPy scalars as Python numbers, non-finite floats as None."""
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set)):
+        return [_plain(x) for x in v]
+    if hasattr(v, "item") and callable(v.item) and getattr(v, "shape", None) == ():
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
 
 
 # -- the problems a call can have (untrusted.PROBLEM_NAMES): one vocabulary for check,
@@ -143,3 +165,86 @@ register("ambiguous_entry", "packaging", "several files could be the submission"
 register("exited", "crash", "process exited", "Your code ended its own process.")
 register("ungraded", "crash", "the grader failed on it",
          "The grader could not grade your submission; your instructor has been told.")
+
+# -- what the check itself could not do
+register("not_supported", "contract", "declines the options",
+         "Your code does not support the options of this check.")
+register("not_judged", "unclear", "cannot be judged in this dtype",
+         "Nothing disagrees, but rounding in this precision is too coarse to judge some "
+         "arrays.")
+
+# -- precision: only float32-level disagreement in a float64 check
+register("float32", "precision", "float32 precision",
+         "Your code computes in single precision (float32) somewhere inside a "
+         "double-precision check: an array or buffer has the wrong dtype.")
+
+# -- conceptual: the maths of the forward or the backward
+register("clipped", "conceptual", "gradient clipped inside",
+         "Some gradients are cut off at a fixed bound inside your code; the gradient "
+         "itself must not be clipped.")
+register("buffers_not_reset", "conceptual", "gradient buffers not reset between windows",
+         "Your weight gradients keep something from the previous call; each call must "
+         "start afresh.")
+register("stale_state", "conceptual", "forward ignores the h0 passed in",
+         "Your forward pass does not start from the state it is given.")
+register("state_accumulator_not_reset", "conceptual", "state derivative kept between windows",
+         "The state's derivative keeps something from the previous call; each call must "
+         "start afresh.")
+register("l2_half", "conceptual", "l2 without its 0.5",
+         "Every gradient is off by the same factor: compare your loss with the contract's "
+         "definition of it.")
+register("forward", "conceptual", "forward pass",
+         "Your forward pass computes a different function than the contract's.")
+register("loss_value", "conceptual", "loss value (reduction)",
+         "The loss you return is not the one your gradients differentiate.")
+register("reduction", "conceptual", "reduction of the loss",
+         "The loss and every gradient are scaled wrongly: check how the loss is averaged.")
+register("backward_scale", "conceptual", "reduction scale in the backward",
+         "Every gradient is off by the same factor: check how the backward pass averages.")
+register("h_last", "conceptual", "h_last", "The final state you return is not the last "
+         "step's state.")
+register("output_derivative", "conceptual", "output derivative dL/dz3",
+         "The derivative at the output layer is wrong for this loss and output activation.")
+register("dh_next_not_passed", "conceptual", "dh_next not passed back through time",
+         "The state's derivative from later steps does not reach the earlier steps.")
+register("dh_next_through_U", "conceptual", "dh_next through U instead of U^T",
+         "The state's derivative goes back through the recurrent weights the wrong way "
+         "round.")
+register("dh_next_skips_f2", "conceptual", "dh_next misses f2'",
+         "The state's derivative loses something on its way back through time.")
+register("f2_derivative", "conceptual", "RNN activation derivative f2'",
+         "The derivative of the recurrent layer's activation is computed from the wrong "
+         "value.")
+register("state_derivative_unclear", "unclear", "state derivative (cause unclear)",
+         "The state's derivative goes wrong on its way back through time.")
+register("f1_derivative", "conceptual", "first layer derivative f1'",
+         "The first layer's backward leaves out or miscomputes its activation's derivative.")
+register("dx_skips_f1", "conceptual", "dx misses f1'",
+         "The input's gradient skips a step that the first layer's weight gradients take.")
+register("zeros", "conceptual", "zero gradient", "A gradient is returned as all zeros.")
+register("dh0_zeros", "conceptual", "dh0", "The initial state's gradient is returned as "
+         "zeros; it is what the state's derivative is after the first step.")
+register("transposed", "conceptual", "transposed gradient",
+         "A gradient is transposed; its shape matched only because the matrix is square.")
+register("scale_one", "conceptual", "scale error in one gradient",
+         "One gradient is off by a constant factor.")
+register("dx_reversed", "conceptual", "dx time order",
+         "The input's gradient is stored in reversed time order.")
+register("not_accumulated", "conceptual", "= instead of +=",
+         "A weight gradient keeps one step's contribution instead of summing over time.")
+register("dU_first_step", "conceptual", "dU's first-step term",
+         "The recurrent weights' gradient is wrong at the window's first step, where the "
+         "incoming state is used.")
+register("dU_from_h_t", "conceptual", "dU from the wrong state",
+         "The recurrent weights' gradient pairs each step with the wrong state.")
+register("dW3_from_h_prev", "conceptual", "dW3 from the wrong state",
+         "The output layer's weight gradient pairs each step with the wrong state.")
+register("one_line", "conceptual", "one gradient line",
+         "One gradient's own computation is wrong; the others agree.")
+
+# -- unclear: the arrays disagree and no tested cause reproduces the numbers alone
+register("ambiguous", "unclear", "several candidate causes",
+         "More than one mistake would explain these numbers; look at the arrays that "
+         "disagree.")
+register("arrays_disagree", "unclear", "other (arrays disagree)",
+         "Some arrays disagree; look at which ones, and at which steps.")

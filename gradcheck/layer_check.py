@@ -25,9 +25,10 @@ import numpy as np
 
 from ._reference import reference
 from .compare import compare
-from .diagnose import mismatch_kind
+from .diagnose import diagnose_layer, float32_ratio, mismatch_kind
 from .errors import UsageError
 from .judge import result_of
+from .kinds import Diagnosis
 from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION,
                     DEFAULT_SIZES, DTYPES, LOSSES, REDUCTIONS, SIZES, shape_of)
 from .report import Report, Result
@@ -146,43 +147,81 @@ def _rnn_steps(forward, backward, arrays, g, kw, per_step, states, tol):
     return out
 
 
-# dU candidates of the rnn layer, from JAX's states h [T+1, B, R] and d2 = dL/dz2 [T, B, R]
+# dU candidates of the rnn layer, from JAX's states h [T+1, B, R] and d2 = dL/dz2 [T, B, R]:
+# (flaw, sentence, whether the error is the first step's alone, diagnosis kind, dU it gives)
 _DU_CANDIDATES = (
-    ("dU's term of the window's first step is built from the LAST state h_T (h[t-1] at "
+    ("dU_first_from_last_state",
+     "dU's term of the window's first step is built from the LAST state h_T (h[t-1] at "
      "t = 0 wraps to index -1) instead of h0; the error is in step 1 alone",
-     True, lambda dU, h, d2: dU - h[0].T @ d2[0] + h[-1].T @ d2[0]),
-    ("dU's term of the window's first step is built from h_1 (the step's output) instead "
-     "of h0; the error is in step 1 alone", True,
+     True, "dU_first_step", lambda dU, h, d2: dU - h[0].T @ d2[0] + h[-1].T @ d2[0]),
+    ("dU_first_from_h1",
+     "dU's term of the window's first step is built from h_1 (the step's output) instead "
+     "of h0; the error is in step 1 alone", True, "dU_first_step",
      lambda dU, h, d2: dU - h[0].T @ d2[0] + h[1].T @ d2[0]),
-    ("dU's term of the window's first step is left out (h0 taken as zero); the error is in "
-     "step 1 alone", True, lambda dU, h, d2: dU - h[0].T @ d2[0]),
-    ("dU is built from h_t instead of h_{t-1} (dU += h_t^T d2_t)", False,
-     lambda dU, h, d2: np.einsum("tbi,tbj->ij", h[1:], d2)),
-    ("dU is transposed (d2^T h for h^T d2)", False, lambda dU, h, d2: dU.T),
+    ("dU_skips_first_step",
+     "dU's term of the window's first step is left out (h0 taken as zero); the error is in "
+     "step 1 alone", True, "dU_first_step", lambda dU, h, d2: dU - h[0].T @ d2[0]),
+    ("dU_from_h_t", "dU is built from h_t instead of h_{t-1} (dU += h_t^T d2_t)", False,
+     "dU_from_h_t", lambda dU, h, d2: np.einsum("tbi,tbj->ij", h[1:], d2)),
+    ("dU_transposed", "dU is transposed (d2^T h for h^T d2)", False, "transposed",
+     lambda dU, h, d2: dU.T),
 )
 
 
 def _dU_candidate(got, dU, d2, states, tol):
-    """(sentence, first_step) of the one candidate whose dU matches ``got``, or None."""
-    found = [(what, first) for what, first, fn in _DU_CANDIDATES
+    """(kind, sentence, first_step, flaw) of the one candidate whose dU matches ``got``,
+    or None."""
+    found = [(kind, what, first, flaw) for flaw, what, first, kind, fn in _DU_CANDIDATES
              if compare(got, fn(dU, states, d2), tol).passed]
     return found[0] if len(found) == 1 else None
 
 
-def _diagnose(layer, failing, kinds):
-    if not failing:
+def _rnn_candidate(layer, arrays, g, grads, activation, tol):
+    """(kind, sentence, False, flaw) when the rnn layer's backward never adds the state
+    derivative from the future, or the rnn step's sends dh_prev through U instead of
+    U^T (candidates.py's flaws, written for one layer), every gradient reproduced."""
+    from .candidates import CANDIDATES
+    a, h0, W2, U, b2 = (np.asarray(v, np.float64) for v in arrays)
+    g = np.asarray(g, np.float64)
+    step = reference.layers.rnn_step_forward
+    if layer == "rnn_step":
+        _, (_, _, _, _, df2) = step(a, h0, W2, U, b2, activation)
+        d2 = g * df2                                          # [B, R]
+        flaw, want = "dh_next_U_untransposed", (d2 @ W2.T, d2 @ U, a.T @ d2, h0.T @ d2,
+                                                d2.sum(axis=0))
+    else:
+        h_prev, d2 = [h0], []
+        for t in range(a.shape[0]):
+            h_t, (_, _, _, _, df2) = step(a[t], h_prev[-1], W2, U, b2, activation)
+            h_prev.append(h_t)
+            d2.append(g[t] * df2)                             # [B, R], no dh_next added
+        d2, hp = np.stack(d2), np.stack(h_prev[:-1])          # [T, B, R] each
+        flaw, want = "no_dh_next", (d2 @ W2.T, d2[0] @ U.T, np.einsum("tbh,tbr->hr", a, d2),
+                                    np.einsum("tbi,tbj->ij", hp, d2), d2.sum(axis=(0, 1)))
+    if len(grads) != 5 or not all(compare(got, w, tol).passed for got, w in zip(grads, want)):
         return None
-    parts = []
-    for r in failing:
-        k = kinds.get(r.name)
-        what = {"zeros": "returned as zeros", "transposed": "transposed",
-                "reversed": "in reversed time order"}.get(k[0] if k else None, "wrong")
-        if k and k[0] == "scale":
-            what = f"off by a constant factor {k[1]:.6g}"
-        at = f" at steps {r.steps}" if r.steps else ""
-        parts.append(f"d{r.name} {what}{at}" if r.name != LAYER_SPECS[layer].output[0]
-                     else f"the forward output {r.name} {what}{at}")
-    return f"Layer {layer} ({LAYER_SPECS[layer].meaning}): " + "; ".join(parts) + "."
+    c = CANDIDATES[flaw]
+    return c.kind, c.what, False, flaw
+
+
+# What a dense layer's activation derivative is called, per layer (the model's f1, f3).
+_DENSE_F = {"dense1": ("f1", "f1_derivative"), "dense2": ("f3", "output_derivative")}
+
+
+def _dense_candidate(layer, arrays, g, grads, tol):
+    """(kind, sentence, False, flaw) when the dense layer's backward is its VJP with
+    f'(z) left out (dz = dout), every gradient reproduced; else None."""
+    x, W, _ = arrays
+    I, H = W.shape
+    dz = np.asarray(g, np.float64).reshape(-1, H)
+    without = (np.asarray(g, np.float64) @ W.T,
+               np.asarray(x, np.float64).reshape(-1, I).T @ dz, dz.sum(axis=0))
+    if len(grads) != 3 or not all(compare(got, want, tol).passed
+                                  for got, want in zip(grads, without)):
+        return None
+    f, kind = _DENSE_F[layer]
+    return (kind, f"the backward leaves out {f}'(z) (dz = dout instead of dout * {f}'(z))",
+            False, f"{f}_grad_forgotten")
 
 
 def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
@@ -246,13 +285,15 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         out, grads = _call(forward, backward, layer, arrays, y, g, kw)
     except NotImplementedError as exc:
         report.unsupported = f"NotImplementedError: {exc}"
-        report.diagnosis = f"Not supported by this implementation: {report.unsupported}"
+        report.finding = Diagnosis("not_supported", f"Not supported by this implementation: "
+                                                    f"{report.unsupported}")
         return report
     except Exception as exc:        # the layer under test raised: a verdict, not a crash
         report.results.append(Result(name="exception", oracle="contract", window=1,
                                      passed=False,
                                      message=f"raised {type(exc).__name__}: {exc}"))
-        report.diagnosis = f"Layer {layer} raised {type(exc).__name__}: {exc}."
+        report.finding = Diagnosis("exception", f"Layer {layer} raised {type(exc).__name__}: "
+                                                f"{exc}.", {"windows": [1]})
         return report
     names = [n for n, _ in LAYER_SPECS[layer].inputs]
     want_out, want = jax_vjp(layer, options, arrays, g, y)
@@ -297,7 +338,7 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         if {r.name for r in failing} == {"U"}:
             candidate = _dU_candidate(grads[names.index("U")], want[names.index("U")],
                                       per_step["d2"], states, tol_jax)
-            if candidate is not None and candidate[1]:
+            if candidate is not None and candidate[2]:
                 steps["U"] = [1]
         for r in failing:
             if steps.get(r.name):
@@ -308,82 +349,16 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         if r.name not in seen:
             seen.add(r.name)
             unique.append(r)
-    report.diagnosis = _diagnose(layer, unique, kinds)
-    if layer == "loss" and loss == "l2" and report.diagnosis and all(
-            kinds.get(r.name) and kinds[r.name][0] == "scale"
-            and abs(kinds[r.name][1] - 2) < 1e-6 for r in unique):
-        report.diagnosis += (" l2 is 0.5 * sum of squares: the 0.5 is left out (a factor of 2 "
-                             "in the loss and every gradient, not a wrong reduction).")
-    if candidate is not None:
-        report.diagnosis = (f"Layer {layer} ({LAYER_SPECS[layer].meaning}): only dU disagrees, "
-                            f"and one candidate mistake reproduces it: {candidate[0]}.")
+    if (layer in _DENSE_F and grads and candidate is None
+            and {r.name for r in unique} == set(names)):
+        candidate = _dense_candidate(layer, arrays, g, grads, tol_jax)
+    if layer in ("rnn", "rnn_step") and grads and candidate is None and unique:
+        candidate = _rnn_candidate(layer, arrays, g, grads, kw["activation"], tol_jax)
+    f32 = None
+    if dtype == "float64" and unique and all(r.oracle != "contract" for r in unique):
+        values = dict(zip(names, zip(grads, want)), **{out_name: (out, want_out)})
+        f32 = float32_ratio({r.name: values[r.name] for r in unique}, kinds)
+    report.finding = diagnose_layer(layer, LAYER_SPECS[layer].meaning, out_name, unique,
+                                    kinds, dtype, loss, f32, candidate)
     report.timings = {"total": round(time.perf_counter() - started, 6)}
     return report
-
-
-def main(argv):
-    """``gradcheck layer NAME ...``: check one layer; exit 0 agree, 1 verdict, 2 usage."""
-    import argparse
-    import json
-    import sys
-
-    from .errors import ExitCode
-    from .model import DEFAULT_ACTIVATIONS as ACTS
-
-    class Parser(argparse.ArgumentParser):
-        def error(self, message):
-            raise UsageError("layer", " ".join(argv), message)
-
-    p = Parser(prog="gradcheck layer", description=(
-        "Check one layer by itself (its forward vs JAX, its backward of a random upstream "
-        "gradient vs JAX's VJP and finite differences, every element)."))
-    p.add_argument("layer", help=", ".join(f"{k}: {v.meaning}" for k, v in LAYER_SPECS.items()))
-    p.add_argument("--forward", metavar="FILE.py:FUNC", help="the layer's forward (contract "
-                   "in gradcheck.layer_check); default: the reference's own layer")
-    p.add_argument("--backward", metavar="FILE.py:FUNC", help="the layer's backward")
-    p.add_argument("--impl", metavar="FILE.py|MODULE", help="with --adapter: the code's module")
-    p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON", help="see README, Adapters")
-    p.add_argument("--interval", type=int, default=3, metavar="T", help="steps (default 3)")
-    for size in SIZES:
-        p.add_argument(f"--{size.option.replace('_', '-')}", type=int,
-                       default=8 if size.option == "batch" else size.default, metavar=size.letter)
-    p.add_argument("--loss", default=DEFAULT_LOSS)
-    p.add_argument("--activations", default=None, metavar="F1,F2,F3")
-    p.add_argument("--reduction", default=DEFAULT_REDUCTION)
-    p.add_argument("--dtype", default="float64")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", action="store_true")
-    try:
-        args = p.parse_args(argv)
-        forward = backward = adapter = None
-        loss, acts = args.loss, args.activations
-        if args.adapter is not None:
-            from .adapters import read_declaration, supported
-            if args.impl is None:
-                raise UsageError("adapter", args.adapter, "needs --impl naming the code's module")
-            adapter = read_declaration(args.adapter)
-            d_loss, d_acts, _ = supported(adapter)
-            acts = acts or ",".join(d_acts)
-            loss = loss if "--loss" in argv else d_loss
-            forward = args.impl
-        elif args.forward or args.backward:
-            from .untrusted import load_impl
-            if not (args.forward and args.backward):
-                raise UsageError("forward", args.forward, "give --forward and --backward")
-            forward, backward = load_impl(args.forward), load_impl(args.backward)
-        report = check_layer(
-            args.layer, forward, backward, interval=args.interval, batch=args.batch,
-            input_size=args.input_size, hidden_size=args.hidden_size,
-            state_size=args.state_size, output_size=args.output_size, loss=loss,
-            activations=acts or ",".join(ACTS), reduction=args.reduction, dtype=args.dtype,
-            seed=args.seed, adapter=adapter)
-    except UsageError as exc:
-        print(f"gradcheck layer: error: {exc.cli_message()}", file=sys.stderr)
-        return ExitCode.USAGE
-    except SystemExit as exc:            # --help
-        return exc.code
-    if args.json:
-        print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
-    else:
-        print(report.format_table())
-    return ExitCode.OK if report.passed else ExitCode.FAILED

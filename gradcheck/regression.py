@@ -1,13 +1,13 @@
 """The CI regression check: recorded error figures of fixed configurations, compared with now.
 
-    python -m gradcheck.regression            # the reference vs gradcheck/baseline.json
-    python -m gradcheck.regression --update   # rewrite the baseline from the current code
+    python -m gradcheck.regression            # the reference vs tests/regression_baseline.json
+    python -m gradcheck.regression --update   # rewrite that baseline from the current code
 
     gradcheck regression --impl my_rnn.py:loss_and_grads --baseline mine.json --update
     gradcheck regression --impl my_rnn.py:loss_and_grads --baseline mine.json
 
-The first pair is the project's own check (the reference over ``CONFIGS``, the committed
-baseline); the second is the same check of a user's implementation over the battery
+The first pair is the project's own check (the reference over ``CONFIGS``, the baseline
+committed in the source checkout's tests/, not shipped in the package); the second is the same check of a user's implementation over the battery
 ``IMPL_CONFIGS`` (gradcheck.battery), against a baseline file the user keeps: it fails
 when a figure grows past the threshold even while every check still passes (1e-16 ->
 1e-12 is a precision loss worth knowing about).
@@ -27,22 +27,26 @@ its options and the result:
 New configurations and new passing results are only notes (``notes()``): they
 become part of the baseline at the next ``--update``.
 
-Exit codes: 0 no regression; 1 a regression; 2 bad usage or an unreadable baseline.
+The command line is ``gradcheck.cli.regression``. Exit codes: 0 no regression; 1 a
+regression; 2 bad usage or an unreadable baseline.
 """
-import argparse
 import json
 import math
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from .battery import BATTERY
 from .check import check
 from .errors import ExitCode, UsageError
 
-__all__ = ["CONFIGS", "IMPL_CONFIGS", "GROWTH", "FLOORS", "BASELINE", "measure", "compare", "notes",
-           "load_baseline", "write_baseline", "build_parser", "main"]
+__all__ = ["CONFIGS", "IMPL_CONFIGS", "GROWTH", "FLOORS", "BASELINE", "measure", "compare",
+           "regressions", "notes", "project_baseline", "load_baseline", "write_baseline", "main"]
 
-BASELINE = Path(__file__).resolve().with_name("baseline.json")
+# The reference's own baseline belongs to the project's source checkout (its tests), not to
+# an installed package: nobody is asked to rewrite a file inside site-packages.
+_CHECKOUT = Path(__file__).resolve().parents[1]
+BASELINE = _CHECKOUT / "tests" / "regression_baseline.json"
 FORMAT = 1
 
 # An error figure may grow this many times before it is a regression. Figures move by
@@ -235,6 +239,20 @@ def _result_problem(key, old, new, floor, growth):
     return None
 
 
+def project_baseline():
+    """The reference's baseline file when running from a source checkout, else None."""
+    if (_CHECKOUT / "pyproject.toml").is_file() and BASELINE.parent.is_dir():
+        return BASELINE
+    return None
+
+
+class Regressed(NamedTuple):
+    """One configuration's regressions: what went wrong (one text per result) and the
+    configuration's options (``interval=3 batch=4 ...``)."""
+    problems: list
+    options: str
+
+
 def compare(baseline, current, growth=GROWTH):
     """Every regression of ``current`` against ``baseline`` (documents of ``measure``).
 
@@ -245,21 +263,28 @@ def compare(baseline, current, growth=GROWTH):
     An empty list means no regression. New configurations and results that pass
     are not regressions (see ``notes``).
     """
-    messages = []
+    return [f"{name}: {text}  config: {r.options}"
+            for name, r in regressions(baseline, current, growth).items()
+            for text in r.problems]
+
+
+def regressions(baseline, current, growth=GROWTH):
+    """``{configuration name: Regressed}`` for each configuration that regressed."""
+    out = {}
     now = current["configs"]
     for name, old in baseline["configs"].items():
         new = now.get(name)
-        where = f"  config: {_describe((new or old)['options'])}"
+        where = _describe((new or old)["options"])
         if new is None:
-            messages.append(f"{name}: configuration missing now{where}")
+            out[name] = Regressed(["configuration missing now"], where)
             continue
         changed = _changes(old, new)
         if changed:
-            messages.append(f"{name}: options changed ({changed}); the baseline's figures "
-                            f"no longer describe it (run --update if intended){where}")
+            out[name] = Regressed([f"options changed ({changed}); the baseline's figures no "
+                                   "longer describe it (run --update if intended)"], where)
             continue
         if new["error"] is not None:
-            messages.append(f"{name}: check raised {new['error']}{where}")
+            out[name] = Regressed([f"check raised {new['error']}"], where)
             continue
         dtype = _dtype(new)
         found = []
@@ -276,8 +301,9 @@ def compare(baseline, current, growth=GROWTH):
                 found.append(f"{key} new and FAILED (max_rel_err {_num(result['max_rel_err'])})")
         if not found and old["passed"] and not new["passed"]:
             found.append("passed -> FAILED")
-        messages += [f"{name}: {text}{where}" for text in found]
-    return messages
+        if found:
+            out[name] = Regressed(found, where)
+    return out
 
 
 def notes(baseline, current):
@@ -298,7 +324,7 @@ def notes(baseline, current):
 
 
 def load_baseline(path=None):
-    """The committed baseline document (``gradcheck/baseline.json`` by default)."""
+    """A baseline document (the project's, ``BASELINE``, by default)."""
     path = BASELINE if path is None else Path(path)
     with open(path, encoding="utf-8") as f:
         doc = json.load(f)
@@ -315,100 +341,10 @@ def write_baseline(doc, path=None):
     Path(path).write_text(text + "\n", encoding="utf-8")
 
 
-def build_parser():
-    p = argparse.ArgumentParser(
-        prog="gradcheck regression",
-        description="Compare the error figures of fixed configurations with the committed "
-                    "baseline; a regression is a pass turned fail, a figure grown more than "
-                    f"{GROWTH:g}-fold, or a configuration or result gone.",
-        epilog="Exit codes: 0 no regression; 1 a regression; 2 bad usage or an unreadable "
-               "baseline.")
-    p.add_argument("--update", action="store_true",
-                   help="rewrite the baseline from the current code instead of comparing")
-    p.add_argument("--baseline", type=Path, default=None, metavar="FILE",
-                   help="the baseline file (default: gradcheck/baseline.json, the "
-                        "reference's; required with --impl)")
-    p.add_argument("--impl", metavar="FILE.py:FUNC|MODULE:FUNC",
-                   help="measure this implementation over gradcheck's battery of "
-                        "configurations instead of the reference over the project's")
-    return p
-
-
-def _count(doc):
-    return len(doc["configs"]), sum(len(c["results"]) for c in doc["configs"].values())
-
-
-def _update_command(args):
-    if args.impl is None:
-        return "python -m gradcheck.regression --update"
-    return f"gradcheck regression --impl {args.impl} --baseline {args.baseline} --update"
-
-
 def main(argv=None):
-    """Compare (or with --update, rewrite) the baseline; returns an ExitCode."""
-    args = build_parser().parse_args(argv)
-    if args.impl is None:
-        return _main(args)
-    from .isolation import fork_server
-    with fork_server():                  # one for every configuration's isolated check
-        return _main(args)
-
-
-def _main(args):
-    if args.impl is not None and args.baseline is None:
-        print("gradcheck regression: error: --impl needs --baseline FILE: the file that keeps "
-              "your implementation's figures (gradcheck/baseline.json is the reference's)",
-              file=sys.stderr)
-        return ExitCode.USAGE
-    if args.baseline is None:
-        args.baseline = BASELINE
-    configs = CONFIGS if args.impl is None else IMPL_CONFIGS
-    if args.update:
-        try:
-            current = measure(configs, args.impl)
-        except UsageError as e:
-            print(f"gradcheck regression: error: {e.cli_message()}", file=sys.stderr)
-            return ExitCode.USAGE
-        try:
-            write_baseline(current, args.baseline)
-        except OSError as e:
-            print(f"gradcheck regression: error: --baseline {args.baseline}: cannot write "
-                  f"it: {e.strerror or e}", file=sys.stderr)
-            return ExitCode.USAGE
-        n, m = _count(current)
-        print(f"regression baseline: wrote {args.baseline}: {n} configurations, {m} results")
-        bad = [name for name, c in current["configs"].items() if not c["passed"]]
-        if bad:
-            print(f"warning: failing on the current code, so the baseline cannot catch them "
-                  f"failing: {', '.join(bad)}", file=sys.stderr)
-        return ExitCode.OK
-    try:
-        baseline = load_baseline(args.baseline)
-    except (OSError, ValueError) as e:      # missing, unreadable, not JSON, wrong format
-        print(f"regression check: cannot read the baseline {args.baseline}: {e}. "
-              f"Create it with: {_update_command(args)}", file=sys.stderr)
-        return ExitCode.USAGE
-    try:
-        current = measure(configs, args.impl)
-    except UsageError as e:
-        print(f"gradcheck regression: error: {e.cli_message()}", file=sys.stderr)
-        return ExitCode.USAGE
-    if baseline.get("impl") != current.get("impl"):
-        print(f"note: the baseline was recorded from {baseline.get('impl', 'the reference')}; "
-              f"now measuring {current.get('impl', 'the reference')}")
-    regressions = compare(baseline, current)
-    for line in regressions:
-        print(line)
-    for line in notes(baseline, current):
-        print(f"note: {line}")
-    n, m = _count(current)
-    if regressions:
-        keep = f"gradcheck/{BASELINE.name}" if args.impl is None else str(args.baseline)
-        print(f"regression check: {len(regressions)} regression(s) in {n} configurations; "
-              f"if intended, run {_update_command(args)} and commit {keep}")
-        return ExitCode.FAILED
-    print(f"regression check: {n} configurations, {m} results, no regression")
-    return ExitCode.OK
+    """``python -m gradcheck.regression``: the command line (gradcheck.cli.regression)."""
+    from .cli.regression import main as cli_main
+    return cli_main(argv)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import dataclasses
 import math
 from typing import Optional
 
+from .kinds import Diagnosis, json_fields
 from .model import SIZES
 from .tolerances import ROUNDING_CAP, ROUNDING_MARGIN
 
@@ -73,6 +74,14 @@ class Report:
     # per-step errors and state derivatives for the pictures (gradcheck.trace), when
     # check(..., trace=True) measured them; plain data
     trace: Optional[dict] = None
+    # the diagnosis as data (kinds.Diagnosis: kind, text, evidence, second); setting it
+    # sets ``diagnosis``, its sentence
+    finding: Optional[Diagnosis] = None
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        if name == "finding" and value is not None:
+            super().__setattr__("diagnosis", value.text)
 
     @property
     def passed(self):
@@ -103,6 +112,7 @@ class Report:
             "windows": [{"window": i + 1, "steps": [a + 1, b]}
                         for i, (a, b) in enumerate(self.windows)],
             "diagnosis": self.diagnosis,
+            **json_fields(self.finding),
             "results": [r.to_dict() for r in self.results],
             "timings": self.timings,
             "skipped_calls": list(self.skipped_calls),
@@ -174,6 +184,8 @@ class Report:
             lines += ["", f"skipped: {note}"]
         if self.diagnosis:
             lines += ["", f"diagnosis: {self.diagnosis}"]
+        if self.finding is not None and self.finding.second is not None:
+            lines.append(f"second finding: {self.finding.second.text}")
         n = len(self.results)
         lines.append("")
         if self.unsupported is not None:

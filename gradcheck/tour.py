@@ -3,6 +3,8 @@
     gradcheck tour                      # the four questions with the measured answers
     gradcheck tour --plot tour.png      # and the figure: cache bytes against the interval
 
+The command line is ``gradcheck.cli.tour``.
+
 Every number printed comes from the run:
 
 1. Do we need to iterate all layers backprop_interval times? The layers' activations and
@@ -20,11 +22,8 @@ Every number printed comes from the run:
    peak beyond the gradients it returns) at several intervals: the same at every one, one
    [B, R] accumulator, where caching every step's dh would grow by B*R*8 bytes a step.
 """
-import argparse
 import contextlib
 import importlib
-import os
-import sys
 import tracemalloc
 
 import numpy as np
@@ -32,10 +31,9 @@ import numpy as np
 from ._reference import reference
 from .config import make_config
 from .data import make_data
-from .errors import ExitCode
 from .model import DEFAULT_ACTIVATIONS, DEFAULT_INTERVAL, DEFAULT_SIZES, LAYERS, PARAM_NAMES
 
-__all__ = ["INTERVALS", "measure", "format_tour", "write_figure", "build_parser", "main"]
+__all__ = ["INTERVALS", "measure", "format_tour", "write_figure"]
 
 INTERVALS = (1, 2, 3, 4, 8, 16, 32)
 _NETWORK = importlib.import_module(f"{reference.__name__}.network")
@@ -253,8 +251,8 @@ def _working_growth(rows):
 
 def write_figure(m, path):
     """Cache bytes (and the backward's working memory) against the interval, as a PNG."""
-    from .figure import _pyplot
-    plt = _pyplot()
+    from .figure import pyplot
+    plt = pyplot()
     rows = m["rows"]
     T = [r["interval"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100, layout="constrained")
@@ -275,31 +273,3 @@ def write_figure(m, path):
         fig.savefig(path, format="png", metadata={"Software": None})
     finally:
         plt.close(fig)
-
-
-def build_parser():
-    p = argparse.ArgumentParser(
-        prog="gradcheck tour",
-        description="Answer the article's four questions by running the reference.")
-    p.add_argument("--plot", metavar="FILE.png", help="also draw cache bytes against the interval")
-    return p
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    if args.plot is not None:
-        folder = os.path.dirname(os.path.abspath(args.plot))
-        if not args.plot.lower().endswith(".png") or not os.path.isdir(folder):
-            print(f"gradcheck tour: error: --plot {args.plot}: expected a FILE.png in an "
-                  "existing folder", file=sys.stderr)
-            return ExitCode.USAGE
-    m = measure()
-    print(format_tour(m))
-    if args.plot is not None:
-        write_figure(m, args.plot)
-        print(f"\nfigure: {args.plot}")
-    return ExitCode.OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

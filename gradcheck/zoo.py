@@ -495,15 +495,18 @@ LAYER_BUGS = {b.name: b for b in [
     LayerBug("rnn_no_dh_next", "rnn",
              "rnn_backward: the state derivative from the future is never added.",
              _rnn_forward_keeping_states, _rnn_backward_flawed("no_dh_next"),
-             ("a", "h0", "W2", "U", "b2"), r"Layer rnn .*da wrong at steps \[1, 2\]"),
+             ("a", "h0", "W2", "U", "b2"), r"Layer rnn .*da wrong at steps \[1, 2\].*dh_next, "
+                                       r"is never added.*reproduces the numbers"),
     LayerBug("rnn_step_dh_prev_through_U", "rnn_step",
              "rnn_step_backward: dh_prev = d2 U instead of d2 U^T.",
              reference.layers.rnn_step_forward, _rnn_step_backward_through_U,
-             ("h_prev",), r"Layer rnn_step .*dh_prev wrong"),
+             ("h_prev",), r"Layer rnn_step .*only dh_prev disagrees.*through U instead of "
+                         r"U\^T"),
     LayerBug("dense_backward_without_f_prime", "dense1",
              "dense_backward: f'(z) left out of dz.",
              reference.layers.dense_forward, _dense_backward_without_f_prime,
-             ("x", "W1", "b1"), r"Layer dense1 .*dx wrong; dW1 wrong; db1 wrong"),
+             ("x", "W1", "b1"), r"Layer dense1 .*dx wrong; dW1 wrong; db1 wrong: the backward "
+                                 r"leaves out f1'\(z\).*reproduces the numbers"),
     LayerBug("l2_loss_without_half", "loss",
              "l2 loss written as the sum of squares, without the 0.5: loss and dz3 doubled.",
              _l2_forward_without_half, reference.layers.loss_backward,

@@ -7,7 +7,9 @@ import pytest
 
 import gradcheck
 from gradcheck import zoo
+from gradcheck.candidates import CANDIDATES
 from gradcheck.cli import main
+from gradcheck.kinds import KINDS
 
 # What each diagnosis must say (a regex), per bug.
 DIAGNOSES = {
@@ -45,9 +47,28 @@ DIAGNOSES = {
                               r"derivative.*reproduces the numbers",
 }
 
+# The kind of each diagnosis (kinds.py): what the grader groups by, whatever the words.
+DIAGNOSIS_KINDS = {
+    "accumulator_not_reset": "state_accumulator_not_reset", "stale_h0": "stale_state",
+    "no_dh_next": "dh_next_not_passed", "dh_next_overwrites": "dh_next_not_passed",
+    "dU_skips_first_step": "dU_first_step", "dU_transposed": "transposed",
+    "forward_U_transposed": "forward", "db3_off_by_1e6": "scale_one",
+    "relu_grad_from_output": "f2_derivative", "tanh_grad_of_output": "f2_derivative",
+    "sigmoid_grad_from_input": "f1_derivative", "f1_grad_forgotten": "f1_derivative",
+    "bce_extra_sigmoid_grad": "output_derivative", "ce_grad_without_onehot": "output_derivative",
+    "nan_backward_off_by_one": "nan", "modifies_h0": "inputs_modified",
+    "dW3_uses_h_prev": "dW3_from_h_prev", "dW2_not_accumulated": "not_accumulated",
+    "dx_time_reversed": "dx_reversed", "dh0_zeros": "dh0_zeros",
+    "mean_over_time_and_batch": "reduction", "loss_not_reduced": "loss_value",
+    "h_last_from_backward_loop": "h_last", "dU_first_from_last_state": "dU_first_step",
+    "dU_first_from_h1": "dU_first_step", "dU_from_h_t": "dU_from_h_t",
+    "dh_next_U_untransposed": "dh_next_through_U",
+}
+
 
 def test_every_bug_has_a_diagnosis_test():
-    assert set(DIAGNOSES) == set(zoo.BUGS)
+    assert set(DIAGNOSES) == set(zoo.BUGS) == set(DIAGNOSIS_KINDS)
+    assert set(DIAGNOSIS_KINDS.values()) <= set(KINDS)
 
 
 @pytest.mark.parametrize("name", sorted(zoo.BUGS))
@@ -59,6 +80,14 @@ def test_bug_is_rejected_on_the_arrays_it_breaks(name):
     assert failed == set(bug.breaks), report.format_table()
     assert report.diagnosis is not None
     assert re.search(DIAGNOSES[name], report.diagnosis), report.diagnosis
+    finding = report.finding
+    assert finding.kind == DIAGNOSIS_KINDS[name] and finding.text == report.diagnosis
+    assert finding.evidence["windows"] == sorted({r.window for r in report.failures})
+    named = {r.name for r in report.failures if r.oracle != "contract"}
+    assert set(finding.evidence["arrays"]) == named
+    if "candidate" in finding.evidence:      # the candidate that reproduced the numbers
+        assert CANDIDATES[finding.evidence["candidate"]].kind == finding.kind
+        assert 0 <= finding.evidence["factor"] <= 1
 
 
 @pytest.mark.parametrize("name", ["no_dh_next", "dh_next_overwrites"])
@@ -110,6 +139,20 @@ def test_bug_flag_runs_the_demonstration(capsys):
     assert doc["passed"] is False
     assert doc["config"]["batch"] == 8
     assert "not passed back through time" in doc["diagnosis"]
+    assert doc["diagnosis_kind"] == "dh_next_not_passed"
+    detail = doc["diagnosis_detail"]
+    assert detail["kind"] == "dh_next_not_passed" and detail["group"] == "conceptual"
+    assert detail["hint"] == KINDS["dh_next_not_passed"].hint
+    assert detail["evidence"]["candidate"] == "no_dh_next"
+    assert detail["evidence"]["steps"]["U"] == [1, 2]
+
+
+def test_a_passing_check_has_no_diagnosis_in_its_json():
+    report = gradcheck.check(batch=2)
+    assert report.passed and report.finding is None
+    doc = json.loads(json.dumps(report.to_dict()))
+    assert doc["diagnosis"] is None and doc["diagnosis_kind"] is None
+    assert doc["diagnosis_detail"] is None
 
 
 def test_bug_flag_uses_the_bug_demo_config_unless_overridden(capsys):

@@ -194,7 +194,7 @@ def test_float32_rounding_beyond_the_cap_is_not_judged_and_does_not_pass():
     (window 2) from itself in float64; allowing 8x that would let a 1e-3 error pass, so
     those arrays are not judged, said so, and the check does not pass."""
     import gradcheck
-    from gradcheck.check import NOT_JUDGED
+    from gradcheck.judge import NOT_JUDGED
     report = gradcheck.check(**SATURATED_F32)
     assert not report.passed
     assert report.failures and all(r.message.startswith(NOT_JUDGED) and r.rounding > 0

@@ -208,6 +208,29 @@ def _kinds(summary):
             for k, v in summary["kinds"].items()}
 
 
+@pytest.mark.parametrize(("name", "kind"), [
+    ("buggy_dU_transposed.py", "transposed"), ("buggy_no_dh_next.py", "dh_next_not_passed"),
+    ("broken_raises.py", "exception"), ("hostile_hang.py", "timeout"),
+    ("correct_loop.py", None)])
+def test_graded_json_gives_the_diagnosis_kind_and_detail_beside_its_sentence(graded, name,
+                                                                             kind):
+    s = graded[1][name]
+    for doc in [s] + s["tests"]:
+        assert doc["diagnosis_kind"] == kind, doc
+        if kind is None:
+            assert doc["diagnosis_detail"] is None
+            continue
+        detail = doc["diagnosis_detail"]
+        assert detail["kind"] == kind and detail["hint"] == KINDS[kind].hint
+    assert (s["diagnosis"] is None) == (kind is None)
+
+
+def test_the_check_s_evidence_reaches_the_graded_json(graded):
+    test = graded[1]["buggy_no_dh_next.py"]["tests"][0]
+    evidence = test["diagnosis_detail"]["evidence"]
+    assert evidence["candidate"] == "no_dh_next" and "U" in evidence["arrays"]
+
+
 def test_summary_gives_each_kind_its_count_and_submissions(graded, sandbox_mechanism):
     doc, _ = graded
     summary, kinds = doc["summary"], _kinds(doc["summary"])
@@ -434,7 +457,7 @@ def _usage(argv, tmp_path):
     pytest.param(["x.py", "--format", "xml"], "--format xml: expected one of json", id="format"),
     pytest.param(["x.py", "--memory-limit", "lots"], "--memory-limit lots: expected a size",
                  id="memory"),
-    pytest.param(["x.py", "--timeout", "-1"], "--timeout: expected a number of seconds > 0",
+    pytest.param(["x.py", "--timeout", "-1"], "--timeout -1: expected a number of seconds > 0",
                  id="timeout"),
     pytest.param(["x.py", "--allow-import", "numpy"], "--allow-import numpy: expected one of",
                  id="allow-import"),

@@ -17,7 +17,7 @@ import pytest
 
 import gradcheck
 from gradcheck import _reference
-from gradcheck.check import NOT_JUDGED
+from gradcheck.judge import NOT_JUDGED
 from gradcheck.cli import main
 from gradcheck.errors import ExitCode
 from tests.helpers import SMALL

@@ -66,6 +66,44 @@ def test_layer_bug_is_caught_and_named(name):
     assert json.dumps(report.to_dict(), allow_nan=False)
 
 
+# The kind each layer bug's diagnosis names: the same kinds as the whole window's.
+LAYER_KINDS = {"rnn_dU_first_from_last_state": "dU_first_step",
+               "rnn_no_dh_next": "dh_next_not_passed",
+               "rnn_step_dh_prev_through_U": "dh_next_through_U",
+               "dense_backward_without_f_prime": "f1_derivative",
+               "l2_loss_without_half": "l2_half"}
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_BUGS))
+def test_layer_bug_is_diagnosed_with_the_kind_of_the_whole_window(name):
+    bug = LAYER_BUGS[name]
+    report = check_layer(bug.layer, bug.forward, bug.backward, **SMALL, **bug.options)
+    assert report.finding.kind == LAYER_KINDS[name], report.diagnosis
+    assert report.finding.text == report.diagnosis
+    doc = report.to_dict()
+    assert doc["diagnosis_kind"] == LAYER_KINDS[name]
+    assert doc["diagnosis_detail"]["hint"] == report.finding.hint
+
+
+def _in_float32(fn):
+    """``fn`` (a reference layer's forward) computing in float32 whatever it is given."""
+    def forward(*arrays, **kw):
+        return fn(*(np.asarray(a, np.float32) for a in arrays), **kw)
+    return forward
+
+
+@pytest.mark.parametrize("layer,forward,backward", [
+    ("dense1", reference.layers.dense_forward, reference.layers.dense_backward),
+    ("rnn", reference.layers.rnn_forward, reference.layers.rnn_backward)], ids=["dense1", "rnn"])
+def test_a_layer_computing_in_float32_gets_the_float32_hint(layer, forward, backward):
+    report = check_layer(layer, _in_float32(forward), backward, **SMALL)
+    assert not report.passed
+    assert report.finding.kind == "float32", report.diagnosis
+    assert "float32 rounding level" in report.diagnosis
+    assert "--dtype float32" in report.diagnosis
+    assert report.finding.evidence["ratio"] <= 1
+
+
 def test_first_step_bug_of_the_rnn_layer_is_at_step_1_alone():
     bug = LAYER_BUGS["rnn_dU_first_from_last_state"]
     report = check_layer("rnn", bug.forward, bug.backward, **SMALL)

@@ -54,12 +54,12 @@ def test_report_says_which_mode_and_why(capsys):
 def test_progress_is_reported_per_window_only_after_two_seconds(monkeypatch):
     import io
 
-    from gradcheck import cli
+    from gradcheck.cli.check import Progress
     stream = io.StringIO()
-    bar = cli._Progress(stream)
+    bar = Progress(stream)
     bar(1, 3)
     assert stream.getvalue() == ""                  # quick checks stay silent
-    monkeypatch.setattr(cli._Progress, "AFTER_SECONDS", 0.0)
+    monkeypatch.setattr(Progress, "AFTER_SECONDS", 0.0)
     bar(2, 3)
     bar.close()
     assert stream.getvalue() == "\rgradcheck: window 2/3 checked (0 s)\n"

@@ -112,6 +112,9 @@ def test_html_is_self_contained_and_escaped(buggy, buggy_png):
     assert "data:image/png;base64," in page
     assert "http://" not in page and "https://" not in page and "<link" not in page
     assert buggy.diagnosis.split(":")[0] in page
+    # the diagnosis is labelled with its kind's title, and marked with its kind
+    assert f"Diagnosis ({buggy.finding.title}):" in page
+    assert f'data-kind="{buggy.finding.kind}"' in page
     hostile = Report(config=buggy.config, impl="<script>alert(1)</script>", mode="full",
                      mode_reason="", windows=buggy.windows, results=buggy.results,
                      diagnosis="a < b & c")

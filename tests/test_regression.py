@@ -2,8 +2,8 @@
 
 The synthetic cases edit a document measured from one tiny configuration, so they
 exercise the real layout of the baseline. ``test_baseline_matches_current_code`` is
-the CI regression check: it fails when the committed ``gradcheck/baseline.json`` no
-longer describes the code (rerun ``python -m gradcheck.regression --update`` if the
+the CI regression check: it fails when the committed ``tests/regression_baseline.json``
+no longer describes the code (rerun ``python -m gradcheck.regression --update`` if the
 change is intended).
 """
 import copy
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from gradcheck import oracle_fd, regression
+from gradcheck.cli.regression import main
 from gradcheck.errors import ExitCode, UsageError
 from gradcheck.regression import (CONFIGS, FLOORS, GROWTH, compare, load_baseline, measure,
                                   notes, write_baseline)
@@ -221,34 +222,69 @@ def test_baseline_matches_current_code(name):
 
 # ------------------------------------------------------------------ the command
 
-def test_main_update_then_compare(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """The project's own check cut to the tiny config, its baseline in a temporary folder."""
     monkeypatch.setattr(regression, "CONFIGS", TINY)
-    path = tmp_path / "baseline.json"
-    assert regression.main(["--update", "--baseline", str(path)]) == ExitCode.OK
-    assert load_baseline(path)["configs"].keys() == {"tiny"}
+    path = tmp_path / "regression_baseline.json"
+    monkeypatch.setattr(regression, "BASELINE", path)
+    return path
+
+
+def test_the_project_baseline_lives_in_the_checkout_not_the_package():
+    package = Path(regression.__file__).resolve().parent
+    assert regression.project_baseline() == ROOT / "tests" / "regression_baseline.json"
+    assert package not in regression.BASELINE.parents
+    assert not list(package.glob("*.json"))
+
+
+def test_main_update_then_compare(project, capsys):
+    assert main(["--update"]) == ExitCode.OK
+    assert load_baseline(project)["configs"].keys() == {"tiny"}
     capsys.readouterr()
-    assert regression.main(["--baseline", str(path)]) == ExitCode.OK
+    assert main([]) == ExitCode.OK
     out = capsys.readouterr().out
-    n = len(load_baseline(path)["configs"]["tiny"]["results"])
+    n = len(load_baseline(project)["configs"]["tiny"]["results"])
     assert out == f"regression check: 1 configurations, {n} results, no regression\n"
 
 
-def test_main_prints_each_regression_and_fails(tmp_path, monkeypatch, capsys, tiny_doc):
-    monkeypatch.setattr(regression, "CONFIGS", TINY)
+def test_main_summary_first_then_one_line_per_configuration(project, capsys, tiny_doc):
     baseline = copy.deepcopy(tiny_doc)
-    baseline["configs"]["tiny"]["results"]["9/W1/fd"] = {"passed": True, "max_rel_err": 1e-11}
-    path = tmp_path / "baseline.json"
-    write_baseline(baseline, path)
-    assert regression.main(["--baseline", str(path)]) == ExitCode.FAILED
+    for key in ("9/W1/fd", "9/W2/fd", "9/U/fd"):
+        baseline["configs"]["tiny"]["results"][key] = {"passed": True, "max_rel_err": 1e-11}
+    write_baseline(baseline, project)
+    assert main([]) == ExitCode.FAILED
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == f"tiny: 9/W1/fd missing now  {TINY_DESCRIBED}"
-    assert lines[-1].startswith("regression check: 1 regression(s) in 1 configurations")
+    assert lines[0].startswith("regression check: 1 of 1 configurations regressed (3 "
+                               "result(s)); if intended, run python -m gradcheck.regression "
+                               "--update")
+    assert lines[1] == f"tiny: 9/U/fd missing now; 9/W1/fd missing now; and 1 more  " \
+                       f"{TINY_DESCRIBED}"
+    assert len(lines) == 2
 
 
-def test_main_without_a_baseline_is_a_usage_error(tmp_path, capsys):
-    path = tmp_path / "missing.json"
-    assert regression.main(["--baseline", str(path)]) == ExitCode.USAGE
+def test_main_verbose_names_every_regression(project, capsys, tiny_doc):
+    baseline = copy.deepcopy(tiny_doc)
+    for key in ("9/W1/fd", "9/W2/fd", "9/U/fd"):
+        baseline["configs"]["tiny"]["results"][key] = {"passed": True, "max_rel_err": 1e-11}
+    write_baseline(baseline, project)
+    assert main(["-v"]) == ExitCode.FAILED
+    out = capsys.readouterr().out
+    assert "9/U/fd missing now; 9/W1/fd missing now; 9/W2/fd missing now  config:" in out
+
+
+def test_main_without_a_baseline_is_a_usage_error(project, capsys):
+    assert main([]) == ExitCode.USAGE
     assert "python -m gradcheck.regression --update" in capsys.readouterr().err
+
+
+def test_installed_package_has_no_reference_baseline_to_advise(monkeypatch, capsys):
+    """Outside a source checkout, nothing advises rewriting a file inside the package."""
+    monkeypatch.setattr(regression, "project_baseline", lambda: None)
+    assert main([]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not in an installed package" in err
+    assert "--impl FILE.py --baseline FILE" in err
 
 
 def test_runs_as_a_module():
@@ -281,18 +317,19 @@ def user_files(tmp_path, monkeypatch):
 
 def test_impl_update_then_a_tiny_precision_loss_is_flagged(user_files, capsys):
     correct, lossy, path = user_files
-    assert regression.main(["--impl", correct, "--baseline", str(path), "--update"]) == \
-        ExitCode.OK
+    assert main(["--impl", correct, "--baseline", str(path), "--update"]) == ExitCode.OK
     doc = load_baseline(path)
     assert doc["impl"] == correct and doc["configs"]["tiny"]["passed"]
-    assert regression.main(["--impl", correct, "--baseline", str(path)]) == ExitCode.OK
+    assert main(["--impl", correct, "--baseline", str(path)]) == ExitCode.OK
     capsys.readouterr()
     assert gradcheck_check_passes(lossy)
-    assert regression.main(["--impl", lossy, "--baseline", str(path)]) == ExitCode.FAILED
+    assert main(["--impl", lossy, "--baseline", str(path), "-v"]) == ExitCode.FAILED
     out = capsys.readouterr().out
     flagged = [line for line in out.splitlines() if line.startswith("tiny: ")]
-    assert flagged and all("/b2/" in line for line in flagged), out
-    assert any("/b2/jax max_rel_err" in line and "limit 100x" in line for line in flagged)
+    assert len(flagged) == 1 and "/b2/jax max_rel_err" in flagged[0], out
+    assert "limit 100x" in flagged[0]
+    assert all(p.split()[0].split("/")[1] == "b2"
+               for p in flagged[0].split("  config:")[0][len("tiny: "):].split("; ")), out
     assert f"--baseline {path} --update" in out
 
 
@@ -303,6 +340,10 @@ def gradcheck_check_passes(spec):
 
 @pytest.mark.parametrize(("argv", "message"), [
     pytest.param(["--impl", "x.py:f"], "--impl needs --baseline FILE", id="no-baseline"),
+    pytest.param(["--baseline", "{tmp}/b.json"], "--baseline needs --impl", id="no-impl"),
+    pytest.param(["--baseline", "{tmp}/b.json", "--update"], "--baseline needs --impl",
+                 id="update-no-impl"),
+    pytest.param(["--bogus"], "unrecognized arguments: --bogus", id="unknown-flag"),
     pytest.param(["--impl", "nofile.py:f", "--baseline", "{tmp}/b.json", "--update"],
                  "--impl nofile.py:f: no such file", id="missing-file"),
     pytest.param(["--impl", "nocolon", "--baseline", "{tmp}/b.json"],
@@ -310,8 +351,15 @@ def gradcheck_check_passes(spec):
 ])
 def test_impl_usage_errors(argv, message, tmp_path, capsys):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
-    assert regression.main(argv) == ExitCode.USAGE
-    assert message in capsys.readouterr().err
+    assert main(argv) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_subcommand_bad_flag_returns_2_without_systemexit(capsys):
+    from gradcheck.cli import main as gradcheck_main
+    assert gradcheck_main(["regression", "--bogus"]) == ExitCode.USAGE
 
 
 def test_gradcheck_regression_subcommand(tmp_path):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import gradcheck
 import reference
-from gradcheck.check import NOT_JUDGED
+from gradcheck.judge import NOT_JUDGED
 from gradcheck.config import make_config
 from gradcheck.data import make_data
 from gradcheck.oracle_jax import jax_truncated, jax_window

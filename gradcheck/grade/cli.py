@@ -1,11 +1,10 @@
 """The command line of ``gradcheck grade``."""
-import argparse
 import concurrent.futures
 import os
 import secrets
-import sys
 
-from ..cli import _ArgumentError, _Parser, _flag, _int, _stdout_to_stderr
+from ..cli.skeleton import BadUsage, Outcome, Parser, flag, integer, stdout_to_stderr
+from ..cli.skeleton import run as run_command
 from ..config import OPTIONS
 from ..errors import ExitCode, UsageError
 from ..model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS,
@@ -20,32 +19,25 @@ DEFAULT_TIMEOUT = 10.0          # seconds per call: the article-sized window tak
 DEFAULT_MEMORY = "1G"           # of a worker (isolation's RLIMIT_DATA): Python + NumPy ~100M
 
 
-def _seconds(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") \
-            from None
-    if not v > 0 or v != v or v == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
-    return v
-
-
 def build_parser():
-    p = _Parser(prog="gradcheck grade", description=(
+    p = Parser(prog="gradcheck grade", description=(
         "Grade hand-written BPTT submissions against JAX autodiff and finite differences. "
         "A SUBMISSION is FILE.py[:FUNC] (FUNC defaults to loss_and_grads) or a folder "
         "holding the student's file (the only .py file in it, or the only one defining "
         "FUNC; --entry NAME names it)."),
         epilog="Exit codes: 0 every submission was graded (scores in the output); 2 bad usage.")
-    p.add_argument("submissions", nargs="+", metavar="SUBMISSION")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION",
+                   help="required: FILE.py[:FUNC] or a folder, one or more")
     p.add_argument("--battery", metavar="FILE.toml", help="the tests, from a TOML file "
                    "(default: the built-in battery; see the README)")
     g = p.add_argument_group("one configuration instead of the battery (the check's flags)")
-    g.add_argument("--interval", type=_int, metavar="K")
-    g.add_argument("--seq-len", type=_int, metavar="T")
+    g.add_argument("--interval", type=integer, metavar="K",
+                   help="BPTT interval: steps per window (required with these flags)")
+    g.add_argument("--seq-len", type=integer, metavar="T",
+                   help="sequence length, cut into windows of K (default K)")
     for size in SIZES:
-        g.add_argument(f"--{_flag(size.option)}", type=_int, metavar=size.letter)
+        g.add_argument(flag(size.option), type=integer, metavar=size.letter,
+                       help=f"{size.meaning} (default {size.default})")
     g.add_argument("--loss", help=f"default {DEFAULT_LOSS}")
     g.add_argument("--activations", metavar="F1,F2,F3",
                    help=f"each of {', '.join(ACTIVATIONS)} (default "
@@ -53,14 +45,14 @@ def build_parser():
     g.add_argument("--reduction", help=f"default {DEFAULT_REDUCTION}")
     g.add_argument("--dtype", help=f"default {DEFAULT_DTYPE}")
     g.add_argument("--mode", help="full or projections")
-    p.add_argument("--seed", type=_int, metavar="N", help="the data's seed (default: a fresh "
+    p.add_argument("--seed", type=integer, metavar="N", help="the data's seed (default: a fresh "
                    "random one, recorded in the output, so not the seed students saw)")
-    p.add_argument("--jobs", type=_int, metavar="N", default=None,
+    p.add_argument("--jobs", type=integer, metavar="N", default=None,
                    help="submissions graded at once (default: the number of cores)")
-    p.add_argument("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    p.add_argument("--timeout", kind="seconds", default=DEFAULT_TIMEOUT, metavar="SECONDS",
                    help=f"the most one call of a submission may take (default "
                         f"{DEFAULT_TIMEOUT:g}); loading it too")
-    p.add_argument("--memory-limit", default=DEFAULT_MEMORY, metavar="SIZE",
+    p.add_argument("--memory-limit", kind="size", default=DEFAULT_MEMORY, metavar="SIZE",
                    help=f"memory of each submission's process, e.g. 768M, 4G "
                         f"(default {DEFAULT_MEMORY})")
     p.add_argument("--format", default="table", help=f"one of {', '.join(FORMATS)} "
@@ -79,14 +71,14 @@ def _battery(args):
     given = {o: getattr(args, o, None) for o in OPTIONS
              if o != "seed" and getattr(args, o, None) is not None}
     if args.battery is not None and given:
-        raise _ArgumentError(f"--battery and --{_flag(next(iter(given)))}: give the "
+        raise BadUsage(f"--battery and {flag(next(iter(given)))}: give the "
                              f"configuration in the battery file or on the command line")
     if args.battery is not None:
         return load_battery(args.battery)
     if not given:
         return DEFAULT_BATTERY
     if "interval" not in given:
-        raise _ArgumentError("--interval is required with the configuration flags: an "
+        raise BadUsage("--interval is required with the configuration flags: an "
                              "integer >= 1 (or leave them all out for the default battery)")
     if "activations" in given:
         given["activations"] = tuple(given["activations"].split(","))
@@ -98,8 +90,6 @@ def _check(args):
         raise UsageError("jobs", args.jobs, "expected an integer >= 1")
     if args.format not in FORMATS:
         raise UsageError("format", args.format, f"expected one of {', '.join(FORMATS)}")
-    from ..isolation import parse_size
-    memory = parse_size(args.memory_limit)          # UsageError naming --memory-limit
     unknown = [n for n in args.allow_import if n not in FORBIDDEN]
     if unknown:
         raise UsageError("allow_import", unknown[0], f"expected one of {', '.join(FORBIDDEN)}")
@@ -110,7 +100,6 @@ def _check(args):
                                                     "or not writable)")
     if args.seed is not None and args.seed < 0:
         raise UsageError("seed", args.seed, "expected an integer >= 0")
-    return memory
 
 
 def _cores():
@@ -121,8 +110,9 @@ def _cores():
         return os.cpu_count() or 1
 
 
-def run(args, memory):
-    """Grade every submission: (SubmissionGrades in the order given, battery, seed)."""
+def run(args, memory=None):
+    """Grade every submission: (SubmissionGrades in the order given, battery, seed).
+    ``memory``: bytes per worker (default: --memory-limit, as the parser read it)."""
     from ..isolation import start_fork_server
     start_fork_server()              # it loads NumPy while this process computes the oracles
     from .mark import failed_to_grade, grade_submission
@@ -139,7 +129,8 @@ def run(args, memory):
     forbid = tuple(n for n in FORBIDDEN if n not in allowed)
     subs = [resolve(s, args.entry) for s in args.submissions]
     prepared = [prepare(t, seed + i) for i, t in enumerate(battery)]
-    limits = Limits(args.timeout, memory, args.require_isolation)
+    limits = Limits(args.timeout, args.memory_limit if memory is None else memory,
+                    args.require_isolation)
     jobs = args.jobs or _cores()
 
     def one(sub):
@@ -156,36 +147,20 @@ def run(args, memory):
     return grades, battery, seed
 
 
+def body(args):
+    _check(args)
+    with stdout_to_stderr():         # stdout is the output's; what else prints goes to stderr
+        grades, battery, seed = run(args)
+    text = render(args.format, grades, battery, seed)
+    if args.output is None:
+        return Outcome(ExitCode.OK, text=text.rstrip("\n"))
+    try:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise UsageError("output", args.output, f"cannot write it ({exc.strerror})") from None
+    return Outcome(ExitCode.OK)
+
+
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except _ArgumentError as exc:
-        print(f"gradcheck grade: error: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
-    except SystemExit as exc:          # --help
-        return exc.code
-    try:
-        memory = _check(args)
-        with _stdout_to_stderr():
-            grades, battery, seed = run(args, memory)
-        text = render(args.format, grades, battery, seed)
-        if args.output is not None:
-            try:
-                with open(args.output, "w", encoding="utf-8") as f:
-                    f.write(text)
-            except OSError as exc:
-                raise UsageError("output", args.output, f"cannot write it ({exc.strerror})") \
-                    from None
-        else:
-            sys.stdout.write(text)
-            sys.stdout.flush()
-    except _ArgumentError as exc:
-        print(f"gradcheck grade: error: {exc}", file=sys.stderr)
-        return ExitCode.USAGE
-    except UsageError as exc:
-        print(f"gradcheck grade: error: {exc.cli_message()}", file=sys.stderr)
-        return ExitCode.USAGE
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    return ExitCode.OK
+    return run_command("gradcheck grade", build_parser, body, argv)

@@ -10,7 +10,7 @@ import os
 import statistics
 
 from .battery import ITEMS
-from ..kinds import KINDS
+from ..kinds import KINDS, Diagnosis, json_fields
 
 __all__ = ["FORMATS", "summary", "render"]
 
@@ -84,14 +84,34 @@ def summary(grades, battery, seed):
 def _test_dict(t):
     return {"name": t.name, "score": _round(t.score), "max_score": _round(t.max_score),
             "passed": t.score >= t.max_score, "items": {k: _round(v) for k, v in t.items.items()},
-            "failing": t.failing, "diagnosis": t.diagnosis, "diagnosis_kind": t.kind,
+            "failing": t.failing, "diagnosis": t.diagnosis,
+            **_diagnosis_fields(t.kind, t.finding, t.diagnosis),
             "problem": t.problem, "output": t.output}
+
+
+def _diagnosis_fields(kind, finding, text):
+    """``"diagnosis_kind"`` (why points were lost, or null) and ``"diagnosis_detail"``:
+    the check's own finding when it is of ``kind``, else ``kind``'s words without
+    evidence."""
+    if finding is None or finding.kind != kind:
+        finding = Diagnosis(kind, text or "") if kind in KINDS else None
+    return dict(json_fields(finding), diagnosis_kind=kind)
+
+
+def _submission_fields(g):
+    """The same keys for a submission: those of the test its diagnosis comes from."""
+    t = next((t for t in g.tests if g.diagnosis is not None
+              and g.diagnosis in (t.diagnosis, t.reason)), None)
+    if t is None:
+        return _diagnosis_fields(None, None, g.diagnosis)
+    return _diagnosis_fields(t.kind, t.finding, g.diagnosis)
 
 
 def _json(grades, battery, seed):
     return {"submissions": [{"submission": g.submission, "score": _round(g.score),
                              "max_score": _round(g.max_score), "passed": g.passed,
-                             "diagnosis": g.diagnosis, "problem": g.problem,
+                             "diagnosis": g.diagnosis, **_submission_fields(g),
+                             "problem": g.problem,
                              "reason": g.reason, "seconds": round(g.seconds, 3),
                              "kinds": _kinds_of(g), "honesty": g.honesty,
                              "tests": [_test_dict(t) for t in g.tests]} for g in grades],

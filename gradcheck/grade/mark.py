@@ -3,12 +3,12 @@
 import time
 from typing import NamedTuple, Optional
 
-from ..check import _explain
+from ..diagnose import explain
 from ..judge import judge_window
 from ..model import GRAD_NAMES, LOSS_NAME, STATE_OUT_NAME
 from ..report import Result
 from .battery import FORWARD, ITEMS
-from ..kinds import KINDS
+from ..kinds import KINDS, Diagnosis
 from .honesty import parse
 from .runner import Ended, Worker
 
@@ -32,6 +32,7 @@ class TestGrade(NamedTuple):
     problem: Optional[str]  # timeout crashed exited protocol memory honesty unloadable ungraded
     reason: Optional[str] = None    # the sentence that goes with ``problem``
     kind: Optional[str] = None      # a name of gradcheck.kinds: why it lost points
+    finding: Optional[Diagnosis] = None     # the check's diagnosis as data (kinds.Diagnosis)
 
 
 class SubmissionGrade(NamedTuple):
@@ -127,8 +128,8 @@ def _grade_test(worker, prepared):
     record = parse(worker.honesty)
     if problem is None and not record.used and any(not r.passed for r in results):
         try:
-            diagnosis = _explain(worker.runner, prepared.params, seen, results, config,
-                                 config.model_options, [])
+            diagnosis = explain(worker.runner, prepared.params, seen, results, config,
+                                config.model_options, [])
         except Ended:
             diagnosis = None
         record = parse(worker.honesty)
@@ -156,7 +157,8 @@ def _grade_test(worker, prepared):
     output = _feedback(test, earned, shown, diagnosis, reason)
     return TestGrade(test.name, sum(earned.values()), test.points, earned, failing, output,
                      None if diagnosis is None else str(diagnosis), test.visibility, problem,
-                     reason, kind), record, whole
+                     reason, kind, diagnosis if isinstance(diagnosis, Diagnosis) else None), \
+        record, whole
 
 
 # problems that end grading -> their kind in gradcheck.kinds
@@ -236,7 +238,8 @@ def grade_submission(sub, prepared_tests, limits, forbid):
         problem = "honesty"
         tests = [t._replace(score=0.0, items=dict.fromkeys(ITEMS, 0.0), failing=list(ITEMS),
                             problem="honesty", reason=reason, kind="read_checker_files",
-                            diagnosis=None, output=f"{t.name}: 0/{t.max_score:g}\n{reason}")
+                            diagnosis=None, finding=None,
+                            output=f"{t.name}: 0/{t.max_score:g}\n{reason}")
                  for t in tests]
     elif problem == "unloadable" or (problem == "honesty" and not any(t.score for t in tests)):
         reason = next(t.reason for t in tests if t.problem == problem)

@@ -1,0 +1,81 @@
+"""``gradcheck layer NAME ...``: check one layer by itself (``gradcheck.layer_check``)."""
+from ..errors import ExitCode, UsageError
+from ..layer_check import LAYER_SPECS, check_layer
+from ..model import DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS, DEFAULT_REDUCTION, SIZES
+from .skeleton import BadUsage, Outcome, Parser, flag, integer, run
+
+__all__ = ["build_parser", "main"]
+
+LAYER_BATCH = 8      # a layer check's default batch: one layer needs no article-sized batch
+
+
+def build_parser():
+    p = Parser(prog="gradcheck layer", description=(
+        "Check one layer by itself (its forward vs JAX, its backward of a random upstream "
+        "gradient vs JAX's VJP and finite differences, every element)."))
+    p.add_argument("layer", metavar="LAYER", help="required, one of: " + "; ".join(
+        f"{k} ({v.meaning})" for k, v in LAYER_SPECS.items()))
+    p.add_argument("--forward", metavar="FILE.py:FUNC", help="the layer's forward (contract "
+                   "in gradcheck.layer_check); default: the reference's own layer")
+    p.add_argument("--backward", metavar="FILE.py:FUNC",
+                   help="the layer's backward (required with --forward)")
+    p.add_argument("--impl", metavar="FILE.py|MODULE",
+                   help="with --adapter: the module of code written in another shape")
+    p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON",
+                   help="how --impl's code is shaped (see README, Adapters)")
+    p.add_argument("--interval", type=integer, default=3, metavar="T",
+                   help="time steps of the layer's input (default 3)")
+    for size in SIZES:
+        default = LAYER_BATCH if size.option == "batch" else size.default
+        p.add_argument(flag(size.option), type=integer, default=default, metavar=size.letter,
+                       help=f"{size.meaning} (default {default})")
+    p.add_argument("--loss", default=None,
+                   help=f"the loss layer's loss: l2, ce or bce (default {DEFAULT_LOSS}, or "
+                        "what the adapter's code computes)")
+    p.add_argument("--activations", default=None, metavar="F1,F2,F3",
+                   help=f"the layers' activations (default {','.join(DEFAULT_ACTIVATIONS)}, "
+                        "or what the adapter's code computes)")
+    p.add_argument("--reduction", default=DEFAULT_REDUCTION,
+                   help=f"the loss layer's reduction: mean or sum (default {DEFAULT_REDUCTION})")
+    p.add_argument("--dtype", default=DEFAULT_DTYPE,
+                   help=f"float64 or float32, of the layer under test (default {DEFAULT_DTYPE})")
+    p.add_argument("--seed", type=integer, default=0, metavar="N",
+                   help="every random draw (default 0)")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    return p
+
+
+def body(args):
+    forward = backward = adapter = None
+    loss, acts = args.loss, args.activations
+    if args.adapter is not None:
+        from ..adapters import read_declaration, supported
+        if args.impl is None:
+            raise UsageError("adapter", args.adapter, "needs --impl naming the code's module")
+        adapter = read_declaration(args.adapter)
+        d_loss, d_acts, _ = supported(adapter)
+        acts = acts or ",".join(d_acts)
+        loss = loss or d_loss
+        forward = args.impl
+    elif args.impl is not None:
+        raise UsageError("impl", args.impl, "needs --adapter (a layer's own functions are "
+                                            "--forward and --backward)")
+    elif args.forward or args.backward:
+        from ..untrusted import load_impl
+        if not (args.forward and args.backward):
+            given, missing = ("forward", "backward") if args.forward else ("backward", "forward")
+            raise BadUsage(f"--{given} needs --{missing}: a layer is checked as the pair")
+        forward, backward = load_impl(args.forward), load_impl(args.backward)
+    report = check_layer(
+        args.layer, forward, backward, interval=args.interval, batch=args.batch,
+        input_size=args.input_size, hidden_size=args.hidden_size,
+        state_size=args.state_size, output_size=args.output_size, loss=loss or DEFAULT_LOSS,
+        activations=acts or ",".join(DEFAULT_ACTIVATIONS), reduction=args.reduction,
+        dtype=args.dtype, seed=args.seed, adapter=adapter)
+    code = ExitCode.OK if report.passed else ExitCode.FAILED
+    return Outcome(code, text=report.format_table(), document=report.to_dict())
+
+
+def main(argv=None):
+    """Check one layer; exit 0 agree, 1 verdict, 2 usage."""
+    return run("gradcheck layer", build_parser, body, argv)

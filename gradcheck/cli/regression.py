@@ -1,0 +1,121 @@
+"""``gradcheck regression``: error figures of fixed configurations against a baseline
+(``gradcheck.regression``). Output: a one-line summary (how many configurations
+regressed), then one line per regressed configuration."""
+import sys
+from pathlib import Path
+
+from .. import regression
+from ..errors import ExitCode, UsageError
+from .skeleton import BadUsage, Outcome, Parser, run
+
+__all__ = ["build_parser", "main"]
+
+SHOWN = 2    # regressions named on a configuration's line; the rest are counted
+
+
+def build_parser():
+    p = Parser(prog="gradcheck regression", description=(
+        "Compare the error figures of fixed configurations with a baseline; a regression "
+        "is a pass turned fail, a figure grown more than "
+        f"{regression.GROWTH:g}-fold, or a configuration or result gone. With --impl and "
+        "--baseline: your implementation over gradcheck's battery, against your file. "
+        "Without either: the reference against the project's own baseline "
+        "(a source checkout's tests/regression_baseline.json)."),
+        epilog="Exit codes: 0 no regression; 1 a regression; 2 bad usage or an unreadable "
+               "baseline.")
+    p.add_argument("--impl", metavar="FILE.py[:FUNC]|MODULE:FUNC",
+                   help="measure this implementation over gradcheck's battery of "
+                        "configurations (required with --baseline)")
+    p.add_argument("--baseline", type=Path, default=None, metavar="FILE",
+                   help="your baseline file (required with --impl)")
+    p.add_argument("--update", action="store_true",
+                   help="rewrite the baseline from the current code instead of comparing")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="every regression on a line of its own")
+    return p
+
+
+def _target(args):
+    """(the baseline file, the implementation) the arguments name; BadUsage otherwise."""
+    if args.impl is not None and args.baseline is None:
+        raise BadUsage("--impl needs --baseline FILE: the file that keeps your "
+                       "implementation's figures (create it with --update)")
+    if args.baseline is not None and args.impl is None:
+        raise BadUsage("--baseline needs --impl naming the implementation it measures "
+                       "(without both: the reference against the project's own baseline)")
+    if args.impl is not None:
+        return args.baseline, args.impl
+    path = regression.project_baseline()
+    if path is None:
+        raise BadUsage("the reference's baseline is kept in gradcheck's source checkout "
+                       "(tests/regression_baseline.json), not in an installed package; "
+                       "for your implementation: --impl FILE.py --baseline FILE")
+    return path, None
+
+
+def _update_command(args):
+    if args.impl is None:
+        return "python -m gradcheck.regression --update"
+    return f"gradcheck regression --impl {args.impl} --baseline {args.baseline} --update"
+
+
+def _count(doc):
+    return len(doc["configs"]), sum(len(c["results"]) for c in doc["configs"].values())
+
+
+def _line(name, found, verbose):
+    if verbose or len(found.problems) <= SHOWN:
+        shown, more = found.problems, ""
+    else:
+        shown, more = found.problems[:SHOWN], f"; and {len(found.problems) - SHOWN} more"
+    return f"{name}: {'; '.join(shown)}{more}  config: {found.options}"
+
+
+def body(args):
+    path, impl = _target(args)
+    configs = regression.CONFIGS if impl is None else regression.IMPL_CONFIGS
+    if not args.update:
+        try:
+            baseline = regression.load_baseline(path)
+        except (OSError, ValueError) as e:      # missing, unreadable, not JSON, wrong format
+            raise BadUsage(f"--baseline {path}: cannot read the baseline ({e}); create it "
+                           f"with: {_update_command(args)}") from None
+    current = regression.measure(configs, impl)
+    n, m = _count(current)
+    if args.update:
+        try:
+            regression.write_baseline(current, path)
+        except OSError as e:
+            raise UsageError("baseline", str(path), f"cannot write it: {e.strerror or e}") \
+                from None
+        bad = [name for name, c in current["configs"].items() if not c["passed"]]
+        if bad:
+            print(f"warning: failing on the current code, so the baseline cannot catch them "
+                  f"failing: {', '.join(bad)}", file=sys.stderr)
+        return Outcome(ExitCode.OK, text=f"regression baseline: wrote {path}: {n} "
+                                         f"configurations, {m} results")
+    lines = []
+    if baseline.get("impl") != current.get("impl"):
+        lines.append(f"note: the baseline was recorded from "
+                     f"{baseline.get('impl', 'the reference')}; now measuring "
+                     f"{current.get('impl', 'the reference')}")
+    found = regression.regressions(baseline, current)
+    notes = [f"note: {line}" for line in regression.notes(baseline, current)]
+    if not found:
+        summary = f"regression check: {n} configurations, {m} results, no regression"
+        return Outcome(ExitCode.OK, text="\n".join([summary, *lines, *notes]))
+    total = sum(len(r.problems) for r in found.values())
+    summary = (f"regression check: {len(found)} of {n} configurations regressed "
+               f"({total} result(s)); if intended, run {_update_command(args)} and commit "
+               f"{path}")
+    per_config = [_line(name, r, args.verbose) for name, r in found.items()]
+    return Outcome(ExitCode.FAILED, text="\n".join([summary, *per_config, *lines, *notes]))
+
+
+def main(argv=None):
+    """Compare (or with --update, rewrite) the baseline; returns an ExitCode."""
+    if "--impl" not in (sys.argv[1:] if argv is None else argv):
+        return run("gradcheck regression", build_parser, body, argv)
+    from ..isolation import fork_server
+    with fork_server():                  # one for every configuration's isolated check
+        return run("gradcheck regression", build_parser, body, argv)
