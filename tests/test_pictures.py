@@ -122,13 +122,15 @@ def test_html_is_self_contained_and_escaped(buggy, buggy_png):
     assert "<script>" not in page and "&lt;script&gt;" in page and "a &lt; b &amp; c" in page
 
 
-def test_cli_writes_html_and_png(tmp_path):
+def test_cli_writes_html_and_png_and_says_where(tmp_path, capsys):
     html, png = tmp_path / "r.html", tmp_path / "r.png"
     code = main(["--bug", "no_dh_next", "--interval", "3", "--seq-len", "5", *SMALL_FLAGS,
                  "--html", str(html), "--plot", str(png)])
     assert code == ExitCode.FAILED
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "data:image/png;base64," in html.read_text(encoding="utf-8")
+    err = capsys.readouterr().err
+    assert f"wrote the figure: {png}\n" in err and f"wrote the HTML report: {html}\n" in err
 
 
 @pytest.mark.parametrize(("flag", "path", "message"), [
@@ -145,14 +147,28 @@ def test_cli_rejects_bad_picture_paths(flag, path, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_cli_without_matplotlib_is_a_usage_error(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def no_matplotlib(monkeypatch):
     import importlib.util
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "matplotlib" else real(name, *a))
+
+
+def test_cli_without_matplotlib_is_a_usage_error(tmp_path, capsys, no_matplotlib):
     assert main(["--interval", "2", *SMALL_FLAGS, "--plot", str(tmp_path / "r.png")]) == \
         ExitCode.USAGE
     assert "pip install 'gradcheck[plot]'" in capsys.readouterr().err
+
+
+def test_tour_without_matplotlib_says_so_before_the_tour_runs(tmp_path, capsys, no_matplotlib,
+                                                              monkeypatch):
+    from gradcheck import tour
+    monkeypatch.setattr(tour, "measure", lambda: pytest.fail("the tour ran first"))
+    assert main(["tour", "--plot", str(tmp_path / "t.png")]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err == (f"gradcheck tour: error: --plot {tmp_path / 't.png'}: the figure needs "
+                   "matplotlib: pip install 'gradcheck[plot]'\n")
 
 
 # ------------------------------------------------------------ a real browser

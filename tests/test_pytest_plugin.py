@@ -88,7 +88,7 @@ def test_a_user_suite_with_assert_bptt_correct_fixture_and_marker(pytester):
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    pytest.param("no_colon_here", "--gradcheck-impl no_colon_here: expected FILE.py:FUNC",
+    pytest.param("no_colon_here", "--gradcheck-impl no_colon_here: expected FILE.py[:FUNC]",
                  id="no-colon"),
     pytest.param("missing.py:f", "--gradcheck-impl missing.py:f: no such file 'missing.py'",
                  id="no-file"),
