@@ -70,7 +70,6 @@ def build_parser():
                         f"(the arrays, steps and kind of mistake, no formula) or score (pass "
                         f"or fail); a battery test's own 'feedback' wins (default "
                         f"{DEFAULT_FEEDBACK}); the JSON, CSV and summary keep everything")
->>>>>>> main
     p.add_argument("--allow-import", action="append", default=[], metavar="NAME",
                    help=f"let submissions import NAME (forbidden: {', '.join(FORBIDDEN[:-1])})")
     return p
