@@ -97,7 +97,12 @@ def pytest_collection_modifyitems(session, config, items):
     if spec is None:
         return
     battery = _Battery.from_parent(session, name="gradcheck", nodeid="gradcheck", spec=spec)
-    items.extend(battery.collect())
+    added = list(battery.collect())
+    items.extend(added)
+    # Collected here, after pytest's own collection: reported like any collector's items,
+    # so that "collected N items" (and -k's "N deselected") counts them too.
+    config.hook.pytest_collectreport(report=pytest.CollectReport(
+        battery.nodeid, "passed", None, added))
 
 
 _OUTCOMES = pytest.StashKey[dict]()

@@ -9,7 +9,8 @@ assertion uses the same array lines. Everything is rendered from the report's da
 from .model import SIZES
 from .tolerances import ROUNDING_CAP, ROUNDING_MARGIN
 
-__all__ = ["answer", "array_lines", "config_line", "notes", "table", "verdict"]
+__all__ = ["answer", "array_lines", "comparisons", "config_line", "notes", "table",
+           "verdict"]
 
 _COLUMNS = ("win", "array", "oracle", "checked", "max abs err", "max rel err", "err/tol",
             "worst at", "impl", "oracle value", "")
@@ -132,7 +133,9 @@ def notes(report):
     return out
 
 
-def _rows(report):
+def comparisons(report):
+    """The table of every comparison: a header line, then one row per window, array and
+    oracle (figures, worst element, ok/FAIL)."""
     rows = [_COLUMNS]
     for r in report.results:
         if r.oracle == "contract":
@@ -185,7 +188,7 @@ def answer(report, verbose=False, more="--verbose"):
     for note in notes(report):
         lines += ["", note]
     if verbose:
-        lines += ["", *_rows(report)]
+        lines += ["", *comparisons(report)]
     elif failing and more:
         lines += ["", f"(every comparison, in a table: {more})"]
     return "\n".join(lines)
@@ -195,7 +198,7 @@ def table(report):
     """Every comparison in a table, each failure's message, the notes, the diagnosis and
     the verdict last (``Report.format_table``)."""
     lines = [config_line(report), _mode_line(report), *_isolation_lines(report), "",
-             *_rows(report)]
+             *comparisons(report)]
     problems = report.failures
     if problems:
         lines.append("")

@@ -12,7 +12,7 @@ from gradcheck import zoo
 from gradcheck.check import check
 from gradcheck.cli import main
 from gradcheck.errors import ExitCode
-from gradcheck.figure import FigureError, figure_png
+from gradcheck.figure import FigureError, figure, figure_png, pyplot
 from gradcheck.html import html_report
 from gradcheck.report import Report
 from gradcheck.trace import DH_ROW, ROWS
@@ -104,6 +104,69 @@ def test_figure_is_a_png_that_shows_red_where_steps_fail(buggy_png, correct):
     def red(img):                  # the heatmap's failing colour: saturated red
         return int(np.sum((img[..., 0] > 0.6) & (img[..., 1] < 0.3) & (img[..., 2] < 0.3)))
     assert red(bad) > 20 * max(red(good), 100)
+
+
+@pytest.fixture(scope="module")
+def drawn(buggy):
+    """The buggy report's figure, laid out (drawn once), closed afterwards."""
+    fig = figure(buggy)
+    fig.canvas.draw()
+    yield fig
+    pyplot().close(fig)
+
+
+def test_no_legend_covers_its_panels_curves(drawn):
+    """Each legend sits outside its axes' plotting area, or inside it clear of every
+    line drawn there (in display pixels)."""
+    renderer = drawn.canvas.get_renderer()
+    for ax in drawn.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        box = legend.get_window_extent(renderer)
+        for line in ax.get_lines():
+            xy = line.get_transform().transform(line.get_xydata())
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            inside = ((xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1)
+                      & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1))
+            assert not inside.any(), (ax.get_title(), line.get_label())
+
+
+def test_the_finite_difference_panels_legend_is_outside_its_axes(drawn):
+    """Its curves can be anywhere (they depend on the implementation), so its long legend
+    is drawn outside the plotting area, where no curve can be."""
+    renderer = drawn.canvas.get_renderer()
+    (ax,) = [a for a in drawn.axes if a.get_title().startswith("finite-difference error")]
+    box, area = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert box.y1 <= area.y0 or box.x0 >= area.x1, (box, area)
+
+
+def test_labels_are_rendered_as_maths_not_raw_subscripts(drawn):
+    texts = [t for ax in drawn.axes for t in (ax.xaxis.label, ax.yaxis.label, ax.title)]
+    texts += [t for ax in drawn.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    for t in texts:
+        raw = t.get_text()
+        outside_maths = raw.split("$")[::2]           # the parts between $...$ pairs
+        assert raw.count("$") % 2 == 0, raw
+        assert not any("_{" in part or "||" in part for part in outside_maths), raw
+    ylabels = [ax.yaxis.label.get_text() for ax in drawn.axes]
+    assert r"$\Vert\partial L / \partial h_{t-1} \Vert$" in ylabels
+
+
+def test_html_says_each_thing_once(buggy, buggy_png):
+    page = html_report(buggy, buggy_png)
+    body = page.split("<body>", 1)[1]
+    assert body.count(html_escape(buggy.diagnosis)) == 1
+    assert body.count("comparisons disagree") == 1
+    assert "worst element</th>" not in body      # the message names the worst element
+    for r in buggy.failures:
+        assert body.count(html_escape(r.message)) == 1, r.message
+    assert "FAIL window" not in body
+
+
+def html_escape(text):
+    import html
+    return html.escape(text)
 
 
 def test_html_is_self_contained_and_escaped(buggy, buggy_png):

@@ -166,3 +166,14 @@ def test_readme_sample_output_is_the_real_output(command, expected, capsys):
 ])
 def test_sample_comparison_can_fail(expected, actual, same):
     assert _same_figures(expected, actual) is same
+
+
+def test_the_readmes_links_resolve_in_a_clone():
+    """Relative links name files of the repository (nothing outside the checkout)."""
+    root = README.parent.resolve()
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README.read_text())
+    local = [link for link in links if not re.match(r"^[a-z]+:", link)]
+    assert local, "no relative link found: the pattern is wrong"
+    for link in local:
+        target = (root / link).resolve()
+        assert target.exists() and root in target.parents, link
