@@ -399,6 +399,9 @@ def preload():
             importlib.import_module(name)
         except ImportError:
             pass
+    from .model import CELL_MODULES, cell
+    for name in CELL_MODULES:            # every cell's declaration (a worker may be asked)
+        cell(name)
 
 
 class Slots:
