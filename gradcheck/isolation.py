@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import sandbox
 from .errors import UsageError
 from .model import LOSS_NAME
 from .untrusted import PROBLEM_NAMES, Outcome, Problem, model_of, printable, validate
@@ -231,6 +232,7 @@ class _ForkServer:
                     self.exits[pid] = code
             elif type(message.get("pid")) is int:
                 self.pids.append(message["pid"])
+                self.mechanism = str(message.get("sandbox", "same-user"))[:40]
             else:
                 raise ValueError(message)
         except (ValueError, TypeError, AttributeError, RecursionError):
@@ -433,8 +435,15 @@ class Worker:
     lost = False            # it ended with the fork server it came from (grade runs it again)
 
     def __init__(self, request, *, timeout=DEFAULT_TIMEOUT, memory_limit=DEFAULT_MEMORY,
-                 budget=None):
-        self.request = dict(request)
+                 budget=None, require_isolation=False, view=None):
+        # the worker's own folder, with a private copy of the code (gradcheck.sandbox)
+        try:
+            self._view = sandbox.View(request, **(view or {}))
+        except sandbox.CopyRefused as exc:
+            raise UsageError("impl", request.get("spec"), f"its code cannot be copied for "
+                             f"the worker: {exc}") from None
+        self._guard = contextlib.ExitStack()
+        self.request = self._view.request
         self.model = model_of(self.request)        # which arrays an answer carries
         self.timeout = float(timeout)
         self.memory_limit = int(memory_limit)
@@ -451,6 +460,8 @@ class Worker:
         self._over_memory = False
         self._stop_watch = threading.Event()
         self.started = time.perf_counter()
+        self._require_isolation = require_isolation
+        self.mechanism = "not started"
         try:
             self._start()
         except OSError as exc:           # no descriptors or processes left for it
@@ -476,9 +487,10 @@ class Worker:
             err_r, err_w = pipe()
             fds = (to_child, from_child, out_w, err_w)
             self.group = _MemoryGroup.make(self.memory_limit)
-            limits = {"memory": self.memory_limit}
+            limits = {"memory": self.memory_limit, "sandbox": self._view.plan}
             if self.group is not None:
                 limits["cgroup"] = os.path.join(self.group.path, "cgroup.procs")
+            self._guard.enter_context(sandbox.checker_guard())   # before its code runs
             try:
                 server = _ForkServer.get()
                 pid = server.spawn(limits, fds, self.timeout)
@@ -486,12 +498,16 @@ class Worker:
                 server = _ForkServer.get(fresh=True)
                 pid = server.spawn(limits, fds, self.timeout)
             self.proc = _Forked(pid, server)
+            self.mechanism = server.mechanism
+            sandbox.note_mechanism(self.mechanism)     # before its code is loaded
         except BaseException:
             for fd in opened:
                 _close_quietly(fd)
             self._r = self._w = -1
             if self.group is not None:
                 self.group.remove()
+            self._guard.close()
+            self._view.remove()
             raise
         for fd in (to_child, from_child, out_w, err_w):
             os.close(fd)
@@ -506,6 +522,9 @@ class Worker:
                                          name="gradcheck-worker-memory")
         _LIVE.add(self)
         self._watcher.start()
+        if self._require_isolation and self.mechanism not in sandbox.STRONG:
+            self.close()                 # before its code is even loaded
+            raise UsageError("require_isolation", self.mechanism, sandbox.REQUIRED)
         # the load request goes now (it fits in the pipe's buffer): the worker loads the
         # implementation while the checker computes the first window's oracles
         self._pending = encode({"op": "load", "request": self.request})
@@ -524,6 +543,8 @@ class Worker:
             why += f" (the checker's open-file limit is {soft})"
         self.ended = f"its process could not be started: {why}"
         self._closed = True
+        self._guard.close()
+        self._view.remove()
 
     # ------------------------------------------------------------------ the process
 
@@ -556,6 +577,8 @@ class Worker:
             self.group.kill()
             self.group.remove()
         self.proc.release()
+        self._guard.close()
+        self._view.remove()
         for fd in (self._r, self._w):
             _close_quietly(fd)
         self._r = self._w = -1
@@ -729,10 +752,12 @@ class Worker:
             return self._bad(f"loading the implementation: {type(exc).__name__}")
         if isinstance(header.get("usage"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"), printable(header["usage"][:500]))
+            raise UsageError("impl", self.request.get("spec"),
+                             printable(self._view.original(header["usage"])[:500]))
         if isinstance(header.get("error"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"), printable(header["error"][:500]))
+            raise UsageError("impl", self.request.get("spec"),
+                             printable(self._view.original(header["error"])[:500]))
         if header.get("ok") is not True:
             return self._bad("loading the implementation")
         self._loaded = True

@@ -31,18 +31,23 @@ import sys
 
 import numpy as np
 
-from . import untrusted, wire
+from . import sandbox, untrusted, wire
 from .errors import UsageError
 from .model import DEFAULT_CELL
 
 __all__ = ["main", "serve_forks"]
 
 
-def _set_limits(limits):
-    cgroup = limits.get("cgroup")
-    if cgroup:                           # the checker's memory control group for it (root)
+def _join_cgroup(limits):
+    """Enter the memory control group the checker made for this worker (root only), so
+    that it and every process it starts are counted and found there."""
+    cgroup = limits.pop("cgroup", None)
+    if cgroup:
         with open(cgroup, "w") as f:
             f.write(str(os.getpid()))
+
+
+def _set_limits(limits):
     memory = limits.get("memory")
     if memory:
         # RLIMIT_DATA (private writable memory: the heap and anonymous mappings, where
@@ -211,6 +216,10 @@ def serve_forks(control_fd):
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
     _prctl(PR_SET_CHILD_SUBREAPER, 1)      # orphans of ended workers come here, are killed
     workers = set()
+    sandbox.preload()                      # a worker may not be able to read them later
+    mechanism = sandbox.probe()
+    slots = sandbox.Slots() if os.geteuid() == 0 else None
+    sandbox.checker_guard().__enter__()    # for good (not root: its workers keep its uid)
     control = socket.socket(fileno=control_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -231,6 +240,8 @@ def serve_forks(control_fd):
                     break
                 if pid == 0:
                     break
+                if slots is not None:
+                    slots.release(pid)
                 if pid in workers:
                     workers.discard(pid)
                     send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
@@ -245,6 +256,13 @@ def serve_forks(control_fd):
             if not message:
                 os._exit(0)
             request = json.loads(message)
+            plan = request["limits"].pop("sandbox", None)
+            uid = lock = None
+            if slots is not None and plan is not None:
+                try:
+                    uid, lock = slots.take()
+                except OSError as exc:
+                    plan = {"error": str(exc)}
             pid = os.fork()
             if pid == 0:
                 try:
@@ -258,10 +276,20 @@ def serve_forks(control_fd):
                     os.dup2(fds[3], 2)
                     os.close(fds[2])
                     os.close(fds[3])
-                    os.chdir(request["cwd"])
-                    os.environ.clear()
-                    os.environ.update(request["env"])
+                    if slots is not None:
+                        slots.close_others()
+                    if plan is None:
+                        os.chdir(request["cwd"])
                     _prctl(PR_SET_CHILD_SUBREAPER, 1)   # its descendants stay below it
+                    try:                        # before any user code: else none runs
+                        _join_cgroup(request["limits"])     # as root, before the uid drop
+                        if plan is not None and "error" in plan:
+                            raise OSError(plan["error"])
+                        sandbox.enter(mechanism, plan, request["env"], uid)
+                    except BaseException as exc:
+                        os.write(2, f"gradcheck: the worker's sandbox ({mechanism}) could "
+                                    f"not be made: {exc}\n".encode())
+                        os._exit(71)
                     main([str(fds[0]), str(fds[1]), json.dumps(request["limits"])])
                 finally:
                     os._exit(70)
@@ -272,7 +300,9 @@ def serve_forks(control_fd):
             workers.add(pid)
             for fd in fds:
                 os.close(fd)
-            send({"pid": pid})
+            if lock is not None:
+                slots.hold(pid, uid, lock)
+            send({"pid": pid, "sandbox": mechanism})
 
 
 if __name__ == "__main__":
