@@ -278,17 +278,17 @@ def double_fork_then_exit(params, x, y, h0, **options):
 # ------------------------------------------------------------------ 5. memory
 
 def memfd_hog(params, x, y, h0, **options):
-    """Fills anonymous shared memory (memfd) in steps, which RLIMIT_DATA does not count."""
+    """Fills anonymous shared memory (memfd: 32 MiB files, mapped and touched), which
+    RLIMIT_DATA does not count."""
     import mmap
-    fd = os.memfd_create("hog")
-    size, step = 0, 1 << 26                            # 64 MiB
+    step = 1 << 25                                     # 32 MiB, under any file-size limit
     maps = []
     while True:
-        os.ftruncate(fd, size + step)
-        m = mmap.mmap(fd, step, offset=size)
+        fd = os.memfd_create("hog")
+        os.ftruncate(fd, step)
+        m = mmap.mmap(fd, step)
         np.frombuffer(m, np.uint8)[::4096] = 1
-        maps.append(m)
-        size += step
+        maps.append((fd, m))
         time.sleep(0.01)
 
 
