@@ -228,7 +228,7 @@ def test_feedback_names_arrays_steps_and_worst_element_only(graded):
     pytest.param("hostile_removes_guard.py", "honesty",
                  "tried to read the grader's own files (reference/__init__.py)",
                  id="removes-the-guard"),
-    pytest.param("hostile_memory.py", None, "ran out of memory under --memory-limit",
+    pytest.param("hostile_memory.py", None, "your code ran out of memory in test",
                  id="memory-hog"),
     pytest.param("hostile_forges_reply.py", "protocol", "not in the checker's format",
                  id="forges-reply"),
@@ -306,6 +306,30 @@ def test_summary_counts_arrays_only_for_the_maths_and_the_contract(graded):
                            for t in s["tests"][:1])
 
 
+def test_summary_says_whether_the_checkers_files_were_out_of_reach(graded):
+    doc, _ = graded
+    iso = doc["summary"]["isolation"]
+    try:
+        from gradcheck.sandbox import STRONG
+    except ImportError:
+        STRONG = ()
+    assert iso["mechanisms"]
+    if all(m in STRONG for m in iso["mechanisms"]):
+        assert iso["checker_files"].startswith("out of the workers' reach")
+    else:
+        assert iso["checker_files"].startswith("refused by the honesty audit hook only")
+
+
+def test_a_same_user_worker_is_reported_as_the_hook_alone():
+    from gradcheck.grade.formats import summary
+    from gradcheck.grade.mark import SubmissionGrade
+    grade = SubmissionGrade("a.py", 1.0, 1.0, [], None, None, None, 0.0, isolation="same-user")
+    iso = summary([grade], DEFAULT_BATTERY, 0)["isolation"]
+    assert iso == {"mechanisms": ["same-user"], "checker_files": (
+        "refused by the honesty audit hook only: the workers ran as the grader's own user, "
+        "so code that reaches below Python could read them")}
+
+
 def test_unused_banned_import_costs_nothing_and_is_listed(graded):
     s = graded[1]["hostile_jax_fallback.py"]
     assert s["score"] == s["max_score"] and s["problem"] is None
@@ -315,7 +339,8 @@ def test_unused_banned_import_costs_nothing_and_is_listed(graded):
 
 
 @pytest.mark.parametrize("name", ["hostile_imports_reference.py", "hostile_jax_fallback.py",
-                                  "hostile_reference_by_path.py", "broken_syntax.py"])
+                                  "hostile_reference_by_path.py", "broken_syntax.py",
+                                  "hostile_hang.py", "hostile_memory.py"])
 def test_no_instructor_flag_reaches_a_students_text(graded, name):
     s = graded[1][name]
     texts = [s["diagnosis"] or "", s["reason"] or ""] + [t["output"] for t in s["tests"]]

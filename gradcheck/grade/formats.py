@@ -41,6 +41,21 @@ def _counts_arrays(t):
                                       or KINDS[t.kind].group not in _NOT_ARRAYS)
 
 
+def _isolation(grades):
+    """How the class's workers were isolated, and what that means for the checker's files:
+    unreadable by OS means, or refused by the honesty hook only (the summary says so)."""
+    try:
+        from ..sandbox import STRONG
+    except ImportError:                  # no OS-level isolation on this version
+        STRONG = ()
+    mechanisms = sorted({g.isolation for g in grades if g.isolation})
+    strong = bool(mechanisms) and all(m in STRONG for m in mechanisms)
+    return {"mechanisms": mechanisms, "checker_files": (
+        "out of the workers' reach (OS-level isolation)" if strong else
+        "refused by the honesty audit hook only: the workers ran as the grader's own user, "
+        "so code that reaches below Python could read them")}
+
+
 def summary(grades, battery, seed):
     """Across the class: scores; per kind of problem the count and the submissions (a
     submission counts once per kind); and, from the tests that lost points for their
@@ -71,6 +86,7 @@ def summary(grades, battery, seed):
         "scores": {g.submission: _round(g.score) for g in grades},
         "failing_arrays": arrays,
         "failing_tests": tests,
+        "isolation": _isolation(grades),
         "kinds": {k: {"title": KINDS[k].title if k in KINDS else k,
                       "group": KINDS[k].group if k in KINDS else "unclear",
                       "count": len(subs), "submissions": subs}
@@ -164,6 +180,7 @@ def _table(grades, battery, seed):
                   f"{s['mean_score']}, median {s['median_score']} of {s['max_score']:g}",
               "submissions failing each array: " + ", ".join(
                   f"{k} {v}" for k, v in s["failing_arrays"].items()),
+              f"the checker's files: {s['isolation']['checker_files']}",
               "per kind of problem (each submission once):"]
     for k, v in s["kinds"].items():
         lines.append(f"  {v['title']} [{k}] {v['count']}: "
