@@ -458,6 +458,7 @@ def test_hint_names_arrays_and_steps_without_numbers_or_the_diagnosis(levels):
         assert "worst element" in t_full.output and "worst element" not in t_hint.output
         assert "diagnosis:" in t_full.output and "diagnosis:" not in t_hint.output
         assert full.diagnosis not in t_hint.output
+        assert f"the kind of mistake: {KINDS['dh_next_not_passed'].hint}" in t_hint.output
 
 
 def test_score_says_only_pass_or_fail(levels):
