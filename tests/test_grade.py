@@ -330,6 +330,15 @@ def test_a_same_user_worker_is_reported_as_the_hook_alone():
         "so code that reaches below Python could read them")}
 
 
+def test_unused_banned_import_is_told_to_the_student_at_no_cost():
+    from gradcheck.grade.formats import render
+    from gradcheck.grade.mark import SubmissionGrade
+    grade = SubmissionGrade("a.py", 15.0, 15.0, [], None, None, None, 0.0,
+                            flags=("banned_library_imported", "reference_copy"))
+    doc = json.loads(render("gradescope", [grade], DEFAULT_BATTERY, 0))
+    assert doc["output"] == KINDS["banned_library_imported"].hint     # not the copy flag
+
+
 def test_unused_banned_import_costs_nothing_and_is_listed(graded):
     s = graded[1]["hostile_jax_fallback.py"]
     assert s["score"] == s["max_score"] and s["problem"] is None
@@ -763,6 +772,7 @@ def test_generated_run_autograder_grades_a_submission_on_a_fake_platform(tmp_pat
         outputs = [t["output"] for t in doc["tests"]]
     else:
         assert doc["gradable"] is True and doc["score"] == pytest.approx(13.5 / 15)
+        assert doc["message"] == ""                 # never the diagnosis: hint level
         assert [(t["points"], t["max_points"]) for t in doc["tests"]] == [(9, 10), (4.5, 5)]
         outputs = [t["message"] for t in doc["tests"]]
     # --feedback hint, as the bundle was made: the arrays, no diagnosis, no flag

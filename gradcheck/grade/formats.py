@@ -135,6 +135,14 @@ def _json(grades, battery, seed):
             "summary": summary(grades, battery, seed)}
 
 
+def _student_note(g):
+    """What a student reads about the whole submission: why it got no marks, and the
+    hints of flags that cost nothing (an unused banned import); never the diagnosis,
+    which the tests' texts give at their feedback level."""
+    notes = [g.reason] + [KINDS[f].hint for f in g.flags if f in KINDS]
+    return "\n".join(n for n in notes if n)
+
+
 def _gradescope(g):
     """Gradescope's results.json for one submission."""
     out = {"score": _round(g.score),
@@ -142,15 +150,15 @@ def _gradescope(g):
                       "output": t.output, "visibility": t.visibility,
                       "status": "passed" if t.score >= t.max_score else "failed"}
                      for t in g.tests]}
-    if g.reason:
-        out["output"] = g.reason
+    if _student_note(g):
+        out["output"] = _student_note(g)
     return out
 
 
 def _prairielearn(g):
     """PrairieLearn's external grader results for one submission."""
     return {"gradable": True, "score": _round(g.score / g.max_score) if g.max_score else 0.0,
-            "message": g.reason or g.diagnosis or "",
+            "message": _student_note(g),
             "tests": [{"name": t.name, "points": _round(t.score), "max_points": _round(t.max_score),
                        "message": t.output, "output": t.output} for t in g.tests]}
 
