@@ -22,6 +22,7 @@ from gradcheck.grade import main
 from gradcheck.grade.battery import DEFAULT_BATTERY, ITEMS, load_battery
 from gradcheck.isolation import parse_size
 from gradcheck.kinds import KINDS
+from gradcheck.sandbox import HIDING
 from gradcheck.grade.submission import resolve
 from gradcheck.zoo import BUGS
 
@@ -63,7 +64,8 @@ def _specs():
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """The submissions made from others: the MUTANTS, and a student's folder (the
+    """The submissions made from others: the MUTANTS, the JAX fallback (its header and
+    correct_loop.py's code), and a student's folder (the
     submission, correct_vectorized.py's code as rnn.py, beside a helper file that defines
     no loss_and_grads)."""
     where = tmp_path_factory.mktemp("submissions")
@@ -71,6 +73,8 @@ def made(tmp_path_factory):
     for name, (line, bug) in MUTANTS.items():
         assert source.count(line) == 1, name
         (where / name).write_text(source.replace(line, bug))
+    (where / "hostile_jax_fallback.py").write_text(
+        (SUBS / "hostile_jax_fallback.py").read_text() + source)
     folder = where / "folder_student"
     folder.mkdir()
     shutil.copy(SUBS / "correct_vectorized.py", folder / "rnn.py")
@@ -204,6 +208,11 @@ def test_feedback_names_arrays_steps_and_worst_element_only(graded):
     assert out.count("worst element") <= 13 and len(out) < 5000
 
 
+# Submissions that look for the checker's files: the honesty guard flags the reads where
+# the worker can see them (gradcheck.sandbox hides them under HIDING mechanisms).
+READS_CHECKER_FILES = {"hostile_reference_by_path.py", "hostile_removes_guard.py"}
+
+
 @pytest.mark.parametrize(("name", "problem", "words"), [
     pytest.param("broken_syntax.py", "unloadable", "SyntaxError", id="syntax-error"),
     pytest.param("broken_no_function.py", "unloadable", "has no attribute 'loss_and_grads'",
@@ -235,7 +244,11 @@ def test_feedback_names_arrays_steps_and_worst_element_only(graded):
     pytest.param("hostile_patches_checker.py", None, "forward pass is wrong",
                  id="patches-checker"),
 ])
-def test_broken_and_hostile_get_zero_with_the_reason(graded, name, problem, words):
+def test_broken_and_hostile_get_zero_with_the_reason(graded, name, problem, words,
+                                                    sandbox_mechanism):
+    if name in READS_CHECKER_FILES and sandbox_mechanism in HIDING:
+        # the worker's view has no reference/ to find: it falls back to zeros
+        problem, words = None, "forward pass is wrong"
     s = graded[1][name]
     assert s["score"] == 0 and not s["passed"], s
     assert s["problem"] == problem
@@ -271,7 +284,7 @@ def test_the_check_s_evidence_reaches_the_graded_json(graded):
     assert evidence["candidate"] == "no_dh_next" and "U" in evidence["arrays"]
 
 
-def test_summary_gives_each_kind_its_count_and_submissions(graded):
+def test_summary_gives_each_kind_its_count_and_submissions(graded, sandbox_mechanism):
     doc, _ = graded
     summary, kinds = doc["summary"], _kinds(doc["summary"])
     for k, v in summary["kinds"].items():
@@ -279,8 +292,8 @@ def test_summary_gives_each_kind_its_count_and_submissions(graded):
     assert kinds["banned_library_used"] == {"hostile_imports_reference.py",
                                             "hostile_imports_oracle.py"}
     assert kinds["banned_library_imported"] == {"hostile_jax_fallback.py"}
-    assert kinds["read_checker_files"] == {"hostile_reference_by_path.py",
-                                           "hostile_removes_guard.py"}
+    assert kinds.get("read_checker_files", set()) == (
+        set() if sandbox_mechanism in HIDING else READS_CHECKER_FILES)
     assert kinds["unloadable"] == {"broken_syntax.py", "broken_no_function.py",
                                    "hostile_sys_exit_on_import.py", "folder_load_error"}
     assert kinds["no_entry_file"] == {"no_such_file.py"}

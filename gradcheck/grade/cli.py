@@ -63,6 +63,9 @@ def build_parser():
                    "(default table)")
     p.add_argument("--output", metavar="FILE", help="write there instead of stdout")
     p.add_argument("--entry", metavar="NAME", help="the file to grade inside a folder")
+    p.add_argument("--require-isolation", action="store_true",
+                   help="refuse to grade (exit 2) where a worker would run as your own "
+                        "user without namespaces (see README, Isolation)")
     p.add_argument("--bundle", nargs=2, metavar=("PLATFORM", "DIR"),
                    help=f"instead of grading: write a ready autograder for PLATFORM "
                         f"({', '.join(PLATFORMS)}) into DIR, grading each submission with "
@@ -142,12 +145,15 @@ def run(args, memory=None):
     forbid = tuple(n for n in FORBIDDEN if n not in allowed)
     subs = [resolve(s, args.entry) for s in args.submissions]
     prepared = [prepare(t, seed + i) for i, t in enumerate(battery)]
-    limits = Limits(args.timeout, args.memory_limit if memory is None else memory)
+    limits = Limits(args.timeout, args.memory_limit if memory is None else memory,
+                    args.require_isolation)
     jobs = args.jobs or _cores()
 
     def one(sub):
         try:
             return grade_submission(sub, prepared, limits, forbid, args.feedback)
+        except UsageError:           # --require-isolation on a platform without it
+            raise
         except Exception as exc:     # the grader's own failure: the others still get graded
             return failed_to_grade(sub, prepared, f"the grader could not grade it "
                                    f"({type(exc).__name__}: {exc}); please report this",
@@ -180,6 +186,8 @@ def _bundle(args):
         flags += ["--allow-import", name]
     if args.entry is not None:
         flags += ["--entry", args.entry]
+    if args.require_isolation:
+        flags += ["--require-isolation"]
     try:
         written = write_bundle(platform, folder, battery, flags)
     except OSError as exc:
