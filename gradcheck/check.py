@@ -89,7 +89,8 @@ def _number(option, value, allowed="expected a number of seconds > 0"):
     return v
 
 
-def _runner(impl, in_process, timeout, memory_limit, time_budget, model=None):
+def _runner(impl, in_process, timeout, memory_limit, time_budget, model=None,
+            require_isolation=False):
     """How the implementation is run: in this process (the reference, a callable, or
     ``in_process``), else in a worker process (isolation.Worker). ``model``: the
     check's model.Model (None: the RNN)."""
@@ -116,7 +117,8 @@ def _runner(impl, in_process, timeout, memory_limit, time_budget, model=None):
     memory = DEFAULT_MEMORY if memory_limit is None else (
         memory_limit if isinstance(memory_limit, int) and not isinstance(memory_limit, bool)
         else parse_size(memory_limit))
-    return Worker(request, timeout=timeout, memory_limit=memory, budget=budget)
+    return Worker(request, timeout=timeout, memory_limit=memory, budget=budget,
+                  require_isolation=require_isolation)
 
 
 class _Default:
@@ -134,7 +136,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
           loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
           dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, trace=False,
           in_process=False, timeout=None, memory_limit=None, time_budget=None, adapter=None,
-          skip=(), adapter_defaults=True, cell=DEFAULT_CELL, **cell_options):
+          skip=(), adapter_defaults=True, require_isolation=False, cell=DEFAULT_CELL,
+          **cell_options):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
     ``impl`` defaults to the project's reference. A callable runs in this process
@@ -144,6 +147,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     seconds per call (default isolation.DEFAULT_TIMEOUT), ``time_budget`` seconds in
     all (default 3x timeout) and ``memory_limit`` (bytes, or "512M", "4G"; default
     isolation.DEFAULT_MEMORY); ``in_process=True`` loads and calls it here instead.
+    ``require_isolation=True``: UsageError, before its code is loaded, where the worker
+    would run as this user without namespaces (gradcheck.sandbox; see README, Isolation).
     Every window of the sequence is checked, each with the state the implementation
     itself carried in; the first window's incoming state is random and non-zero.
     Returns a Report; raises UsageError (a ValueError) naming a bad option.
@@ -211,7 +216,7 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
         lifetime = fork_server()         # one this check starts ends with it
     with lifetime:
         runner = _runner(impl, in_process, DEFAULT_TIMEOUT if timeout is None else timeout,
-                         memory_limit, time_budget, config.model)
+                         memory_limit, time_budget, config.model, require_isolation)
         try:
             return _check(runner, impl, config, progress, trace, decl, skip)
         finally:
@@ -294,9 +299,10 @@ def _isolation(runner):
     if not runner.isolated:
         return {"isolated": False}
     from .isolation import format_size
+    from .sandbox import describe
     return {"isolated": True, "timeout": runner.timeout, "time_budget": runner.budget,
             "memory_limit": format_size(runner.memory_limit), "calls": runner.calls,
-            "seconds_in_impl": round(runner.spent, 6)}
+            "seconds_in_impl": round(runner.spent, 6), **describe(runner.mechanism)}
 
 
 def _skip_names(skip, grad_names=GRAD_NAMES):

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import sandbox
 from .errors import UsageError
 from .model import LOSS_NAME
 from .untrusted import PROBLEM_NAMES, Outcome, Problem, model_of, validate
@@ -226,6 +227,7 @@ class _ForkServer:
                 if message is None:
                     raise OSError("the fork server did not answer")
                 if "pid" in message:
+                    self.mechanism = str(message.get("sandbox", "same-user"))
                     return int(message["pid"])
 
     def forget(self, pid):
@@ -339,8 +341,15 @@ class Worker:
     _closed = False
 
     def __init__(self, request, *, timeout=DEFAULT_TIMEOUT, memory_limit=DEFAULT_MEMORY,
-                 budget=None):
-        self.request = dict(request)
+                 budget=None, require_isolation=False, view=None):
+        # the worker's own folder, with a private copy of the code (gradcheck.sandbox)
+        try:
+            self._view = sandbox.View(request, **(view or {}))
+        except sandbox.CopyRefused as exc:
+            raise UsageError("impl", request.get("spec"), f"its code cannot be copied for "
+                             f"the worker: {exc}") from None
+        self._guard = contextlib.ExitStack()
+        self.request = self._view.request
         self.model = model_of(self.request)        # which arrays an answer carries
         self.timeout = float(timeout)
         self.memory_limit = int(memory_limit)
@@ -364,13 +373,21 @@ class Worker:
         self.started = time.perf_counter()
         try:
             fds = (to_child, from_child, out_w, err_w)
+            limits = {"memory": self.memory_limit, "sandbox": self._view.plan}
+            self._guard.enter_context(sandbox.checker_guard())   # before its code runs
             try:
                 server = _ForkServer.get()
-                pid = server.spawn({"memory": self.memory_limit}, fds, self.timeout)
+                pid = server.spawn(limits, fds, self.timeout)
             except OSError:              # the server died (killed?): start another, once
                 server = _ForkServer.get(fresh=True)
-                pid = server.spawn({"memory": self.memory_limit}, fds, self.timeout)
+                pid = server.spawn(limits, fds, self.timeout)
             self.proc = _Forked(pid, server)
+            self.mechanism = server.mechanism
+            sandbox.note_mechanism(self.mechanism)     # before its code is loaded
+        except BaseException:
+            self._guard.close()
+            self._view.remove()
+            raise
         finally:
             for fd in (to_child, from_child, out_w, err_w):
                 os.close(fd)
@@ -387,6 +404,9 @@ class Worker:
                                          name="gradcheck-worker-memory")
         _LIVE.add(self)
         self._watcher.start()
+        if require_isolation and self.mechanism not in sandbox.STRONG:
+            self.close()                 # before its code is even loaded
+            raise UsageError("require_isolation", self.mechanism, sandbox.REQUIRED)
         # the load request goes now (it fits in the pipe's buffer): the worker loads the
         # implementation while the checker computes the first window's oracles
         self._pending = encode({"op": "load", "request": self.request})
@@ -423,6 +443,8 @@ class Worker:
             except (ProcessLookupError, PermissionError):
                 pass
         self.proc.release()
+        self._guard.close()
+        self._view.remove()
         for fd in (self._r, self._w):
             try:
                 os.close(fd)
@@ -560,10 +582,10 @@ class Worker:
             return self._bad(f"loading the implementation: {exc}")
         if isinstance(header.get("usage"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"), header["usage"][:500])
+            raise UsageError("impl", self.request.get("spec"), self._view.original(header["usage"])[:500])
         if isinstance(header.get("error"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"), header["error"][:500])
+            raise UsageError("impl", self.request.get("spec"), self._view.original(header["error"])[:500])
         if header.get("ok") is not True:
             return self._bad("loading the implementation")
         self._loaded = True

@@ -31,7 +31,7 @@ import sys
 
 import numpy as np
 
-from . import untrusted, wire
+from . import sandbox, untrusted, wire
 from .errors import UsageError
 from .model import DEFAULT_CELL
 
@@ -178,6 +178,10 @@ def serve_forks(control_fd):
     import signal
     import socket
     _set_limits({})                        # no core files; die with the checker
+    sandbox.preload()                      # a worker may not be able to read them later
+    mechanism = sandbox.probe()
+    slots = sandbox.Slots() if os.geteuid() == 0 else None
+    sandbox.checker_guard().__enter__()    # for good (not root: its workers keep its uid)
     control = socket.socket(fileno=control_fd)
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
@@ -198,12 +202,21 @@ def serve_forks(control_fd):
                     break
                 if pid == 0:
                     break
+                if slots is not None:
+                    slots.release(pid)
                 send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
         if control in ready:
             message, fds, _, _ = socket.recv_fds(control, 1 << 20, 4)
             if not message:
                 os._exit(0)
             request = json.loads(message)
+            plan = request["limits"].pop("sandbox", None)
+            uid = lock = None
+            if slots is not None and plan is not None:
+                try:
+                    uid, lock = slots.take()
+                except OSError as exc:
+                    plan = {"error": str(exc)}
             pid = os.fork()
             if pid == 0:
                 try:
@@ -217,9 +230,18 @@ def serve_forks(control_fd):
                     os.dup2(fds[3], 2)
                     os.close(fds[2])
                     os.close(fds[3])
-                    os.chdir(request["cwd"])
-                    os.environ.clear()
-                    os.environ.update(request["env"])
+                    if slots is not None:
+                        slots.close_others()
+                    if plan is None:
+                        os.chdir(request["cwd"])
+                    try:                        # before any user code: else none runs
+                        if plan is not None and "error" in plan:
+                            raise OSError(plan["error"])
+                        sandbox.enter(mechanism, plan, request["env"], uid)
+                    except BaseException as exc:
+                        os.write(2, f"gradcheck: the worker's sandbox ({mechanism}) could "
+                                    f"not be made: {exc}\n".encode())
+                        os._exit(71)
                     main([str(fds[0]), str(fds[1]), json.dumps(request["limits"])])
                 finally:
                     os._exit(70)
@@ -229,7 +251,9 @@ def serve_forks(control_fd):
                 pass
             for fd in fds:
                 os.close(fd)
-            send({"pid": pid})
+            if lock is not None:
+                slots.hold(pid, uid, lock)
+            send({"pid": pid, "sandbox": mechanism})
 
 
 if __name__ == "__main__":
