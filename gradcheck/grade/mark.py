@@ -92,6 +92,7 @@ class SubmissionGrade(NamedTuple):
     seconds: float
     honesty: dict = {}      # {"imported", "used": libraries, "read": files, "reference_share"}
     flags: tuple = ()       # kinds flagged for the instructor that cost nothing
+    isolation: Optional[str] = None     # how its workers were isolated (the mechanism)
 
     @property
     def passed(self):
@@ -280,8 +281,9 @@ def _read_reason(paths):
 
 
 def _run_test(sub, prepared, limits, forbid, level, precision_cost):
-    """_grade_test in a fresh worker; again, alone, when the worker was lost with the
-    fork server (LOST_RETRIES)."""
+    """_grade_test's (grade, record, whole) in a fresh worker, and the worker's sandbox
+    mechanism; again, alone, when the worker was lost with the fork server
+    (LOST_RETRIES)."""
     attempt = 0
     while True:
         turn = _TURNS.shared() if attempt == 0 else _TURNS.alone()
@@ -289,7 +291,7 @@ def _run_test(sub, prepared, limits, forbid, level, precision_cost):
                           prepared.reference_seconds) as worker:
             try:
                 return _grade_test(worker, prepared, level, precision_cost,
-                                   final=attempt == LOST_RETRIES)
+                                   final=attempt == LOST_RETRIES) + (worker.mechanism,)
             except Lost:
                 attempt += 1
 
@@ -313,11 +315,12 @@ def grade_submission(sub, prepared_tests, limits, forbid, feedback=DEFAULT_FEEDB
                  for p in prepared_tests]
         return SubmissionGrade(sub.spec, 0.0, max_score, tests, reason, "unloadable", reason,
                                time.perf_counter() - started)
-    tests, imported, used, read = [], [], [], []
+    tests, imported, used, read, mechanism = [], [], [], [], None
     battery = [p.test for p in prepared_tests]
     for p in prepared_tests:
-        grade, record, whole = _run_test(sub, p, limits, forbid, _level(p.test, feedback),
-                                         precision_loss(p.test, battery))
+        grade, record, whole, mechanism = _run_test(sub, p, limits, forbid,
+                                                    _level(p.test, feedback),
+                                                    precision_loss(p.test, battery))
         tests.append(grade)
         for mine, theirs in ((imported, record.imported), (used, record.used),
                              (read, record.read)):
@@ -354,4 +357,5 @@ def grade_submission(sub, prepared_tests, limits, forbid, feedback=DEFAULT_FEEDB
     honesty = {"imported": imported, "used": used, "read": read,
                "reference_share": None if share is None else round(share, 3)}
     return SubmissionGrade(sub.spec, sum(t.score for t in tests), max_score, tests, diagnosis,
-                           problem, reason, time.perf_counter() - started, honesty, flags)
+                           problem, reason, time.perf_counter() - started, honesty, flags,
+                           mechanism)
