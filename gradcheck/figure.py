@@ -20,7 +20,7 @@ import io
 import math
 import textwrap
 
-__all__ = ["figure_png", "write_png", "FigureError", "pyplot"]
+__all__ = ["figure", "figure_png", "write_png", "FigureError", "pyplot"]
 
 # log10(error / allowed) is drawn from -LOG_SPAN (far inside) to +LOG_SPAN (far outside);
 # beyond that the colour saturates. 8 decades each way covers a float64 pass (~1e-8 of
@@ -84,7 +84,7 @@ def _heatmap(ax, fig, trace):
                 ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="black")
     bar = fig.colorbar(im, ax=ax, fraction=0.03)
-    bar.set_label("log10(error / allowed); > 0 fails")
+    bar.set_label(r"$\log_{10}$(error / allowed); $> 0$ fails")
     ax.set_title("each step's contribution: error against the tolerance "
                  "(grey: NaN, inf or no value returned)", fontsize=10)
 
@@ -104,9 +104,9 @@ def _dh(ax, trace):
         ax.set_yscale("log")
     from matplotlib.ticker import MaxNLocator
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("time step t")
-    ax.set_ylabel("||dL/dh_{t-1}||")
-    ax.set_title("state derivative entering each step (dh_next)", fontsize=10)
+    ax.set_xlabel("time step $t$")
+    ax.set_ylabel(r"$\Vert\partial L / \partial h_{t-1} \Vert$")
+    ax.set_title(r"state derivative entering each step ($dh_{next}$)", fontsize=10)
     ax.legend(fontsize=8)
 
 
@@ -127,25 +127,28 @@ def _vcurve(ax, trace):
             out.append(float("nan") if e is None else max(e, ZERO_AT))
         return out
     ax.loglog(v["steps"], shown(v["engine"]), "o-", color="tab:green", markersize=3,
-              label="difference form (the check's engine); x: base step")
+              label="difference form (the check's engine); $x$: base step")
     ax.loglog(v["steps"], shown(v["plain"]), "^-", color="tab:purple", markersize=3,
-              label="textbook (L(v+h) - L(v-h)) / 2h of the float64 loss")
+              label=r"textbook $(L(v+h) - L(v-h)) / 2h$ of the float64 loss")
     ax.axvline(v["check_step"], color="black", linestyle="--",
                label=f"the check's step {v['check_step']:g}")
     ax.axhline(v["allowed"], color="tab:red", linestyle=":", label="allowed error")
     if v["impl_error"] is not None:
         ax.axhline(max(v["impl_error"], ZERO_AT), color="tab:orange", linestyle="-.",
                    label="implementation's error")
-    ax.set_xlabel("step h")
-    ax.set_ylabel("|central difference - JAX|" + (f" (0 drawn at {ZERO_AT:g})" if zeros
-                                                    else ""))
+    ax.set_xlabel("step $h$")
+    ax.set_ylabel(r"$|$central difference $-$ JAX$|$" + (f" (0 drawn at {ZERO_AT:g})" if zeros
+                                                          else ""))
     ax.set_title(f"finite-difference error vs step: {v['name']}{v['index']}, "
                  f"window {v['window']}", fontsize=10)
-    ax.legend(fontsize=7, loc="best", framealpha=0.9)
+    # below the axes, not over the curves (whose place depends on the implementation)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+              frameon=False)
 
 
-def figure_png(report, dpi=100):
-    """The report's figure as PNG bytes. Needs ``report.trace`` (check(..., trace=True))."""
+def figure(report, dpi=100):
+    """The report's figure, a matplotlib Figure (the caller closes it: ``pyplot().close``).
+    Needs ``report.trace`` (check(..., trace=True))."""
     if getattr(report, "trace", None) is None:
         raise FigureError("the report has no per-step trace to draw: run "
                           "gradcheck.check(..., trace=True) (the CLI does for --plot/--html)")
@@ -158,10 +161,20 @@ def figure_png(report, dpi=100):
         _dh(fig.add_subplot(grid[1, 0]), trace)
         _vcurve(fig.add_subplot(grid[1, 1]), trace)
         fig.suptitle(_title(report), fontsize=10, x=0.01, ha="left")
+    except BaseException:
+        plt.close(fig)
+        raise
+    return fig
+
+
+def figure_png(report, dpi=100):
+    """The report's figure as PNG bytes. Needs ``report.trace`` (check(..., trace=True))."""
+    fig = figure(report, dpi)
+    try:
         buf = io.BytesIO()
         fig.savefig(buf, format="png", metadata={"Software": None})
     finally:
-        plt.close(fig)
+        pyplot().close(fig)
     return buf.getvalue()
 
 

@@ -1,4 +1,5 @@
-"""The report as one self-contained HTML page: verdict, diagnosis, figure, failures, table.
+"""The report as one self-contained HTML page: verdict, diagnosis, figure, failures, table;
+each said once (the table holds the figures, the failures the sentences, the notes once).
 
 Everything is inline (the figure as an embedded PNG, styles in the page): the file can be
 mailed, attached to a CI run or opened offline; it loads nothing from the network.
@@ -7,6 +8,8 @@ hold anything).
 """
 import base64
 import html
+
+from .text import comparisons, config_line, notes, verdict
 
 __all__ = ["html_report", "write_html"]
 
@@ -24,14 +27,14 @@ td, th { border: 1px solid #ccc; padding: .2em .5em; text-align: left; }
 
 def _failures_table(report):
     rows = []
-    for r in report.failures:
+    for r in report.failures:                # the message names the worst element already
         rows.append("<tr>" + "".join(
             f"<td>{html.escape(str(v))}</td>" for v in (
-                r.window, r.name, r.oracle, "" if r.worst_index is None else r.worst_index,
-                "" if not r.steps else r.steps, r.message)) + "</tr>")
+                r.window, r.name, r.oracle, "" if not r.steps else r.steps, r.message))
+            + "</tr>")
     if not rows:
         return ""
-    head = "".join(f"<th>{h}</th>" for h in ("window", "array", "oracle", "worst element",
+    head = "".join(f"<th>{h}</th>" for h in ("window", "array", "oracle",
                                               "steps that disagree", "what"))
     return f"<h2>Failures</h2><table><tr>{head}</tr>{''.join(rows)}</table>"
 
@@ -42,16 +45,13 @@ def html_report(report, png=None):
     if png is None and getattr(report, "trace", None) is not None:
         from .figure import figure_png
         png = figure_png(report)
-    verdict = "PASSED" if report.passed else "FAILED"
+    status = "passed" if report.passed else "failed"
     parts = [
         "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>gradcheck: {html.escape(report.impl)} {verdict}</title>",
+        f"<title>gradcheck: {html.escape(report.impl)} {status.upper()}</title>",
         f"<style>{_STYLE}</style></head><body>",
         f"<h1>gradcheck: {html.escape(report.impl)}</h1>",
-        f"<div class=\"verdict {verdict.lower()}\">" + (
-            f"PASSED: all {len(report.results)} comparisons agree" if report.passed else
-            f"FAILED: {len(report.failures)} of {len(report.results)} comparisons "
-            "disagree") + "</div>",
+        f"<div class=\"verdict {status}\">{html.escape(verdict(report))}</div>",
     ]
     finding = report.finding
     if report.diagnosis:
@@ -69,7 +69,9 @@ def html_report(report, png=None):
                      f"<img alt=\"per-step errors, state derivative and V curve\" "
                      f"src=\"data:image/png;base64,{data}\">")
     parts.append(_failures_table(report))
-    parts.append(f"<h2>Every comparison</h2><pre>{html.escape(report.format_table())}</pre>")
+    parts += [f"<p class=\"note\">{html.escape(note)}</p>" for note in notes(report)]
+    table = "\n".join([config_line(report), *comparisons(report)])
+    parts.append(f"<h2>Every comparison</h2><pre>{html.escape(table)}</pre>")
     parts.append("</body></html>")
     return "\n".join(p for p in parts if p)
 

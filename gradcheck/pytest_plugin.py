@@ -27,9 +27,10 @@ _OPTION = "--gradcheck-impl"
 
 def pytest_addoption(parser):
     group = parser.getgroup("gradcheck", "gradcheck (check a hand-written BPTT)")
-    group.addoption(_OPTION, metavar="FILE.py:FUNC", default=None,
+    group.addoption(_OPTION, metavar="FILE.py[:FUNC]", default=None,
                     help="run gradcheck's ready battery of checks on this implementation "
-                         "(FILE.py:FUNC or MODULE:FUNC), one test per configuration")
+                         "(FILE.py[:FUNC], FUNC defaults to loss_and_grads, or MODULE:FUNC), "
+                         "one test per configuration")
 
 
 def pytest_configure(config):
@@ -40,8 +41,10 @@ def pytest_configure(config):
 
 def _spec(config):
     spec = config.getoption(_OPTION, default=None)
+    if spec is not None and ":" not in spec and spec.endswith(".py"):
+        spec = f"{spec}:loss_and_grads"      # the contract's name, as --impl FILE.py
     if spec is not None and (":" not in spec or not spec.rpartition(":")[2].isidentifier()):
-        raise pytest.UsageError(f"{_OPTION} {spec}: expected FILE.py:FUNC or MODULE:FUNC "
+        raise pytest.UsageError(f"{_OPTION} {spec}: expected FILE.py[:FUNC] or MODULE:FUNC "
                                 "naming a function")
     where = None if spec is None else spec.rpartition(":")[0]
     if where is not None and where.endswith(".py") and not os.path.isfile(where):
@@ -94,7 +97,12 @@ def pytest_collection_modifyitems(session, config, items):
     if spec is None:
         return
     battery = _Battery.from_parent(session, name="gradcheck", nodeid="gradcheck", spec=spec)
-    items.extend(battery.collect())
+    added = list(battery.collect())
+    items.extend(added)
+    # Collected here, after pytest's own collection: reported like any collector's items,
+    # so that "collected N items" (and -k's "N deselected") counts them too.
+    config.hook.pytest_collectreport(report=pytest.CollectReport(
+        battery.nodeid, "passed", None, added))
 
 
 _OUTCOMES = pytest.StashKey[dict]()

@@ -4,8 +4,8 @@ import math
 from typing import Optional
 
 from .kinds import Diagnosis, json_fields
-from .model import SIZES
-from .tolerances import ROUNDING_CAP, ROUNDING_MARGIN
+from .text import answer, table
+
 
 __all__ = ["Result", "Report"]
 
@@ -129,66 +129,10 @@ class Report:
         return "\n".join(parts)
 
     def format_table(self):
-        """A table a person can read, then a verdict line."""
-        c = self.config
-        sizes = " ".join(f"{s.letter}={c[s.option]}" for s in SIZES)
-        head = (f"gradcheck: {self.impl}  interval {c['interval']}, seq-len {c['seq_len']}, "
-                f"{sizes}, {c['loss']}, "
-                f"{','.join(c['activations'])}, {c['reduction']}, {c['dtype']}, seed {c['seed']}")
-        lines = [head, f"mode: {self.mode} ({self.mode_reason})", ""]
-        cols = ("win", "array", "oracle", "checked", "max abs err", "max rel err", "err/tol",
-                "worst at", "impl", "oracle value", "")
-        rows = [cols]
-        for r in self.results:
-            if r.oracle == "contract":
-                continue
-            rows.append((str(r.window), r.name, r.oracle,
-                         f"{r.checked}" + (f" (-{r.excluded} kink)" if r.excluded else ""),
-                         _num(r.max_abs_err), _num(r.max_rel_err), _num(r.ratio, ".2f"),
-                         "" if r.worst_index is None else str(list(r.worst_index)),
-                         _num(r.impl_value, ".6g"), _num(r.oracle_value, ".6g"),
-                         "ok" if r.passed else "FAIL"))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(cols))]
-        for row in rows:
-            lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
-        problems = [r for r in self.results if not r.passed]
-        if problems:
-            lines.append("")
-            for r in problems:
-                steps = f" [steps that disagree: {r.steps}]" if r.steps else ""
-                lines.append(f"FAIL window {r.window} {r.name} ({r.oracle}): {r.message}{steps}")
-        raised = {}
-        for r in self.results:
-            if r.rounding is not None:
-                raised.setdefault(r.window, {})[r.name] = r.rounding
-        for w, names in sorted(raised.items()):
-            worst = max(names.values())
-            lines += ["", f"rounding: in window {w} the reference itself, in {c['dtype']}, is up "
-                          f"to {worst:.1e} (relative) from itself in float64 in {', '.join(names)}; those "
-                          f"comparisons allow {ROUNDING_MARGIN:g}x their reference's error"
-                          + (f", up to an allowance of {ROUNDING_CAP:g}; beyond it they are "
-                             f"not judged" if worst * ROUNDING_MARGIN > ROUNDING_CAP else "")]
-        kinks = sum(r.excluded for r in self.results if r.oracle == "fd")
-        if kinks:
-            lines += ["", f"relu kinks: {kinks} element{'s' if kinks > 1 else ''} excluded from the "
-                          "finite-difference comparison (the loss is not differentiable there)"]
-        if self.skipped:
-            lines += ["", f"skipped (not compared, not passed): {', '.join(self.skipped)}"]
-        for note in self.skipped_calls:
-            lines += ["", f"skipped: {note}"]
-        if self.diagnosis:
-            lines += ["", f"diagnosis: {self.diagnosis}"]
-        if self.finding is not None and self.finding.second is not None:
-            lines.append(f"second finding: {self.finding.second.text}")
-        n = len(self.results)
-        lines.append("")
-        if self.unsupported is not None:
-            lines.append(f"NOT SUPPORTED: {self.unsupported}")
-        else:
-            lines.append(f"PASSED: all {n} comparisons agree" if self.passed else
-                         f"FAILED: {len(problems)} of {n} comparisons disagree")
-        return "\n".join(lines)
+        """Every comparison in a table, then the failures, notes, diagnosis and verdict."""
+        return table(self)
 
-
-def _num(v, fmt=".2e"):
-    return "-" if v is None else format(v, fmt)
+    def format_text(self, verbose=False):
+        """The answer first: verdict, diagnosis, one line per failing array (see
+        gradcheck.text.answer); ``verbose`` adds the table of every comparison."""
+        return answer(self, verbose=verbose, more="format_text(verbose=True)")

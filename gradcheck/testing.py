@@ -14,30 +14,13 @@ disagree, in at most ``MAX_LINES`` lines (``report.format_table()`` has every nu
 ``gradcheck.UsageError`` (a ValueError), not AssertionError: a broken test is not a
 broken implementation.
 """
+from .text import array_lines, config_line
+
 __all__ = ["assert_bptt_correct", "failure_message", "NotSupported", "MAX_LINES"]
 
 # The message's length: the diagnosis, the configuration, a line per failing array,
 # and a last line saying how to see everything. 25 fits a terminal and a CI log's view.
 MAX_LINES = 25
-
-
-def _config_line(report):
-    c = report.config
-    return (f"configuration: interval {c['interval']}, seq-len {c['seq_len']}, "
-            f"B={c['batch']} I={c['input_size']} H={c['hidden_size']} R={c['state_size']} "
-            f"O={c['output_size']}, {c['loss']}, {','.join(c['activations'])}, "
-            f"{c['reduction']}, {c['dtype']}, seed {c['seed']}")
-
-
-def _array_line(name, results):
-    """One line for one array: its worst failing result, the windows and oracles that fail."""
-    worst = max(results, key=lambda r: -1 if r.ratio is None else r.ratio)
-    windows = sorted({r.window for r in results})
-    oracles = sorted({r.oracle for r in results})
-    steps = sorted({s for r in results for s in (r.steps or [])})
-    where = f"window{'s' if len(windows) > 1 else ''} {','.join(map(str, windows))}"
-    tail = f"; steps that disagree: {steps}" if steps else ""
-    return f"  {name} ({where}; {', '.join(oracles)}): {worst.message}{tail}"
 
 
 def failure_message(report, max_lines=MAX_LINES):
@@ -47,11 +30,8 @@ def failure_message(report, max_lines=MAX_LINES):
             f"comparisons disagree)"]
     if report.diagnosis:
         head.insert(0, f"diagnosis: {report.diagnosis}")
-    head.append(_config_line(report))
-    by_name = {}
-    for r in failures:
-        by_name.setdefault(r.name, []).append(r)
-    lines = [_array_line(name, rs) for name, rs in by_name.items()]
+    head.append(config_line(report))
+    lines = array_lines(report)
     room = max_lines - len(head) - 2
     if len(lines) > room:
         lines = lines[:room - 1] + [f"  ... and {len(lines) - room + 1} more arrays"]

@@ -9,6 +9,7 @@ float arrays before they cross to the checker; the checker then applies ``valida
 """
 import importlib
 import importlib.util
+import inspect
 import math
 import os
 import sys
@@ -43,13 +44,16 @@ class Outcome(NamedTuple):
     problems: list
 
 
-_ALLOWED = "expected FILE.py:FUNC or MODULE:FUNC naming a function"
+_ALLOWED = "expected FILE.py[:FUNC] or MODULE:FUNC naming a function"
+DEFAULT_FUNC = "loss_and_grads"     # the contract's name: what FILE.py alone names
 
 
 def check_spec(spec):
-    """(where, func) of a well-formed ``FILE.py:FUNC`` (an existing file) or
-    ``MODULE:FUNC``; UsageError otherwise. Imports nothing (the checker calls it before
-    starting a worker)."""
+    """(where, func) of a well-formed ``FILE.py:FUNC`` (an existing file; ``FILE.py``
+    alone names its ``loss_and_grads``) or ``MODULE:FUNC``; UsageError otherwise.
+    Imports nothing (the checker calls it before starting a worker)."""
+    if isinstance(spec, str) and ":" not in spec and spec.endswith(".py"):
+        spec = f"{spec}:{DEFAULT_FUNC}"
     if not isinstance(spec, str) or spec.count(":") < 1:
         raise UsageError("impl", spec, _ALLOWED)
     where, _, func = spec.rpartition(":")
@@ -154,15 +158,42 @@ def where_raised(exc):
     return f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
 
 
-def exception_message(exc):
-    """``raised TYPE: message at FILE:LINE in FUNC``, bounded in length."""
+def exception_message(exc, fn=None, options=None):
+    """``raised TYPE: message at FILE:LINE in FUNC``, bounded in length. Given the
+    function and the options it was called with: a TypeError raised by the call itself
+    (its arguments did not bind, so no frame of the function ran) names the call the
+    contract makes and the function's own signature, instead of the checker's frame."""
     try:
         text = str(exc)
     except BaseException:                  # its __str__ is user code too
         text = "<message could not be shown>"
     if len(text) > 300:
         text = text[:300] + "..."
+    if fn is not None and _did_not_bind(exc):
+        return (f"cannot be called the way the contract calls it, "
+                f"{contract_call(fn, options or {})}: TypeError: {text}{_signature(fn)}")
     return f"raised {type(exc).__name__}: {text}{where_raised(exc)}"
+
+
+def contract_call(fn, options):
+    """``loss_and_grads(params, x, y, h0, loss=..., activations=..., reduction=...)``."""
+    name = getattr(fn, "__name__", None)
+    name = name if isinstance(name, str) and name.isidentifier() else "loss_and_grads"
+    keywords = "".join(f", {k}=..." for k in options)
+    return f"{name}(params, x, y, h0{keywords})"
+
+
+def _did_not_bind(exc):
+    """A TypeError whose traceback ends in the calling frame: the callee never ran."""
+    tb = exc.__traceback__
+    return isinstance(exc, TypeError) and tb is not None and tb.tb_next is None
+
+
+def _signature(fn):
+    try:
+        return f"; its signature is {inspect.signature(fn)}"
+    except BaseException:                  # a builtin without one, or a hostile object
+        return ""
 
 
 def _snapshot(params, x, y, h0):
@@ -354,7 +385,8 @@ def call_impl(impl, params, x, y, h0, options):
     except BaseException as exc:  # untrusted: even SystemExit is a verdict here
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return Outcome(None, None, None, [Problem("exception", exception_message(exc))])
+        return Outcome(None, None, None,
+                       [Problem("exception", exception_message(exc, impl, options))])
     changed = modified(before, args)
     problems = [modified_problem(changed)] if changed else []
     arrays, more, grads_given = convert_return(out)

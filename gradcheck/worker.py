@@ -101,7 +101,8 @@ def _call(fn, header, raw, untrusted, np):
         out = fn(params, x, y, h0, **header["options"])
     except BaseException as exc:       # untrusted: even SystemExit is a verdict
         name = "memory" if isinstance(exc, MemoryError) else "exception"
-        return {"problems": [[name, untrusted.exception_message(exc)]]}, []
+        message = untrusted.exception_message(exc, fn, header["options"])
+        return {"problems": [[name, message]]}, []
     changed = [n for n in raw if inputs[n].tobytes() != raw[n][2]]
     problems = [untrusted.modified_problem(changed)] if changed else []
     try:

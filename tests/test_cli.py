@@ -56,13 +56,37 @@ def run_json(capfd, *argv):
 
 # ------------------------------------------------------------------ the table
 
-def test_default_config_prints_a_passing_table(capsys):
+def test_passing_output_is_short_the_verdict_first(capsys):
     assert main(["--interval", "3"]) == ExitCode.OK
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("PASSED: all 20 comparisons agree (the largest error is ")
+    assert "B=128 I=10 H=20 R=5 O=100" in lines[2]
+    assert len(lines) == 4, lines
+
+
+@pytest.mark.parametrize("flag", ["--verbose", "-v"])
+def test_verbose_adds_the_table_of_every_comparison(capsys, flag):
+    assert main(["--interval", "3", flag]) == ExitCode.OK
     out, _ = capsys.readouterr()
-    assert "B=128 I=10 H=20 R=5 O=100" in out
-    assert out.rstrip().splitlines()[-1].startswith("PASSED")
+    assert out.startswith("PASSED")
     for name in GRAD_NAMES + ("loss", "h_last"):
-        assert f" {name} " in out
+        assert re.search(rf"^1\s+{name}\s+jax\s", out, re.MULTILINE), name
+
+
+def test_a_failing_check_leads_with_verdict_and_diagnosis_one_line_per_array(capsys):
+    argv = ["--bug", "no_dh_next", "--seq-len", "7", *SMALL_FLAGS]
+    assert main(argv) == ExitCode.FAILED
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("FAILED: ")
+    assert lines[1].startswith("diagnosis: The state derivative is not passed back")
+    arrays = [line for line in lines if line.startswith("  ")]
+    assert [a.split()[0] for a in arrays] == ["W1", "b1", "W2", "U", "b2", "x", "h0"]
+    for a in arrays:            # both oracles on one line, the windows grouped
+        assert "(windows 1-3)" in a or "(windows 1-2)" in a or "(window" in a, a
+        assert ", jax " in a and ", fd " in a, a
+    assert not any(line.startswith("FAIL window") for line in lines)
+    assert not any(re.match(r"^\d+\s+W1\s+jax", line) for line in lines)   # no table
+    assert lines[-1] == "(every comparison, in a table: --verbose)"
 
 
 # ------------------------------------------------------------------ the JSON document
@@ -170,9 +194,9 @@ BAD_USAGE = [
                  r"--impl .*broken.py:nosuch: .*has no attribute 'nosuch'",
                  id="impl-no-function"),
     pytest.param(["--interval", "3", "--impl", "justtext"],
-                 r"--impl justtext: expected FILE.py:FUNC or MODULE:FUNC", id="impl-no-colon"),
+                 r"--impl justtext: expected FILE\.py\[:FUNC\] or MODULE:FUNC", id="impl-no-colon"),
     pytest.param(["--interval", "3", "--impl", "reference:"],
-                 r"--impl reference:: expected FILE.py:FUNC or MODULE:FUNC", id="impl-no-func"),
+                 r"--impl reference:: expected FILE\.py\[:FUNC\] or MODULE:FUNC", id="impl-no-func"),
     pytest.param(["--interval", "3", "--impl", "no_such_module_xyz:f"],
                  r"--impl no_such_module_xyz:f: importing no_such_module_xyz raised "
                  r"ModuleNotFoundError", id="impl-no-module"),

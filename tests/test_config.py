@@ -75,7 +75,7 @@ BAD_CALLS = [
                  id="mode-unknown"),
     pytest.param({"mode": ""}, "mode", "mode='': expected one of full", id="mode-empty"),
     pytest.param({"impl": "reference"}, "impl",
-                 "impl='reference': expected FILE.py:FUNC or MODULE:FUNC naming a function",
+                 "impl='reference': expected FILE.py[:FUNC] or MODULE:FUNC naming a function",
                  id="impl-string"),
     pytest.param({"impl": 3}, "impl",
                  "impl=3: expected a callable with the loss_and_grads contract, or "

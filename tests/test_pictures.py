@@ -12,7 +12,7 @@ from gradcheck import zoo
 from gradcheck.check import check
 from gradcheck.cli import main
 from gradcheck.errors import ExitCode
-from gradcheck.figure import FigureError, figure_png
+from gradcheck.figure import FigureError, figure, figure_png, pyplot
 from gradcheck.html import html_report
 from gradcheck.report import Report
 from gradcheck.trace import DH_ROW, ROWS
@@ -106,6 +106,69 @@ def test_figure_is_a_png_that_shows_red_where_steps_fail(buggy_png, correct):
     assert red(bad) > 20 * max(red(good), 100)
 
 
+@pytest.fixture(scope="module")
+def drawn(buggy):
+    """The buggy report's figure, laid out (drawn once), closed afterwards."""
+    fig = figure(buggy)
+    fig.canvas.draw()
+    yield fig
+    pyplot().close(fig)
+
+
+def test_no_legend_covers_its_panels_curves(drawn):
+    """Each legend sits outside its axes' plotting area, or inside it clear of every
+    line drawn there (in display pixels)."""
+    renderer = drawn.canvas.get_renderer()
+    for ax in drawn.axes:
+        legend = ax.get_legend()
+        if legend is None:
+            continue
+        box = legend.get_window_extent(renderer)
+        for line in ax.get_lines():
+            xy = line.get_transform().transform(line.get_xydata())
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            inside = ((xy[:, 0] >= box.x0) & (xy[:, 0] <= box.x1)
+                      & (xy[:, 1] >= box.y0) & (xy[:, 1] <= box.y1))
+            assert not inside.any(), (ax.get_title(), line.get_label())
+
+
+def test_the_finite_difference_panels_legend_is_outside_its_axes(drawn):
+    """Its curves can be anywhere (they depend on the implementation), so its long legend
+    is drawn outside the plotting area, where no curve can be."""
+    renderer = drawn.canvas.get_renderer()
+    (ax,) = [a for a in drawn.axes if a.get_title().startswith("finite-difference error")]
+    box, area = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert box.y1 <= area.y0 or box.x0 >= area.x1, (box, area)
+
+
+def test_labels_are_rendered_as_maths_not_raw_subscripts(drawn):
+    texts = [t for ax in drawn.axes for t in (ax.xaxis.label, ax.yaxis.label, ax.title)]
+    texts += [t for ax in drawn.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    for t in texts:
+        raw = t.get_text()
+        outside_maths = raw.split("$")[::2]           # the parts between $...$ pairs
+        assert raw.count("$") % 2 == 0, raw
+        assert not any("_{" in part or "||" in part for part in outside_maths), raw
+    ylabels = [ax.yaxis.label.get_text() for ax in drawn.axes]
+    assert r"$\Vert\partial L / \partial h_{t-1} \Vert$" in ylabels
+
+
+def test_html_says_each_thing_once(buggy, buggy_png):
+    page = html_report(buggy, buggy_png)
+    body = page.split("<body>", 1)[1]
+    assert body.count(html_escape(buggy.diagnosis)) == 1
+    assert body.count("comparisons disagree") == 1
+    assert "worst element</th>" not in body      # the message names the worst element
+    for r in buggy.failures:
+        assert body.count(html_escape(r.message)) == 1, r.message
+    assert "FAIL window" not in body
+
+
+def html_escape(text):
+    import html
+    return html.escape(text)
+
+
 def test_html_is_self_contained_and_escaped(buggy, buggy_png):
     page = html_report(buggy, buggy_png)
     assert page.startswith("<!DOCTYPE html>")
@@ -122,13 +185,15 @@ def test_html_is_self_contained_and_escaped(buggy, buggy_png):
     assert "<script>" not in page and "&lt;script&gt;" in page and "a &lt; b &amp; c" in page
 
 
-def test_cli_writes_html_and_png(tmp_path):
+def test_cli_writes_html_and_png_and_says_where(tmp_path, capsys):
     html, png = tmp_path / "r.html", tmp_path / "r.png"
     code = main(["--bug", "no_dh_next", "--interval", "3", "--seq-len", "5", *SMALL_FLAGS,
                  "--html", str(html), "--plot", str(png)])
     assert code == ExitCode.FAILED
     assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert "data:image/png;base64," in html.read_text(encoding="utf-8")
+    err = capsys.readouterr().err
+    assert f"wrote the figure: {png}\n" in err and f"wrote the HTML report: {html}\n" in err
 
 
 @pytest.mark.parametrize(("flag", "path", "message"), [
@@ -145,14 +210,28 @@ def test_cli_rejects_bad_picture_paths(flag, path, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_cli_without_matplotlib_is_a_usage_error(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def no_matplotlib(monkeypatch):
     import importlib.util
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "matplotlib" else real(name, *a))
+
+
+def test_cli_without_matplotlib_is_a_usage_error(tmp_path, capsys, no_matplotlib):
     assert main(["--interval", "2", *SMALL_FLAGS, "--plot", str(tmp_path / "r.png")]) == \
         ExitCode.USAGE
     assert "pip install 'gradcheck[plot]'" in capsys.readouterr().err
+
+
+def test_tour_without_matplotlib_says_so_before_the_tour_runs(tmp_path, capsys, no_matplotlib,
+                                                              monkeypatch):
+    from gradcheck import tour
+    monkeypatch.setattr(tour, "measure", lambda: pytest.fail("the tour ran first"))
+    assert main(["tour", "--plot", str(tmp_path / "t.png")]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err == (f"gradcheck tour: error: --plot {tmp_path / 't.png'}: the figure needs "
+                   "matplotlib: pip install 'gradcheck[plot]'\n")
 
 
 # ------------------------------------------------------------ a real browser

@@ -40,6 +40,15 @@ def test_the_battery_has_at_least_12_named_configurations(pytester):
     assert "1" in covered["batch"]
 
 
+def test_the_collected_count_is_what_runs(pytester):
+    pytester.makepyfile(test_mine="def test_a():\n    pass\n\ndef test_b():\n    pass\n")
+    result = pytester.runpytest_inprocess(f"--gradcheck-impl={CORRECT}", "-k",
+                                          f"test_a or {SELECTED}")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines([f"collected {2 + len(BATTERY)} items / "
+                                 f"{2 + len(BATTERY) - 4} deselected / 4 selected"])
+
+
 def test_battery_passes_a_correct_and_fails_a_buggy_implementation(pytester):
     pytester.makepyfile(buggy=BUGGY_SOURCE)
     ok = pytester.runpytest_inprocess(f"--gradcheck-impl={CORRECT}", "-k", SELECTED)
@@ -88,7 +97,7 @@ def test_a_user_suite_with_assert_bptt_correct_fixture_and_marker(pytester):
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    pytest.param("no_colon_here", "--gradcheck-impl no_colon_here: expected FILE.py:FUNC",
+    pytest.param("no_colon_here", "--gradcheck-impl no_colon_here: expected FILE.py[:FUNC]",
                  id="no-colon"),
     pytest.param("missing.py:f", "--gradcheck-impl missing.py:f: no such file 'missing.py'",
                  id="no-file"),

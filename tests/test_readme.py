@@ -15,9 +15,12 @@ setting is the shipped one).
 import os
 import pathlib
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+
+import pytest
 
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
@@ -109,3 +112,68 @@ def test_readme_python_blocks_run_as_written(tmp_path):
 def test_the_readme_has_the_hypothesis_example():
     """The block this file exists for is found (a renamed fence would silently skip it)."""
     assert any("@given(configs(" in code and "SETTINGS" in code for _, code in _blocks())
+
+
+# ------------------------------------------------ the README's sample output is real
+
+# Figures below this are rounding noise (an error ratio of 1e-8 on one machine is 4e-8 on
+# another: BLAS and XLA sum in different orders); any two such figures match.
+NOISE = 1e-6
+# Figures above it are compared to the three significant digits they are printed with.
+DIGITS_RTOL = 5e-3
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[+-]?\d+)?")
+
+
+def _samples():
+    """(command, expected output) of every ``` block whose first line is ``$ gradcheck``."""
+    text = README.read_text()
+    return [(m.group(1), m.group(2)) for m in re.finditer(
+        r"^```\n\$ (gradcheck[^\n]*)\n(.*?)\n```$", text, re.MULTILINE | re.DOTALL)]
+
+
+def _same_figures(expected, actual):
+    a, b = _NUMBER.findall(expected), _NUMBER.findall(actual)
+    if _NUMBER.sub("#", expected) != _NUMBER.sub("#", actual) or len(a) != len(b):
+        return False
+    for x, y in zip(map(float, a), map(float, b)):
+        if abs(x) < NOISE and abs(y) < NOISE:
+            continue
+        if abs(x - y) > DIGITS_RTOL * max(abs(x), abs(y)):
+            return False
+    return True
+
+
+def test_the_readme_shows_samples():
+    commands = [c for c, _ in _samples()]
+    assert "gradcheck --interval 3" in commands and "gradcheck --bug no_dh_next" in commands
+
+
+@pytest.mark.parametrize(("command", "expected"), _samples(), ids=[c for c, _ in _samples()])
+def test_readme_sample_output_is_the_real_output(command, expected, capsys):
+    from gradcheck.cli import main
+    main(shlex.split(command)[1:])
+    actual = capsys.readouterr().out.rstrip("\n")
+    assert _same_figures(expected, actual), f"README:\n{expected}\n\nnow:\n{actual}"
+
+
+@pytest.mark.parametrize(("expected", "actual", "same"), [
+    pytest.param("error 7.6e-08 x", "error 3.1e-08 x", True, id="noise-matches-noise"),
+    pytest.param("impl -0.879276, 2.44e+07x", "impl -0.879276, 2.45e+07x", True,
+                 id="printed-digits"),
+    pytest.param("impl -0.879276", "impl -0.979276", False, id="a-different-value"),
+    pytest.param("error 7.6e-08 x", "error 7.6e-03 x", False, id="noise-vs-figure"),
+    pytest.param("FAILED: 14 of 20", "FAILED: 14 of 20 (and more)", False, id="other-words"),
+])
+def test_sample_comparison_can_fail(expected, actual, same):
+    assert _same_figures(expected, actual) is same
+
+
+def test_the_readmes_links_resolve_in_a_clone():
+    """Relative links name files of the repository (nothing outside the checkout)."""
+    root = README.parent.resolve()
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", README.read_text())
+    local = [link for link in links if not re.match(r"^[a-z]+:", link)]
+    assert local, "no relative link found: the pattern is wrong"
+    for link in local:
+        target = (root / link).resolve()
+        assert target.exists() and root in target.parents, link

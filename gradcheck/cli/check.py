@@ -8,6 +8,7 @@ from ..errors import ExitCode, UsageError
 from ..model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_DTYPE,
                      DEFAULT_LOSS, DEFAULT_REDUCTION, DTYPES, LOSSES, REDUCTIONS, SIZES, cell,
                      cell_names)
+from ..text import answer
 from .skeleton import BadUsage, Outcome, Parser, flag, integer, needs_matplotlib, wrote
 
 __all__ = ["build_parser", "body", "Progress", "USAGE"]
@@ -47,7 +48,7 @@ def build_parser():
     p.add_argument("--dtype", default=DEFAULT_DTYPE, help=f"{' or '.join(DTYPES)}, of the "
                    f"implementation under test (default {DEFAULT_DTYPE})")
     p.add_argument("--seed", type=integer, default=0, metavar="N", help="every random draw")
-    p.add_argument("--impl", metavar="FILE.py:FUNC|MODULE:FUNC",
+    p.add_argument("--impl", metavar="FILE.py[:FUNC]|MODULE:FUNC",
                    help="check this implementation instead of the reference")
     p.add_argument("--in-process", action="store_true",
                    help="run --impl inside the checker's own process, without limits: it "
@@ -69,6 +70,8 @@ def build_parser():
                         "skipped, never compared)")
     p.add_argument("--mode", default=None, help="full (every element) or projections")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also the table of every comparison (window, array, oracle)")
     p.add_argument("--html", metavar="FILE", help="also write a self-contained HTML report "
                    "(the figure embedded); costs extra calls of the implementation")
     p.add_argument("--plot", metavar="FILE.png", help="also write the figure: per-step errors, "
@@ -232,4 +235,4 @@ def body(args, argv):
     code = ExitCode.OK if report.passed else ExitCode.FAILED
     if args.json:
         return Outcome(code, document=report.to_dict())
-    return Outcome(code, text=report.format_table())
+    return Outcome(code, text=answer(report, verbose=args.verbose))

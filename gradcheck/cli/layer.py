@@ -2,6 +2,7 @@
 from ..errors import ExitCode, UsageError
 from ..layer_check import LAYER_SPECS, check_layer
 from ..model import DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS, DEFAULT_REDUCTION, SIZES
+from ..text import answer
 from .skeleton import BadUsage, Outcome, Parser, flag, integer, run
 
 __all__ = ["build_parser", "main"]
@@ -42,6 +43,8 @@ def build_parser():
     p.add_argument("--seed", type=integer, default=0, metavar="N",
                    help="every random draw (default 0)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.add_argument("--verbose", "-v", action="store_true",
+                   help="also the table of every comparison (array, oracle)")
     return p
 
 
@@ -73,7 +76,7 @@ def body(args):
         activations=acts or ",".join(DEFAULT_ACTIVATIONS), reduction=args.reduction,
         dtype=args.dtype, seed=args.seed, adapter=adapter)
     code = ExitCode.OK if report.passed else ExitCode.FAILED
-    return Outcome(code, text=report.format_table(), document=report.to_dict())
+    return Outcome(code, text=answer(report, verbose=args.verbose), document=report.to_dict())
 
 
 def main(argv=None):

@@ -25,21 +25,26 @@ A battery file (TOML) gives hidden configurations::
     seq_len = 9                # loss, activations ("f1,f2,f3" or a list), reduction,
     loss = "ce"                # dtype, mode; seed (optional: fixed data for this test)
     visibility = "visible"     # Gradescope: visible, hidden, after_due_date, after_published
+    feedback = "hint"          # optional: full, hint or score (default: --feedback's)
 """
 import tomllib
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from ..config import OPTIONS, make_config
 from ..errors import UsageError
 from ..model import GRAD_NAMES
 
 __all__ = ["Test", "ITEMS", "FORWARD", "DEFAULT_BATTERY", "DEFAULT_POINTS", "load_battery",
-           "make_test", "VISIBILITIES"]
+           "make_test", "VISIBILITIES", "FEEDBACK_LEVELS", "DEFAULT_FEEDBACK"]
 
 FORWARD = "forward"
 ITEMS = (FORWARD,) + GRAD_NAMES
 DEFAULT_POINTS = 10.0
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
+# What a student's text of a test says (grade.mark): the diagnosis in full, a hint without
+# the formula, or only pass or fail. The instructor's outputs always keep everything.
+FEEDBACK_LEVELS = ("full", "hint", "score")
+DEFAULT_FEEDBACK = "full"
 
 
 class Test(NamedTuple):
@@ -50,6 +55,7 @@ class Test(NamedTuple):
     options: dict
     visibility: str = "visible"
     about: str = ""
+    feedback: Optional[str] = None      # one of FEEDBACK_LEVELS; None: the command line's
 
 
 # Small sizes (one JAX shape bucket) keep the battery cheap; O >= 2 for ce.
@@ -74,7 +80,8 @@ _DEFAULT = (
 )
 
 
-def make_test(name, options, points=DEFAULT_POINTS, visibility="visible", about=""):
+def make_test(name, options, points=DEFAULT_POINTS, visibility="visible", about="",
+              feedback=None):
     """A Test, its options validated now (UsageError naming the option)."""
     if not isinstance(name, str) or not name.strip():
         raise UsageError("battery", name, "each test needs a non-empty name")
@@ -83,6 +90,9 @@ def make_test(name, options, points=DEFAULT_POINTS, visibility="visible", about=
     if visibility not in VISIBILITIES:
         raise UsageError("battery", visibility,
                          f"test {name}: visibility must be one of {', '.join(VISIBILITIES)}")
+    if feedback is not None and feedback not in FEEDBACK_LEVELS:
+        raise UsageError("battery", feedback,
+                         f"test {name}: feedback must be one of {', '.join(FEEDBACK_LEVELS)}")
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise UsageError("battery", unknown[0], f"test {name}: not an option of the check "
@@ -98,7 +108,7 @@ def make_test(name, options, points=DEFAULT_POINTS, visibility="visible", about=
         raise UsageError("battery", exc.value, f"test {name}: {exc}") from None
     except TypeError as exc:
         raise UsageError("battery", name, f"test {name}: {exc}") from None
-    return Test(name, float(points), opts, visibility, about)
+    return Test(name, float(points), opts, visibility, about, feedback)
 
 
 DEFAULT_BATTERY = tuple(make_test(name, dict(_SMALL, **opts), about=about)
@@ -129,7 +139,8 @@ def load_battery(path):
         points = entry.pop("points", DEFAULT_POINTS)
         visibility = entry.pop("visibility", "visible")
         about = entry.pop("about", "")
-        test = make_test(name, entry, points, visibility, str(about))
+        feedback = entry.pop("feedback", None)
+        test = make_test(name, entry, points, visibility, str(about), feedback)
         if test.name in names:
             raise UsageError("battery", test.name, "two tests have this name; names must differ")
         names.add(test.name)

@@ -9,13 +9,14 @@ from ..config import OPTIONS
 from ..errors import ExitCode, UsageError
 from ..model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS,
                      DEFAULT_REDUCTION, SIZES)
-from .battery import DEFAULT_BATTERY, load_battery, make_test
+from .battery import (DEFAULT_BATTERY, DEFAULT_FEEDBACK, FEEDBACK_LEVELS, load_battery,
+                      make_test)
 from .formats import FORMATS, render
 from .honesty import FORBIDDEN
+from .runner import TIMEOUT_FACTOR, TIMEOUT_FLOOR
 
 __all__ = ["main", "build_parser", "run"]
 
-DEFAULT_TIMEOUT = 10.0          # seconds per call: the article-sized window takes milliseconds
 DEFAULT_MEMORY = "1G"           # of a worker (isolation's RLIMIT_DATA): Python + NumPy ~100M
 
 
@@ -49,9 +50,11 @@ def build_parser():
                    "random one, recorded in the output, so not the seed students saw)")
     p.add_argument("--jobs", type=integer, metavar="N", default=None,
                    help="submissions graded at once (default: the number of cores)")
-    p.add_argument("--timeout", kind="seconds", default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                   help=f"the most one call of a submission may take (default "
-                        f"{DEFAULT_TIMEOUT:g}); loading it too")
+    p.add_argument("--timeout", kind="seconds", default=None, metavar="SECONDS",
+                   help=f"the most one call of a submission may take, in the time it runs "
+                        f"or sleeps (not the time it waits for a CPU); loading it too "
+                        f"(default: {TIMEOUT_FACTOR:g} times the reference's own time for "
+                        f"the test on this machine, at least {TIMEOUT_FLOOR:g})")
     p.add_argument("--memory-limit", kind="size", default=DEFAULT_MEMORY, metavar="SIZE",
                    help=f"memory of each submission's process, e.g. 768M, 4G "
                         f"(default {DEFAULT_MEMORY})")
@@ -59,6 +62,11 @@ def build_parser():
                    "(default table)")
     p.add_argument("--output", metavar="FILE", help="write there instead of stdout")
     p.add_argument("--entry", metavar="NAME", help="the file to grade inside a folder")
+    p.add_argument("--feedback", default=DEFAULT_FEEDBACK, metavar="LEVEL",
+                   help=f"what a student's text of a test says: full (the diagnosis), hint "
+                        f"(the arrays, steps and kind of mistake, no formula) or score (pass "
+                        f"or fail); a battery test's own 'feedback' wins (default "
+                        f"{DEFAULT_FEEDBACK}); the JSON, CSV and summary keep everything")
     p.add_argument("--allow-import", action="append", default=[], metavar="NAME",
                    help=f"let submissions import NAME (forbidden: {', '.join(FORBIDDEN[:-1])})")
     return p
@@ -85,6 +93,9 @@ def _battery(args):
 def _check(args):
     if args.jobs is not None and args.jobs < 1:
         raise UsageError("jobs", args.jobs, "expected an integer >= 1")
+    if args.feedback not in FEEDBACK_LEVELS:
+        raise UsageError("feedback", args.feedback,
+                         f"expected one of {', '.join(FEEDBACK_LEVELS)}")
     if args.format not in FORMATS:
         raise UsageError("format", args.format, f"expected one of {', '.join(FORMATS)}")
     unknown = [n for n in args.allow_import if n not in FORBIDDEN]
@@ -131,10 +142,11 @@ def run(args, memory=None):
 
     def one(sub):
         try:
-            return grade_submission(sub, prepared, limits, forbid)
+            return grade_submission(sub, prepared, limits, forbid, args.feedback)
         except Exception as exc:     # the grader's own failure: the others still get graded
             return failed_to_grade(sub, prepared, f"the grader could not grade it "
-                                   f"({type(exc).__name__}: {exc}); please report this")
+                                   f"({type(exc).__name__}: {exc}); please report this",
+                                   feedback=args.feedback)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         grades = list(pool.map(one, subs))

@@ -76,6 +76,7 @@ def summary(grades, battery, seed):
                       "count": len(subs), "submissions": subs}
                   for k, subs in sorted(kinds.items(), key=lambda kv: (-len(kv[1]), kv[0]))},
         "battery": [{"name": t.name, "points": t.points, "about": t.about,
+                     "feedback": t.feedback,
                      "options": {k: (list(v) if isinstance(v, tuple) else v)
                                  for k, v in t.options.items()}} for t in battery],
     }

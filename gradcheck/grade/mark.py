@@ -7,7 +7,7 @@ from ..diagnose import explain
 from ..judge import judge_window
 from ..model import GRAD_NAMES, LOSS_NAME, STATE_OUT_NAME
 from ..report import Result
-from .battery import FORWARD, ITEMS
+from .battery import DEFAULT_FEEDBACK, FORWARD, ITEMS
 from ..kinds import KINDS, Diagnosis
 from .honesty import parse
 from .runner import Ended, Worker
@@ -75,9 +75,20 @@ def _score(prepared, results, ended_windows):
     return ok
 
 
-def _feedback(test, points, results, diagnosis, reason):
+def _zero(name, points, level, reason):
+    """The text of a test that got nothing for ``reason`` (a sentence for the student)."""
+    return f"{name}: 0/{points:g}\n" + ("failed" if level == "score" else reason)
+
+
+def _feedback(test, level, points, results, diagnosis, kind, reason):
+    """The student's text of one test at feedback ``level`` (battery.FEEDBACK_LEVELS):
+    ``full`` quotes the failing arrays' worst elements and the diagnosis; ``hint`` names
+    the arrays and steps that disagree and the kind of mistake in the student's words
+    (its ``hint`` in gradcheck.kinds), no numbers, no formula; ``score`` pass or fail."""
     lost = [i for i in ITEMS if points[i] == 0]
     head = f"{test.name}: {sum(points.values()):g}/{test.points:g}"
+    if level == "score":
+        return head + ("\nfailed" if lost else "\npassed")
     if test.about:
         head += f" ({test.about})"
     if not lost:
@@ -95,13 +106,20 @@ def _feedback(test, points, results, diagnosis, reason):
             lines.append("...")
             break
         steps = f" [steps that disagree: {r.steps}]" if r.steps else ""
-        lines.append(f"window {r.window} {r.name} ({r.oracle}): {r.message}{steps}")
-    if diagnosis and diagnosis != reason:
+        if level == "hint" and r.oracle != "contract":     # which array and steps, no values
+            lines.append(f"window {r.window}: {r.name} disagrees{steps}")
+        else:
+            lines.append(f"window {r.window} {r.name} ({r.oracle}): {r.message}{steps}")
+    if level == "hint":
+        hint = KINDS[kind].hint if kind in KINDS else ""
+        if hint and not reason:
+            lines.append(f"the kind of mistake: {hint}")
+    elif diagnosis and diagnosis != reason:
         lines.append(f"diagnosis: {diagnosis}")
     return "\n".join(lines)
 
 
-def _grade_test(worker, prepared):
+def _grade_test(worker, prepared, level):
     """(TestGrade, honesty.Record, whole) of one test, run in ``worker`` (its own);
     ``whole``: every test of the battery would end the same way (it cannot be loaded)."""
     test, config = prepared.test, prepared.config
@@ -154,7 +172,7 @@ def _grade_test(worker, prepared):
     if kind is None and failing:
         kind = _kind(problem, diagnosis, results)
     shown = [r for r in results if not r.passed] if problem != "honesty" else []
-    output = _feedback(test, earned, shown, diagnosis, reason)
+    output = _feedback(test, level, earned, shown, diagnosis, kind, reason)
     return TestGrade(test.name, sum(earned.values()), test.points, earned, failing, output,
                      None if diagnosis is None else str(diagnosis), test.visibility, problem,
                      reason, kind, diagnosis if isinstance(diagnosis, Diagnosis) else None), \
@@ -181,10 +199,11 @@ def _kind(problem, diagnosis, results):
     return None
 
 
-def failed_to_grade(sub, prepared_tests, why, seconds=0.0):
+def failed_to_grade(sub, prepared_tests, why, seconds=0.0, feedback=DEFAULT_FEEDBACK):
     """A SubmissionGrade of zero for every test, for ``why`` (a sentence)."""
     tests = [TestGrade(p.test.name, 0.0, p.test.points, dict.fromkeys(ITEMS, 0.0), list(ITEMS),
-                       f"{p.test.name}: 0/{p.test.points:g}\n{why}", None, p.test.visibility,
+                       _zero(p.test.name, p.test.points, _level(p.test, feedback), why), None,
+                       p.test.visibility,
                        "ungraded", why, "ungraded") for p in prepared_tests]
     return SubmissionGrade(sub.spec, 0.0, sum(p.test.points for p in prepared_tests), tests,
                            why, "ungraded", why, seconds)
@@ -202,7 +221,11 @@ def _read_reason(paths):
             f"({', '.join(paths)}); that is not allowed in a graded submission")
 
 
-def grade_submission(sub, prepared_tests, limits, forbid):
+def _level(test, feedback):
+    return test.feedback or feedback
+
+
+def grade_submission(sub, prepared_tests, limits, forbid, feedback=DEFAULT_FEEDBACK):
     """The SubmissionGrade of ``sub`` (a submission.Submission) on every prepared test.
     Never raises for anything the submission does."""
     started = time.perf_counter()
@@ -211,15 +234,17 @@ def grade_submission(sub, prepared_tests, limits, forbid):
         reason = f"the submission could not be loaded: {sub.error}"
         kind = sub.kind or "unloadable"
         tests = [TestGrade(p.test.name, 0.0, p.test.points, dict.fromkeys(ITEMS, 0.0),
-                           list(ITEMS), f"{p.test.name}: 0/{p.test.points:g}\n{reason}", None,
+                           list(ITEMS), _zero(p.test.name, p.test.points,
+                                              _level(p.test, feedback), reason), None,
                            p.test.visibility, "unloadable", reason, kind)
                  for p in prepared_tests]
         return SubmissionGrade(sub.spec, 0.0, max_score, tests, reason, "unloadable", reason,
                                time.perf_counter() - started)
     tests, imported, used, read = [], [], [], []
     for p in prepared_tests:
-        with Worker(sub, limits, forbid, len(p.windows)) as worker:   # a fresh instance
-            grade, record, whole = _grade_test(worker, p)
+        with Worker(sub, limits, forbid, len(p.windows),               # a fresh instance
+                    p.reference_seconds) as worker:
+            grade, record, whole = _grade_test(worker, p, _level(p.test, feedback))
         tests.append(grade)
         for mine, theirs in ((imported, record.imported), (used, record.used),
                              (read, record.read)):
@@ -227,8 +252,9 @@ def grade_submission(sub, prepared_tests, limits, forbid):
         if whole:                                # every test would say the same
             tests += [grade._replace(name=q.test.name, max_score=q.test.points,
                                      visibility=q.test.visibility,
-                                     output=f"{q.test.name}: 0/{q.test.points:g}\n"
-                                            + grade.output.split("\n", 1)[1])
+                                     output=_zero(q.test.name, q.test.points,
+                                                  _level(q.test, feedback),
+                                                  grade.output.split("\n", 1)[1]))
                       for q in prepared_tests[len(tests):]]
             break
     reason = None
@@ -239,14 +265,15 @@ def grade_submission(sub, prepared_tests, limits, forbid):
         tests = [t._replace(score=0.0, items=dict.fromkeys(ITEMS, 0.0), failing=list(ITEMS),
                             problem="honesty", reason=reason, kind="read_checker_files",
                             diagnosis=None, finding=None,
-                            output=f"{t.name}: 0/{t.max_score:g}\n{reason}")
-                 for t in tests]
+                            output=_zero(t.name, t.max_score, _level(test, feedback), reason))
+                 for t, test in zip(tests, (p.test for p in prepared_tests))]
     elif problem == "unloadable" or (problem == "honesty" and not any(t.score for t in tests)):
         reason = next(t.reason for t in tests if t.problem == problem)
     diagnosis = next((t.diagnosis for t in tests if t.diagnosis), None) or reason
     if sub.note:                                 # how the file was found: for the student
-        tests = [t._replace(output=t.output.replace("\n", f"\n{sub.note}\n", 1)
-                            if "\n" in t.output else f"{t.output}\n{sub.note}") for t in tests]
+        tests = [t._replace(output=t.output.replace("\n", f"\n{sub.note}\n", 1))
+                 if _level(p.test, feedback) != "score" else t
+                 for t, p in zip(tests, prepared_tests)]
     flags = ("banned_library_imported",) if [n for n in imported if n not in used] else ()
     honesty = {"imported": imported, "used": used, "read": read}
     return SubmissionGrade(sub.spec, sum(t.score for t in tests), max_score, tests, diagnosis,

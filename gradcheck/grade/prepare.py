@@ -10,15 +10,19 @@ submission costs only its own calls and the comparisons. A submission is still o
 instance called on the windows in order, so state it wrongly keeps between windows
 (an accumulator not reset, a stale h0) still shows.
 """
+import time
 from typing import NamedTuple
 
+from .._reference import reference
 from ..calibration import rounding_of_dtype
 from ..check import choose_mode
 from ..config import make_config
 from ..data import make_data
 from ..oracles import ORACLES, Window
 
-__all__ = ["Prepared", "PreparedWindow", "prepare"]
+__all__ = ["Prepared", "PreparedWindow", "prepare", "reference_seconds"]
+
+_TIMED_RUNS = 3             # the reference's time per window: the least of this many runs
 
 
 class PreparedWindow(NamedTuple):
@@ -37,6 +41,19 @@ class Prepared(NamedTuple):
     mode: str
     params: dict
     windows: list           # [PreparedWindow]
+    reference_seconds: float = 0.0  # the reference's CPU time for its slowest window, here
+
+
+def reference_seconds(params, window):
+    """The CPU time (this process's) the project's reference takes for ``window`` on this
+    machine: the least of a few runs, so the load of the moment counts as little as it
+    can."""
+    best = float("inf")
+    for _ in range(_TIMED_RUNS):
+        start = time.process_time()
+        reference.loss_and_grads(params, window.x, window.y, window.h0, **window.options)
+        best = min(best, time.process_time() - start)
+    return best
 
 
 def prepare(test, seed):
@@ -45,7 +62,7 @@ def prepare(test, seed):
     data = make_data(config)
     mode, _ = choose_mode(config)
     options = config.model_options
-    h0, windows = data.h0, []
+    h0, windows, slowest = data.h0, [], 0.0
     for w, (start, stop) in enumerate(config.windows, start=1):
         window = Window(w, data.params, data.x[start:stop], data.y[start:stop], h0, options,
                         mode, config.seed)
@@ -56,5 +73,7 @@ def prepare(test, seed):
         ref = details["jax"]
         own = rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options)
         windows.append(PreparedWindow(window, expected, ref, own))
+        if getattr(config, "cell", "rnn") == "rnn":     # (a cell's tests: the floor alone)
+            slowest = max(slowest, reference_seconds(data.params, window))
         h0 = ref.h_last.astype(config.dtype)          # the oracle's trajectory
-    return Prepared(test, config, mode, data.params, windows)
+    return Prepared(test, config, mode, data.params, windows, slowest)

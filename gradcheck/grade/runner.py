@@ -19,7 +19,8 @@ from ..isolation import DEFAULT_MEMORY
 from ..isolation import Worker as _Isolated
 from .submission import root_of
 
-__all__ = ["Limits", "Ended", "Worker"]
+__all__ = ["Limits", "Ended", "Worker", "default_timeout", "limit_of", "TIMEOUT_FACTOR",
+           "TIMEOUT_FLOOR"]
 
 # A test's worker may spend (its windows + EXTRA_CALLS) x the timeout in all: the load,
 # every window (each within the timeout, so never cut short by this), and what is left
@@ -30,9 +31,36 @@ EXTRA_CALLS = 3
 _ENDING = ("timeout", "time_limit", "crashed", "protocol")
 
 
+# The default limit per call (and for loading the submission): this many times the
+# reference's own time for the test's slowest window, measured on the grading machine
+# (prepare.reference_seconds), and never less than the floor. The factor leaves room for
+# a correct solution written with Python loops where the reference uses NumPy; the floor
+# for start-up costs that do not grow with the sizes (importing the submission's
+# libraries). Both are CPU time: the time limit's meaning (isolation) does not count the
+# time a worker waits for a CPU on a loaded machine.
+TIMEOUT_FACTOR = 1000.0
+TIMEOUT_FLOOR = 5.0
+
+
 class Limits(NamedTuple):
-    timeout: float                 # seconds, per call and for loading the submission
-    memory: Optional[int] = None   # bytes (isolation's limit), or None for its default
+    timeout: Optional[float] = None  # seconds per call and for loading; None: derived per test
+    memory: Optional[int] = None     # bytes (isolation's limit), or None for its default
+
+
+def default_timeout(reference_seconds):
+    """The per-call limit when none is given: see TIMEOUT_FACTOR and TIMEOUT_FLOOR."""
+    return max(TIMEOUT_FLOOR, TIMEOUT_FACTOR * reference_seconds)
+
+
+def limit_of(limits, reference_seconds):
+    """(seconds, how the limit was chosen: words for the student) of one test."""
+    if limits.timeout is not None:
+        return limits.timeout, "set by your instructor"
+    seconds = default_timeout(reference_seconds)
+    if seconds > TIMEOUT_FLOOR:
+        return seconds, (f"{TIMEOUT_FACTOR:g} times the time a correct solution takes on the "
+                         f"grading machine")
+    return seconds, "the least the grader allows"
 
 
 class Ended(Exception):
@@ -44,28 +72,35 @@ class Ended(Exception):
         self.kind, self.reason = kind, reason
 
 
-def _ended(problem):
+def _ended(problem, what, limit):
     kind = problem.name
     if kind == "time_limit":
         kind = "timeout"
     elif kind == "crashed" and "exited with status" in problem.message:
         kind = "exited"
+    if kind == "timeout":
+        seconds, why = limit
+        return Ended(kind, f"your code was still running after {seconds:g} s of its own time "
+                           f"in {what}; the limit is {seconds:g} s per call ({why}), so it "
+                           f"was stopped")
     text = problem.message
     text = f"the submission's {text[4:]}" if text.startswith("its ") else f"the submission {text}"
     return Ended(kind, text)
 
 
 class Worker:
-    def __init__(self, submission, limits, forbid=(), windows=1):
+    def __init__(self, submission, limits, forbid=(), windows=1, reference_seconds=0.0):
         self._path = os.path.abspath(submission.path)
         # messages name the file as the student knows it: relative to the submission
         self._shown = os.path.relpath(self._path, root_of(submission.spec))
         request = {"spec": f"{self._path}:{submission.func}"}
         if forbid:
             request["forbid"] = list(forbid)
-        self._worker = _Isolated(request, timeout=limits.timeout,
+        self._limit = limit_of(limits, reference_seconds)
+        timeout = self._limit[0]
+        self._worker = _Isolated(request, timeout=timeout,
                                  memory_limit=limits.memory or DEFAULT_MEMORY,
-                                 budget=limits.timeout * (windows + EXTRA_CALLS))
+                                 budget=timeout * (windows + EXTRA_CALLS))
 
     @property
     def honesty(self):
@@ -84,7 +119,7 @@ class Worker:
         except UsageError as exc:
             return str(exc.allowed).replace(self._path, self._shown)
         if problem is not None:
-            raise _ended(problem)
+            raise _ended(problem, "loading your file", self._limit)
         return None
 
     def call(self, params, x, y, h0, options, what="the call"):
@@ -92,7 +127,7 @@ class Worker:
         out = self._worker.call(params, x, y, h0, options, what)
         for p in out.problems:
             if p.name in _ENDING or (p.name == "memory" and self._worker.ended is not None):
-                raise _ended(p)             # (memory: killed over the limit, not a MemoryError)
+                raise _ended(p, what, self._limit)   # (memory: killed, not a MemoryError)
         return out
 
     def close(self):

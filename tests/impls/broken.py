@@ -19,6 +19,16 @@ def raises(params, x, y, h0, **options):
     raise RuntimeError("deliberate failure inside the implementation")
 
 
+def wrong_signature(params, x, y, h0, lossfn="l2"):
+    """Takes its loss under another name: the contract's call cannot bind."""
+    return _ref(params, x, y, h0)
+
+
+def raises_type_error(params, x, y, h0, **options):
+    """A TypeError from inside the code: blamed on its own line, not on the call."""
+    return len(3)
+
+
 def exits(params, x, y, h0, **options):
     sys.exit(3)
 
