@@ -3,7 +3,11 @@
 JAX's x64 mode is not turned on here: the oracle scopes float64 to its own calls, and
 the tests run as a user's process would."""
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 # The command line keeps compiled executables in the user's cache folder; tests (and the
@@ -19,3 +23,24 @@ settings.register_profile("ci", max_examples=300, deadline=None, derandomize=Tru
 settings.register_profile("thorough", max_examples=3000, deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("GRADCHECK_PROFILE", "dev"))
+
+
+@pytest.fixture
+def shared_dir(monkeypatch):
+    """A folder the worker may write (gradcheck.sandbox.SHARE_ENV), for hostile test
+    implementations that report pids or findings: in /tmp, writable by any worker uid."""
+    from gradcheck.sandbox import SHARE_ENV
+    folder = tempfile.mkdtemp(prefix="gradcheck-test-share-")
+    os.chmod(folder, 0o777)
+    monkeypatch.setenv(SHARE_ENV, folder)
+    yield Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def sandbox_mechanism():
+    """The mechanism (gradcheck.sandbox) that this machine and privilege give a worker,
+    as the fork server reports it."""
+    from gradcheck.isolation import Worker, fork_server
+    with fork_server(), Worker({"spec": "tests/impls/correct.py:loop_bptt"}) as worker:
+        return worker.mechanism

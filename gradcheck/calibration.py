@@ -13,15 +13,16 @@ from ._reference import reference
 __all__ = ["rounding_of_dtype", "own_rounding"]
 
 
-def own_rounding(computed, exact):
+def own_rounding(computed, exact, state_out_names=("h_last",)):
     """The rounding of the implementation's dtype, per array: max |reference in that
     dtype - reference in float64| / max |reference in float64| on the same inputs (None
     where the float64 array is all zero). Both sides are the reference, so a fault in
     the reference cancels instead of widening any tolerance. ``computed``, ``exact``:
-    the reference's (loss, grads, h_last) in the implementation's dtype and in float64."""
+    the reference's (loss, grads, h_last[, c_last]) in the implementation's dtype and
+    in float64; ``state_out_names``: the names of the states after grads."""
     def named(out):
-        value, grads, h_last = out
-        return dict(grads, loss=value, h_last=h_last)
+        value, grads, *states = out
+        return dict(grads, loss=value, **dict(zip(state_out_names, states)))
     got, want = named(computed), named(exact)
     own = {}
     for name, arr in got.items():
@@ -36,17 +37,22 @@ def _float64(a):
     return a.astype(np.float64) if a.dtype.kind == "f" else a
 
 
-def rounding_of_dtype(dtype, params, x, y, h0, options, own_output=None):
+def rounding_of_dtype(dtype, params, x, y, h0, options, own_output=None, states=None,
+                      loss_and_grads=None, state_out_names=("h_last",)):
     """{} in float64 (no allowance is ever raised there); in float32 the rounding of
     own_rounding, running the reference in float32 (or taking ``own_output``, its
-    result at hand) and in float64 on the same inputs."""
+    result at hand) and in float64 on the same inputs. ``states``: a cell's further
+    incoming states by name; ``loss_and_grads``: its reference (default: the RNN's), whose
+    returned states are ``state_out_names``."""
     if np.dtype(dtype) == np.float64:
         return {}
+    fn = loss_and_grads or reference.loss_and_grads
+    more = list((states or {}).values())
     # A state that explodes (an identity or relu RNN over many steps) overflows float32:
     # the reference's inf is a figure here (a non-finite rounding raises no allowance,
     # tolerances.calibrated), not an error of the check.
     with np.errstate(over="ignore", invalid="ignore"):
-        low = own_output or reference.loss_and_grads(params, x, y, h0, **options)
-        exact = reference.loss_and_grads({n: _float64(a) for n, a in params.items()},
-                                         _float64(x), _float64(y), _float64(h0), **options)
-        return own_rounding(low, exact)
+        low = own_output or fn(params, x, y, h0, *more, **options)
+        exact = fn({n: _float64(a) for n, a in params.items()}, _float64(x), _float64(y),
+                   _float64(h0), *(_float64(s) for s in more), **options)
+        return own_rounding(low, exact, state_out_names)

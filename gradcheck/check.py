@@ -38,6 +38,14 @@ def choose_mode(config):
                            f"directions per array by finite differences; every element vs JAX")
 
 
+def cell_reference(model):
+    """The reference's loss_and_grads for the model's cell (reference/ has a module per cell)."""
+    if model is None or model.cell.name == DEFAULT_CELL:
+        return reference.loss_and_grads
+    from ._reference import cell_module
+    return cell_module(model.cell.sides["reference"]).loss_and_grads
+
+
 def _impl_name(impl):
     if impl is None:
         return "reference"
@@ -52,11 +60,11 @@ class _InProcess:
     """The implementation called in this process (trusted modes): no limits apply."""
     isolated = False
 
-    def __init__(self, fn):
-        self.fn = fn
+    def __init__(self, fn, model=None):
+        self.fn, self.model = fn, model
 
-    def call(self, params, x, y, h0, options, what=""):
-        return call_impl(self.fn, params, x, y, h0, options)
+    def call(self, params, x, y, h0, options, what="", states=None):
+        return call_impl(self.fn, params, x, y, h0, options, states, self.model)
 
     def submit(self, *args):
         self._args = args
@@ -81,30 +89,36 @@ def _number(option, value, allowed="expected a number of seconds > 0"):
     return v
 
 
-def _runner(impl, in_process, timeout, memory_limit, time_budget):
+def _runner(impl, in_process, timeout, memory_limit, time_budget, model=None,
+            require_isolation=False):
     """How the implementation is run: in this process (the reference, a callable, or
-    ``in_process``), else in a worker process (isolation.Worker)."""
+    ``in_process``), else in a worker process (isolation.Worker). ``model``: the
+    check's model.Model (None: the RNN)."""
     if impl is None:
-        return _InProcess(reference.loss_and_grads)
+        return _InProcess(cell_reference(model), model)
     if callable(impl) and not isinstance(impl, (str, dict)):
-        return _InProcess(impl)
+        return _InProcess(impl, model)
     if not isinstance(impl, (str, dict)):
         raise UsageError("impl", impl, "expected a callable with the loss_and_grads contract, "
                                        "or 'FILE.py:FUNC' / 'MODULE:FUNC'")
-    request = {"spec": impl} if isinstance(impl, str) else impl
+    request = {"spec": impl} if isinstance(impl, str) else dict(impl)
+    if model is not None and model.cell.name != DEFAULT_CELL:     # the worker's contract
+        request.update(cell=model.cell.name, cell_options=sorted(n for n, on in
+                                                                model.options.items() if on))
     if request.get("adapter") is None:           # an adapter names a module, not a function
         from .untrusted import check_spec
         check_spec(request.get("spec"))
     if in_process:
         from .untrusted import build
-        return _InProcess(build(request))
+        return _InProcess(build(request), model)
     from .isolation import DEFAULT_MEMORY, Worker, parse_size
     timeout = _number("timeout", timeout)
     budget = None if time_budget is None else _number("time_budget", time_budget)
     memory = DEFAULT_MEMORY if memory_limit is None else (
         memory_limit if isinstance(memory_limit, int) and not isinstance(memory_limit, bool)
         else parse_size(memory_limit))
-    return Worker(request, timeout=timeout, memory_limit=memory, budget=budget)
+    return Worker(request, timeout=timeout, memory_limit=memory, budget=budget,
+                  require_isolation=require_isolation)
 
 
 class _Default:
@@ -122,7 +136,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
           loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
           dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, trace=False,
           in_process=False, timeout=None, memory_limit=None, time_budget=None, adapter=None,
-          skip=(), adapter_defaults=True, cell=DEFAULT_CELL, **cell_options):
+          skip=(), adapter_defaults=True, require_isolation=False, cell=DEFAULT_CELL,
+          **cell_options):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
     ``impl`` defaults to the project's reference. A callable runs in this process
@@ -132,6 +147,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     seconds per call (default isolation.DEFAULT_TIMEOUT), ``time_budget`` seconds in
     all (default 3x timeout) and ``memory_limit`` (bytes, or "512M", "4G"; default
     isolation.DEFAULT_MEMORY); ``in_process=True`` loads and calls it here instead.
+    ``require_isolation=True``: UsageError, before its code is loaded, where the worker
+    would run as this user without namespaces (gradcheck.sandbox; see README, Isolation).
     Every window of the sequence is checked, each with the state the implementation
     itself carried in; the first window's incoming state is random and non-zero.
     Returns a Report; raises UsageError (a ValueError) naming a bad option.
@@ -192,14 +209,14 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     from .isolation import DEFAULT_TIMEOUT
     if skip and impl is not None:             # the skipped gradients it may leave out
         impl = (dict({"spec": impl} if isinstance(impl, str) else impl, skip=list(skip))
-                if isinstance(impl, (str, dict)) else fill_skipped(impl, skip))
+                if isinstance(impl, (str, dict)) else fill_skipped(impl, skip, config.model))
     lifetime = contextlib.nullcontext()
     if isinstance(impl, (str, dict)) and not in_process:
         from .isolation import fork_server
         lifetime = fork_server()         # one this check starts ends with it
     with lifetime:
         runner = _runner(impl, in_process, DEFAULT_TIMEOUT if timeout is None else timeout,
-                         memory_limit, time_budget)
+                         memory_limit, time_budget, config.model, require_isolation)
         try:
             return _check(runner, impl, config, progress, trace, decl, skip)
         finally:
@@ -209,6 +226,7 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
 def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
     mode, reason = choose_mode(config)
     data = make_data(config)
+    model = config.model
     if decl is not None:
         from .adapters import prepare_data
         params, x = prepare_data(decl, data.params, data.x)
@@ -220,13 +238,13 @@ def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
     timings = dict.fromkeys(["impl"] + [o.name for o in ORACLES], 0.0)
     results = []
     seen = []                        # per window: what attribution needs afterwards
-    h0 = data.h0
+    h0, states = data.h0, data.states
     started = time.perf_counter()
     for w, (start, stop) in enumerate(config.windows, start=1):
         window = Window(w, data.params, data.x[start:stop], data.y[start:stop], h0, options,
-                        mode, config.seed)
+                        mode, config.seed, model, states)
         # sent first: an isolated worker runs it while the oracles run here
-        runner.submit(data.params, window.x, window.y, h0, options, f"window {w}")
+        runner.submit(data.params, window.x, window.y, h0, options, f"window {w}", states)
         expected, details = [], {}
         for oracle in ORACLES:
             t = time.perf_counter()
@@ -242,17 +260,19 @@ def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
         if declined:                 # the code declines these options: not a verdict on it
             unsupported = declined[0].message[len("raised "):]
             break
-        mine = ((out.loss, out.grads, out.h_last)
+        mine = ((out.loss, out.grads, out.h_last, *out.extra.values())
                 if impl is None and not out.problems else None)   # the reference's, at hand
         own = rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options,
-                                 mine)
+                                mine, states, cell_reference(model), model.state_out_names)
         results.extend(judge_window(w, out, expected, own, config.dtype, skip))
         seen.append((window.x, window.y, ref, out))
         if progress is not None:
             progress(w, len(config.windows))
-        if out.h_last is None or not np.all(np.isfinite(out.h_last)):
+        carried = [out.h_last] + [out.extra.get(o) for _, o in model.extra_states]
+        if any(s is None or not np.all(np.isfinite(s)) for s in carried):
             break            # no state to carry: later windows cannot be checked
         h0 = out.h_last.astype(config.dtype)
+        states = {i: out.extra[o].astype(config.dtype) for i, o in model.extra_states}
         if decl is not None and decl.get("h0") == "zeros":
             h0 = data.h0
     skipped_calls = []
@@ -279,9 +299,10 @@ def _isolation(runner):
     if not runner.isolated:
         return {"isolated": False}
     from .isolation import format_size
+    from .sandbox import describe
     return {"isolated": True, "timeout": runner.timeout, "time_budget": runner.budget,
             "memory_limit": format_size(runner.memory_limit), "calls": runner.calls,
-            "seconds_in_impl": round(runner.spent, 6)}
+            "seconds_in_impl": round(runner.spent, 6), **describe(runner.mechanism)}
 
 
 def _skip_names(skip, grad_names=GRAD_NAMES):

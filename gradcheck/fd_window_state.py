@@ -24,7 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["WindowState", "CopiesChange", "activation_aux", "relu_crossed", "ACTIVATIONS"]
+__all__ = ["WindowState", "CopiesChange", "activation_aux", "activation_change", "relu_crossed",
+           "ACTIVATIONS"]
 
 
 def _sigmoid(z):
@@ -98,6 +99,39 @@ def activation_aux(name, z, fz):
     return ()
 
 
+def activation_change(name, dz, aux):
+    """f(z + dz) - f(z) for activation ``name``, element-wise, from ``aux =
+    activation_aux(name, z, f(z))`` of the unperturbed z (broadcasting against dz), in
+    difference form (see WindowState.activation_change); also the cells' gates'."""
+    if name == "identity":
+        return dz
+    if name == "relu":
+        (z,) = aux
+        zn = z + dz
+        return np.where((z > 0) & (zn > 0), dz, np.maximum(zn, 0.0) - np.maximum(z, 0.0))
+    if name == "tanh":
+        z, fz, sech2 = aux
+        t = _tanh_series(dz)
+        out = fz * t
+        out += 1.0
+        np.divide(sech2, out, out=out)
+        out *= t
+    else:
+        z, fz, q, sq = aux
+        with np.errstate(over="ignore"):                     # replaced below
+            m = np.expm1(-dz)
+        out = q * m
+        out += 1.0
+        np.divide(sq, out, out=out)
+        out *= m
+        np.negative(out, out=out)
+    if dz.max(initial=0.0) > _SERIES_MAX or dz.min(initial=0.0) < -_SERIES_MAX:
+        big = np.broadcast_to(np.abs(dz) > _SERIES_MAX, out.shape)  # exploding states
+        zb, fb, db = (np.broadcast_to(v, out.shape)[big] for v in (z, fz, dz))
+        out[big] = (np.tanh if name == "tanh" else _sigmoid)(zb + db) - fb
+    return out
+
+
 class CopiesChange(NamedTuple):
     """What WindowState.copies_loss_change returns, per pair of +/- copies [N/2]."""
     change: np.ndarray     # loss(+ copy) - loss(- copy), summed over steps and outputs
@@ -146,23 +180,36 @@ class WindowState:
             self.y = np.asarray(y, np.float64)                   # [T, B, O]
         self.z1 = self.x @ p["W1"] + p["b1"]                     # [T, B, H]
         self.a = self._f[0](self.z1)                             # [T, B, H]
-        self.z2_in = self.a @ p["W2"] + p["b2"]                  # [T, B, R]
-        self.h = np.empty((T + 1, B, p["U"].shape[0]))           # [T + 1, B, R], h[0] = h0
-        self.h[0] = np.asarray(h0, np.float64)
-        self.z2 = np.empty_like(self.z2_in)                      # [T, B, R]
-        for t in range(T):
-            self.z2[t] = self.z2_in[t] + self.h[t] @ p["U"]
-            self.h[t + 1] = self._f[1](self.z2[t])
+        self.h = self.run_cell(np.asarray(h0, np.float64))      # [T + 1, B, R], h[0] = h0
         self.z3 = self.h[1:] @ p["W3"] + p["b3"]                 # [T, B, O]
         self._l2_identity = loss == "l2" and self.activations[2] == "identity"
         if self._l2_identity:
             self._half_gram = 0.5 * (p["W3"] @ p["W3"].T)        # [R, R], G / 2
             c_l2 = (p["b3"] - self.y) @ p["W3"].T                # [T, B, R]
             self._hG_c = self.h[1:] @ (2.0 * self._half_gram) + c_l2   # [T, B, R]
-        self.growth = max(1.0, float(np.max(np.abs(self.z2), initial=0.0)),
-                          float(np.max(np.abs(self.z3), initial=0.0)))
+        self.growth = max(1.0, self.cell_growth(), float(np.max(np.abs(self.z3), initial=0.0)))
         self.f1_aux = activation_aux(self.activations[0], self.z1, self.a)
-        self.f2_aux = activation_aux(self.activations[1], self.z2, self.h[1:])
+
+    # ---- the cell: the vanilla RNN here; a subclass overrides these two for another
+
+    def run_cell(self, h0):
+        """The unperturbed recurrence from h0 [B, R]: returns h [T + 1, B, R] (h[0] = h0)
+        and keeps what the copies need (z2_in, z2, f2_aux)."""
+        p = self.params
+        T, B, _ = self.x.shape
+        self.z2_in = self.a @ p["W2"] + p["b2"]                  # [T, B, R]
+        h = np.empty((T + 1, B, p["U"].shape[0]))                # [T + 1, B, R]
+        h[0] = h0
+        self.z2 = np.empty_like(self.z2_in)                      # [T, B, R]
+        for t in range(T):
+            self.z2[t] = self.z2_in[t] + h[t] @ p["U"]
+            h[t + 1] = self._f[1](self.z2[t])
+        self.f2_aux = activation_aux(self.activations[1], self.z2, h[1:])
+        return h
+
+    def cell_growth(self):
+        """The largest pre-activation of the cell (growth, for the step sizes)."""
+        return float(np.max(np.abs(self.z2), initial=0.0))
 
     # ---- loss changes, l(z_minus + dz) - l(z_minus), summed over outputs
 
@@ -231,34 +278,7 @@ class WindowState:
         tanh(z + dz) - tanh(z) = tanh(dz) sech^2(z) / (1 + fz tanh(dz)), and with
         q = s(-z), m = expm1(-dz), s(z + dz) - s(z) = -s(z) q m / (1 + q m) for the
         sigmoid s: rounding stays relative to dz."""
-        name = self.activations[layer]
-        if name == "identity":
-            return dz
-        if name == "relu":
-            (z,) = aux
-            zn = z + dz
-            return np.where((z > 0) & (zn > 0), dz, np.maximum(zn, 0.0) - np.maximum(z, 0.0))
-        if name == "tanh":
-            z, fz, sech2 = aux
-            t = _tanh_series(dz)
-            out = fz * t
-            out += 1.0
-            np.divide(sech2, out, out=out)
-            out *= t
-        else:
-            z, fz, q, sq = aux
-            with np.errstate(over="ignore"):                     # replaced below
-                m = np.expm1(-dz)
-            out = q * m
-            out += 1.0
-            np.divide(sq, out, out=out)
-            out *= m
-            np.negative(out, out=out)
-        if dz.max(initial=0.0) > _SERIES_MAX or dz.min(initial=0.0) < -_SERIES_MAX:
-            big = np.broadcast_to(np.abs(dz) > _SERIES_MAX, out.shape)  # exploding states
-            zb, fb, db = (np.broadcast_to(v, out.shape)[big] for v in (z, fz, dz))
-            out[big] = (np.tanh if name == "tanh" else _sigmoid)(zb + db) - fb
-        return out
+        return activation_change(self.activations[layer], dz, aux)
 
     # ---- the recurrence for a batch of perturbed copies
 
@@ -276,7 +296,7 @@ class WindowState:
         """
         N, half = rows.size, rows.size // 2
         T, B, R = self.z2.shape
-        U, W3 = self.params["U"], self.params["W3"]
+        U = self.params["U"]
         # Copies of every example in order (a parameter's copies) use the unperturbed
         # [B, R] arrays by broadcasting over [G, B, R]; others gather their rows.
         tiled = N % (2 * B) == 0 and np.array_equal(
@@ -313,21 +333,39 @@ class WindowState:
                 k = ((zn[:Gh] > 0) != pos) | ((zn[Gh:] > 0) != pos)
                 kink |= k.any(axis=-1).reshape(half)
             d = d3.reshape(N, R)
-            dh = d[:half] - d[half:]                             # the difference first
-            if self._l2_identity:
-                # 0.5|z+ - y|^2 - 0.5|z- - y|^2 = dh W3 . (h_mid W3 + b3 - y)
-                #                                = dh . (h_mid G + c), G = W3 W3^T [R, R],
-                # c = (b3 - y) W3^T [T, B, R]: the same sum, in R dimensions, not O;
-                # h_mid G = h G + (d+ + d-) G / 2, with h G + c kept for every step.
-                inner = ((d[:half] + d[half:]) @ self._half_gram).reshape(Gh, Bt, R)
-                inner += base(self._hG_c, t, first_half=True)
-                change += np.einsum("nr,nr->n", dh, inner.reshape(half, R))
-                continue
-            z_minus = (d[half:] @ W3).reshape(Gh, Bt, -1) + base(self.z3, t, first_half=True)
-            z_minus = z_minus.reshape(1, half, -1)               # [1, N/2, O]
-            dz = (dh @ W3)[None]
-            if self.relu[2] and self.loss == "l2":
-                ref = self.z3[t, rows[:half]]
-                kink |= relu_crossed(z_minus[0] + dz[0], z_minus[0], ref).any(axis=-1)
-            change += self.loss_change(z_minus, dz, slice(t, t + 1), rows[:half])[0]
+            step_change, step_kink = self.pair_loss_change(t, d, rows, tiled)
+            change += step_change
+            if step_kink is not None:
+                kink |= step_kink
         return CopiesChange(change, kink)
+
+    def pair_loss_change(self, t, d, rows, tiled):
+        """loss(+ copy) - loss(- copy) at step t, for each pair of copies, from their state
+        differences d [N, R] (the + copies' rows, then the - copies'; rows [N]: the example
+        of each; ``tiled``: the rows are every example in order, repeated). Returns
+        (change [N/2], kink [N/2] or None: an l2 relu f3's pre-activation crossed zero)."""
+        N, R = d.shape
+        half, B = N // 2, self.z3.shape[1]
+        G, Bt = (N // B, B) if tiled else (N, 1)
+
+        def base(arr):                   # arr[t] for the + copies' rows, [G/2, Bt, K]
+            return arr[t] if tiled else arr[t, rows[:half]][:, None]
+
+        dh = d[:half] - d[half:]                                 # the difference first
+        if self._l2_identity:
+            # 0.5|z+ - y|^2 - 0.5|z- - y|^2 = dh W3 . (h_mid W3 + b3 - y)
+            #                                = dh . (h_mid G + c), G = W3 W3^T [R, R],
+            # c = (b3 - y) W3^T [T, B, R]: the same sum, in R dimensions, not O;
+            # h_mid G = h G + (d+ + d-) G / 2, with h G + c kept for every step.
+            inner = ((d[:half] + d[half:]) @ self._half_gram).reshape(G // 2, Bt, R)
+            inner += base(self._hG_c)
+            return np.einsum("nr,nr->n", dh, inner.reshape(half, R)), None
+        W3 = self.params["W3"]
+        z_minus = (d[half:] @ W3).reshape(G // 2, Bt, -1) + base(self.z3)
+        z_minus = z_minus.reshape(1, half, -1)                   # [1, N/2, O]
+        dz = (dh @ W3)[None]
+        kink = None
+        if self.relu[2] and self.loss == "l2":
+            ref = self.z3[t, rows[:half]]
+            kink = relu_crossed(z_minus[0] + dz[0], z_minus[0], ref).any(axis=-1)
+        return self.loss_change(z_minus, dz, slice(t, t + 1), rows[:half])[0], kink

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from . import sandbox
 from .errors import UsageError
-from .model import GRAD_NAMES, LOSS_NAME, OUTPUT_NAMES, STATE_OUT_NAME
-from .untrusted import PROBLEM_NAMES, Outcome, Problem, validate
+from .model import LOSS_NAME
+from .untrusted import PROBLEM_NAMES, Outcome, Problem, model_of, validate
 from .wire import MAX_HEADER, PREFIX, WireError, decode, encode
 
 __all__ = ["Worker", "start_fork_server", "kill_all", "parse_size", "format_size", "DEFAULT_TIMEOUT", "DEFAULT_MEMORY",
@@ -155,7 +156,9 @@ _BOOT = ("import sys, types; p = types.ModuleType('gradcheck'); "
          "sys.path.remove({root!r}); sys.path.append({root!r}); w.main(sys.argv[1:])")
 _ROOT = str(Path(__file__).resolve().parent.parent)
 _LEFT_OPEN = []
-_ANSWER_NAMES = frozenset((LOSS_NAME, STATE_OUT_NAME) + GRAD_NAMES)
+def _answer_names(model):
+    """The arrays an answer may carry: the model's outputs and gradients."""
+    return frozenset(model.output_names + model.grad_names)
 
 
 _ZYGOTE_BOOT = _BOOT.replace("w.main(sys.argv[1:])", "w.serve_forks(int(sys.argv[1]))")
@@ -224,6 +227,7 @@ class _ForkServer:
                 if message is None:
                     raise OSError("the fork server did not answer")
                 if "pid" in message:
+                    self.mechanism = str(message.get("sandbox", "same-user"))
                     return int(message["pid"])
 
     def forget(self, pid):
@@ -337,8 +341,16 @@ class Worker:
     _closed = False
 
     def __init__(self, request, *, timeout=DEFAULT_TIMEOUT, memory_limit=DEFAULT_MEMORY,
-                 budget=None):
-        self.request = dict(request)
+                 budget=None, require_isolation=False, view=None):
+        # the worker's own folder, with a private copy of the code (gradcheck.sandbox)
+        try:
+            self._view = sandbox.View(request, **(view or {}))
+        except sandbox.CopyRefused as exc:
+            raise UsageError("impl", request.get("spec"), f"its code cannot be copied for "
+                             f"the worker: {exc}") from None
+        self._guard = contextlib.ExitStack()
+        self.request = self._view.request
+        self.model = model_of(self.request)        # which arrays an answer carries
         self.timeout = float(timeout)
         self.memory_limit = int(memory_limit)
         self.budget = default_budget(self.timeout) if budget is None else float(budget)
@@ -361,13 +373,21 @@ class Worker:
         self.started = time.perf_counter()
         try:
             fds = (to_child, from_child, out_w, err_w)
+            limits = {"memory": self.memory_limit, "sandbox": self._view.plan}
+            self._guard.enter_context(sandbox.checker_guard())   # before its code runs
             try:
                 server = _ForkServer.get()
-                pid = server.spawn({"memory": self.memory_limit}, fds, self.timeout)
+                pid = server.spawn(limits, fds, self.timeout)
             except OSError:              # the server died (killed?): start another, once
                 server = _ForkServer.get(fresh=True)
-                pid = server.spawn({"memory": self.memory_limit}, fds, self.timeout)
+                pid = server.spawn(limits, fds, self.timeout)
             self.proc = _Forked(pid, server)
+            self.mechanism = server.mechanism
+            sandbox.note_mechanism(self.mechanism)     # before its code is loaded
+        except BaseException:
+            self._guard.close()
+            self._view.remove()
+            raise
         finally:
             for fd in (to_child, from_child, out_w, err_w):
                 os.close(fd)
@@ -384,6 +404,9 @@ class Worker:
                                          name="gradcheck-worker-memory")
         _LIVE.add(self)
         self._watcher.start()
+        if require_isolation and self.mechanism not in sandbox.STRONG:
+            self.close()                 # before its code is even loaded
+            raise UsageError("require_isolation", self.mechanism, sandbox.REQUIRED)
         # the load request goes now (it fits in the pipe's buffer): the worker loads the
         # implementation while the checker computes the first window's oracles
         self._pending = encode({"op": "load", "request": self.request})
@@ -420,6 +443,8 @@ class Worker:
             except (ProcessLookupError, PermissionError):
                 pass
         self.proc.release()
+        self._guard.close()
+        self._view.remove()
         for fd in (self._r, self._w):
             try:
                 os.close(fd)
@@ -557,10 +582,10 @@ class Worker:
             return self._bad(f"loading the implementation: {exc}")
         if isinstance(header.get("usage"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"), header["usage"][:500])
+            raise UsageError("impl", self.request.get("spec"), self._view.original(header["usage"])[:500])
         if isinstance(header.get("error"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"), header["error"][:500])
+            raise UsageError("impl", self.request.get("spec"), self._view.original(header["error"])[:500])
         if header.get("ok") is not True:
             return self._bad("loading the implementation")
         self._loaded = True
@@ -579,23 +604,24 @@ class Worker:
         self.close()
         return problem
 
-    def call(self, params, x, y, h0, options, what="the call"):
+    def call(self, params, x, y, h0, options, what="the call", states=None):
         """One call of the implementation on copies of these inputs -> Outcome.
 
-        Shapes: x [T, B, I]; h0 [B, R]. ``what`` names the call in messages
-        ("window 2", ...)."""
-        self.submit(params, x, y, h0, options, what)
+        Shapes: x [T, B, I]; h0 [B, R]; ``states``: the cell's further incoming states
+        by name (c0 [B, R]). ``what`` names the call in messages ("window 2", ...)."""
+        self.submit(params, x, y, h0, options, what, states)
         return self.result()
 
-    def submit(self, params, x, y, h0, options, what="the call"):
+    def submit(self, params, x, y, h0, options, what="the call", states=None):
         """Send one call's inputs now, so that the worker runs it while the checker
         works on something else; ``result()`` reads its answer. The call's --timeout
         runs from now."""
+        states = states or {}
         shapes = dict({n: np.shape(a) for n, a in params.items()}, x=np.shape(x),
-                      h0=np.shape(h0))
+                      h0=np.shape(h0), **{n: np.shape(a) for n, a in states.items()})
         # the answer's arrays at float64, with room for wrong shapes (validate names them)
         most = 4 * (8 * sum(int(np.prod(s)) for s in shapes.values()) + 8) + (1 << 20)
-        inputs = list(params.items()) + [("x", x), ("y", y), ("h0", h0)]
+        inputs = list(params.items()) + [("x", x), ("y", y), ("h0", h0)] + list(states.items())
         self._submitted = (what, shapes, most, time.perf_counter())
         if self.ended is None:
             self._pending += encode({"op": "call", "options": _plain(options)}, inputs)
@@ -615,7 +641,7 @@ class Worker:
         if isinstance(got, Problem):
             return Outcome(None, None, None, [got])
         try:
-            header, arrays = decode(*got, allowed_names=_ANSWER_NAMES)
+            header, arrays = decode(*got, allowed_names=_answer_names(self.model))
             self._note_refused(header)
             problems = _problems(header.get("problems"))
         except WireError as exc:
@@ -626,11 +652,13 @@ class Worker:
         # What is missing is the checker's finding, not the worker's word: every
         # gradient is named, unless the answer has none at all and says why (grads that
         # were not a dict: one problem, not nine); so are a loss or h_last left out.
-        grads_given = any(n in arrays for n in GRAD_NAMES) or not problems
+        grads_given = any(n in arrays for n in self.model.grad_names) or not problems
         if not problems:
             problems = [Problem("return_value", f"the answer carries no {n}, so it could "
-                                f"not be compared") for n in OUTPUT_NAMES if n not in arrays]
-        return validate(arrays, problems, shapes, grads_given, self.request.get("skip") or ())
+                                f"not be compared") for n in self.model.output_names
+                        if n not in arrays]
+        return validate(arrays, problems, shapes, grads_given, self.request.get("skip") or (),
+                        self.model)
 
     def _memory(self, p, what):
         return Problem("memory", f"ran out of memory under --memory-limit "

@@ -5,7 +5,7 @@ and ``grade`` (which runs them once per configuration, from the oracle's own tra
 for every submission): both turn the same inputs into the same Results.
 """
 from .compare import compare
-from .model import GRAD_NAMES, OUTPUT_NAMES
+from .model import cell_names, describe, ordered_names
 from .untrusted import Problem
 from .report import Result
 from .tolerances import ROUNDING_CAP, calibrated, tolerance
@@ -15,7 +15,9 @@ __all__ = ["judge_window", "judge", "result_of", "uncompared", "ORDER", "NOT_JUD
 # The start of a Result's message for an array whose rounding is too coarse to judge.
 NOT_JUDGED = "not judged"
 # Results are listed per window in the model's order of outputs, each array's oracles together.
-ORDER = {n: i for i, n in enumerate(OUTPUT_NAMES + GRAD_NAMES)}
+ORDER = {n: i for i, n in enumerate(ordered_names())}     # of every cell: each model's order
+# The forward's outputs of every cell (loss, h_last, c_last): what is not a gradient.
+OUTPUTS = frozenset(n for c in cell_names() for n in describe(c).output_names)
 
 
 def result_of(name, oracle, window, comparison, tol, base=None, own=None):
@@ -67,9 +69,9 @@ def uncompared(out, expected, skip=()):
     an answer cannot shrink it by leaving arrays out or by saying it has none."""
     if out.problems:
         return []
-    got = dict(out.grads or {}, loss=out.loss, h_last=out.h_last)
+    got = dict(out.grads or {}, **out.outputs())
     names = sorted({e.name for e in expected if e.name not in skip}, key=ORDER.get)
-    return [Problem("missing_grad" if n in GRAD_NAMES else "return_value",
+    return [Problem("return_value" if n in OUTPUTS else "missing_grad",
                     f"the answer carries no {n}, so it could not be compared")
             for n in names if got.get(n) is None]
 
@@ -81,7 +83,7 @@ def judge_window(w, out, expected, own, dtype, skip=()):
     at the dtype's tolerance calibrated to the rounding ``own`` ({name: relative error})."""
     results = [Result(name=p.name, oracle="contract", window=w, passed=False, message=p.message)
                for p in list(out.problems) + uncompared(out, expected, skip)]
-    got = dict(out.grads or {}, loss=out.loss, h_last=out.h_last)
+    got = dict(out.grads or {}, **out.outputs())
     for e in sorted(expected, key=lambda e: ORDER[e.name]):         # stable: oracle order
         if got.get(e.name) is None or e.name in skip:
             continue

@@ -27,7 +27,7 @@ __all__ = [
     "OUTPUT_NAMES", "Layer", "LAYERS", "UPSTREAM_OF_STATE", "Loss", "LOSSES", "ACTIVATIONS", "DEFAULT_ACTIVATIONS",
     "REDUCTIONS", "DEFAULT_LOSS", "DEFAULT_REDUCTION", "DTYPES", "DEFAULT_DTYPE",
     "array", "shape_of", "layer_of", "Cell", "CellOption", "Model", "CELL_MODULES",
-    "DEFAULT_CELL", "register_cell", "cell", "cell_names", "describe",
+    "DEFAULT_CELL", "register_cell", "cell", "cell_names", "describe", "ordered_names", "side",
 ]
 
 
@@ -192,8 +192,9 @@ class Cell(NamedTuple):
     ``contract``: the loss_and_grads signature and return, in words;
     ``fixed_f2``: why f2 (the state's activation) cannot be chosen, or "" when it can;
     ``options``: CellOption flags; ``kinds``: the diagnosis kinds its module registers;
-    ``sides``: {side: module} for each side that has its own maths (reference, jax,
-    fd, zoo), the coverage test's list."""
+    ``sides``: {side: module} for each side that has its own maths: "reference" (a
+    module of reference/), "jax", "fd", "zoo" (modules of gradcheck), the coverage
+    test's list."""
     name: str
     arrays: tuple
     states: tuple
@@ -208,7 +209,7 @@ class Cell(NamedTuple):
 DEFAULT_CELL = "rnn"
 # Every cell's declaration module ("rnn" is declared here, below). Adding a cell is adding
 # its module to this table.
-CELL_MODULES = {"rnn": __name__}
+CELL_MODULES = {"rnn": __name__, "lstm": "gradcheck.cells.lstm"}
 _CELLS = {}
 
 
@@ -315,10 +316,30 @@ def describe(cell_name=DEFAULT_CELL, **options):
                  (LOSS_NAME,) + outs, layers)
 
 
+def ordered_names():
+    """Every cell's outputs and gradients in one order that is each model's own order
+    (loss, h_last, c_last, W1, b1, Wx, ..., x, h0, c0): results are listed by it."""
+    names = []
+    for n in cell_names():
+        c = cell(n)
+        model = describe(n, **{o.name: True for o in c.options})
+        previous = None
+        for name in model.output_names + model.grad_names:
+            if name not in names:
+                names.insert(names.index(previous) + 1 if previous else 0, name)
+            previous = name
+    return tuple(names)
+
+
+def side(cell_name, what):
+    """The module of cell ``cell_name``'s side ``what`` ("jax", "fd", "reference", ...)."""
+    return importlib.import_module(cell(cell_name).sides[what])
+
+
 register_cell(Cell(
     "rnn", arrays=tuple(a for a in ARRAYS if a.name in LAYERS[1].arrays and a.role == "param"),
     states=((STATE_NAME, STATE_OUT_NAME),), equations=LAYERS[1].meaning,
     contract="loss_and_grads(params, x, y, h0, *, loss, activations, reduction) -> "
              "(loss, grads, h_last)",
-    sides={"reference": "gradcheck._reference", "jax": "gradcheck.oracle_jax",
+    sides={"reference": "network", "jax": "gradcheck.oracle_jax",
            "fd": "gradcheck.oracle_fd", "zoo": "gradcheck.zoo"}))

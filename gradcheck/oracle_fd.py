@@ -39,7 +39,7 @@ from .fd_window_state import WindowState, relu_crossed
 from .model import GRAD_NAMES, shape_of
 from .tolerances import FD_STEP
 
-__all__ = ["FDResult", "fd_window", "fd_directional", "keep_freed_memory"]
+__all__ = ["FDResult", "fd_window", "fd_directional", "fd_output_layer", "keep_freed_memory"]
 
 
 def keep_freed_memory():
@@ -151,8 +151,9 @@ def _chunks(n_elements, rows_per_element, width, steps):
         yield np.arange(start, min(start + per, n_elements))
 
 
-def _fd_output_layer(w, name, workers=None):
-    """W3 [R, O] or b3 [O]: one logit column per element, closed form (inline: no workers)."""
+def fd_output_layer(w, name, workers=None):
+    """W3 [R, O] or b3 [O]: one logit column per element, closed form (inline: no workers).
+    ``w``: a fd_window_state.WindowState (of any cell: only h and z3 are read)."""
     T, B, O = w.z3.shape
     R = w.h.shape[-1]
     if name == "b3":
@@ -382,5 +383,5 @@ def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction
 # Each array the engine differentiates, and how: W3 and b3 move one logit column
 # (closed form); every other array enters the recurrence (batched copies).
 _PATHS = {"W1": _fd_state_path, "b1": _fd_state_path, "W2": _fd_state_path,
-          "U": _fd_state_path, "b2": _fd_state_path, "W3": _fd_output_layer,
-          "b3": _fd_output_layer, "x": _fd_state_path, "h0": _fd_state_path}
+          "U": _fd_state_path, "b2": _fd_state_path, "W3": fd_output_layer,
+          "b3": fd_output_layer, "x": _fd_state_path, "h0": _fd_state_path}

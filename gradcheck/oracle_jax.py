@@ -24,7 +24,8 @@ import numpy as np
 
 from . import exe_cache
 
-__all__ = ["JaxResult", "jax_window", "jax_truncated"]
+__all__ = ["JaxResult", "jax_window", "jax_truncated", "activation", "step_loss", "ACTIVATION_NAMES",
+           "LOSS_NAMES"]
 
 PARAM_NAMES = ("W1", "b1", "W2", "U", "b2", "W3", "b3")
 ACTIVATION_NAMES = ("tanh", "sigmoid", "relu", "identity")
@@ -51,19 +52,19 @@ def _select(index, branches):
     return out
 
 
-def _activation(index, z):
+def activation(index, z):
     import jax
     import jax.numpy as jnp
     return _select(index, [jnp.tanh(z), jax.nn.sigmoid(z), jax.nn.relu(z), z])
 
 
-def _step_loss(loss_id, f3_id, z3, y_t, ids_t, mask_o):
+def step_loss(loss_id, f3_id, z3, y_t, ids_t, mask_o):
     """Per-example loss of one step. Shapes: z3, y_t [B, O]; ids_t [B]; mask_o [O]."""
     import jax
     import jax.numpy as jnp
     from jax import lax
 
-    err = (_activation(f3_id, z3) - y_t) * mask_o
+    err = (activation(f3_id, z3) - y_t) * mask_o
     l2 = 0.5 * jnp.sum(err * err, axis=-1)
 
     logits = jnp.where(mask_o, z3, -jnp.inf)
@@ -92,11 +93,11 @@ def _window_loss(steps, x, h0, y, ids, mask_t, cut_t, inject_t, h_in, weight_t, 
         h_prev = jnp.where(inject, h_in_t, h_prev)
         h_prev = jnp.where(cut, lax.stop_gradient(h_prev), h_prev)
         z1 = x_t @ W1 + b1                                  # [B, H]
-        a = _activation(f1, z1)
+        a = activation(f1, z1)
         z2 = a @ W2 + h_prev @ U + b2                       # [B, R]
-        h = jnp.where(live, _activation(f2, z2), h_prev)    # padded steps keep the state
+        h = jnp.where(live, activation(f2, z2), h_prev)    # padded steps keep the state
         z3 = h @ W3 + b3                                    # [B, O]
-        loss_t = jnp.sum(_step_loss(loss_id, f3, z3, y_t, ids_t, mask_o) * mask_b) * weight
+        loss_t = jnp.sum(step_loss(loss_id, f3, z3, y_t, ids_t, mask_o) * mask_b) * weight
         return h, (h, loss_t)
 
     weights = tuple(steps[n] for n in PARAM_NAMES)

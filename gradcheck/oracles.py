@@ -11,7 +11,7 @@ from typing import Callable, NamedTuple, Optional
 
 import numpy as np
 
-from .model import GRAD_NAMES, OUTPUT_NAMES
+from .model import DEFAULT_CELL, GRAD_NAMES, OUTPUT_NAMES, side
 
 __all__ = ["Window", "Expected", "JaxOracle", "FiniteDifferences", "ORACLES", "PROJECTIONS"]
 
@@ -31,6 +31,18 @@ class Window(NamedTuple):
     options: dict          # loss, activations, reduction
     mode: str              # "full" or "projections"
     seed: int
+    model: object = None   # the check's model.Model (None: the RNN)
+    states: dict = {}      # the cell's further incoming states by name (an LSTM's c0 [B, R])
+
+    @property
+    def cell(self):
+        """The name of the window's cell; its oracles are that cell's modules."""
+        return DEFAULT_CELL if self.model is None else self.model.cell.name
+
+    def cell_args(self):
+        """(positional, keyword) arguments of a cell's oracle after (params, x, y, h0):
+        the further states, then the options and the cell's own options."""
+        return tuple(self.states.values()), dict(self.options, **self.model.options)
 
 
 class Expected(NamedTuple):
@@ -51,6 +63,12 @@ class JaxOracle:
     name = "jax"
 
     def expect(self, w):
+        if w.cell != DEFAULT_CELL:
+            states, options = w.cell_args()
+            ref = side(w.cell, "jax").jax_window(w.params, w.x, w.y, w.h0, *states, **options)
+            want = dict(ref.grads, **ref.outputs)
+            names = w.model.output_names + w.model.grad_names
+            return [Expected(n, "jax", "jax", want[n]) for n in names], ref
         from .oracle_jax import jax_window        # JAX is imported when a check first runs
         ref = jax_window(w.params, w.x, w.y, w.h0, **w.options)
         want = dict(ref.grads, loss=ref.loss, h_last=ref.h_last)
@@ -63,17 +81,31 @@ class FiniteDifferences:
     name = "fd"
 
     def expect(self, w):
+        if w.cell != DEFAULT_CELL:
+            states, options = w.cell_args()
+            engine = side(w.cell, "fd")
+            if w.mode == "full":
+                fd = engine.fd_window(w.params, w.x, w.y, w.h0, *states, **options)
+                return [Expected(n, "fd", "fd", fd.grads[n], fd.kinks[n])
+                        for n in w.model.grad_names], fd
+            arrays = dict(w.params, x=w.x, h0=w.h0, **w.states)
+            return self._projected(w, w.model.grad_names, arrays, lambda dirs: engine.fd_directional(
+                w.params, w.x, w.y, w.h0, *states, dirs, **options))
         from .oracle_fd import fd_directional, fd_window
         if w.mode == "full":
             fd = fd_window(w.params, w.x, w.y, w.h0, **w.options)
             return [Expected(n, "fd", "fd", fd.grads[n], fd.kinks[n]) for n in GRAD_NAMES], fd
-        rng = np.random.default_rng([w.seed, w.index])
         arrays = dict(w.params, x=w.x, h0=w.h0)
+        return self._projected(w, GRAD_NAMES, arrays, lambda dirs: fd_directional(
+            w.params, w.x, w.y, w.h0, dirs, **w.options))
+
+    def _projected(self, w, names, arrays, directional):
+        rng = np.random.default_rng([w.seed, w.index])
         # Gaussian entries: of both signs, unlike a direction drawn from [0, 1)
-        dirs = {n: rng.standard_normal((PROJECTIONS,) + np.shape(arrays[n])) for n in GRAD_NAMES}
-        fd = fd_directional(w.params, w.x, w.y, w.h0, dirs, **w.options)
+        dirs = {n: rng.standard_normal((PROJECTIONS,) + np.shape(arrays[n])) for n in names}
+        fd = directional(dirs)
         expected = []
-        for n in GRAD_NAMES:
+        for n in names:
             d = dirs[n].reshape(PROJECTIONS, -1)
             expected.append(Expected(n, "fd-projections", "fd", fd[n],
                                      project=lambda g, d=d: d @ np.ravel(g)))   # [K]

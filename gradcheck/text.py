@@ -165,6 +165,17 @@ def _mode_line(report):
     return f"mode: {report.mode} ({report.mode_reason})"
 
 
+def _isolation_lines(report):
+    """The worker's sandbox (gradcheck.sandbox), and its warning if any: none in-process."""
+    iso = report.isolation
+    lines = []
+    if iso.get("mechanism"):
+        lines.append(f"isolation: {iso['mechanism']} ({'; '.join(iso.get('guarantees', []))})")
+    if iso.get("warning"):
+        lines.append(f"warning: {iso['warning']}")
+    return lines
+
+
 def answer(report, verbose=False, more="--verbose"):
     """The verdict first. Failing: the diagnosis, one line per failing array, the
     configuration, notes, and (``verbose``) the table of every comparison, else a pointer
@@ -173,7 +184,7 @@ def answer(report, verbose=False, more="--verbose"):
     failing = array_lines(report)
     if failing:
         lines += ["", "failing arrays (worst element of each):", *failing]
-    lines += ["", config_line(report), _mode_line(report)]
+    lines += ["", config_line(report), _mode_line(report), *_isolation_lines(report)]
     for note in notes(report):
         lines += ["", note]
     if verbose:
@@ -186,7 +197,8 @@ def answer(report, verbose=False, more="--verbose"):
 def table(report):
     """Every comparison in a table, each failure's message, the notes, the diagnosis and
     the verdict last (``Report.format_table``)."""
-    lines = [config_line(report), _mode_line(report), "", *comparisons(report)]
+    lines = [config_line(report), _mode_line(report), *_isolation_lines(report), "",
+             *comparisons(report)]
     problems = report.failures
     if problems:
         lines.append("")

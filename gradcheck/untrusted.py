@@ -20,9 +20,11 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from .errors import UsageError
-from .model import GRAD_NAMES, INPUT_NAME, LOSS_NAME, STATE_NAME, STATE_OUT_NAME, array
+from .model import GRAD_NAMES
+from .model import (DEFAULT_CELL, INPUT_NAME, LOSS_NAME, STATE_NAME, STATE_OUT_NAME, array,
+                    describe)
 
-__all__ = ["Problem", "Outcome", "check_spec", "load_impl", "load_adapted", "build",
+__all__ = ["Problem", "Outcome", "check_spec", "load_impl", "load_adapted", "build", "model_of",
            "fill_skipped", "call_impl", "convert_return", "validate", "where_raised",
            "PROBLEM_NAMES"]
 
@@ -38,10 +40,17 @@ class Problem(NamedTuple):
 
 
 class Outcome(NamedTuple):
+    """What one call returned, validated. ``extra``: the cell's further outgoing states
+    by name (an LSTM's c_last [B, R]), each None when unusable; {} for the RNN."""
     loss: Optional[float]
     grads: Optional[dict]
     h_last: Optional[np.ndarray]
     problems: list
+    extra: dict = {}
+
+    def outputs(self):
+        """The forward's outputs by the model's names (loss, h_last, c_last, ...)."""
+        return dict(self.extra, loss=self.loss, h_last=self.h_last)
 
 
 _ALLOWED = "expected FILE.py[:FUNC] or MODULE:FUNC naming a function"
@@ -112,31 +121,42 @@ def load_adapted(spec, adapter):
     return build_adapted(spec, adapter)
 
 
+def model_of(request):
+    """The model.Model a request names (``"cell"``, ``"cell_options"``; default: the RNN)."""
+    return describe(request.get("cell") or DEFAULT_CELL,
+                    **dict.fromkeys(request.get("cell_options") or (), True))
+
+
 def build(request):
     """The implementation described by ``request``, a JSON-able dict: ``{"spec": ...}``,
-    with ``"adapter"`` (plain data) for code written in layers, classes or cells. The
-    worker process loads what it runs through this one function, so what it can run
-    is what this can build."""
+    with ``"adapter"`` (plain data) for code written in layers, classes or cells, and
+    ``"cell"``, ``"cell_options"`` for a cell other than the RNN. The worker process
+    loads what it runs through this one function, so what it can run is what this can
+    build."""
     if not isinstance(request, dict) or not isinstance(request.get("spec"), str):
         raise UsageError("impl", request, "expected a request {'spec': 'FILE.py:FUNC', ...}")
     if request.get("adapter") is not None:
         fn = load_adapted(request["spec"], request["adapter"])
     else:
         fn = load_impl(request["spec"])
-    return fill_skipped(fn, request["skip"]) if request.get("skip") else fn
+    return fill_skipped(fn, request["skip"], model_of(request)) if request.get("skip") else fn
 
 
-def fill_skipped(fn, skip):
+def fill_skipped(fn, skip, model=None):
     """``fn`` with the gradients in ``skip`` that it does not return filled in with zeros
     (they are never compared): the contract's other checks still see a full dict."""
-    def filled(params, x, y, h0, **options):
-        out = fn(params, x, y, h0, **options)
-        if isinstance(out, tuple) and len(out) == 3 and isinstance(out[1], dict):
-            arrays = dict(params, **{INPUT_NAME: x, STATE_NAME: h0})
+    model = model or describe()
+
+    def filled(params, x, y, h0, *states, **options):
+        out = fn(params, x, y, h0, *states, **options)
+        if (isinstance(out, tuple) and len(out) == len(model.output_names) + 1
+                and isinstance(out[1], dict)):
+            arrays = dict(params, **{INPUT_NAME: x, STATE_NAME: h0},
+                          **dict(zip(model.state_names[1:], states)))
             grads = dict(out[1])
             for n in skip:
                 grads.setdefault(n, np.zeros(np.shape(arrays[n])))
-            out = (out[0], grads, out[2])
+            out = (out[0], grads) + out[2:]
         return out
     filled.__name__ = filled.__qualname__ = getattr(fn, "__qualname__", "impl")
     filled.__module__ = getattr(fn, "__module__", "?")
@@ -196,8 +216,8 @@ def _signature(fn):
         return ""
 
 
-def _snapshot(params, x, y, h0):
-    arrays = dict(params, y=y, **{INPUT_NAME: x, STATE_NAME: h0})
+def _snapshot(params, x, y, h0, states=None):
+    arrays = dict(params, y=y, **{INPUT_NAME: x, STATE_NAME: h0}, **(states or {}))
     return {n: np.array(a, copy=True) for n, a in arrays.items()}
 
 
@@ -247,19 +267,28 @@ def _real(value, what):
                     f"(float32 or float64)")
 
 
-def convert_return(out):
+def convert_return(out, model=None):
     """What an implementation returned -> (arrays, problems, grads_given): ``arrays`` maps
-    ``loss`` (a 0-d float64 array), each gradient present and ``h_last`` to real float
-    arrays (copies); ``problems`` lists what could not be taken; ``grads_given`` says
-    whether grads was a dict (validate() then names missing gradients). Calls whatever user
-    code the conversion runs (__array__, __float__, ...), so call it where that is safe."""
+    ``loss`` (a 0-d float64 array), each gradient present and ``h_last`` (and the cell's
+    further states, c_last) to real float arrays (copies); ``problems`` lists what could
+    not be taken; ``grads_given`` says whether grads was a dict (validate() then names
+    missing gradients). ``model``: the model.Model of the check (default: the RNN's).
+    Calls whatever user code the conversion runs (__array__, __float__, ...), so call it
+    where that is safe."""
+    model = model or describe()
     problems = []
-    if not isinstance(out, tuple) or tuple.__len__(out) != 3:
-        kind = (f"a tuple of {tuple.__len__(out)}" if isinstance(out, tuple)
-                else type(out).__name__)
-        return {}, [Problem("return_value",
-                            f"returned {kind}; expected a tuple (loss, grads, h_last)")], False
-    loss, grads, h_last = (tuple.__getitem__(out, i) for i in range(3))
+    wanted = ("loss", "grads") + model.state_out_names
+    if not isinstance(out, tuple) or tuple.__len__(out) != len(wanted):
+        if model.cell.name == DEFAULT_CELL:       # its words from before there were cells
+            kind = (f"a tuple of {tuple.__len__(out)}" if isinstance(out, tuple)
+                    else type(out).__name__)
+            expected = f"expected a tuple ({', '.join(wanted)})"
+        else:
+            kind = (f"{tuple.__len__(out)} values" if isinstance(out, tuple)
+                    else f"a {type(out).__name__}")
+            expected = f"--cell {model.cell.name} expects ({', '.join(wanted)})"
+        return {}, [Problem("return_value", f"returned {kind}; {expected}")], False
+    loss, grads, h_last, *more_states = (tuple.__getitem__(out, i) for i in range(len(wanted)))
     arrays = {}
     try:
         if isinstance(loss, (str, bytes)):
@@ -274,30 +303,31 @@ def convert_return(out):
         problems.append(Problem("return_value", f"returned grads of type "
                                 f"{type(grads).__name__}; expected a dict"))
     else:
-        wrong = _key_set(grads)
+        wrong = _key_set(grads, model.grad_names)
         if wrong is not None:
             problems.append(wrong)
-        for name in GRAD_NAMES:
+        for name in model.grad_names:
             try:
                 if not dict.__contains__(grads, name):
                     continue                              # named by _key_set
                 arrays[name] = _real(dict.__getitem__(grads, name), f"grads[{name!r}]")
             except _Rejected as exc:
                 problems.append(Problem("return_value", str(exc)))
-    try:
-        arrays[STATE_OUT_NAME] = _real(h_last, STATE_OUT_NAME)
-    except _Rejected as exc:
-        problems.append(Problem("return_value", str(exc)))
+    for name, value in zip(model.state_out_names, [h_last] + more_states):
+        try:
+            arrays[name] = _real(value, name)
+        except _Rejected as exc:
+            problems.append(Problem("return_value", str(exc)))
     return arrays, problems, isinstance(grads, dict)
 
 
 _KEYS_SHOWN = 12          # keys of a wrong grads dict quoted (the rest counted)
 
 
-def _key_set(grads):
+def _key_set(grads, grad_names=GRAD_NAMES):
     """A ``missing_grad`` Problem listing the keys returned against those expected when a
     gradient is missing (the message is the same wherever it is quoted), else None."""
-    missing = [n for n in GRAD_NAMES if not dict.__contains__(grads, n)]
+    missing = [n for n in grad_names if not dict.__contains__(grads, n)]
     if not missing:
         return None
     keys = []
@@ -310,20 +340,22 @@ def _key_set(grads):
     shown = ", ".join(keys[:_KEYS_SHOWN]) + (f" and {len(keys) - _KEYS_SHOWN} more"
                                             if len(keys) > _KEYS_SHOWN else "")
     return Problem("missing_grad", f"grads has keys {shown or '(none)'}; expected "
-                                   f"{', '.join(GRAD_NAMES)} (missing {', '.join(missing)})")
+                                   f"{', '.join(grad_names)} (missing {', '.join(missing)})")
 
 
-def validate(arrays, problems, shapes, grads_given=True, skip=()):
+def validate(arrays, problems, shapes, grads_given=True, skip=(), model=None):
     """The Outcome of real float ``arrays`` (convert_return's, or the worker's as
     received): shapes against ``shapes`` (name -> the shape of that input), missing
     gradients (but those in ``skip``, declared not computed), NaN or inf.
-    ``grads_given``: whether grads was a dict at all."""
+    ``grads_given``: whether grads was a dict at all; ``model``: the check's
+    model.Model (default: the RNN's)."""
+    model = model or describe()
     problems = list(problems)
     listed = any(p.name == "missing_grad" for p in problems)     # the key sets, by _key_set
     loss = arrays.get(LOSS_NAME)
     loss = None if loss is None else float(loss)
     clean = {}
-    for name in GRAD_NAMES:
+    for name in model.grad_names:
         if name not in arrays:
             if grads_given and name not in skip and not listed:
                 problems.append(Problem("missing_grad", f"grads has no {name!r}"))
@@ -334,24 +366,27 @@ def validate(arrays, problems, shapes, grads_given=True, skip=()):
                                     f"expected {shapes[name]}, the shape of {name}"))
             continue
         clean[name] = arr.astype(np.float64)
-    h_last = arrays.get(STATE_OUT_NAME)
-    if h_last is not None:
-        want = shapes[STATE_NAME]
-        if h_last.shape != want:
-            letters = ", ".join(array(STATE_NAME).letters)
-            problems.append(Problem("shape", f"{STATE_OUT_NAME} has shape {h_last.shape}; "
-                                    f"expected ({letters}) = {want}"))
-            h_last = None
-        else:
-            h_last = h_last.astype(np.float64)
+    states = {}
+    for incoming, outgoing in model.cell.states:
+        state = arrays.get(outgoing)
+        if state is not None:
+            want = shapes[incoming]
+            if state.shape != want:
+                letters = ", ".join(array(STATE_NAME).letters)
+                problems.append(Problem("shape", f"{outgoing} has shape {state.shape}; "
+                                        f"expected ({letters}) = {want}"))
+                state = None
+            else:
+                state = state.astype(np.float64)
+        states[outgoing] = state
     nonfinite = [n for n, a in clean.items() if not np.all(np.isfinite(a))]
     if loss is not None and not math.isfinite(loss):
         nonfinite.insert(0, LOSS_NAME)
-    if h_last is not None and not np.all(np.isfinite(h_last)):
-        nonfinite.append(STATE_OUT_NAME)
+    nonfinite += [n for n, a in states.items() if a is not None and not np.all(np.isfinite(a))]
     if nonfinite:
         problems.append(Problem("nan", f"returned NaN or inf in {', '.join(nonfinite)}"))
-    return Outcome(loss, clean if grads_given else None, h_last, problems)
+    h_last = states.pop(STATE_OUT_NAME)
+    return Outcome(loss, clean if grads_given else None, h_last, problems, states)
 
 
 def modified(before, after):
@@ -364,15 +399,18 @@ def modified_problem(changed):
                                       f"{', '.join(changed)} in place; it must not")
 
 
-def call_impl(impl, params, x, y, h0, options):
+def call_impl(impl, params, x, y, h0, options, states=None, model=None):
     """Call ``impl`` in this process (trusted modes) on copies owned by the checker;
-    validate what comes back.
+    validate what comes back. ``states``: the cell's further incoming states by name
+    (an LSTM's c0), passed after h0; ``model``: the check's model.Model (default: RNN).
 
     Shapes: x [T, B, I]; h0 [B, R]. Returns an Outcome whose fields are None when unusable.
     """
-    args = _snapshot(params, x, y, h0)
+    model = model or describe()
+    states = states or {}
+    args = _snapshot(params, x, y, h0, states)
     call_params = {n: args[n] for n in params}
-    before = _snapshot(params, x, y, h0)
+    before = _snapshot(params, x, y, h0, states)
     try:
         # Warnings it triggers are shown, never raised: a caller's filter that turns them
         # into errors (pytest's filterwarnings = error, python -W error) would make a
@@ -381,7 +419,8 @@ def call_impl(impl, params, x, y, h0, options):
         # a verdict, and a verdict is about what the code returns, as in its worker.
         with warnings.catch_warnings():
             warnings.simplefilter("default")
-            out = impl(call_params, args[INPUT_NAME], args["y"], args[STATE_NAME], **options)
+            out = impl(call_params, args[INPUT_NAME], args["y"], args[STATE_NAME],
+                       *(args[n] for n in model.state_names[1:]), **options)
     except BaseException as exc:  # untrusted: even SystemExit is a verdict here
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -389,6 +428,6 @@ def call_impl(impl, params, x, y, h0, options):
                        [Problem("exception", exception_message(exc, impl, options))])
     changed = modified(before, args)
     problems = [modified_problem(changed)] if changed else []
-    arrays, more, grads_given = convert_return(out)
+    arrays, more, grads_given = convert_return(out, model)
     shapes = {n: a.shape for n, a in args.items()}
-    return validate(arrays, problems + more, shapes, grads_given)
+    return validate(arrays, problems + more, shapes, grads_given, model=model)

@@ -109,7 +109,8 @@ TAMPER = {
 
 
 @pytest.mark.parametrize("tamper", TAMPER, ids=str)
-def test_a_bad_file_is_ignored_and_replaced(stored, fresh_oracle, tmp_path, tamper):
+def test_a_bad_file_is_ignored_and_replaced(stored, fresh_oracle, tmp_path, tamper,
+                                            monkeypatch):
     folder, want = stored
     (path,) = folder.glob("*.exe")
     blob = path.read_bytes()
@@ -122,7 +123,10 @@ def test_a_bad_file_is_ignored_and_replaced(stored, fresh_oracle, tmp_path, tamp
     after = exe_cache.stats()
     assert after["loaded"] == before["loaded"]
     assert after["stored"] == before["stored"] + 1
-    assert (tmp_path / path.name).read_bytes() == blob     # replaced by a good one
+    assert (tmp_path / path.name).read_bytes() != bad      # replaced by a good one:
+    monkeypatch.setattr(oracle_jax, "_compiled", {})        # a new start loads it
+    _same(_window(), want)
+    assert exe_cache.stats()["loaded"] == after["loaded"] + 1
 
 
 def test_an_unwritable_folder_is_ignored(stored, fresh_oracle, tmp_path):

@@ -9,6 +9,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -21,11 +22,13 @@ from gradcheck.grade import main
 from gradcheck.grade.battery import DEFAULT_BATTERY, ITEMS, load_battery
 from gradcheck.isolation import parse_size
 from gradcheck.kinds import KINDS
+from gradcheck.sandbox import HIDING
 from gradcheck.grade.submission import resolve
 from gradcheck.zoo import BUGS
 
 HERE = Path(__file__).resolve().parent
 SUBS = HERE / "grade_submissions"
+ROOT = HERE.parent
 SMALL = HERE / "grade_small_battery.toml"
 TIMEOUT = "3"          # seconds per call: the tiny battery's calls take milliseconds
 
@@ -37,10 +40,17 @@ def _grade(*args):
     return proc.stdout
 
 
+# A float32 cast of correct_loop.py: its only finding is precision.
+FLOAT32_CAST = ("    W1, b1, W2, U, b2, W3, b3 = (",
+                "    params = {k: v.astype(np.float32) for k, v in params.items()}\n"
+                "    x, h0 = x.astype(np.float32), h0.astype(np.float32)\n"
+                "    W1, b1, W2, U, b2, W3, b3 = (")
+
 # Students' bugs, each one line of correct_loop.py changed (the rest of the file as is).
 MUTANTS = {
     "buggy_no_dh_next.py": ('dh = c["d3"] @ W3.T + dh_next', 'dh = c["d3"] @ W3.T'),
     "buggy_dU_transposed.py": ('g["U"] += c["hp"].T @ d2', 'g["U"] += d2.T @ c["hp"]'),
+    "buggy_float32_cast.py": FLOAT32_CAST,
     "buggy_keys_named_dW1.py": ("return total / scale, g, h",
                                 'return total / scale, {"d" + k: v for k, v in g.items()}, h'),
 }
@@ -48,12 +58,14 @@ MUTANTS = {
 
 def _specs():
     files = sorted([p.name for p in SUBS.glob("*.py")] + list(MUTANTS))
-    return files + ["folder_student", "folder_one_down", "folder_load_error", "no_such_file.py"]
+    return files + ["copied_reference.py", "folder_student", "folder_one_down",
+                    "folder_load_error", "no_such_file.py"]
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """The submissions made from others: the MUTANTS, and a student's folder (the
+    """The submissions made from others: the MUTANTS, the JAX fallback (its header and
+    correct_loop.py's code), and a student's folder (the
     submission, correct_vectorized.py's code as rnn.py, beside a helper file that defines
     no loss_and_grads)."""
     where = tmp_path_factory.mktemp("submissions")
@@ -61,12 +73,20 @@ def made(tmp_path_factory):
     for name, (line, bug) in MUTANTS.items():
         assert source.count(line) == 1, name
         (where / name).write_text(source.replace(line, bug))
+    (where / "hostile_jax_fallback.py").write_text(
+        (SUBS / "hostile_jax_fallback.py").read_text() + source)
     folder = where / "folder_student"
     folder.mkdir()
     shutil.copy(SUBS / "correct_vectorized.py", folder / "rnn.py")
     (folder / "helpers.py").write_text("SEED = 0\n")
     (where / "folder_one_down" / "hw3").mkdir(parents=True)       # zipped one level too deep
     shutil.copy(SUBS / "correct_loop.py", where / "folder_one_down" / "hw3" / "rnn.py")
+    # the reference's modules pasted into one file, a variable renamed, imports mended
+    parts = [(ROOT / "reference" / f"{m}.py").read_text()
+             for m in ("activations", "losses", "layers", "network")]
+    pasted = "\n".join(line for part in parts for line in part.splitlines()
+                       if not line.startswith("from ."))
+    (where / "copied_reference.py").write_text(pasted.replace("dh_next", "carry"))
     (where / "folder_load_error").mkdir()
     (where / "folder_load_error" / "rnn.py").write_text(
         "import numpy as np\n\nSCALE = 1 / 0\n\n\ndef loss_and_grads(*args, **options):\n"
@@ -111,6 +131,42 @@ def test_a_file_one_folder_down_is_graded_and_the_student_told(graded):
     assert all(note in t["output"] for t in s["tests"])
 
 
+CONCEPTUAL = ["buggy_no_dh_next.py", "buggy_dU_transposed.py"]
+
+
+def test_a_float32_cast_scores_below_full_marks_and_above_every_conceptual_bug(graded):
+    cast = graded[1]["buggy_float32_cast.py"]
+    assert cast["kinds"] == ["float32"] and cast["score"] < cast["max_score"], cast
+    assert all(cast["score"] > graded[1][name]["score"] for name in CONCEPTUAL)
+    float64_test = cast["tests"][0]
+    assert float64_test["output"].splitlines()[1].startswith("float32-level rounding only")
+
+
+@pytest.mark.parametrize(("factor", "rounding"), [
+    pytest.param(1 + 8.5e-8, True, id="a-factor-at-rounding-level"),
+    pytest.param(1 + 1e-6, False, id="a-tiny-real-scale-error"),
+    pytest.param(0.5, False, id="a-real-scale-error"),
+])
+def test_a_common_factor_within_float32_rounding_is_rounding(factor, rounding):
+    """A few elements off by float32 rounding fit a common factor by chance: that factor,
+    that close to 1, must not veto the float32 finding (it did: a float32 cast graded
+    as a conceptual bug)."""
+    import numpy as np
+    from gradcheck.diagnose import float32_ratio
+    want = np.array([0.3, -0.7, 1.1])
+    ratio = float32_ratio({(1, "b3"): (want * factor, want)}, {(1, "b3"): ("scale", factor)})
+    assert (ratio is not None) == rounding
+
+
+def test_a_copy_of_the_reference_is_flagged_for_the_instructor_not_marked_down(graded):
+    s = graded[1]["copied_reference.py"]
+    assert s["score"] == s["max_score"] and s["kinds"] == ["reference_copy"]
+    assert s["honesty"]["reference_share"] > 0.9
+    assert not any("reference" in t["output"] for t in s["tests"])     # not in its text
+    assert all(not graded[1][name]["kinds"] and graded[1][name]["honesty"]["reference_share"]
+               < 0.5 for name in ("correct_loop.py", "correct_vectorized.py", "folder_student"))
+
+
 def test_wrong_key_set_lists_returned_against_expected_everywhere(graded):
     s = graded[1]["buggy_keys_named_dW1.py"]
     keys = ("grads has keys dW1, db1, dW2, dU, db2, dW3, db3, dx, dh0; expected W1, b1, W2, "
@@ -152,6 +208,11 @@ def test_feedback_names_arrays_steps_and_worst_element_only(graded):
     assert out.count("worst element") <= 13 and len(out) < 5000
 
 
+# Submissions that look for the checker's files: the honesty guard flags the reads where
+# the worker can see them (gradcheck.sandbox hides them under HIDING mechanisms).
+READS_CHECKER_FILES = {"hostile_reference_by_path.py", "hostile_removes_guard.py"}
+
+
 @pytest.mark.parametrize(("name", "problem", "words"), [
     pytest.param("broken_syntax.py", "unloadable", "SyntaxError", id="syntax-error"),
     pytest.param("broken_no_function.py", "unloadable", "has no attribute 'loss_and_grads'",
@@ -183,7 +244,11 @@ def test_feedback_names_arrays_steps_and_worst_element_only(graded):
     pytest.param("hostile_patches_checker.py", None, "forward pass is wrong",
                  id="patches-checker"),
 ])
-def test_broken_and_hostile_get_zero_with_the_reason(graded, name, problem, words):
+def test_broken_and_hostile_get_zero_with_the_reason(graded, name, problem, words,
+                                                    sandbox_mechanism):
+    if name in READS_CHECKER_FILES and sandbox_mechanism in HIDING:
+        # the worker's view has no reference/ to find: it falls back to zeros
+        problem, words = None, "forward pass is wrong"
     s = graded[1][name]
     assert s["score"] == 0 and not s["passed"], s
     assert s["problem"] == problem
@@ -219,7 +284,7 @@ def test_the_check_s_evidence_reaches_the_graded_json(graded):
     assert evidence["candidate"] == "no_dh_next" and "U" in evidence["arrays"]
 
 
-def test_summary_gives_each_kind_its_count_and_submissions(graded):
+def test_summary_gives_each_kind_its_count_and_submissions(graded, sandbox_mechanism):
     doc, _ = graded
     summary, kinds = doc["summary"], _kinds(doc["summary"])
     for k, v in summary["kinds"].items():
@@ -227,14 +292,15 @@ def test_summary_gives_each_kind_its_count_and_submissions(graded):
     assert kinds["banned_library_used"] == {"hostile_imports_reference.py",
                                             "hostile_imports_oracle.py"}
     assert kinds["banned_library_imported"] == {"hostile_jax_fallback.py"}
-    assert kinds["read_checker_files"] == {"hostile_reference_by_path.py",
-                                           "hostile_removes_guard.py"}
+    assert kinds.get("read_checker_files", set()) == (
+        set() if sandbox_mechanism in HIDING else READS_CHECKER_FILES)
     assert kinds["unloadable"] == {"broken_syntax.py", "broken_no_function.py",
                                    "hostile_sys_exit_on_import.py", "folder_load_error"}
     assert kinds["no_entry_file"] == {"no_such_file.py"}
     assert kinds["timeout"] == {"hostile_hang.py"}
     assert kinds["crashed"] == {"hostile_segfault.py"}
-    assert summary["full_marks"] == 5        # four correct, and the unused import of jax
+    assert kinds["reference_copy"] == {"copied_reference.py"}
+    assert summary["full_marks"] == 6        # four correct, a copy, an unused import of jax
     assert summary["scores"][str(SUBS / "correct_loop.py")] == 15
 
 
@@ -256,7 +322,8 @@ def test_summary_counts_arrays_only_for_the_maths_and_the_contract(graded):
 def test_unused_banned_import_costs_nothing_and_is_listed(graded):
     s = graded[1]["hostile_jax_fallback.py"]
     assert s["score"] == s["max_score"] and s["problem"] is None
-    assert s["honesty"] == {"imported": ["jax"], "used": [], "read": []}
+    assert {k: s["honesty"][k] for k in ("imported", "used", "read")} == {
+        "imported": ["jax"], "used": [], "read": []}
     assert s["kinds"] == ["banned_library_imported"]
 
 
@@ -278,9 +345,21 @@ def zoo_graded(tmp_path_factory):
     for name in BUGS:
         (folder / f"{name}.py").write_text(
             f"from gradcheck.zoo import BUGS\nloss_and_grads = BUGS[{name!r}].make()\n")
+    source = (SUBS / "correct_loop.py").read_text()
+    assert source.count(FLOAT32_CAST[0]) == 1
+    (folder / "float32_cast.py").write_text(source.replace(*FLOAT32_CAST))
     doc = json.loads(_grade(*sorted(folder.glob("*.py")), "--format", "json", "--jobs", "2",
                             "--allow-import", "gradcheck", "--timeout", "20"))
     return {Path(s["submission"]).stem: s for s in doc["submissions"]}
+
+
+def test_a_float32_cast_scores_above_every_bug_of_the_zoo(zoo_graded):
+    """decisions.md: precision findings across the default battery never cost more than
+    the least any conceptual bug of the zoo costs."""
+    cast = zoo_graded["float32_cast"]
+    assert cast["score"] < cast["max_score"] and cast["kinds"] == ["float32"], cast
+    worst_bug_best_score = max(zoo_graded[name]["score"] for name in BUGS)
+    assert cast["score"] > worst_bug_best_score
 
 
 _ITEM = {"loss": "forward", "h_last": "forward", "inputs_modified": "forward", "nan": None}
@@ -427,6 +506,16 @@ def test_default_battery_covers_what_the_zoo_needs():
     assert any(o["seq_len"] > o["interval"] and o["seq_len"] % o["interval"] for o in opts)
 
 
+def test_precision_costs_the_tests_share_or_its_part_of_the_batterys_cap():
+    from gradcheck.grade.battery import PRECISION_CAP, make_test, precision_loss
+    tests = load_battery(SMALL)                      # 10 and 5 points: the least item 0.5
+    assert precision_loss(tests[0], tests) == pytest.approx(PRECISION_CAP * 0.5 / 2)
+    generous = make_test("g", {"interval": 2}, points=10, precision_credit=0.999)
+    assert precision_loss(generous, [generous]) == pytest.approx(0.01)
+    # whatever the credits, the whole battery's precision findings cost less than an item
+    assert sum(precision_loss(t, DEFAULT_BATTERY) for t in DEFAULT_BATTERY) < 1.0
+
+
 def test_battery_file_gives_names_points_and_defaults():
     tests = load_battery(SMALL)
     assert [(t.name, t.points) for t in tests] == [("two_windows", 10.0), ("ce_f32", 5.0)]
@@ -520,6 +609,8 @@ def test_bad_usage_is_one_line_exit_2(argv, message, tmp_path):
                  "two tests have this name", id="duplicate"),
     pytest.param("[[test]]\nname = 'a'\ninterval = 2\npoints = 0\n", "points must be",
                  id="points"),
+    pytest.param("[[test]]\nname = 'a'\ninterval = 2\nprecision_credit = 1.5\n",
+                 "test a: precision_credit must be a number from 0 to 1", id="precision-credit"),
     pytest.param("[[test]]\nname = 'a'\ninterval = 2\nfeedback = 'some'\n",
                  "test a: feedback must be one of full, hint, score", id="feedback"),
     pytest.param("[[test]\n", "not valid TOML", id="toml"),
@@ -589,3 +680,98 @@ def test_a_correct_loop_heavy_submission_gets_full_marks_on_a_loaded_machine(tmp
                             "--format", "json", "--jobs", "1"))
     s = doc["submissions"][0]
     assert s["score"] == s["max_score"] and s["problem"] is None, s["diagnosis"]
+
+
+# ------------------------------------------------------------------ bundles
+
+def _platform_tree(tmp_path, platform, submission):
+    """A fake platform: the bundle unpacked where the platform puts it, the student's
+    folder filled with ``submission``; returns (the command to run, results.json)."""
+    import zipfile
+    bundle = tmp_path / "bundle"
+    code, err = _usage(["--bundle", platform, str(bundle), "--battery", str(SMALL),
+                        "--timeout", TIMEOUT, "--feedback", "hint"], tmp_path)
+    assert code == ExitCode.OK, err
+    if platform == "gradescope":
+        root = tmp_path / "autograder"
+        with zipfile.ZipFile(bundle / "autograder.zip") as z:
+            z.extractall(root / "source")
+        run = root / "run_autograder"                  # Gradescope copies it up one level
+        shutil.copy(root / "source" / "run_autograder", run)
+        student = root / "submission"
+    else:
+        root = tmp_path / "grade"
+        shutil.copytree(bundle / "tests", root / "tests")
+        run = root / "tests" / "run_autograder"
+        student = root / "student"
+    student.mkdir(parents=True)
+    (student / "rnn.py").write_text(submission)
+    run.chmod(0o755)
+    return run, root / "results" / "results.json"
+
+
+def _run_tree(run):
+    env = dict(os.environ, GRADCHECK_PYTHON=sys.executable)   # setup.sh's packages: here
+    proc = subprocess.run([str(run)], capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_bundle_writes_what_each_platform_needs(tmp_path):
+    for platform, files in (("gradescope", {"setup.sh", "run_autograder", "battery.toml",
+                                            "requirements.txt", "autograder.zip"}),
+                            ("prairielearn", {"tests/run_autograder", "tests/battery.toml",
+                                              "requirements.txt", "Dockerfile",
+                                              "externalGradingOptions.json"})):
+        folder = tmp_path / platform
+        code, err = _usage(["--bundle", platform, str(folder), "--seed", "5"], tmp_path)
+        assert code == ExitCode.OK, err
+        written = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+        assert files <= written
+        assert any(w.endswith("vendor/gradcheck/oracle_jax.py") for w in written)
+        assert any(w.endswith("vendor/reference/network.py") for w in written)
+    battery = load_battery(tmp_path / "gradescope" / "battery.toml")
+    assert battery == DEFAULT_BATTERY            # the battery file reads back the same tests
+    assert "--seed 5" in (tmp_path / "gradescope" / "run_autograder").read_text()
+
+
+@pytest.mark.parametrize("platform", ["gradescope", "prairielearn"])
+def test_generated_run_autograder_grades_a_submission_on_a_fake_platform(tmp_path, platform):
+    buggy = (SUBS / "correct_loop.py").read_text().replace(*MUTANTS["buggy_dU_transposed.py"])
+    run, results = _platform_tree(tmp_path, platform, buggy)
+    _run_tree(run)
+    doc = json.loads(results.read_text())
+    if platform == "gradescope":
+        assert set(doc) <= _GS_TOP and len(doc["tests"]) == 2
+        for t in doc["tests"]:
+            assert set(t) <= _GS_TEST and {"name", "score", "max_score", "output"} <= set(t)
+            assert t["visibility"] in _GS_VISIBILITY
+        assert doc["score"] == 13.5 == sum(t["score"] for t in doc["tests"])
+        outputs = [t["output"] for t in doc["tests"]]
+    else:
+        assert doc["gradable"] is True and doc["score"] == pytest.approx(13.5 / 15)
+        assert [(t["points"], t["max_points"]) for t in doc["tests"]] == [(9, 10), (4.5, 5)]
+        outputs = [t["message"] for t in doc["tests"]]
+    # --feedback hint, as the bundle was made: the arrays, no diagnosis, no flag
+    assert all("window 1: U disagrees" in o and "diagnosis:" not in o and "--" not in o
+               for o in outputs), outputs
+
+
+def test_run_autograder_writes_results_even_when_grading_fails(tmp_path):
+    run, results = _platform_tree(tmp_path, "gradescope", "def loss_and_grads(:\n")
+    (run.parent / "source" / "battery.toml").write_text("not toml [")   # the grader fails
+    proc = _run_tree(run)
+    doc = json.loads(results.read_text())
+    assert doc["score"] == 0 and "could not grade" in doc["output"]
+    assert "--battery" in proc.stderr                     # the instructor's log says why
+
+
+def test_bundle_of_an_unknown_platform_is_usage(tmp_path):
+    code, err = _usage(["--bundle", "moodle", str(tmp_path / "b")], tmp_path)
+    assert code == ExitCode.USAGE
+    assert "--bundle moodle: expected one of gradescope, prairielearn" in err
+
+
+def test_bundle_with_submissions_is_usage(tmp_path):
+    code, err = _usage(["x.py", "--bundle", "gradescope", str(tmp_path / "b")], tmp_path)
+    assert code == ExitCode.USAGE and "give no SUBMISSION with it" in err

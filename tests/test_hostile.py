@@ -147,8 +147,8 @@ def _alive(pid):
         return False
 
 
-def test_ctrl_c_is_one_line_exit_130_and_kills_the_worker(tmp_path):
-    pidfile = tmp_path / "pids"
+def test_ctrl_c_is_one_line_exit_130_and_kills_the_worker(shared_dir):
+    pidfile = shared_dir / "pids"
     env = dict(os.environ, GRADCHECK_TEST_PIDFILE=str(pidfile))
     proc = _command(*_flags("pid_then_loop", "60", "4G"), env=env)
     deadline = time.monotonic() + 60
@@ -164,8 +164,8 @@ def test_ctrl_c_is_one_line_exit_130_and_kills_the_worker(tmp_path):
     assert not any(_alive(p) for p in pids)
 
 
-def test_children_of_the_implementation_die_with_the_check(tmp_path, monkeypatch):
-    pidfile = tmp_path / "pids"
+def test_children_of_the_implementation_die_with_the_check(shared_dir, monkeypatch):
+    pidfile = shared_dir / "pids"
     monkeypatch.setenv("GRADCHECK_TEST_PIDFILE", str(pidfile))
     report = gradcheck.check(f"{HOSTILE}:child_processes", interval=3, timeout=3, **SMALL)
     assert [r.name for r in report.failures] == ["timeout"]

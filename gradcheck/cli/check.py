@@ -56,6 +56,9 @@ def build_parser():
                         "worker process of its own")
     p.add_argument("--timeout", default=None, metavar="SECONDS", kind="seconds",
                    help="the most one call of --impl may take (default 60)")
+    p.add_argument("--require-isolation", action="store_true",
+                   help="refuse to run --impl (exit 2) where its worker would run as your "
+                        "own user without namespaces (see README, Isolation)")
     p.add_argument("--time-budget", default=None, metavar="SECONDS", kind="seconds",
                    help="the most all calls of --impl may take together (default 3x "
                         "--timeout); the extra calls that locate a failure stop when it is spent")
@@ -178,9 +181,13 @@ def _limits(args):
     """check()'s keyword arguments for how --impl runs (the parser has read the values)."""
     from ..isolation import DEFAULT_TIMEOUT
     if args.in_process:
+        if args.require_isolation:
+            raise BadUsage("--require-isolation and --in-process: choose one")
         return {"in_process": True}
     out = {name: getattr(args, name) for name in ("timeout", "time_budget", "memory_limit")
            if getattr(args, name) is not None}
+    if args.require_isolation:
+        out["require_isolation"] = True
     out.setdefault("timeout", DEFAULT_TIMEOUT)
     return out
 

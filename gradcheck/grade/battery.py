@@ -26,6 +26,13 @@ A battery file (TOML) gives hidden configurations::
     loss = "ce"                # dtype, mode; seed (optional: fixed data for this test)
     visibility = "visible"     # Gradescope: visible, hidden, after_due_date, after_published
     feedback = "hint"          # optional: full, hint or score (default: --feedback's)
+    precision_credit = 0.9     # optional: the share of the points a precision-only finding keeps
+
+Precision: a test whose only finding is float32-level rounding in a float64 check (the
+diagnosis's kind is of the ``precision`` group) keeps ``precision_credit`` of its points
+(default DEFAULT_PRECISION_CREDIT), and whatever its value, precision findings across the
+whole battery cost at most PRECISION_CAP of the battery's smallest item (a tenth of its
+smallest test): less than any conceptual bug, which loses at least one item.
 """
 import tomllib
 from typing import NamedTuple, Optional
@@ -35,7 +42,8 @@ from ..errors import UsageError
 from ..model import GRAD_NAMES
 
 __all__ = ["Test", "ITEMS", "FORWARD", "DEFAULT_BATTERY", "DEFAULT_POINTS", "load_battery",
-           "make_test", "VISIBILITIES", "FEEDBACK_LEVELS", "DEFAULT_FEEDBACK"]
+           "make_test", "VISIBILITIES", "FEEDBACK_LEVELS", "DEFAULT_FEEDBACK",
+           "DEFAULT_PRECISION_CREDIT", "PRECISION_CAP", "precision_loss"]
 
 FORWARD = "forward"
 ITEMS = (FORWARD,) + GRAD_NAMES
@@ -45,6 +53,11 @@ VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 # the formula, or only pass or fail. The instructor's outputs always keep everything.
 FEEDBACK_LEVELS = ("full", "hint", "score")
 DEFAULT_FEEDBACK = "full"
+# The share of a test's points that a precision-only finding keeps, unless the battery
+# says otherwise: a float32 cast is a real slip, but not a misunderstanding of BPTT.
+DEFAULT_PRECISION_CREDIT = 0.9
+# Precision findings across a battery cost at most this share of its smallest item.
+PRECISION_CAP = 0.5
 
 
 class Test(NamedTuple):
@@ -56,6 +69,7 @@ class Test(NamedTuple):
     visibility: str = "visible"
     about: str = ""
     feedback: Optional[str] = None      # one of FEEDBACK_LEVELS; None: the command line's
+    precision_credit: float = DEFAULT_PRECISION_CREDIT   # share kept by a precision finding
 
 
 # Small sizes (one JAX shape bucket) keep the battery cheap; O >= 2 for ce.
@@ -81,7 +95,7 @@ _DEFAULT = (
 
 
 def make_test(name, options, points=DEFAULT_POINTS, visibility="visible", about="",
-              feedback=None):
+              feedback=None, precision_credit=DEFAULT_PRECISION_CREDIT):
     """A Test, its options validated now (UsageError naming the option)."""
     if not isinstance(name, str) or not name.strip():
         raise UsageError("battery", name, "each test needs a non-empty name")
@@ -93,6 +107,10 @@ def make_test(name, options, points=DEFAULT_POINTS, visibility="visible", about=
     if feedback is not None and feedback not in FEEDBACK_LEVELS:
         raise UsageError("battery", feedback,
                          f"test {name}: feedback must be one of {', '.join(FEEDBACK_LEVELS)}")
+    if isinstance(precision_credit, bool) or not isinstance(precision_credit, (int, float)) \
+            or not 0 <= precision_credit <= 1:
+        raise UsageError("battery", precision_credit, f"test {name}: precision_credit must be "
+                                                      f"a number from 0 to 1 (the share kept)")
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise UsageError("battery", unknown[0], f"test {name}: not an option of the check "
@@ -108,7 +126,7 @@ def make_test(name, options, points=DEFAULT_POINTS, visibility="visible", about=
         raise UsageError("battery", exc.value, f"test {name}: {exc}") from None
     except TypeError as exc:
         raise UsageError("battery", name, f"test {name}: {exc}") from None
-    return Test(name, float(points), opts, visibility, about, feedback)
+    return Test(name, float(points), opts, visibility, about, feedback, float(precision_credit))
 
 
 DEFAULT_BATTERY = tuple(make_test(name, dict(_SMALL, **opts), about=about)
@@ -140,9 +158,19 @@ def load_battery(path):
         visibility = entry.pop("visibility", "visible")
         about = entry.pop("about", "")
         feedback = entry.pop("feedback", None)
-        test = make_test(name, entry, points, visibility, str(about), feedback)
+        credit = entry.pop("precision_credit", DEFAULT_PRECISION_CREDIT)
+        test = make_test(name, entry, points, visibility, str(about), feedback, credit)
         if test.name in names:
             raise UsageError("battery", test.name, "two tests have this name; names must differ")
         names.add(test.name)
         out.append(test)
     return tuple(out)
+
+
+def precision_loss(test, battery):
+    """The most a precision-only finding may cost ``test`` of ``battery``: its own share
+    (1 - precision_credit), and its part of the battery's cap (PRECISION_CAP of the
+    smallest item, split equally among the tests), whichever is less."""
+    smallest_item = min(t.points for t in battery) / len(ITEMS)
+    return min((1 - test.precision_credit) * test.points,
+               PRECISION_CAP * smallest_item / len(battery))

@@ -12,6 +12,7 @@ from ..model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LO
 from .battery import (DEFAULT_BATTERY, DEFAULT_FEEDBACK, FEEDBACK_LEVELS, load_battery,
                       make_test)
 from .formats import FORMATS, render
+from .bundle import PLATFORMS
 from .honesty import FORBIDDEN
 from .runner import TIMEOUT_FACTOR, TIMEOUT_FLOOR
 
@@ -27,8 +28,8 @@ def build_parser():
         "holding the student's file (the only .py file in it, or the only one defining "
         "FUNC; --entry NAME names it)."),
         epilog="Exit codes: 0 every submission was graded (scores in the output); 2 bad usage.")
-    p.add_argument("submissions", nargs="+", metavar="SUBMISSION",
-                   help="required: FILE.py[:FUNC] or a folder, one or more")
+    p.add_argument("submissions", nargs="*", metavar="SUBMISSION",
+                   help="required (but with --bundle): FILE.py[:FUNC] or a folder, one or more")
     p.add_argument("--battery", metavar="FILE.toml", help="the tests, from a TOML file "
                    "(default: the built-in battery; see the README)")
     g = p.add_argument_group("one configuration instead of the battery (the check's flags)")
@@ -62,6 +63,13 @@ def build_parser():
                    "(default table)")
     p.add_argument("--output", metavar="FILE", help="write there instead of stdout")
     p.add_argument("--entry", metavar="NAME", help="the file to grade inside a folder")
+    p.add_argument("--require-isolation", action="store_true",
+                   help="refuse to grade (exit 2) where a worker would run as your own "
+                        "user without namespaces (see README, Isolation)")
+    p.add_argument("--bundle", nargs=2, metavar=("PLATFORM", "DIR"),
+                   help=f"instead of grading: write a ready autograder for PLATFORM "
+                        f"({', '.join(PLATFORMS)}) into DIR, grading each submission with "
+                        f"this battery and these flags (and a seed drawn now, unless --seed)")
     p.add_argument("--feedback", default=DEFAULT_FEEDBACK, metavar="LEVEL",
                    help=f"what a student's text of a test says: full (the diagnosis), hint "
                         f"(the arrays, steps and kind of mistake, no formula) or score (pass "
@@ -137,12 +145,15 @@ def run(args, memory=None):
     forbid = tuple(n for n in FORBIDDEN if n not in allowed)
     subs = [resolve(s, args.entry) for s in args.submissions]
     prepared = [prepare(t, seed + i) for i, t in enumerate(battery)]
-    limits = Limits(args.timeout, args.memory_limit if memory is None else memory)
+    limits = Limits(args.timeout, args.memory_limit if memory is None else memory,
+                    args.require_isolation)
     jobs = args.jobs or _cores()
 
     def one(sub):
         try:
             return grade_submission(sub, prepared, limits, forbid, args.feedback)
+        except UsageError:           # --require-isolation on a platform without it
+            raise
         except Exception as exc:     # the grader's own failure: the others still get graded
             return failed_to_grade(sub, prepared, f"the grader could not grade it "
                                    f"({type(exc).__name__}: {exc}); please report this",
@@ -153,7 +164,45 @@ def run(args, memory=None):
     return grades, battery, seed
 
 
+def _bundle(args):
+    """--bundle PLATFORM DIR: the autograder, written; an Outcome listing its files."""
+    platform, folder = args.bundle
+    if platform not in PLATFORMS:
+        raise UsageError("bundle", platform, f"expected one of {', '.join(PLATFORMS)}")
+    if args.submissions:
+        raise BadUsage(f"--bundle writes an autograder that grades one submission on the "
+                       f"platform: give no SUBMISSION with it (got {args.submissions[0]})")
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError("bundle", folder, "is a file; expected a folder (made if missing)")
+    from ..isolation import format_size
+    from .bundle import write_bundle
+    battery = _battery(args)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    flags = ["--seed", str(seed), "--feedback", args.feedback,
+             "--memory-limit", format_size(args.memory_limit)]
+    if args.timeout is not None:
+        flags += ["--timeout", f"{args.timeout:g}"]
+    for name in args.allow_import:
+        flags += ["--allow-import", name]
+    if args.entry is not None:
+        flags += ["--entry", args.entry]
+    if args.require_isolation:
+        flags += ["--require-isolation"]
+    try:
+        written = write_bundle(platform, folder, battery, flags)
+    except OSError as exc:
+        raise UsageError("bundle", folder, f"cannot write there ({exc.strerror})") from None
+    shown = [w for w in written if "vendor" not in w.split(os.sep)]
+    return Outcome(ExitCode.OK, text=f"gradcheck grade: a {platform} autograder in {folder} "
+                                     f"(seed {seed}): " + ", ".join(shown) + ", vendor/")
+
+
 def body(args):
+    if args.bundle is not None:
+        _check(args)
+        return _bundle(args)
+    if not args.submissions:
+        raise BadUsage("the following arguments are required: SUBMISSION (or --bundle)")
     _check(args)
     with stdout_to_stderr():         # stdout is the output's; what else prints goes to stderr
         grades, battery, seed = run(args)

@@ -7,10 +7,11 @@ from ..diagnose import explain
 from ..judge import judge_window
 from ..model import GRAD_NAMES, LOSS_NAME, STATE_OUT_NAME
 from ..report import Result
-from .battery import DEFAULT_FEEDBACK, FORWARD, ITEMS
+from .battery import DEFAULT_FEEDBACK, FORWARD, ITEMS, precision_loss
 from ..kinds import KINDS, Diagnosis
 from .honesty import parse
 from .runner import Ended, Worker
+from .similarity import FLAG_SHARE, reference_share
 
 __all__ = ["TestGrade", "SubmissionGrade", "grade_submission", "failed_to_grade"]
 
@@ -44,7 +45,7 @@ class SubmissionGrade(NamedTuple):
     problem: Optional[str]
     reason: Optional[str]   # why it got no marks at all, when that is why
     seconds: float
-    honesty: dict = {}      # {"imported": [...], "used": [...], "read": [...]} (libraries, files)
+    honesty: dict = {}      # {"imported", "used": libraries, "read": files, "reference_share"}
     flags: tuple = ()       # kinds flagged for the instructor that cost nothing
 
     @property
@@ -80,13 +81,13 @@ def _zero(name, points, level, reason):
     return f"{name}: 0/{points:g}\n" + ("failed" if level == "score" else reason)
 
 
-def _feedback(test, level, points, results, diagnosis, kind, reason):
+def _feedback(test, level, points, results, diagnosis, kind, reason, precise=False):
     """The student's text of one test at feedback ``level`` (battery.FEEDBACK_LEVELS):
     ``full`` quotes the failing arrays' worst elements and the diagnosis; ``hint`` names
     the arrays and steps that disagree and the kind of mistake in the student's words
     (its ``hint`` in gradcheck.kinds), no numbers, no formula; ``score`` pass or fail."""
-    lost = [i for i in ITEMS if points[i] == 0]
-    head = f"{test.name}: {sum(points.values()):g}/{test.points:g}"
+    lost = [i for i in ITEMS if points[i] < test.points / len(ITEMS)]
+    head = f"{test.name}: {sum(points.values()):.4g}/{test.points:g}"
     if level == "score":
         return head + ("\nfailed" if lost else "\npassed")
     if test.about:
@@ -96,7 +97,8 @@ def _feedback(test, level, points, results, diagnosis, kind, reason):
     lines = [head]
     if reason:
         lines.append(reason)
-    lines.append("lost: " + ", ".join(lost))
+    lines.append(("float32-level rounding only (most of their points kept): " if precise
+                  else "lost: ") + ", ".join(lost))
     shown = set()
     for r in results:
         if r.passed or (r.name, r.window) in shown or r.message == reason:
@@ -119,7 +121,7 @@ def _feedback(test, level, points, results, diagnosis, kind, reason):
     return "\n".join(lines)
 
 
-def _grade_test(worker, prepared, level):
+def _grade_test(worker, prepared, level, precision_cost=0.0):
     """(TestGrade, honesty.Record, whole) of one test, run in ``worker`` (its own);
     ``whole``: every test of the battery would end the same way (it cannot be loaded)."""
     test, config = prepared.test, prepared.config
@@ -166,13 +168,18 @@ def _grade_test(worker, prepared, level):
         points = dict.fromkeys(ITEMS, False)
     share = test.points / len(ITEMS)
     earned = {i: (share if points[i] else 0.0) for i in ITEMS}
+    lost = [i for i in ITEMS if not points[i]]
+    precise = getattr(diagnosis, "group", None) == "precision" and problem is None and lost
+    if precise:                       # precision only: most of the points are kept
+        for i in lost:
+            earned[i] = share - precision_cost / len(lost)
     if problem in ("timeout", "crashed", "exited", "protocol", "memory") and diagnosis is None:
         diagnosis = reason
     failing = [i for i in ITEMS if not points[i]]
     if kind is None and failing:
         kind = _kind(problem, diagnosis, results)
     shown = [r for r in results if not r.passed] if problem != "honesty" else []
-    output = _feedback(test, level, earned, shown, diagnosis, kind, reason)
+    output = _feedback(test, level, earned, shown, diagnosis, kind, reason, bool(precise))
     return TestGrade(test.name, sum(earned.values()), test.points, earned, failing, output,
                      None if diagnosis is None else str(diagnosis), test.visibility, problem,
                      reason, kind, diagnosis if isinstance(diagnosis, Diagnosis) else None), \
@@ -241,10 +248,12 @@ def grade_submission(sub, prepared_tests, limits, forbid, feedback=DEFAULT_FEEDB
         return SubmissionGrade(sub.spec, 0.0, max_score, tests, reason, "unloadable", reason,
                                time.perf_counter() - started)
     tests, imported, used, read = [], [], [], []
+    battery = [p.test for p in prepared_tests]
     for p in prepared_tests:
         with Worker(sub, limits, forbid, len(p.windows),               # a fresh instance
                     p.reference_seconds) as worker:
-            grade, record, whole = _grade_test(worker, p, _level(p.test, feedback))
+            grade, record, whole = _grade_test(worker, p, _level(p.test, feedback),
+                                               precision_loss(p.test, battery))
         tests.append(grade)
         for mine, theirs in ((imported, record.imported), (used, record.used),
                              (read, record.read)):
@@ -275,6 +284,10 @@ def grade_submission(sub, prepared_tests, limits, forbid, feedback=DEFAULT_FEEDB
                  if _level(p.test, feedback) != "score" else t
                  for t, p in zip(tests, prepared_tests)]
     flags = ("banned_library_imported",) if [n for n in imported if n not in used] else ()
-    honesty = {"imported": imported, "used": used, "read": read}
+    share = reference_share(sub.path)            # for the instructor only: never a mark
+    if share is not None and share >= FLAG_SHARE:
+        flags += ("reference_copy",)
+    honesty = {"imported": imported, "used": used, "read": read,
+               "reference_share": None if share is None else round(share, 3)}
     return SubmissionGrade(sub.spec, sum(t.score for t in tests), max_score, tests, diagnosis,
                            problem, reason, time.perf_counter() - started, honesty, flags)

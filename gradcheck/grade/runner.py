@@ -14,6 +14,7 @@ group) is gone. ``forbid`` turns on the honesty guard in the worker (grade.hones
 import os
 from typing import NamedTuple, Optional
 
+from .. import sandbox
 from ..errors import UsageError
 from ..isolation import DEFAULT_MEMORY
 from ..isolation import Worker as _Isolated
@@ -45,6 +46,7 @@ TIMEOUT_FLOOR = 5.0
 class Limits(NamedTuple):
     timeout: Optional[float] = None  # seconds per call and for loading; None: derived per test
     memory: Optional[int] = None     # bytes (isolation's limit), or None for its default
+    require_isolation: bool = False  # refuse (UsageError) a worker as the user's own uid
 
 
 def default_timeout(reference_seconds):
@@ -88,6 +90,20 @@ def _ended(problem, what, limit):
     return Ended(kind, text)
 
 
+def view(submission, forbid):
+    """What the worker of ``submission`` sees (sandbox.View's options): a private copy of
+    the submission (its folder's whole tree, or its file alone: the files beside it are
+    classmates'), and none of the class's folder, nor the checker's package or
+    reference/ when the honesty rule forbids importing them."""
+    path = os.path.abspath(submission.path)
+    where = submission.spec if os.path.exists(submission.spec) else \
+        submission.spec.rpartition(":")[0]
+    tree = os.path.abspath(where) if os.path.isdir(where) else None
+    hide = [os.path.dirname(tree) if tree else os.path.dirname(path)]
+    hide += [f for name, f in sandbox.checker_folders().items() if name in forbid]
+    return {"tree": tree, "alone": tree is None, "hide": hide}
+
+
 class Worker:
     def __init__(self, submission, limits, forbid=(), windows=1, reference_seconds=0.0):
         self._path = os.path.abspath(submission.path)
@@ -98,13 +114,22 @@ class Worker:
             request["forbid"] = list(forbid)
         self._limit = limit_of(limits, reference_seconds)
         timeout = self._limit[0]
-        self._worker = _Isolated(request, timeout=timeout,
-                                 memory_limit=limits.memory or DEFAULT_MEMORY,
-                                 budget=timeout * (windows + EXTRA_CALLS))
+        self._refused = None
+        try:
+            self._worker = _Isolated(request, timeout=timeout,
+                                     memory_limit=limits.memory or DEFAULT_MEMORY,
+                                     budget=timeout * (windows + EXTRA_CALLS),
+                                     require_isolation=limits.require_isolation,
+                                     view=view(submission, forbid))
+        except UsageError as exc:
+            if exc.option == "require_isolation":
+                raise
+            self._refused = str(exc.allowed)      # its files cannot be copied: unloadable
+            self._worker = None
 
     @property
     def honesty(self):
-        return list(self._worker.refused)
+        return [] if self._worker is None else list(self._worker.refused)
 
     @property
     def runner(self):
@@ -114,6 +139,8 @@ class Worker:
     def load(self):
         """Load the submission; returns None, or why it cannot be loaded. Raises Ended
         when the worker hung, crashed or exited meanwhile."""
+        if self._refused is not None:
+            return self._refused
         try:
             problem = self._worker.load()
         except UsageError as exc:
@@ -131,7 +158,8 @@ class Worker:
         return out
 
     def close(self):
-        self._worker.close()
+        if self._worker is not None:
+            self._worker.close()
 
     def __enter__(self):
         return self

@@ -5,4 +5,5 @@ try:
     import jax  # noqa: F401
 except ImportError:
     jax = None
-from correct_loop import loss_and_grads  # noqa: F401,E402
+# tests/test_grade.py (made) appends correct_loop.py's code here: a submission is graded
+# from a private copy of its own file, without its classmates' files beside it.

@@ -1,0 +1,109 @@
+"""The LSTM's zoo: realistic wrong BPTT windows, each one mistake of the backward pass, and
+the candidate test that names a mistake only when it reproduces the numbers.
+
+Every bug runs the reference's forward (reference/lstm.py) and this module's backward
+with one switch on (``Flaw``). Each is loadable as ``gradcheck.cells.lstm_zoo:NAME``
+(module attributes), so it can be checked through the isolated path like any file:
+
+    gradcheck --cell lstm --interval 3 --impl gradcheck.cells.lstm_zoo:no_dc_next
+
+Each bug is a diagnosis kind of its own, ``lstm_<bug>``, registered with the cell's
+declaration (gradcheck/cells/lstm.py, which lists them in BUGS).
+"""
+import numpy as np
+
+from .._reference import cell_module
+from ..compare import compare
+from .lstm import BUGS
+
+__all__ = ["BUGS", "lstm_bptt", "reproducing", "finding"]
+
+GRAD_NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3", "x", "h0", "c0")
+
+
+def _backward(params, cache, flaw=None):
+    """The gradients of the window from the reference's cache, with mistake ``flaw``."""
+    W1, Wx, Wh, W3 = (params[n] for n in ("W1", "Wx", "Wh", "W3"))
+    x, df1, a, gates, c, tc, h, d3 = cache
+    T, B, _ = x.shape
+    R, O = W3.shape
+    grads = {n: np.zeros(params[n].shape) for n in params}
+    dx = np.empty(x.shape)
+    grads["W3"] += h[1:].reshape(T * B, R).T @ d3.reshape(T * B, O)
+    grads["b3"] += d3.reshape(T * B, O).sum(axis=0)
+    dh_next, dc_next = np.zeros((B, R)), np.zeros((B, R))
+    order = (0, 1, 3, 2) if flaw == "gate_order_backward" else (0, 1, 2, 3)
+    for t in reversed(range(T)):
+        i, f, g, o = (gates[t][:, k * R:(k + 1) * R] for k in range(4))
+        dh = d3[t] @ W3.T + (0.0 if flaw == "no_dh_next" else dh_next)
+        tanh_prime = 1.0 - (h[t + 1] if flaw == "tanh_prime_of_h" else tc[t]) ** 2
+        through_h = {"no_tanh_prime_c": dh * o, "dc_without_o": dh * tanh_prime}.get(
+            flaw, dh * o * tanh_prime)
+        dc = through_h + (0.0 if flaw == "no_dc_next" else dc_next)
+        di = dc * (c[t] if flaw == "i_f_swapped" else g)
+        df = dc * {"forget_grad_with_c_t": c[t + 1], "i_f_swapped": g}.get(flaw, c[t])
+        dg = dc * i
+        do = dh * (c[t + 1] if flaw == "o_grad_with_c" else tc[t])
+        g_prime = g * (1.0 - g) if flaw == "g_grad_sigmoid" else 1.0 - g ** 2
+        blocks = (di * i * (1 - i), df * f * (1 - f), dg * g_prime, do * o * (1 - o))
+        dzg = np.concatenate([blocks[k] for k in order], axis=1)        # [B, 4R]
+        grads["Wx"] += a[t].T @ dzg
+        grads["Wh"] += (h[t + 1] if flaw == "dWh_from_h_t" else h[t]).T @ dzg
+        grads["b"] += dzg.sum(axis=0)
+        dh_next = dzg @ Wh.T
+        dc_next = dc if flaw == "dc_next_without_f" else dc * f
+        d1 = (dzg @ Wx.T) * df1[t]
+        grads["W1"] += x[t].T @ d1
+        grads["b1"] += d1.sum(axis=0)
+        dx[t] = d1 @ W1.T
+    grads.update(x=dx, h0=dh_next, c0=np.zeros((B, R)) if flaw == "dc0_zeros" else dc_next)
+    return grads
+
+
+def lstm_bptt(flaw):
+    """The loss_and_grads of the LSTM contract with mistake ``flaw`` (a name of BUGS)."""
+    reference = cell_module("lstm")
+
+    def loss_and_grads(params, x, y, h0, c0, **options):
+        value, cache = reference.forward(params, x, y, h0, c0, **options)
+        grads = _backward(params, cache, flaw)
+        dtype = params["W1"].dtype
+        return (value, {n: g.astype(dtype) for n, g in grads.items()}, cache.h[-1].copy(),
+                cache.c[-1].copy())
+    loss_and_grads.__name__ = loss_and_grads.__qualname__ = flaw
+    return loss_and_grads
+
+
+def __getattr__(name):                  # gradcheck.cells.lstm_zoo:NAME loads bug NAME
+    if name in BUGS:
+        return lstm_bptt(name)
+    raise AttributeError(name)
+
+
+def reproducing(params, x, y, h0, c0, impl_grads, options, tol):
+    """{bug: worst error / tol} of the bugs whose gradients all agree with ``impl_grads``
+    at ``tol`` on these inputs (run in float64)."""
+    f64 = {n: np.asarray(p, np.float64) for n, p in params.items()}
+    y = y if y.dtype.kind in "iu" else np.asarray(y, np.float64)
+    args = (np.asarray(x, np.float64), y, np.asarray(h0, np.float64),
+            np.asarray(c0, np.float64))
+    names = [n for n in GRAD_NAMES if n in impl_grads]
+    _, cache = cell_module("lstm").forward(f64, *args, **options)
+    found = {}
+    for bug in BUGS:
+        grads = _backward(f64, cache, bug)
+        fits = [compare(impl_grads[n], grads[n], tol) for n in names]
+        if all(c.passed for c in fits):
+            found[bug] = max(c.ratio or 0.0 for c in fits)
+    return found
+
+
+def finding(fits):
+    """(kind, sentence) for the bugs that reproduce the numbers, or None when none does."""
+    if len(fits) == 1:
+        bug = BUGS[next(iter(fits))]
+        return bug.kind, f"LSTM: {bug.what} (this mistake reproduces the numbers)."
+    if fits:
+        return "ambiguous", ("Unclear which of these LSTM mistakes it is; each reproduces the "
+                             "numbers: " + "; or ".join(BUGS[b].what for b in fits) + ".")
+    return None

@@ -1,0 +1,158 @@
+"""dense -> LSTM -> dense and its BPTT, in NumPy, in the article's style.
+
+Forward, for t = 1..T (the LSTM cell of the contract, gate blocks i, f, g, o):
+
+    z1_t = x_t W1 + b1                  a_t = f1(z1_t)                 [B, H]
+    zg_t = a_t Wx + h_{t-1} Wh + b      (four blocks of R: i, f, g, o) [B, 4R]
+    i = s(zg_i)   f = s(zg_f)   g = tanh(zg_g)   o = s(zg_o)           [B, R] each
+    c_t = f * c_{t-1} + i * g           h_t = o * tanh(c_t)            [B, R]
+    z3_t = h_t W3 + b3                  yhat_t = f3(z3_t)              [B, O]
+
+Backward walks t = T..1 with ONE accumulator per state, ``dh_next`` and ``dc_next``:
+
+    dh_t  = d3_t W3^T + dh_next                 (the future's part is ADDED)
+    dc_t  = dh_t * o * tanh'(c_t) + dc_next     (through h_t = o tanh(c_t), and the future)
+    do = dh_t * tanh(c_t);  di = dc_t * g;  dg = dc_t * i;  df = dc_t * c_{t-1}
+    dzg   = [di s'(zg_i), df s'(zg_f), dg tanh'(zg_g), do s'(zg_o)]    [B, 4R]
+    dh_next = dzg Wh^T;  dc_next = dc_t * f     (the only state derivatives kept)
+
+One shared set of weights; the per-step weight gradients are summed (+=).
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from .activations import ACTIVATIONS, sigmoid
+from .losses import LOSSES, loss_and_delta
+from .network import ReferenceInputError
+
+__all__ = ["PARAM_NAMES", "GRAD_NAMES", "GATES", "Cache", "forward", "backward",
+           "loss_and_grads"]
+
+PARAM_NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3")
+GRAD_NAMES = PARAM_NAMES + ("x", "h0", "c0")
+GATES = "ifgo"                   # the order of the four blocks of Wx, Wh and b
+
+
+class Cache(NamedTuple):
+    """What the backward needs, for every step. Shapes: x [T, B, I]; df1 = f1'(z1) and
+    a [T, B, H]; gates [T, B, 4R] (i, f, g, o after their nonlinearities); c [T+1, B, R]
+    with c[0] = c0; tc = tanh(c_t) [T, B, R]; h [T+1, B, R] with h[0] = h0; d3 = dL/dz3
+    [T, B, O], already divided by the reduction."""
+    x: np.ndarray
+    df1: np.ndarray
+    a: np.ndarray
+    gates: np.ndarray
+    c: np.ndarray
+    tc: np.ndarray
+    h: np.ndarray
+    d3: np.ndarray
+
+
+def _validate(params, x, y, h0, c0, loss, activations, reduction):
+    if loss not in LOSSES:
+        raise ReferenceInputError(f"loss={loss!r}; expected one of {', '.join(LOSSES)}")
+    if reduction not in ("mean", "sum"):
+        raise ReferenceInputError(f"reduction={reduction!r}; expected mean or sum")
+    if (not isinstance(activations, (tuple, list)) or len(activations) != 3
+            or any(a not in ACTIVATIONS for a in activations)):
+        raise ReferenceInputError(
+            f"activations={activations!r}; expected three of {', '.join(ACTIVATIONS)}")
+    missing = [n for n in PARAM_NAMES if n not in params]
+    if missing:
+        raise ReferenceInputError(f"params is missing {', '.join(missing)}")
+    T, B, I = x.shape
+    H, R4 = params["Wx"].shape
+    R = R4 // 4
+    want = {"W1": (I, H), "b1": (H,), "Wx": (H, 4 * R), "Wh": (R, 4 * R), "b": (4 * R,),
+            "W3": (R, params["b3"].shape[0])}
+    for name, shape in want.items():
+        if params[name].shape != shape:
+            raise ReferenceInputError(f"{name} has shape {params[name].shape}; expected {shape}")
+    for name, state in (("h0", h0), ("c0", c0)):
+        if state.shape != (B, R):
+            raise ReferenceInputError(f"{name} has shape {state.shape}; expected {(B, R)}")
+
+
+def forward(params, x, y, h0, c0, *, loss="l2", activations=("tanh", "tanh", "identity"),
+            reduction="mean"):
+    """Run one window forward; return (loss, cache). Inputs are not modified."""
+    _validate(params, x, y, h0, c0, loss, activations, reduction)
+    W1, b1, Wx, Wh, b, W3, b3 = (params[n] for n in PARAM_NAMES)
+    dtype = W1.dtype
+    f1, df1_of = ACTIVATIONS[activations[0]]
+    x = x.astype(dtype)
+    if y.dtype.kind == "f":
+        y = y.astype(dtype, copy=False)
+    T, B, _ = x.shape
+    R = Wh.shape[0]
+    z1 = x @ W1 + b1                                      # [T, B, H]
+    a = f1(z1)                                            # [T, B, H]
+    gates = a @ Wx + b                                    # [T, B, 4R], + h_{t-1} Wh below
+    h = np.empty((T + 1, B, R), dtype=dtype)              # h[0] = h0, h[t] = h_t
+    c = np.empty((T + 1, B, R), dtype=dtype)              # c[0] = c0, c[t] = c_t
+    tc = np.empty((T, B, R), dtype=dtype)                 # tanh(c_t)
+    h[0], c[0] = h0, c0
+    for t in range(T):                                    # the recurrence, step by step
+        zg = gates[t]
+        zg += h[t] @ Wh
+        zg[:, :2 * R] = sigmoid(zg[:, :2 * R])            # i, f
+        zg[:, 2 * R:3 * R] = np.tanh(zg[:, 2 * R:3 * R])  # g
+        zg[:, 3 * R:] = sigmoid(zg[:, 3 * R:])            # o
+        i, f, g, o = (zg[:, k * R:(k + 1) * R] for k in range(4))
+        c[t + 1] = f * c[t] + i * g
+        tc[t] = np.tanh(c[t + 1])
+        h[t + 1] = o * tc[t]
+    z3 = h[1:] @ W3
+    z3 += b3                                              # [T, B, O]
+    scale = B if reduction == "mean" else 1
+    value, d3 = loss_and_delta(loss, activations[2], z3, y, scale)
+    return value, Cache(x, df1_of(z1, a), a, gates, c, tc, h, d3)
+
+
+def backward(params, cache):
+    """The ten gradients of the window, walking t = T..1 with dh_next and dc_next."""
+    W1, b1, Wx, Wh, b, W3, b3 = (params[n] for n in PARAM_NAMES)
+    x, df1, a, gates, c, tc, h, d3 = cache
+    T, B, _ = x.shape
+    R, O = W3.shape
+    grads = {n: np.zeros(params[n].shape, params[n].dtype) for n in PARAM_NAMES}
+    dW1, db1, dWx, dWh, db, dW3, db3 = (grads[n] for n in PARAM_NAMES)
+    dx = np.empty_like(x)                                 # [T, B, I]
+    dW3 += h[1:].reshape(T * B, R).T @ d3.reshape(T * B, O)
+    db3 += d3.reshape(T * B, O).sum(axis=0)
+    dh_next = np.zeros_like(h[0])                         # [B, R]
+    dc_next = np.zeros_like(c[0])                         # [B, R]
+    dzg = np.empty((B, 4 * R), dtype=x.dtype)             # [B, 4R], this step's gates
+    for t in reversed(range(T)):                          # h[t], c[t] are h_{t-1}, c_{t-1}
+        i, f, g, o = (gates[t][:, k * R:(k + 1) * R] for k in range(4))
+        dh = d3[t] @ W3.T + dh_next                       # the future's derivative is ADDED
+        dc = dh * o * (1.0 - tc[t] ** 2) + dc_next        # through h = o tanh(c), and the future
+        dzg[:, :R] = dc * g * i * (1.0 - i)               # di * s'(zi)
+        dzg[:, R:2 * R] = dc * c[t] * f * (1.0 - f)       # df * s'(zf), with c_{t-1}
+        dzg[:, 2 * R:3 * R] = dc * i * (1.0 - g ** 2)     # dg * tanh'(zg)
+        dzg[:, 3 * R:] = dh * tc[t] * o * (1.0 - o)       # do * s'(zo)
+        dWx += a[t].T @ dzg
+        dWh += h[t].T @ dzg
+        db += dzg.sum(axis=0)
+        dh_next = dzg @ Wh.T                              # passed back to step t-1
+        dc_next = dc * f
+        d1 = (dzg @ Wx.T) * df1[t]                        # [B, H]
+        dW1 += x[t].T @ d1
+        db1 += d1.sum(axis=0)
+        dx[t] = d1 @ W1.T                                 # [B, I]
+    grads["x"], grads["h0"], grads["c0"] = dx, dh_next, dc_next
+    return grads
+
+
+def loss_and_grads(params, x, y, h0, c0, *, loss="l2",
+                   activations=("tanh", "tanh", "identity"), reduction="mean"):
+    """One BPTT window of dense -> LSTM -> dense.
+
+    Shapes: params W1 [I,H], b1 [H], Wx [H,4R], Wh [R,4R], b [4R] (blocks i, f, g, o),
+    W3 [R,O], b3 [O]; x [T,B,I]; y [T,B,O] floats (l2, bce) or [T,B] ids (ce); h0, c0
+    [B,R]. Returns (loss, grads: the seven params plus x, h0, c0, h_last, c_last)."""
+    value, cache = forward(params, x, y, h0, c0, loss=loss, activations=tuple(activations),
+                           reduction=reduction)
+    grads = backward(params, cache)
+    return value, grads, cache.h[-1].copy(), cache.c[-1].copy()

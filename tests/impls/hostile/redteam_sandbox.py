@@ -1,0 +1,139 @@
+"""Red-team implementations for tests/test_redteam_sandbox.py: each is WRONG (dU 1% off)
+and tries one way out of its worker. Whatever it manages is printed as a line
+``ESCAPED: what`` on its stdout, which the check keeps (report.output): the test asserts
+there is none, and that the verdict still fails.
+
+The test hands a target through the environment (``GRADCHECK_TEST_TARGET``: a path or
+a port), the one kind of variable the worker's scrubbed environment keeps.
+"""
+import ctypes
+import os
+import socket
+import time
+
+import reference
+
+PTRACE_ATTACH, PTRACE_DETACH = 16, 17
+
+
+def _wrong(params, x, y, h0, **options):
+    loss, grads, h_last = reference.loss_and_grads(params, x, y, h0, **options)
+    return loss, dict(grads, U=grads["U"] * 1.01), h_last
+
+
+def _escaped(what):
+    print(f"ESCAPED: {what}", flush=True)
+
+
+def _parent_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def _checker():
+    """The checker's pid: the worker's parent is the fork server, whose parent it is."""
+    return _parent_of(os.getppid())
+
+
+def _target():
+    return os.environ.get("GRADCHECK_TEST_TARGET", "")
+
+
+def reads_checker_memory(params, x, y, h0, **options):
+    """Reads the checker's (and the fork server's) memory through /proc/PID/mem."""
+    for pid in (_checker(), os.getppid()):
+        try:
+            with open(f"/proc/{pid}/maps") as f:
+                start = int(next(line for line in f if " rw" in line).split("-")[0], 16)
+            with open(f"/proc/{pid}/mem", "rb") as mem:
+                mem.seek(start)
+                if mem.read(4096):
+                    _escaped(f"read the memory of process {pid}")
+        except (OSError, StopIteration, ValueError):
+            pass
+    return _wrong(params, x, y, h0, **options)
+
+
+def ptraces_checker(params, x, y, h0, **options):
+    """Attaches to the checker and to the fork server with ptrace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for pid in (_checker(), os.getppid()):
+        if libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0:
+            _escaped(f"ptrace-attached to process {pid}")
+            libc.ptrace(PTRACE_DETACH, pid, None, None)
+    return _wrong(params, x, y, h0, **options)
+
+
+def signals_checker(params, x, y, h0, **options):
+    """Checks whether it may signal the checker (signal 0 delivers nothing)."""
+    try:
+        os.kill(_checker(), 0)
+        _escaped("may signal the checker")
+    except OSError:
+        pass
+    return _wrong(params, x, y, h0, **options)
+
+
+def appends_to_target(params, x, y, h0, **options):
+    """Appends a line to the file at the target (a gradcheck module imported later)."""
+    try:
+        with open(_target(), "a") as f:
+            f.write("\n# rewritten by the code under test\n")
+        _escaped(f"appended to {_target()}")
+    except OSError:
+        pass
+    return _wrong(params, x, y, h0, **options)
+
+
+def creates_target(params, x, y, h0, **options):
+    """Creates the file at the target (a forged .pyc, a .pth in site-packages, a file in
+    the compiled cache, the user's home, a shared temporary folder)."""
+    try:
+        folder = os.path.dirname(_target())
+        os.makedirs(folder, exist_ok=True)
+        with open(_target(), "w") as f:
+            f.write("# written by the code under test\n")
+        _escaped(f"created {_target()}")
+    except OSError:
+        pass
+    return _wrong(params, x, y, h0, **options)
+
+
+def connects(params, x, y, h0, **options):
+    """Opens a TCP connection to the target port on the loopback address."""
+    try:
+        with socket.create_connection(("127.0.0.1", int(_target())), timeout=2) as s:
+            s.sendall(b"ESCAPED")
+        _escaped("reached the network")
+    except OSError:
+        pass
+    return _wrong(params, x, y, h0, **options)
+
+
+def fork_bomb(params, x, y, h0, **options):
+    """Forks up to 300 sleeping children; says how many it got."""
+    made = 0
+    for _ in range(300):
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        made += 1
+    print(f"forked {made}", flush=True)
+    return _wrong(params, x, y, h0, **options)
+
+
+def reads_secrets(params, x, y, h0, **options):
+    """Looks for the checker's secrets in its environment and in the checker's."""
+    if any("redteam-secret" in v for v in os.environ.values()):
+        _escaped("found a secret in its environment")
+    try:
+        with open(f"/proc/{_checker()}/environ", "rb") as f:
+            if b"redteam-secret" in f.read():
+                _escaped("read the checker's environment")
+    except OSError:
+        pass
+    return _wrong(params, x, y, h0, **options)

@@ -1,0 +1,158 @@
+"""The cells (--cell lstm): the model's registry, the reference and both oracles of each
+cell, and a check of a cell end to end (in-process, isolated, on the command line)."""
+import importlib
+
+import numpy as np
+import pytest
+
+import gradcheck
+from gradcheck import model
+from gradcheck._reference import cell_module
+from gradcheck.cli import main
+from gradcheck.errors import ExitCode
+from gradcheck.tolerances import DIFFERENCE_FORM_ACCURACY, REFERENCE_RTOL
+from tests.helpers import small_data
+
+CELLS = [n for n in model.cell_names() if n != model.DEFAULT_CELL]
+LSTM_LOOP = "tests/impls/cells/lstm_loop.py:loss_and_grads"
+
+MODELS = {
+    "l2-tanh": ("l2", ("tanh", "tanh", "identity"), "mean"),
+    "l2-sigmoid-out": ("l2", ("identity", "tanh", "sigmoid"), "sum"),
+    "ce-relu": ("ce", ("relu", "tanh", "identity"), "mean"),
+    "bce": ("bce", ("sigmoid", "tanh", "identity"), "sum"),
+}
+
+
+def _cell_data(cell, name, **overrides):
+    loss, acts, reduction = MODELS[name]
+    return small_data(cell=cell, loss=loss, activations=acts, reduction=reduction,
+                      **dict(dict(interval=3, batch=5, output_size=7), **overrides))
+
+
+def _worst(got, want):
+    """max |got - want| / max |want|."""
+    scale = float(np.max(np.abs(want)))
+    return float(np.max(np.abs(np.asarray(got) - want))) / scale
+
+
+def _sides(cell, config, data):
+    states = tuple(data.states.values())
+    options = dict(config.model_options, **config.model.options)
+    ref = cell_module(model.cell(cell).sides["reference"]).loss_and_grads(
+        data.params, data.x, data.y, data.h0, *states, **options)
+    jax = model.side(cell, "jax").jax_window(data.params, data.x, data.y, data.h0, *states,
+                                             **options)
+    fd = model.side(cell, "fd").fd_window(data.params, data.x, data.y, data.h0, *states,
+                                          **options)
+    return ref, jax, fd
+
+
+@pytest.mark.parametrize("cell", model.cell_names())
+def test_every_side_of_every_cell_covers_every_name_of_its_model(cell):
+    config, data = small_data(cell=cell, interval=2)
+    m = config.model
+    assert set(data.params) == set(m.param_names)
+    assert set(data.states) == set(m.state_names[1:])
+    for what in ("reference", "jax", "fd"):
+        assert model.cell(cell).sides[what]
+    if cell == model.DEFAULT_CELL:
+        return                                      # tests/test_model.py covers the RNN's
+    ref, jax, fd = _sides(cell, config, data)
+    assert set(ref[1]) == set(m.grad_names)
+    assert set(jax.grads) == set(m.grad_names)
+    assert set(fd.grads) == set(m.grad_names)
+    assert set(jax.outputs) == set(m.output_names)
+    assert len(ref) == len(m.output_names) + 1
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_the_reference_agrees_with_the_jax_oracle(cell, name):
+    config, data = _cell_data(cell, name)
+    (value, grads, *states), jax, _ = _sides(cell, config, data)
+    assert abs(value - jax.loss) <= REFERENCE_RTOL * abs(jax.loss)
+    for out, got in zip(config.model.state_out_names, states):
+        assert _worst(got, jax.outputs[out]) <= REFERENCE_RTOL, out
+    for n in config.model.grad_names:
+        assert _worst(grads[n], jax.grads[n]) <= REFERENCE_RTOL, n
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("cell", CELLS)
+def test_the_finite_differences_are_as_accurate_as_the_rnn_s(cell, name):
+    config, data = _cell_data(cell, name)
+    _, jax, fd = _sides(cell, config, data)
+    for n in config.model.grad_names:
+        assert _worst(fd.grads[n], jax.grads[n]) <= DIFFERENCE_FORM_ACCURACY, n
+        assert not fd.kinks[n].any()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_the_jax_oracle_is_written_from_the_equations_not_from_the_reference(cell):
+    source = importlib.util.find_spec(model.cell(cell).sides["jax"]).origin
+    with open(source) as f:
+        text = f.read()
+    assert "_reference" not in text and "cell_module" not in text
+
+
+@pytest.mark.parametrize("dtype", model.DTYPES)
+@pytest.mark.parametrize("cell", CELLS)
+def test_check_of_the_reference_passes(cell, dtype):
+    report = gradcheck.check(cell=cell, interval=2, seq_len=5, batch=4, dtype=dtype)
+    assert report.passed, [r.message for r in report.results if not r.passed]
+    names = {r.name for r in report.results}
+    assert set(config_names(cell)) <= names
+
+
+def config_names(cell):
+    m = model.describe(cell)
+    return m.output_names + m.grad_names
+
+
+def test_an_isolated_lstm_file_passes_and_carries_c_across_windows():
+    report = gradcheck.check(LSTM_LOOP, cell="lstm", interval=2, seq_len=5, batch=4)
+    assert report.passed, [r.message for r in report.results if not r.passed]
+    assert report.isolation["isolated"]
+    assert {r.window for r in report.results if r.name == "c_last"} == {1, 2, 3}
+
+
+def _last_step_only(params, x, y, h0, c0, **options):
+    """Wrong: the window's last step alone, from the window's incoming state."""
+    loss, grads, h_last, c_last = cell_module("lstm").loss_and_grads(
+        params, x[-1:], y[-1:], h0, c0, **options)
+    return loss, grads, h_last, c_last
+
+
+def test_a_wrong_lstm_fails():
+    report = gradcheck.check(_last_step_only, cell="lstm", interval=3, batch=4,
+                             in_process=True)
+    assert not report.passed
+
+
+def _three_values(params, x, y, h0, c0, **options):
+    return cell_module("lstm").loss_and_grads(params, x, y, h0, c0, **options)[:3]
+
+
+def test_a_function_of_the_rnn_contract_gets_one_line_naming_the_lstm_s():
+    report = gradcheck.check(_three_values, cell="lstm", interval=2, batch=4)
+    assert not report.passed
+    messages = [r.message for r in report.results if r.oracle == "contract"]
+    assert messages == ["returned 3 values; --cell lstm expects (loss, grads, h_last, c_last)"]
+
+
+def test_command_line_lstm_check_of_the_reference_exits_0(capsys):
+    assert main(["--cell", "lstm", "--interval", "3", "--batch", "8"]) == ExitCode.OK
+    assert "PASSED" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    pytest.param(["--cell", "cnn"], "--cell cnn: expected one of rnn, lstm", id="unknown-cell"),
+    pytest.param(["--cell", "lstm", "--activations", "tanh,relu,identity"],
+                 "--activations tanh,relu,identity: --cell lstm keeps f2 = tanh: the LSTM's "
+                 "own nonlinearities", id="lstm-f2"),
+])
+def test_bad_cell_usage_is_one_line_exit_2(capsys, argv, message):
+    assert main(argv + ["--interval", "2"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
