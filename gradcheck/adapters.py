@@ -139,22 +139,35 @@ def declaration(adapter):
 
 
 def read_declaration(text):
-    """``--adapter``: a style name, a JSON object, or a path to a .json file."""
+    """``--adapter``: a style name, a JSON object, or a path to a .json file; or a list of
+    them (``--adapter`` given again), each merged over the ones before it (a .json file,
+    then an inline override of some of its keys)."""
+    texts = [text] if isinstance(text, str) else list(text)
+    merged = {}
+    for one in texts:
+        merged = _merge(merged, _read_one(one))
+    return declaration(merged)
+
+
+def _read_one(text):
+    """One ``--adapter`` value as a (partial) declaration dict."""
     if text in STYLES:
-        return declaration(text)
+        return {"style": text}
     if os.path.isfile(text):
         try:
             with open(text) as f:
-                return declaration(json.load(f))
+                raw = json.load(f)
         except (OSError, ValueError) as exc:
             raise UsageError("adapter", text, f"cannot read it as JSON: {exc}") from None
-    try:
-        return declaration(json.loads(text))
-    except ValueError as exc:
-        if isinstance(exc, UsageError):
-            raise
-        raise UsageError("adapter", text, f"expected a style ({', '.join(STYLES)}), a JSON "
-                         "object or a .json file") from None
+    else:
+        try:
+            raw = json.loads(text)
+        except ValueError:
+            raise UsageError("adapter", text, f"expected a style ({', '.join(STYLES)}), a "
+                             "JSON object or a .json file") from None
+    if not isinstance(raw, dict):
+        raise UsageError("adapter", text, "expected a JSON object")
+    return raw
 
 
 def supported(decl):
@@ -173,12 +186,21 @@ def skipped(decl):
         out.append("b1")
     if _ids_input(decl):
         out.append("x")                   # ids have no gradient
-    if decl.get("h0") == "zeros" or decl.get("carries_state"):
+    if decl.get("h0") == "zeros" or (decl.get("carries_state") and not _state_attrs(decl)):
         out.append("h0")
     if decl["style"] == "function":
         returned = {_split(r)[0] for r in decl["returns"]}
         out += [n for n in GRAD_NAMES if n not in returned]
     return tuple(n for n in GRAD_NAMES if n in set(out))
+
+
+def _state_attrs(decl):
+    """(attribute given h0, attribute holding dh0 after backward) of a cell that keeps its
+    own state (``"state": {"h0": NAME, "dh0": NAME}``), or None."""
+    state = decl.get("state")
+    if not decl.get("carries_state") or not isinstance(state, dict):
+        return None
+    return state.get("h0"), state.get("dh0")
 
 
 def _ids_input(decl):
@@ -190,7 +212,10 @@ def _ids_input(decl):
 def _no_b1(decl):
     """A first layer without a bias (an embedding: a = onehot(x) W1)."""
     first = decl.get("layers", {}).get(_FIRST)
-    return first is not None and "b1" not in {_split(a)[0] for a in first.get("args", [])}
+    if first is None:
+        return False
+    given = list(first.get("args", [])) + list(first.get("set", {}).values())
+    return "b1" not in {_split(a)[0] for a in given}
 
 
 def prepare_data(decl, params, x):
@@ -224,6 +249,8 @@ def _encode(arr, form, batch_first):
         return np.zeros_like(arr)
     if form == "col":                     # [n] -> [n, 1]; a [1, n] state -> [n, 1]
         return np.ascontiguousarray(arr.reshape(-1, 1))
+    if form == "row":                     # [n] -> [1, n]: a bias kept as a row, broadcast
+        return np.ascontiguousarray(arr.reshape(1, -1))
     if form == "ids":                     # one-hot [T, 1, n] or ids [T, 1] -> a list of ints
         a = np.asarray(arr)
         return [int(i) for i in (a[:, 0].argmax(-1) if a.ndim == 3 else a[:, 0])]
@@ -237,7 +264,7 @@ def _decode(arr, form, shape, batch_first):
     a = np.asarray(arr)
     if form == "T":
         a = a.T
-    elif form == "col":
+    elif form in ("col", "row"):
         a = a.reshape(shape)
     elif form == "time" and batch_first:
         a = np.swapaxes(a, 0, 1)
@@ -318,10 +345,17 @@ def _size(name, arrays):
     """The size called ``name`` (a letter of model.SIZES or its option), from the arrays."""
     from .model import SIZES
     letter = next((z.letter for z in SIZES if name in (z.letter, z.option)), name)
-    shapes = {"I": arrays["W1"].shape[0], "H": arrays["W1"].shape[1],
-              "R": arrays["U"].shape[0], "O": arrays["W3"].shape[1]}
-    if "h0" in arrays:
-        shapes["B"] = arrays["h0"].shape[0]
+    # each size from the first array present that has it: a layer checked by itself has
+    # only that layer's arrays
+    where = {"I": [("W1", 0), ("x", -1)], "H": [("W1", 1), ("W2", 0), ("a", -1), ("a_t", -1)],
+             "R": [("U", 0), ("W2", 1), ("W3", 0), ("h0", -1), ("h_prev", -1), ("h", -1)],
+             "O": [("W3", 1), ("z3", -1)], "B": [("h0", 0), ("h_prev", 0)]}
+    shapes = {}
+    for size, candidates in where.items():
+        found = [np.shape(arrays[n])[axis] for n, axis in candidates
+                 if n in arrays and np.ndim(arrays[n]) > 0]
+        if found:
+            shapes[size] = found[0]
     if letter not in shapes:
         raise UsageError("adapter", f"{name}:size", "expected a size letter (B, I, H, R, O)")
     return int(shapes[letter])
@@ -385,6 +419,72 @@ class _Adapted:
         name, form = _split(item)
         return name, _decode(arr, _form(name, form), like[name].shape, self.batch_first)
 
+    def construct(self, spec, arrays):
+        """One layer object of ``spec``: its class called with the declared ``args`` and
+        ``kwargs`` (``"R:size"``: the integer), then ``load``."""
+        args = [self.enc(a, arrays).copy() for a in spec.get("args", [])]
+        obj = _attr(self.module, spec["class"], "class")(*args, **self.kwargs(spec, arrays))
+        self.load(spec, obj, arrays)
+        return obj
+
+    def load(self, spec, obj, arrays):
+        """The current parameters into ``obj``: ``"set": {attribute: "W1"}`` writes each
+        (a layer that made its own parameters at construction), else the ``args`` are
+        copied into its ``params`` list in place; then its ``"reset"`` method, if declared
+        (each layer may name its own), clears what it accumulated."""
+        if "set" in spec:
+            for attr, item in spec["set"].items():
+                setattr(obj, attr, np.array(self.enc(item, arrays), copy=True))
+        else:
+            for item, p in zip(spec.get("args", []), getattr(obj, "params", [])):
+                np.copyto(p, self.enc(item, arrays))
+        if spec.get("reset"):
+            _attr(obj, spec["reset"], "method")()
+
+    def gradients(self, spec, obj, arrays):
+        """{model name: gradient} the layer object holds: ``"get": {attribute: "W1"}``, or
+        its ``grads`` list paired with its ``args``; ``:zeros`` inputs have none."""
+        pairs = (list(spec["get"].items()) if "get" in spec else
+                 list(zip(range(len(spec.get("args", []))), spec.get("args", []))))
+        out = {}
+        for key, item in pairs:
+            if _split(item)[1] == "zeros":
+                continue
+            g = getattr(obj, key) if "get" in spec else obj.grads[key]
+            name, arr = self.dec(item, np.array(g, copy=True), arrays)
+            out[name] = arr
+        return out
+
+
+    def cell(self, spec, arrays):
+        """A cell object of ``spec``: built from its ``args`` (or, with ``"keys"``, without
+        them), then ``load_cell``."""
+        args = [] if "keys" in spec else [self.enc(a, arrays).copy() for a in spec["args"]]
+        obj = _attr(self.module, spec["class"], "class")(*args, **self.kwargs(spec, arrays))
+        self.load_cell(spec, obj, arrays)
+        return obj
+
+    def load_cell(self, spec, obj, arrays):
+        """The parameters into the cell's dict (``"params"`` names it; ``"keys"`` its keys),
+        then the declaration's ``"zero"`` method."""
+        p = getattr(obj, self.decl.get("params", "params"), None)
+        if isinstance(p, dict):
+            for item, key in zip(spec["args"], spec.get("keys", list(p))):
+                p[key] = np.array(self.enc(item, arrays), copy=True)
+        if self.decl.get("zero"):
+            getattr(obj, self.decl["zero"])()
+
+    def cell_gradients(self, spec, obj, arrays):
+        """{model name: gradient} of the cell's grads dict or list; none for ``:zeros``."""
+        g = getattr(obj, self.decl.get("grads", "grads"))
+        keys = spec.get("keys", list(g) if isinstance(g, dict) else range(len(g)))
+        out = {}
+        for item, key in zip(spec["args"], keys):
+            if _split(item)[1] != "zeros":
+                name, arr = self.dec(item, np.array(g[key], copy=True), arrays)
+                out[name] = arr
+        return out
+
 
 class _Layers(_Adapted):
     """Functional layers: ``out, cache = forward(*args)``; ``grads = backward(dout, cache)``."""
@@ -430,21 +530,13 @@ class _Classes(_Adapted):
     instances = None
 
     def _build(self, params):
-        L, m = self.decl["layers"], self.module
-        self.instances = {}
-        for layer in (_FIRST, _RNN, _OUT, "loss"):
-            if layer not in L:
-                continue
-            spec = L[layer]
-            args = [self.enc(a, params).copy() for a in spec.get("args", [])]
-            self.instances[layer] = _attr(m, spec["class"], "class")(
-                *args, **self.kwargs(spec, params))
+        L = self.decl["layers"]
+        self.instances = {layer: self.construct(L[layer], params)
+                          for layer in (_FIRST, _RNN, _OUT, "loss") if layer in L}
 
     def _load(self, params):
-        """The current parameters, written into the instances' own arrays in place."""
         for layer, obj in self.instances.items():
-            for item, p in zip(self.decl["layers"][layer].get("args", []), getattr(obj, "params", [])):
-                np.copyto(p, self.enc(item, params))
+            self.load(self.decl["layers"][layer], obj, params)
 
     def window(self, params, x, y, h0):
         L = self.decl["layers"]
@@ -470,10 +562,7 @@ class _Classes(_Adapted):
                 continue
             obj = self.instances[layer]
             d = obj.backward(d)
-            for item, g in zip(L[layer].get("args", []), obj.grads):
-                name, arr = self.dec(item, np.array(g, copy=True), params)
-                if _split(item)[1] != "zeros":
-                    grads[name] = arr
+            grads.update(self.gradients(L[layer], obj, params))
         if "x" not in self.skip:
             grads["x"] = _decode(d, "time", None, bf)
         if "h0" not in self.skip:
@@ -490,25 +579,19 @@ class _Cells(_Adapted):
     def window(self, params, x, y, h0):
         L, m, d = self.decl["layers"], self.module, self.decl
         if self.instances is None:
-            self.instances = {}
-            for layer in (_FIRST, _RNN, _OUT):
-                if layer in L:              # with "keys", parameters go into its dict
-                    args = [] if "keys" in L[layer] else [
-                        self.enc(a, params).copy() for a in L[layer]["args"]]
-                    self.instances[layer] = _attr(m, L[layer]["class"], "class")(
-                        *args, **self.kwargs(L[layer], params))
-        for layer, obj in self.instances.items():
-            p = getattr(obj, d.get("params", "params"), None)
-            if isinstance(p, dict):
-                for item, key in zip(L[layer]["args"], L[layer].get("keys", list(p))):
-                    p[key] = np.array(self.enc(item, params), copy=True)
-            if d.get("zero"):
-                getattr(obj, d["zero"])()
+            self.instances = {layer: self.cell(L[layer], params)
+                              for layer in (_FIRST, _RNN, _OUT) if layer in L}
+        else:
+            for layer, obj in self.instances.items():
+                self.load_cell(L[layer], obj, params)
         fwd, bwd = d.get("forward", "forward"), d.get("backward", "backward")
         loss_fn = _attr(m, L["loss"]["function"], "function")
         T = x.shape[0]
         h = h0.copy()
         inside = d.get("carries_state", False)    # the cell keeps h and dh_next itself
+        attrs = _state_attrs(d)
+        if attrs and d.get("h0") != "zeros":      # ... and takes h0 as an attribute
+            setattr(self.instances[_RNN], attrs[0], h0.copy())
         value, dz3 = 0.0, []
         for t in range(T):
             a = x[t]
@@ -532,13 +615,10 @@ class _Cells(_Adapted):
         grads = {"x": dx}
         if not inside:
             grads["h0"] = np.array(dh_next, copy=True)
+        elif attrs and "h0" not in self.skip:
+            grads["h0"] = np.array(getattr(self.instances[_RNN], attrs[1]), copy=True)
         for layer, obj in self.instances.items():
-            g = getattr(obj, d.get("grads", "grads"))
-            keys = L[layer].get("keys", list(g) if isinstance(g, dict) else range(len(g)))
-            for item, key in zip(L[layer]["args"], keys):
-                if _split(item)[1] != "zeros":
-                    name, arr = self.dec(item, np.array(g[key], copy=True), params)
-                    grads[name] = arr
+            grads.update(self.cell_gradients(L[layer], obj, params))
         return value, grads, h_last
 
 
@@ -573,7 +653,19 @@ class _Function(_Adapted):
 
 def layer_impl(spec, adapter, layer, names, output_has_time):
     """(forward, backward) with the layer contract of layer_check for the user's code
-    of ``layer`` under ``adapter``. ``names``: the layer's inputs in the contract's order."""
+    of ``layer`` under ``adapter``. ``names``: the layer's inputs in the contract's order.
+    ``forward.label`` names the user's code (``rnn_layers.py: rnn_forward``), not this
+    module's inner function."""
+    forward, backward = _layer_impl(spec, adapter, layer, names, output_has_time)
+    decl = declaration(adapter)
+    entry = decl.get("layers", {}).get(layer) or decl.get("layers", {}).get(_RNN, {})
+    what = entry.get("forward") or entry.get("class") or entry.get("function") or layer
+    where = spec if isinstance(spec, str) else getattr(spec, "__name__", repr(spec))
+    forward.label = f"{where}: {what} ({decl['style']}, layer {layer})"
+    return forward, backward
+
+
+def _layer_impl(spec, adapter, layer, names, output_has_time):
     decl = declaration(adapter)
     module = _module_of(spec, decl)
     entries = decl.get("layers", {})
@@ -650,8 +742,7 @@ def layer_impl(spec, adapter, layer, names, output_has_time):
                 c = factor(inputs[0], kw)
                 return float(value) * c, (obj, c)
             arrays = arrays_of(inputs)
-            obj = cls(*[ad.enc(a, arrays).copy() for a in entry.get("args", [])],
-                      **entry.get("kwargs", {}))
+            obj = ad.construct(entry, arrays)
             if layer == _RNN:
                 getattr(obj, entry.get("set_state", "set_state"))(arrays["h0"].copy())
             first = names[0]
@@ -662,48 +753,50 @@ def layer_impl(spec, adapter, layer, names, output_has_time):
             if layer == "loss":
                 return (_decode(obj.backward(), "time", None, ad.batch_first) * extra * dout,)
             d = obj.backward(_encode(dout, "time" if output_has_time else "", ad.batch_first))
-            grads = {names[0]: out_of(d)}
-            for item, g in zip(entry.get("args", []), obj.grads):
-                if _split(item)[1] != "zeros":
-                    name, arr = ad.dec(item, np.array(g, copy=True), extra)
-                    grads[name] = arr
+            grads = {names[0]: out_of(d), **ad.gradients(entry, obj, extra)}
             if layer == _RNN:
                 grads["h0"] = np.array(getattr(obj, entry.get("dh0", "dh")), copy=True)
             return tuple(grads.get(n) for n in names)
         return forward, backward
 
     if kind == "cells" and layer in ("rnn_step", _RNN):
-        cls = _attr(module, entry["class"], "class")
         fwd_name, bwd_name = decl.get("forward", "forward"), decl.get("backward", "backward")
+        inside, attrs = decl.get("carries_state", False), _state_attrs(decl)
+        if inside and not attrs:
+            raise UsageError("adapter", "carries_state", "a cell that keeps its own state is "
+                             "checked by itself only with \"state\": {\"h0\": ATTRIBUTE, "
+                             "\"dh0\": ATTRIBUTE}: where it takes h0 and leaves dh0")
+
+        def step(obj, a_t, h_prev):
+            return getattr(obj, fwd_name)(*((a_t,) if inside else (a_t, h_prev)))
 
         def forward(*inputs, **kw):
             expect(kw)
             arrays = arrays_of(inputs)
-            obj = cls(*[ad.enc(a, arrays).copy() for a in entry["args"]],
-                      **entry.get("kwargs", {}))
+            obj = ad.cell(entry, arrays)
+            if inside:
+                setattr(obj, attrs[0], np.array(inputs[1], copy=True))
             if layer == "rnn_step":
-                return getattr(obj, fwd_name)(inputs[0], inputs[1]), (obj, arrays, 1)
+                return step(obj, inputs[0], inputs[1]), (obj, arrays, 1)
             h, out = inputs[1], []
             for t in range(inputs[0].shape[0]):
-                h = getattr(obj, fwd_name)(inputs[0][t], h)
+                h = step(obj, inputs[0][t], h)
                 out.append(h)
             return np.stack(out), (obj, arrays, inputs[0].shape[0])
 
         def backward(dout, cache):
             obj, arrays, T = cache
-            if layer == "rnn_step":
-                da, dh_prev = getattr(obj, bwd_name)(dout)
-            else:
-                da, dh_prev = [None] * T, np.zeros_like(dout[0])
-                for t in reversed(range(T)):
-                    da[t], dh_prev = getattr(obj, bwd_name)(dout[t] + dh_prev)
-                da = np.stack(da)
-            grads = {names[0]: da, names[1]: dh_prev}
-            g = getattr(obj, decl.get("grads", "grads"))
-            keys = list(g) if isinstance(g, dict) else range(len(g))
-            for item, key in zip(entry["args"], keys):
-                name, arr = ad.dec(item, np.array(g[key], copy=True), arrays)
-                grads[name] = arr
+            douts = [dout] if layer == "rnn_step" else list(dout)
+            da, dh_prev = [None] * T, np.zeros_like(douts[0])
+            for t in reversed(range(T)):
+                if inside:                  # the cell adds its own dh_next
+                    da[t] = getattr(obj, bwd_name)(douts[t])
+                else:
+                    da[t], dh_prev = getattr(obj, bwd_name)(douts[t] + dh_prev)
+            if inside:
+                dh_prev = getattr(obj, attrs[1])
+            da = da[0] if layer == "rnn_step" else np.stack(da)
+            grads = {names[0]: da, names[1]: dh_prev, **ad.cell_gradients(entry, obj, arrays)}
             return tuple(grads.get(n) for n in names)
         return forward, backward
     raise UsageError("layer", layer, f"a {kind} declaration cannot check it by itself")

@@ -48,8 +48,8 @@ from .check import check
 from .config import make_config
 from .data import make_data
 
-__all__ = ["ARTICLE", "MID", "LARGE", "SWEEP_CONFIGS", "median_seconds", "small_configs",
-           "main"]
+__all__ = ["ARTICLE", "MID", "LARGE", "SWEEP_CONFIGS", "conditions", "median_seconds",
+           "small_configs", "main"]
 
 ARTICLE = dict(interval=3)
 MID = dict(batch=32, input_size=32, hidden_size=64, state_size=64, output_size=32, interval=8)
@@ -267,6 +267,19 @@ def _startup(rounds):
              f"{med(name):.2f} s for the process (target >= 30 per s)")
 
 
+def conditions():
+    """When and on what the figures are measured: the date (UTC), the cores this process
+    may use and the load average, printed at the start and the end of a run (a loaded
+    machine slows every figure; the README quotes them with the figures)."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{when}, {cores} cores, load average {load:.1f}"
+
+
 def _row(name, value, unit, note=""):
     print(f"  {name:52s} {value:>12s} {unit:10s} {note}")
 
@@ -280,7 +293,7 @@ def main(argv=None):
                         help="only the fresh-process figures")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
-    print("gradcheck benchmark (reference implementation, float64)")
+    print(f"gradcheck benchmark (reference implementation, float64): {conditions()}")
     _startup(ROUNDS_QUICK if args.quick else ROUNDS_STARTUP)
     if args.startup:
         return 0
@@ -335,6 +348,7 @@ def main(argv=None):
         _row("mid check: peak NumPy allocations (tracemalloc)", f"{peak / 2**20:.0f}", "MiB")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
     _row("process maximum resident size", f"{rss:.0f}", "MiB")
+    print(f"done: {conditions()}")
     return 0
 
 

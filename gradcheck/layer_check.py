@@ -274,8 +274,9 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
     config = dict(sizes, interval=interval, seq_len=interval, loss=loss,
                   activations=list(activations), reduction=reduction, dtype=dtype, seed=seed,
                   layer=layer)
-    impl_name = (f"{getattr(forward, '__module__', '?')}."
-                 f"{getattr(forward, '__qualname__', repr(forward))}") if named else \
+    impl_name = (getattr(forward, "label", None)      # an adapter's: the user's code
+                 or f"{getattr(forward, '__module__', '?')}."
+                    f"{getattr(forward, '__qualname__', repr(forward))}") if named else \
         f"reference.layers ({layer})"
     report = Report(config=config, impl=impl_name, mode="layer",
                     mode_reason=f"layer {layer}: its forward vs JAX; its backward of a random "

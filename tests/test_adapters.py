@@ -218,11 +218,17 @@ CELL_INSIDE = {"style": "cell", "h0": "zeros", "carries_state": True, "params": 
                           "dense2": {"class": "Dense", "args": ["W3", "b3"]}}}
 
 
+# The same cell, given each window's h0 and read back dh0 through its declared attributes.
+CELL_STATE = dict({k: v for k, v in CELL_INSIDE.items() if k != "h0"},
+                  state={"h0": "a0", "dh0": "dA_next"})
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("path,decl,sizes,skipped", [
     ("textbook_embedding.py", EMBEDDING, LAYERED, ["b1", "x"]),
     ("cell_inside.py", CELL_INSIDE, dict(SIZES, batch=4), ["W1", "b1", "h0"]),
-], ids=["embedding-ids-no-bias", "cell-state-inside-two-biases"])
+    ("cell_inside.py", CELL_STATE, dict(SIZES, batch=4), ["W1", "b1"]),
+], ids=["embedding-ids-no-bias", "cell-state-inside-two-biases", "cell-state-given-h0"])
 def test_declared_variations_pass(path, decl, sizes, skipped, dtype):
     report = gradcheck.check(str(STYLES_DIR / path), adapter=json.loads(json.dumps(decl)),
                              dtype=dtype, **sizes)
@@ -238,3 +244,74 @@ def test_declared_variations_pass(path, decl, sizes, skipped, dtype):
 def test_sizes_the_code_cannot_take_are_usage_errors(style, kwargs, message):
     with pytest.raises(gradcheck.UsageError, match="^" + re.escape(message)):
         gradcheck.check(_module(style), adapter=style, **dict(SIZES, **kwargs))
+
+
+# ------------------------------------------------ a NumPy library's layers, no glue code
+
+LIBRARY = STYLES_DIR / "library.json"
+
+
+def _library(*overrides):
+    return adapters.read_declaration([str(LIBRARY), *map(json.dumps, overrides)])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_library_layers_pass_from_a_json_declaration(dtype):
+    """Constructed from sizes, parameters written after construction, [1, n] row biases,
+    whole-sequence layers, a reset method of each layer's own name."""
+    report = gradcheck.check(str(STYLES_DIR / "library.py"), adapter=_library(), dtype=dtype,
+                             **LAYERED)
+    assert report.passed, report.format_table()
+    assert report.skipped == [] and len(report.windows) == 3
+
+
+def test_library_from_the_command_line_with_an_inline_override(capsys):
+    argv = FLAGS + ["--impl", str(STYLES_DIR / "library.py"), "--adapter", str(LIBRARY)]
+    assert main(argv) == 0
+    override = json.dumps({"layers": {"rnn": {"reset": None}}})     # forget one reset
+    assert main(argv + ["--adapter", override]) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^  (W2|U|b2) \(windows 2-3\)", out, re.MULTILINE), out
+
+
+def test_a_row_bias_declared_as_a_vector_is_a_shape_verdict():
+    decl = _library({"layers": {"dense1": {"set": {"b": "b1"}, "get": {"db": "b1"}}}})
+    report = gradcheck.check(str(STYLES_DIR / "library.py"), adapter=decl, **LAYERED)
+    assert not report.passed
+    assert any("grads['b1'] has shape (1, 4); expected (4,)" in r.message
+               for r in report.failures), report.format_table()
+
+
+@pytest.mark.parametrize("layer", ["dense1", "rnn", "dense2", "loss"])
+def test_library_layers_checked_by_themselves_name_the_users_code(layer):
+    from gradcheck.layer_check import check_layer
+    decl = _library()
+    loss, acts, _ = adapters.supported(decl)
+    report = check_layer(layer, str(STYLES_DIR / "library.py"), adapter=decl, loss=loss,
+                         activations=acts, batch=4, input_size=3, hidden_size=4,
+                         state_size=3, output_size=5)
+    assert report.passed, report.format_table()
+    assert report.impl.startswith(f"{STYLES_DIR / 'library.py'}: ")
+    assert "<locals>" not in report.impl
+
+
+@pytest.mark.parametrize("layer", ["rnn_step", "rnn"])
+def test_a_cell_that_keeps_its_state_is_checked_by_itself(layer):
+    """Its declared attributes give it h0 and read dh0; its size keyword, its parameter
+    dict's keys and the bias passed as zeros (no gradient kept) are honoured as in the
+    whole-window check."""
+    from gradcheck.layer_check import check_layer
+    decl = json.loads(json.dumps(CELL_STATE))
+    report = check_layer(layer, str(STYLES_DIR / "cell_inside.py"), adapter=decl,
+                         activations=("identity", "tanh", "identity"), batch=4, input_size=3,
+                         hidden_size=4, state_size=3, output_size=5)
+    assert report.passed, report.format_table()
+    assert {r.name for r in report.results} >= {"h_prev" if layer == "rnn_step" else "h0"}
+
+
+def test_a_cell_that_keeps_its_state_without_its_attributes_is_a_usage_error():
+    from gradcheck.layer_check import check_layer
+    with pytest.raises(gradcheck.UsageError, match=r"^adapter='carries_state': a cell that "
+                                                   r"keeps its own state is checked by itself"):
+        check_layer("rnn_step", str(STYLES_DIR / "cell_inside.py"),
+                    adapter=json.loads(json.dumps(CELL_INSIDE)), batch=4)

@@ -1,7 +1,9 @@
 """The benchmark times what it says: its JAX windows compute the reference's window, its
 sweep compiles once, and a command that fails is never a figure."""
 import os
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,3 +50,17 @@ def test_a_fresh_process_that_exits_otherwise_is_an_error():
     assert _fresh([sys.executable, "-c", "raise SystemExit(2)"], dict(os.environ), 2) > 0
     with pytest.raises(RuntimeError, match="exited 2, not 0"):
         _fresh([sys.executable, "-c", "raise SystemExit(2)"], dict(os.environ), 0)
+
+
+def test_the_figures_carry_their_date_cores_and_load():
+    from gradcheck.bench import conditions
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC, \d+ cores, load average \d+\.\d",
+                        conditions())
+
+
+def test_the_readme_dates_its_timings_and_their_machine():
+    """The Performance section says when and under what load its figures were measured."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Performance", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"python -m gradcheck\.bench.*\d{4}-\d\d-\d\d", section, re.DOTALL)
+    assert re.search(r"load average (about )?\d+", section)

@@ -237,7 +237,7 @@ READS_CHECKER_FILES = {"hostile_reference_by_path.py", "hostile_removes_guard.py
     pytest.param("hostile_removes_guard.py", "honesty",
                  "tried to read the grader's own files (reference/__init__.py)",
                  id="removes-the-guard"),
-    pytest.param("hostile_memory.py", None, "ran out of memory under --memory-limit",
+    pytest.param("hostile_memory.py", None, "your code ran out of memory in test",
                  id="memory-hog"),
     pytest.param("hostile_forges_reply.py", "protocol", "not in the checker's format",
                  id="forges-reply"),
@@ -319,6 +319,39 @@ def test_summary_counts_arrays_only_for_the_maths_and_the_contract(graded):
                            for t in s["tests"][:1])
 
 
+def test_summary_says_whether_the_checkers_files_were_out_of_reach(graded):
+    doc, _ = graded
+    iso = doc["summary"]["isolation"]
+    try:
+        from gradcheck.sandbox import STRONG
+    except ImportError:
+        STRONG = ()
+    assert iso["mechanisms"]
+    if all(m in STRONG for m in iso["mechanisms"]):
+        assert iso["checker_files"].startswith("out of the workers' reach")
+    else:
+        assert iso["checker_files"].startswith("refused by the honesty audit hook only")
+
+
+def test_a_same_user_worker_is_reported_as_the_hook_alone():
+    from gradcheck.grade.formats import summary
+    from gradcheck.grade.mark import SubmissionGrade
+    grade = SubmissionGrade("a.py", 1.0, 1.0, [], None, None, None, 0.0, isolation="same-user")
+    iso = summary([grade], DEFAULT_BATTERY, 0)["isolation"]
+    assert iso == {"mechanisms": ["same-user"], "checker_files": (
+        "refused by the honesty audit hook only: the workers ran as the grader's own user, "
+        "so code that reaches below Python could read them")}
+
+
+def test_unused_banned_import_is_told_to_the_student_at_no_cost():
+    from gradcheck.grade.formats import render
+    from gradcheck.grade.mark import SubmissionGrade
+    grade = SubmissionGrade("a.py", 15.0, 15.0, [], None, None, None, 0.0,
+                            flags=("banned_library_imported", "reference_copy"))
+    doc = json.loads(render("gradescope", [grade], DEFAULT_BATTERY, 0))
+    assert doc["output"] == KINDS["banned_library_imported"].hint     # not the copy flag
+
+
 def test_unused_banned_import_costs_nothing_and_is_listed(graded):
     s = graded[1]["hostile_jax_fallback.py"]
     assert s["score"] == s["max_score"] and s["problem"] is None
@@ -328,7 +361,8 @@ def test_unused_banned_import_costs_nothing_and_is_listed(graded):
 
 
 @pytest.mark.parametrize("name", ["hostile_imports_reference.py", "hostile_jax_fallback.py",
-                                  "hostile_reference_by_path.py", "broken_syntax.py"])
+                                  "hostile_reference_by_path.py", "broken_syntax.py",
+                                  "hostile_hang.py", "hostile_memory.py"])
 def test_no_instructor_flag_reaches_a_students_text(graded, name):
     s = graded[1][name]
     texts = [s["diagnosis"] or "", s["reason"] or ""] + [t["output"] for t in s["tests"]]
@@ -446,6 +480,7 @@ def test_hint_names_arrays_and_steps_without_numbers_or_the_diagnosis(levels):
         assert "worst element" in t_full.output and "worst element" not in t_hint.output
         assert "diagnosis:" in t_full.output and "diagnosis:" not in t_hint.output
         assert full.diagnosis not in t_hint.output
+        assert f"the kind of mistake: {KINDS['dh_next_not_passed'].hint}" in t_hint.output
 
 
 def test_score_says_only_pass_or_fail(levels):
@@ -750,6 +785,7 @@ def test_generated_run_autograder_grades_a_submission_on_a_fake_platform(tmp_pat
         outputs = [t["output"] for t in doc["tests"]]
     else:
         assert doc["gradable"] is True and doc["score"] == pytest.approx(13.5 / 15)
+        assert doc["message"] == ""                 # never the diagnosis: hint level
         assert [(t["points"], t["max_points"]) for t in doc["tests"]] == [(9, 10), (4.5, 5)]
         outputs = [t["message"] for t in doc["tests"]]
     # --feedback hint, as the bundle was made: the arrays, no diagnosis, no flag

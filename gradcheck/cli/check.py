@@ -65,9 +65,10 @@ def build_parser():
     p.add_argument("--memory-limit", default=None, metavar="SIZE", kind="size",
                    help="the most memory --impl's process may use, e.g. 512M, 4G "
                         "(default 4G, or half this machine's memory if less)")
-    p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON",
+    p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON", action="append",
                    help="--impl names a module written in another shape: a style (course, "
-                        "textbook, cell, function) or a declaration (see README, Adapters)")
+                        "textbook, cell, function) or a declaration (see README, Adapters); "
+                        "given again, merged over the earlier (a .json file, then overrides)")
     p.add_argument("--skip", metavar="NAMES", default="",
                    help="gradients the code does not compute, e.g. x,h0 (reported as "
                         "skipped, never compared)")

@@ -22,8 +22,9 @@ def build_parser():
                    help="the layer's backward (required with --forward)")
     p.add_argument("--impl", metavar="FILE.py|MODULE",
                    help="with --adapter: the module of code written in another shape")
-    p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON",
-                   help="how --impl's code is shaped (see README, Adapters)")
+    p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON", action="append",
+                   help="how --impl's code is shaped (see README, Adapters); given again, "
+                        "merged over the earlier (a .json file, then overrides)")
     p.add_argument("--interval", type=integer, default=3, metavar="T",
                    help="time steps of the layer's input (default 3)")
     for size in SIZES:
@@ -54,7 +55,8 @@ def body(args):
     if args.adapter is not None:
         from ..adapters import read_declaration, supported
         if args.impl is None:
-            raise UsageError("adapter", args.adapter, "needs --impl naming the code's module")
+            raise UsageError("adapter", " ".join(args.adapter),
+                             "needs --impl naming the code's module")
         adapter = read_declaration(args.adapter)
         d_loss, d_acts, _ = supported(adapter)
         acts = acts or ",".join(d_acts)

@@ -41,6 +41,21 @@ def _counts_arrays(t):
                                       or KINDS[t.kind].group not in _NOT_ARRAYS)
 
 
+def _isolation(grades):
+    """How the class's workers were isolated, and what that means for the checker's files:
+    unreadable by OS means, or refused by the honesty hook only (the summary says so)."""
+    try:
+        from ..sandbox import STRONG
+    except ImportError:                  # no OS-level isolation on this version
+        STRONG = ()
+    mechanisms = sorted({g.isolation for g in grades if g.isolation})
+    strong = bool(mechanisms) and all(m in STRONG for m in mechanisms)
+    return {"mechanisms": mechanisms, "checker_files": (
+        "out of the workers' reach (OS-level isolation)" if strong else
+        "refused by the honesty audit hook only: the workers ran as the grader's own user, "
+        "so code that reaches below Python could read them")}
+
+
 def summary(grades, battery, seed):
     """Across the class: scores; per kind of problem the count and the submissions (a
     submission counts once per kind); and, from the tests that lost points for their
@@ -71,6 +86,7 @@ def summary(grades, battery, seed):
         "scores": {g.submission: _round(g.score) for g in grades},
         "failing_arrays": arrays,
         "failing_tests": tests,
+        "isolation": _isolation(grades),
         "kinds": {k: {"title": KINDS[k].title if k in KINDS else k,
                       "group": KINDS[k].group if k in KINDS else "unclear",
                       "count": len(subs), "submissions": subs}
@@ -119,6 +135,14 @@ def _json(grades, battery, seed):
             "summary": summary(grades, battery, seed)}
 
 
+def _student_note(g):
+    """What a student reads about the whole submission: why it got no marks, and the
+    hints of flags that cost nothing (an unused banned import); never the diagnosis,
+    which the tests' texts give at their feedback level."""
+    notes = [g.reason] + [KINDS[f].hint for f in g.flags if f in KINDS]
+    return "\n".join(n for n in notes if n)
+
+
 def _gradescope(g):
     """Gradescope's results.json for one submission."""
     out = {"score": _round(g.score),
@@ -126,15 +150,15 @@ def _gradescope(g):
                       "output": t.output, "visibility": t.visibility,
                       "status": "passed" if t.score >= t.max_score else "failed"}
                      for t in g.tests]}
-    if g.reason:
-        out["output"] = g.reason
+    if _student_note(g):
+        out["output"] = _student_note(g)
     return out
 
 
 def _prairielearn(g):
     """PrairieLearn's external grader results for one submission."""
     return {"gradable": True, "score": _round(g.score / g.max_score) if g.max_score else 0.0,
-            "message": g.reason or g.diagnosis or "",
+            "message": _student_note(g),
             "tests": [{"name": t.name, "points": _round(t.score), "max_points": _round(t.max_score),
                        "message": t.output, "output": t.output} for t in g.tests]}
 
@@ -164,6 +188,7 @@ def _table(grades, battery, seed):
                   f"{s['mean_score']}, median {s['median_score']} of {s['max_score']:g}",
               "submissions failing each array: " + ", ".join(
                   f"{k} {v}" for k, v in s["failing_arrays"].items()),
+              f"the checker's files: {s['isolation']['checker_files']}",
               "per kind of problem (each submission once):"]
     for k, v in s["kinds"].items():
         lines.append(f"  {v['title']} [{k}] {v['count']}: "

@@ -47,6 +47,7 @@ class SubmissionGrade(NamedTuple):
     seconds: float
     honesty: dict = {}      # {"imported", "used": libraries, "read": files, "reference_share"}
     flags: tuple = ()       # kinds flagged for the instructor that cost nothing
+    isolation: Optional[str] = None     # how its workers were isolated (the mechanism)
 
     @property
     def passed(self):
@@ -247,13 +248,14 @@ def grade_submission(sub, prepared_tests, limits, forbid, feedback=DEFAULT_FEEDB
                  for p in prepared_tests]
         return SubmissionGrade(sub.spec, 0.0, max_score, tests, reason, "unloadable", reason,
                                time.perf_counter() - started)
-    tests, imported, used, read = [], [], [], []
+    tests, imported, used, read, mechanism = [], [], [], [], None
     battery = [p.test for p in prepared_tests]
     for p in prepared_tests:
         with Worker(sub, limits, forbid, len(p.windows),               # a fresh instance
                     p.reference_seconds) as worker:
             grade, record, whole = _grade_test(worker, p, _level(p.test, feedback),
                                                precision_loss(p.test, battery))
+            mechanism = worker.mechanism
         tests.append(grade)
         for mine, theirs in ((imported, record.imported), (used, record.used),
                              (read, record.read)):
@@ -290,4 +292,5 @@ def grade_submission(sub, prepared_tests, limits, forbid, feedback=DEFAULT_FEEDB
     honesty = {"imported": imported, "used": used, "read": read,
                "reference_share": None if share is None else round(share, 3)}
     return SubmissionGrade(sub.spec, sum(t.score for t in tests), max_score, tests, diagnosis,
-                           problem, reason, time.perf_counter() - started, honesty, flags)
+                           problem, reason, time.perf_counter() - started, honesty, flags,
+                           mechanism)

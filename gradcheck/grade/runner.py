@@ -16,7 +16,8 @@ from typing import NamedTuple, Optional
 
 from .. import sandbox
 from ..errors import UsageError
-from ..isolation import DEFAULT_MEMORY
+from ..untrusted import Problem
+from ..isolation import DEFAULT_MEMORY, format_size
 from ..isolation import Worker as _Isolated
 from .submission import root_of
 
@@ -85,6 +86,9 @@ def _ended(problem, what, limit):
         return Ended(kind, f"your code was still running after {seconds:g} s of its own time "
                            f"in {what}; the limit is {seconds:g} s per call ({why}), so it "
                            f"was stopped")
+    if kind == "memory":
+        return Ended(kind, f"your code used more memory than the limit in {what}, so it was "
+                           f"stopped")
     text = problem.message
     text = f"the submission's {text[4:]}" if text.startswith("its ") else f"the submission {text}"
     return Ended(kind, text)
@@ -132,6 +136,12 @@ class Worker:
         return [] if self._worker is None else list(self._worker.refused)
 
     @property
+    def mechanism(self):
+        """How the worker is isolated (isolation's word: "namespaces+uid", "uid",
+        "same-user", ...)."""
+        return str(getattr(self._worker, "mechanism", None) or "same-user")
+
+    @property
     def runner(self):
         """The isolation worker itself, for check's diagnosis (its problems, not Ended)."""
         return self._worker
@@ -155,7 +165,14 @@ class Worker:
         for p in out.problems:
             if p.name in _ENDING or (p.name == "memory" and self._worker.ended is not None):
                 raise _ended(p, what, self._limit)   # (memory: killed, not a MemoryError)
+        if any(p.name == "memory" for p in out.problems):    # worded for the student
+            out = out._replace(problems=[self._memory(what) if p.name == "memory" else p
+                                         for p in out.problems])
         return out
+
+    def _memory(self, what):
+        return Problem("memory", f"your code ran out of memory in {what}; the limit is "
+                                 f"{format_size(self._worker.memory_limit)}")
 
     def close(self):
         if self._worker is not None:

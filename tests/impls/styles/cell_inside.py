@@ -1,5 +1,7 @@
 """Per-step cell that keeps its state and the future's state derivative inside (forward(x_t),
-backward(dh_t) -> dx_t), two biases, parameters and gradients in dicts; written here."""
+backward(dh_t) -> dx_t), two biases, parameters and gradients in dicts; written here.
+Its initial state is the attribute a0 (zeros when None); after the first step's backward,
+dA_next holds the derivative of the loss with respect to it."""
 import numpy as np
 
 
@@ -7,6 +9,7 @@ class Cell:
     def __init__(self, n_out):
         self.n_out = n_out
         self.parameters, self.gradients = {}, {}
+        self.a0 = None
         self.flush()
 
     def flush(self):
@@ -17,7 +20,10 @@ class Cell:
 
     def forward(self, x):
         p = self.parameters
-        a_prev = self.A[-1] if self.A else np.zeros((x.shape[0], self.n_out))
+        if self.A:
+            a_prev = self.A[-1]
+        else:
+            a_prev = self.a0 if self.a0 is not None else np.zeros((x.shape[0], self.n_out))
         z = a_prev @ p["Waa"] + p["ba"] + x @ p["Wax"] + p["bx"]
         self.X.append(x)
         self.Z.append(a_prev)
