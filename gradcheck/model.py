@@ -209,7 +209,7 @@ class Cell(NamedTuple):
 DEFAULT_CELL = "rnn"
 # Every cell's declaration module ("rnn" is declared here, below). Adding a cell is adding
 # its module to this table.
-CELL_MODULES = {"rnn": __name__, "lstm": "gradcheck.cells.lstm"}
+CELL_MODULES = {"rnn": __name__, "lstm": "gradcheck.cells.lstm", "gru": "gradcheck.cells.gru"}
 _CELLS = {}
 
 

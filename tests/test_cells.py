@@ -14,6 +14,9 @@ from gradcheck.tolerances import DIFFERENCE_FORM_ACCURACY, REFERENCE_RTOL
 from tests.helpers import small_data
 
 CELLS = [n for n in model.cell_names() if n != model.DEFAULT_CELL]
+# Every cell with its options off, then with each of them on (the GRU's reset_after).
+CASES = [(c, ()) for c in CELLS] + [(c, (o.name,)) for c in CELLS for o in model.cell(c).options]
+CASE_IDS = ["-".join((c,) + o) for c, o in CASES]
 LSTM_LOOP = "tests/impls/cells/lstm_loop.py:loss_and_grads"
 
 MODELS = {
@@ -24,9 +27,10 @@ MODELS = {
 }
 
 
-def _cell_data(cell, name, **overrides):
+def _cell_data(cell, name, cell_options=(), **overrides):
     loss, acts, reduction = MODELS[name]
-    return small_data(cell=cell, loss=loss, activations=acts, reduction=reduction,
+    return small_data(cell=cell, cell_options=cell_options, loss=loss, activations=acts,
+                      reduction=reduction,
                       **dict(dict(interval=3, batch=5, output_size=7), **overrides))
 
 
@@ -40,7 +44,7 @@ def _sides(cell, config, data):
     states = tuple(data.states.values())
     options = dict(config.model_options, **config.model.options)
     ref = cell_module(model.cell(cell).sides["reference"]).loss_and_grads(
-        data.params, data.x, data.y, data.h0, *states, **options)
+        data.params, data.x, data.y, data.h0, *states, **config.model_options)
     jax = model.side(cell, "jax").jax_window(data.params, data.x, data.y, data.h0, *states,
                                              **options)
     fd = model.side(cell, "fd").fd_window(data.params, data.x, data.y, data.h0, *states,
@@ -67,9 +71,9 @@ def test_every_side_of_every_cell_covers_every_name_of_its_model(cell):
 
 
 @pytest.mark.parametrize("name", MODELS)
-@pytest.mark.parametrize("cell", CELLS)
-def test_the_reference_agrees_with_the_jax_oracle(cell, name):
-    config, data = _cell_data(cell, name)
+@pytest.mark.parametrize(("cell", "cell_options"), CASES, ids=CASE_IDS)
+def test_the_reference_agrees_with_the_jax_oracle(cell, cell_options, name):
+    config, data = _cell_data(cell, name, cell_options)
     (value, grads, *states), jax, _ = _sides(cell, config, data)
     assert abs(value - jax.loss) <= REFERENCE_RTOL * abs(jax.loss)
     for out, got in zip(config.model.state_out_names, states):
@@ -79,9 +83,9 @@ def test_the_reference_agrees_with_the_jax_oracle(cell, name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-@pytest.mark.parametrize("cell", CELLS)
-def test_the_finite_differences_are_as_accurate_as_the_rnn_s(cell, name):
-    config, data = _cell_data(cell, name)
+@pytest.mark.parametrize(("cell", "cell_options"), CASES, ids=CASE_IDS)
+def test_the_finite_differences_are_as_accurate_as_the_rnn_s(cell, cell_options, name):
+    config, data = _cell_data(cell, name, cell_options)
     _, jax, fd = _sides(cell, config, data)
     for n in config.model.grad_names:
         assert _worst(fd.grads[n], jax.grads[n]) <= DIFFERENCE_FORM_ACCURACY, n
@@ -97,17 +101,13 @@ def test_the_jax_oracle_is_written_from_the_equations_not_from_the_reference(cel
 
 
 @pytest.mark.parametrize("dtype", model.DTYPES)
-@pytest.mark.parametrize("cell", CELLS)
-def test_check_of_the_reference_passes(cell, dtype):
-    report = gradcheck.check(cell=cell, interval=2, seq_len=5, batch=4, dtype=dtype)
+@pytest.mark.parametrize(("cell", "cell_options"), CASES, ids=CASE_IDS)
+def test_check_of_the_reference_passes(cell, cell_options, dtype):
+    options = dict.fromkeys(cell_options, True)
+    report = gradcheck.check(cell=cell, interval=2, seq_len=5, batch=4, dtype=dtype, **options)
     assert report.passed, [r.message for r in report.results if not r.passed]
-    names = {r.name for r in report.results}
-    assert set(config_names(cell)) <= names
-
-
-def config_names(cell):
-    m = model.describe(cell)
-    return m.output_names + m.grad_names
+    m = model.describe(cell, **options)
+    assert set(m.output_names + m.grad_names) <= {r.name for r in report.results}
 
 
 def test_an_isolated_lstm_file_passes_and_carries_c_across_windows():

@@ -15,20 +15,17 @@ value, never a difference of two O(1) values:
     dh_t = o dtanh(c_t) + do (tanh(c_t) + dtanh(c_t))
 
 so rounding stays relative to the perturbation and the step can be as tiny as the RNN's
-(tolerances.FD_STEP). W3 and b3 move only the output layer (oracle_fd.fd_output_layer).
+(tolerances.FD_STEP). Which copies run for each array: gradcheck/cells/fd_cells.py.
 """
 import numpy as np
 
-from ..fd_window_state import WindowState, activation_aux, activation_change, relu_crossed
-from ..oracle_fd import FDResult, fd_output_layer
-from ..tolerances import FD_STEP
+from ..fd_window_state import WindowState, activation_aux, activation_change
+from . import fd_cells
 
 __all__ = ["LSTMWindowState", "fd_window", "NAMES"]
 
 NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3", "x", "h0", "c0")
 GATE_ACTIVATIONS = ("sigmoid", "sigmoid", "tanh", "sigmoid")       # i, f, g, o
-# Rows x steps x width of one batch of perturbed copies (float64 elements).
-_CHUNK_ELEMENTS = 1 << 20
 
 
 class LSTMWindowState(WindowState):
@@ -74,13 +71,11 @@ class LSTMWindowState(WindowState):
         return max(float(np.max(np.abs(self.zg), initial=0.0)),
                    float(np.max(np.abs(self.c), initial=0.0)))
 
-    def copies_change(self, t0, rows, tiled, dh=None, dc=None, perturb=None):
+    def copies_change(self, t0, rows, tiled, starts, into_x=None, moved=None):
         """Run steps t0..T-1 for N copy rows (+ copies then - copies; rows [N] the example
         of each; ``tiled``: every example in order, repeated, so the unperturbed [B, .]
-        arrays broadcast instead of being gathered). dh, dc [N, R]: the differences
-        entering step t0 (zeros if None); perturb(t, dzg, dh) adds the perturbation of
-        the gates' pre-activations at step t to dzg [G, Bt, 4R] in place (dh [G, Bt, R]:
-        the copies' state differences, for Wh). Returns (change [N/2], kink [N/2])."""
+        arrays broadcast instead of being gathered); ``starts``, ``into_x``, ``moved``
+        as in fd_cells (moved: Wh). Returns (change [N/2], kink [N/2])."""
         N, R = rows.size, self.c.shape[-1]
         B = self.x.shape[1]
         G, Bt = (N // B, B) if tiled else (N, 1)
@@ -90,13 +85,18 @@ class LSTMWindowState(WindowState):
         def base(arr, t):
             return arr[t] if tiled else arr[t, rows][:, None]
 
-        dh = np.zeros((G, Bt, R)) if dh is None else dh.reshape(G, Bt, R)
-        dc = np.zeros((G, Bt, R)) if dc is None else dc.reshape(G, Bt, R)
+        zeros = np.zeros((G, Bt, R))
+        dh = starts["h0"].reshape(G, Bt, R) if "h0" in starts else zeros
+        dc = starts["c0"].reshape(G, Bt, R) if "c0" in starts else zeros
         change, kink = np.zeros(N // 2), np.zeros(N // 2, bool)
         for t in range(t0, T):
             dzg = (dh.reshape(N, R) @ Wh).reshape(G, Bt, 4 * R)
-            if perturb is not None:
-                perturb(t, dzg, dh)
+            if into_x is not None:
+                into_x(t, dzg)
+            if moved is not None:                                # Wh: h_{t-1} of each copy
+                _, r, col, sign = moved
+                every = np.arange(G)
+                dzg[every, :, col] += sign[:, None] * (self.h[t][:, r].T + dh[every, :, r])
             di, df, dg, do = (activation_change(name, dz, tuple(base(a, t) for a in aux))
                               for name, dz, aux in zip(GATE_ACTIVATIONS, self.gate_blocks(dzg),
                                                        self.gate_aux))
@@ -112,116 +112,6 @@ class LSTMWindowState(WindowState):
         return change, kink
 
 
-def _most(arr, keep):
-    """max |arr| over every axis but ``keep``."""
-    axes = tuple(i for i in range(arr.ndim) if i != keep)
-    return np.max(np.abs(arr), axis=axes, initial=0.0)
-
-
-def _steps(w, name, shape):
-    """FD_STEP / max(1, reach): no perturbation moves a pre-activation by more than
-    FD_STEP (reach: what an element multiplies at its largest, times the window's growth)."""
-    p = w.params
-    multiplied = {"W1": lambda: _most(w.x, 2)[:, None], "Wx": lambda: _most(w.a, 2)[:, None],
-                  "Wh": lambda: _most(w.h[:-1], 2)[:, None],
-                  "x": lambda: np.max(np.abs(p["W1"]), axis=1),
-                  "h0": lambda: np.max(np.abs(p["Wh"]), axis=1)}.get(name, lambda: 1.0)()
-    reach = w.growth * np.asarray(multiplied)
-    return np.broadcast_to(FD_STEP / np.maximum(1.0, reach), shape).astype(float).ravel()
-
-
-def _chunks(n, rows_per_element, width, steps):
-    per = max(1, _CHUNK_ELEMENTS // max(1, 2 * rows_per_element * width * steps))
-    for start in range(0, n, per):
-        yield np.arange(start, min(start + per, n))
-
-
-def _param(w, name, shape):
-    """W1, b1, Wx, Wh, b: every example, every step, a chunk of elements at a time."""
-    p, x = w.params, w.x
-    T, B, _ = x.shape
-    H, R4 = p["Wx"].shape
-    e_all = _steps(w, name, shape)
-    grad, kink = np.empty(e_all.size), np.zeros(e_all.size, bool)
-    for idx in _chunks(e_all.size, B, R4, T):
-        e = e_all[idx]
-        M = idx.size
-        sign = np.concatenate([e, -e])                           # [G = 2M]
-        elem = np.concatenate([idx, idx])
-        rows = np.tile(np.arange(B), 2 * M)
-        k = np.zeros(M, bool)
-        if name in ("W1", "b1"):
-            i, j = np.divmod(elem, H) if name == "W1" else (None, elem)
-            moved = x[:, :, i] if name == "W1" else np.ones((T, B, 1))
-            dz1 = sign[None, None, :] * moved                    # [T, B, G]
-            aux = tuple(a[:, :, j] for a in w.f1_aux)
-            da = np.moveaxis(activation_change(w.activations[0], dz1, aux), 2, 1)  # [T, G, B]
-            Wx_rows = p["Wx"][j][:, None, :]                     # [G, 1, 4R]
-            if w.relu[0]:
-                z = w.z1[:, :, j]
-                crossed = relu_crossed(z + dz1, z - dz1, z)[..., :M]
-                k |= crossed.any(axis=(0, 1))
-
-            def perturb(t, dzg, dh, da=da, Wx_rows=Wx_rows):
-                dzg += da[t][:, :, None] * Wx_rows
-        else:
-            r, col = np.divmod(elem, R4) if name in ("Wx", "Wh") else (None, elem)
-            every = np.arange(2 * M)
-
-            def perturb(t, dzg, dh, r=r, col=col, sign=sign, every=every):
-                if name == "Wx":
-                    moved = w.a[t][:, r].T                       # [G, B]
-                elif name == "Wh":
-                    moved = (w.h[t][:, r].T + dh[every, :, r])   # h_{t-1} of each copy
-                else:
-                    moved = 1.0
-                dzg[every, :, col] += sign[:, None] * moved
-        change, crossed = w.copies_change(0, rows, True, perturb=perturb)
-        k |= crossed.reshape(M, B).any(axis=1)
-        grad[idx] = change.reshape(M, B).sum(axis=1) / (2 * e * w.scale)
-        kink[idx] = k
-    return grad.reshape(shape), kink.reshape(shape)
-
-
-def _example(w, name, shape):
-    """x, h0, c0: one example per element; x[t] copies start at step t."""
-    p = w.params
-    T, B, I = w.x.shape
-    R = p["Wh"].shape[0]
-    e_all = _steps(w, name, shape)
-    grad, kink = np.empty(e_all.size), np.zeros(e_all.size, bool)
-    per_t = B * I if name == "x" else B * R
-    for t0 in (range(T) if name == "x" else [0]):
-        for idx in _chunks(per_t, 1, 4 * R, T - t0):
-            flat = idx + t0 * per_t
-            e = e_all[flat]
-            sign = np.concatenate([e, -e])
-            b, col = np.divmod(idx, I if name == "x" else R)
-            rows = np.concatenate([b, b])
-            cols = np.concatenate([col, col])
-            start = {"h0": None, "c0": None}
-            perturb = None
-            if name == "x":
-                dz1 = sign[:, None] * p["W1"][cols]              # [N, H]
-                aux = tuple(a[t0, rows] for a in w.f1_aux)
-                dzg_in = (activation_change(w.activations[0], dz1, aux) @ p["Wx"])[:, None]
-                if w.relu[0]:
-                    z = w.z1[t0, rows]
-                    moved = z + dz1
-                    kink[flat] |= relu_crossed(moved[:idx.size], moved[idx.size:],
-                                               z[:idx.size]).any(-1)
-
-                def perturb(t, dzg, dh, t0=t0, dzg_in=dzg_in):
-                    if t == t0:
-                        dzg += dzg_in
-            else:
-                d = np.zeros((rows.size, R))
-                d[np.arange(rows.size), cols] = sign
-                start[name] = d
-            change, crossed = w.copies_change(t0, rows, False, start["h0"], start["c0"], perturb)
-            grad[flat] = change / (2 * e * w.scale)
-            kink[flat] |= crossed
-    return grad.reshape(shape), kink.reshape(shape)
 
 
 def fd_window(params, x, y, h0, c0, *, loss, activations, reduction, names=None):
@@ -229,14 +119,4 @@ def fd_window(params, x, y, h0, c0, *, loss, activations, reduction, names=None)
     ten, NAMES). Shapes: as in the LSTM contract. Returns oracle_fd.FDResult."""
     w = LSTMWindowState(params, x, y, h0, c0, loss=loss, activations=activations,
                         reduction=reduction)
-    grads, kinks = {}, {}
-    sizes = {"B": w.x.shape[1], "I": w.x.shape[2]}
-    for name in names or NAMES:
-        if name in ("W3", "b3"):
-            grads[name], kinks[name] = fd_output_layer(w, name)
-            continue
-        shape = np.shape(params[name]) if name in params else (
-            w.x.shape if name == "x" else (sizes["B"], params["Wh"].shape[0]))
-        path = _example if name in ("x", "h0", "c0") else _param
-        grads[name], kinks[name] = path(w, name, shape)
-    return FDResult(grads, kinks)
+    return fd_cells.fd_window(w, names or NAMES)
