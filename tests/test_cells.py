@@ -4,12 +4,14 @@ import importlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import gradcheck
 from gradcheck import model
 from gradcheck._reference import cell_module
 from gradcheck.cli import main
 from gradcheck.errors import ExitCode
+from gradcheck.strategies import configs
 from gradcheck.tolerances import DIFFERENCE_FORM_ACCURACY, REFERENCE_RTOL
 from tests.helpers import small_data
 
@@ -156,3 +158,15 @@ def test_bad_cell_usage_is_one_line_exit_2(capsys, argv, message):
     assert main(argv + ["--interval", "2"]) == ExitCode.USAGE
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+# The cells' JAX oracles compile once per shape (no size buckets yet): a few examples per
+# run, whatever the hypothesis profile, keep the sweep's compiles within CI's time.
+CELL_SWEEP_EXAMPLES = 4
+
+
+@settings(deadline=None, max_examples=CELL_SWEEP_EXAMPLES, derandomize=True)
+@given(configs(max_size=6, max_interval=4, cells=tuple(CELLS)))
+def test_the_reference_of_every_cell_passes_over_a_sweep(options):
+    report = gradcheck.check(**options)
+    assert report.passed, [r.message for r in report.results if not r.passed]
