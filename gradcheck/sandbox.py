@@ -229,6 +229,23 @@ def _spec_file(spec):
     return where if os.path.isfile(where) else None
 
 
+# The shared memory folder: a tmpfs, so a worker's folder is made and removed without
+# touching a disk (measured: removing a small copy from the disk cost milliseconds).
+SHM = "/dev/shm"
+
+
+def _workers_folder():
+    """Where workers' folders are made: SHM when it is a sticky folder open to all (as
+    Linux has it), else the temporary folder."""
+    try:
+        info = os.stat(SHM)
+    except OSError:
+        return None
+    if stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX and os.access(SHM, os.W_OK):
+        return SHM
+    return None
+
+
 def checker_folders():
     """The folders of gradcheck's own package and of ``reference/``, by top-level name
     (grade hides those its honesty rule forbids)."""
@@ -246,7 +263,7 @@ class View:
     pointing into the copy. CopyRefused when the code cannot be copied."""
 
     def __init__(self, request, tree=None, alone=False, hide=()):
-        self.dir = tempfile.mkdtemp(prefix="gradcheck-worker-")
+        self.dir = tempfile.mkdtemp(prefix="gradcheck-worker-", dir=_workers_folder())
         try:
             self.request = dict(request)
             self.copied = None               # (the copy's folder, the folder copied)
@@ -510,14 +527,26 @@ def _namespaces(plan, root, owner=None):
     covered = [os.path.join("/", e) for e in os.listdir("/") if e not in SYSTEM_DIRS
                and os.path.isdir(os.path.join("/", e))
                and not os.path.islink(os.path.join("/", e))]
+    if os.path.isdir(SHM) and not os.path.islink(SHM):
+        covered.append(SHM)              # other processes' shared memory, and the workers'
+
     share = plan.get("share")
-    wanted = _python_paths() + [plan["dir"]] + list(plan.get("expose", []))
+    folder, src, tmp = plan["dir"], os.path.join(plan["dir"], "src"), os.path.join(plan["dir"], "tmp")
+    # Where the worker's folder lies in a covered folder (/tmp), that folder's tmpfs is its
+    # writable, size-capped tmp, and only the copy is shown from the disk: no mount sits
+    # on a folder of the disk that the checker removes afterwards (which would wait for
+    # the dying namespace's unmount).
+    home = next((c for c in covered if _under(folder, [c])), None)
+    wanted = _python_paths() + [src if home else folder] + list(plan.get("expose", []))
     wanted += [share] if share and os.path.isdir(share) else []
     needed = [p for p in _outermost(os.path.realpath(w) for w in wanted) if os.path.isdir(p)]
+    covered = [c for c in covered if c not in needed]    # (Python itself in /opt, say)
+    home = home if home in covered else None
     shown = [(os.open(p, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC), p)
              for p in needed if _under(p, covered)]
     for c in covered:
-        _mount("tmpfs", c, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
+        size = f"size={TMP_BYTES}" if c == home else "size=1m"
+        _mount("tmpfs", c, "tmpfs", MS_NOSUID | MS_NODEV, f"{size},mode=0755")
     for fd, p in shown:
         os.makedirs(p, mode=0o755, exist_ok=True)
         _mount(f"/proc/self/fd/{fd}", p, None, MS_BIND | MS_REC)
@@ -525,14 +554,19 @@ def _namespaces(plan, root, owner=None):
     for h in _outermost(plan["hide"]):   # never over Python or the worker's own folder
         if os.path.isdir(h) and not any(_under(p, [h]) for p in needed):
             _mount("tmpfs", h, "tmpfs", MS_NOSUID | MS_NODEV, "size=4k,mode=0755")
+    owner = uid if owner is None else owner
+    if home:
+        os.makedirs(tmp, mode=0o700, exist_ok=True)
+        os.chown(tmp, owner, owner)
     _read_only_everywhere()
     if share and os.path.isdir(share) and not _under(share, plan["hide"]):
         _mount(share, share, None, MS_BIND)
         _mount_setattr(share, 0, 0, MOUNT_ATTR_RDONLY)
-    owner = uid if owner is None else owner
-    tmp = os.path.join(plan["dir"], "tmp")
-    _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV,
-           f"size={TMP_BYTES},mode=0700,uid={owner},gid={owner}")
+    if home:
+        _mount_setattr(home, 0, 0, MOUNT_ATTR_RDONLY)
+    else:
+        _mount("tmpfs", tmp, "tmpfs", MS_NOSUID | MS_NODEV,
+               f"size={TMP_BYTES},mode=0700,uid={owner},gid={owner}")
 
 
 def _give_folder(uid, plan):
