@@ -875,8 +875,11 @@ class _MemoryGroup:
                             if line.split(":", 2)[1] == "memory")
         except (OSError, StopIteration, IndexError):
             return None
+        parent = cls.ROOT + ours
+        if cls._count == 0:
+            cls._remove_stale(parent)
         cls._count += 1
-        path = os.path.join(cls.ROOT + ours, f"gradcheck-{os.getpid()}-{cls._count}")
+        path = os.path.join(parent, f"gradcheck-{os.getpid()}-{cls._count}")
         try:
             os.mkdir(path, 0o700)
         except OSError:
@@ -888,6 +891,25 @@ class _MemoryGroup:
             group.remove()
             return None
         return group
+
+    @staticmethod
+    def _remove_stale(parent):
+        """Remove the groups that a checker which is gone (killed before its close)
+        left empty beside ours."""
+        try:
+            names = os.listdir(parent)
+        except OSError:
+            return
+        for name in names:
+            parts = name.split("-")
+            if len(parts) != 3 or parts[0] != "gradcheck" or not parts[1].isdigit():
+                continue
+            if os.path.exists(f"/proc/{parts[1]}"):
+                continue                 # its checker still runs
+            try:
+                os.rmdir(os.path.join(parent, name))      # fails while a process is in it
+            except OSError:
+                pass
 
     def __init__(self, path):
         self.path = path
