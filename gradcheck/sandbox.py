@@ -458,9 +458,27 @@ class Slots:
         self.held.clear()
 
     def release(self, pid):
+        """The worker ``pid`` has ended: end every process its uid still has (a daemon it
+        double-forked, which no process group or parent reaches), then free its slot."""
         slot = self.held.pop(pid, None)
         if slot is not None:
+            _end_all_of(slot[0])
             os.close(slot[1])
+
+
+def _end_all_of(uid):
+    """SIGKILL every process of ``uid`` (a worker's own uid), from a child that becomes it."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, 9)               # every process it may signal: that uid's, but itself
+        except BaseException:
+            pass
+        os._exit(0)
+    os.waitpid(pid, 0)
 
 
 def probe():

@@ -137,3 +137,17 @@ def reads_secrets(params, x, y, h0, **options):
     except OSError:
         pass
     return _wrong(params, x, y, h0, **options)
+
+
+def leaves_a_daemon(params, x, y, h0, **options):
+    """Double-forks a daemon in a session of its own (no process group or parent of the
+    worker's reaches it) that writes its pid to the target folder and sleeps."""
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            with open(os.path.join(_target(), "daemon"), "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(120)
+        os._exit(0)
+    time.sleep(0.5)                      # its pid is written
+    return _wrong(params, x, y, h0, **options)
