@@ -457,6 +457,11 @@ class Slots:
             os.close(fd)
         self.held.clear()
 
+    def release_all(self):
+        """The fork server ends: release every slot as ``release`` does."""
+        for pid in list(self.held):
+            self.release(pid)
+
     def release(self, pid):
         """The worker ``pid`` has ended: end every process its uid still has (a daemon it
         double-forked, which no process group or parent reaches), then free its slot."""
