@@ -29,7 +29,8 @@ _KIND = {"dU_first_from_last_state": "dU_first_step", "dU_first_from_h1": "dU_fi
          "dU_transposed": "transposed", "dh_next_U_untransposed": "dh_next_through_U",
          "no_dh_next": "dh_next_not_passed", "dh_next_overwrites": "dh_next_not_passed",
          "f1_grad_forgotten": "f1_derivative", "dW3_uses_h_prev": "dW3_from_h_prev",
-         "tanh_grad_of_output": "f2_derivative"}
+         "tanh_grad_of_output": "f2_derivative", "dh_next_skips_f2_grad": "dh_next_skips_f2",
+         "dx_skips_f1_grad": "dx_skips_f1"}
 
 # flaw name -> (what it is, in a sentence; whether its error is tied to the window's
 # first step, so that it belongs to that step alone)
@@ -54,6 +55,11 @@ _WHAT = {
                            False),
     "f1_grad_forgotten": ("the first layer's backward misses f1'(z1) (d1 = da)", False),
     "dW3_uses_h_prev": ("dW3 is built from h_{t-1} instead of h_t", False),
+    "dh_next_skips_f2_grad": (
+        "the state's derivative is passed back without f2': dh_next = dh_t U^T instead of "
+        "d2_t U^T (d2_t = dh_t * f2'(z2_t))", False),
+    "dx_skips_f1_grad": ("dx misses f1'(z1): it is built from da instead of d1 = da * "
+                         "f1'(z1) (dW1 and db1 have it)", False),
     "tanh_grad_of_output": ("tanh' is taken of the output (1 - tanh(h)^2 with h = tanh(z))",
                             False),
 }

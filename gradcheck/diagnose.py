@@ -114,15 +114,22 @@ def _spans(windows):
     return f"window {ws[0]}" if len(ws) == 1 else "windows " + ", ".join(map(str, ws))
 
 
-def _where(windows, arrays):
-    return f"{_spans(windows)}, {', '.join('d' + a if a in GRADS else a for a in arrays)}"
+def _where(keys):
+    """The (window, name) pairs as "dW1, db1 in windows 1, 2 and dU in window 1"."""
+    by_name = {}
+    for w, n in sorted(keys):
+        by_name.setdefault(n, []).append(w)
+    groups = {}
+    for n in sorted(by_name, key=lambda n: ORDER.get(n, len(ORDER))):
+        groups.setdefault(tuple(by_name[n]), []).append("d" + n if n in GRADS else n)
+    return " and ".join(f"{', '.join(names)} in {_spans(ws)}" for ws, names in groups.items())
 
 
 def _float32_sentence(ratio, where, alone):
     """The float32 finding's sentence; ``where`` names the windows and arrays."""
     if alone:
         return (f"Every disagreement is at float32 rounding level (errors up to {ratio:.2g}x "
-                f"{FLOAT32_ALLOWANCE}, in {where}; JAX and finite differences agree to "
+                f"{FLOAT32_ALLOWANCE}, {where}; JAX and finite differences agree to "
                 f"float64 precision): the code computes in float32 somewhere inside this "
                 f"float64 check (a float32 buffer such as np.zeros(..., dtype=np.float32)?); "
                 f"check it with --dtype float32, or keep its buffers in the inputs' dtype.")
@@ -135,7 +142,7 @@ def _float32_sentence(ratio, where, alone):
 def _float32_finding(ratio, keys, alone):
     windows = sorted({w for w, _ in keys})
     arrays = sorted({n for _, n in keys}, key=ORDER.get)
-    return Diagnosis("float32", _float32_sentence(ratio, _where(windows, arrays), alone),
+    return Diagnosis("float32", _float32_sentence(ratio, _where(keys), alone),
                      {"windows": windows, "arrays": arrays, "ratio": ratio,
                       "allowance": 1.0})
 
@@ -250,6 +257,8 @@ def explain(runner, params, seen, results, config, options, skipped, skip=()):
                                      out, options, config, skipped,
                                      _states_at(ref, 0, config.dtype))
     evidence = _evidence(params, seen, results, config, options, tol, skip)
+    if second is not None:
+        evidence["float32_aside"] = True     # "agrees" means: up to float32 rounding
     found = diagnose(results, config.windows, config.to_dict(), kinds, consistent,
                      evidence=evidence)
     return found if second is None else replace(found, second=second)
@@ -428,6 +437,7 @@ def _pattern(failing, windows, config, kinds, self_consistent, evidence):
     first_window = min(r.window for r in judged)
     names = {r.name for r in judged}
     arrays = [n for n in GRADS if n in names]
+    aside = " (up to float32 rounding)" if evidence.get("float32_aside") else ""
     if first_window > 1 and len(windows) > 1 and not names & {"loss", "h_last", INPUT_NAME,
                                                                STATE_NAME} \
             and set(names) <= set(GRADS) and not set(FIRST_LAYER) <= names:
@@ -435,7 +445,7 @@ def _pattern(failing, windows, config, kinds, self_consistent, evidence):
         sums = (" (each equals this window's gradient plus the window before's: the sums "
                 "carry over)" if carried else "")
         return ("buffers_not_reset",
-                f"Window 1 agrees but from window {first_window} d{', d'.join(arrays)} "
+                f"Window 1 agrees{aside} but from window {first_window} d{', d'.join(arrays)} "
                 f"disagree while dx, dh0 and the first layer agree: the weight-gradient "
                 f"buffers are not reset between windows{sums}; zero them (or assign, "
                 f"not +=) at the start of every backward.", {"carried_sums": carried})
@@ -444,7 +454,7 @@ def _pattern(failing, windows, config, kinds, self_consistent, evidence):
         what = ("the forward uses a state other than the h0 passed in" if forward else
                 "the state derivative accumulator is not reset between windows")
         return ("stale_state" if forward else "state_accumulator_not_reset",
-                f"Window 1 agrees but window {first_window} disagrees "
+                f"Window 1 agrees{aside} but window {first_window} disagrees "
                 f"({_names(sorted(names))}): state leaks from one window into the next; "
                 f"{what}.", {})
     w = first_window
@@ -598,8 +608,8 @@ def diagnose_layer(layer, meaning, out_name, failing, kinds, dtype, loss, float3
         return Diagnosis(contract[0].name, head + contract[0].message + ".", facts)
     if float32 is not None and dtype == "float64":
         facts.update(ratio=float32, allowance=1.0)
-        text = _float32_sentence(float32, ", ".join("d" + r.name if r.name != out_name
-                                                    else r.name for r in failing), alone=True)
+        text = _float32_sentence(float32, "in " + ", ".join(
+            "d" + r.name if r.name != out_name else r.name for r in failing), alone=True)
         return Diagnosis("float32", head + text[0].lower() + text[1:], facts)
     parts, words = [], set()
     for r in failing:

@@ -84,6 +84,8 @@ class Flaws:
     dU_first_from_h1: bool = False
     dU_from_h_t: bool = False
     dh_next_U_untransposed: bool = False
+    dh_next_skips_f2_grad: bool = False
+    dx_skips_f1_grad: bool = False
 
 
 class _Step(NamedTuple):
@@ -259,6 +261,8 @@ class ArticleBPTT:
             db2 += d2_t.sum(axis=0)                       # [R]
             if fl.forward_U_transposed or fl.dh_next_U_untransposed:
                 dh_next = d2_t @ U                        # FLAW: through U, not U^T
+            elif fl.dh_next_skips_f2_grad:
+                dh_next = dh_t @ U.T                      # FLAW: before f2', not through it
             else:
                 dh_next = d2_t @ U.T                      # [B, R], passed back to step t-1
             # first dense layer
@@ -269,10 +273,12 @@ class ArticleBPTT:
                 d1_t = da_t * _df(f1_name, z1_t, a_t, fl)  # [B, H], through f1
             dW1 += x_t.T @ d1_t                           # [I, H]
             db1 += d1_t.sum(axis=0)                       # [H]
+            dx_t = (da_t if fl.dx_skips_f1_grad           # FLAW: f1' left out of dx alone
+                    else d1_t) @ W1.T                     # [B, I]
             if fl.dx_time_reversed:
-                dx[s] = d1_t @ W1.T                       # FLAW: indexed by the backward counter
+                dx[s] = dx_t                              # FLAW: indexed by the backward counter
             else:
-                dx[t] = d1_t @ W1.T                       # [B, I]
+                dx[t] = dx_t
         dh0 = dh_next                                     # [B, R], after step 1
         if fl.accumulator_not_reset:
             self._dh_next = dh_next.copy()                # FLAW: kept for the next window
@@ -404,6 +410,12 @@ _BUG_LIST = [
     _bug("dh_next_U_untransposed",
          "dh_next = d2_t U instead of d2_t U^T: a transposed U in the state's derivative.",
          _UPSTREAM_OF_H),
+    _bug("dh_next_skips_f2_grad",
+         "dh_next = dh_t U^T: the state's derivative is sent back before f2', not through it.",
+         _UPSTREAM_OF_H),
+    _bug("dx_skips_f1_grad",
+         "dx_t = da_t W1^T: f1' is left out of dx while dW1 and db1 have it.",
+         ("x",)),
     _bug("h_last_from_backward_loop",
          "h_last is read after the backward loop rebound h_t, so it is step 1's state.",
          ("h_last",)),

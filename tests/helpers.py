@@ -11,3 +11,21 @@ def small_data(**overrides):
     config = make_config(**options)
     return config, make_data(config)
 
+
+
+def assert_figures_agree(finding):
+    """Every figure a diagnosis quotes agrees with the claim it supports: an error quoted
+    as a multiple of a tolerance is at most 1x of it, and at most the evidence's; a
+    relative error quoted as "within" float32's tolerance is at most its rtol. Also for
+    the second finding."""
+    import re
+
+    from gradcheck.tolerances import tolerance
+    number = r"([0-9][0-9.]*(?:e[+-]?[0-9]+)?)"
+    for d in filter(None, (finding, finding and finding.second)):
+        for m in re.finditer(number + r"x [^,;()]*tolerance", d.text):
+            assert float(m.group(1)) <= d.evidence.get("allowance", 1.0), d.text
+        if "ratio" in d.evidence:
+            assert d.evidence["ratio"] <= d.evidence["allowance"], d.evidence
+        for m in re.finditer(r"relative errors? up to " + number + r"[^;:]*within", d.text):
+            assert float(m.group(1)) <= tolerance("jax", "float32").rtol, d.text

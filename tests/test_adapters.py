@@ -6,11 +6,13 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import gradcheck
 from gradcheck import adapters
 from gradcheck.cli import main
+from tests.helpers import assert_figures_agree
 
 STYLES_DIR = Path(__file__).resolve().parent / "impls" / "styles"
 FILES = {"course": "course.py", "textbook": "textbook.py", "cell": "cell.py",
@@ -55,6 +57,12 @@ BUGS = [
     ("course", "BUG", "dh_next_halved",
      r"^Unclear: W1, b1, W2, U, b2, x, h0 disagree at every step but the last.*no candidate "
      r"mistake tested.*reproduces the numbers"),
+    ("textbook", "BUG", "dh_next_skips_f2",
+     r"^W1, b1, W2, U, b2, x, h0 disagree: the state's derivative is passed back without "
+     r"f2'.*reproduces the numbers"),
+    ("cell", "BUG", "dx_skips_f1",
+     r"^Only dx disagrees at steps \[1, 2, 3, 4, 5, 6, 7\]: dx misses f1'\(z1\).*reproduces "
+     r"the numbers"),
     ("textbook", "BUG", "grads_not_reset",
      r"from window 2 dW2, dU, db2 disagree while dx, dh0 and the first layer agree: the "
      r"weight-gradient buffers are not reset between windows"),
@@ -73,6 +81,39 @@ def test_injected_bug_is_caught_with_its_diagnosis(style, name, value, diagnosis
     report = gradcheck.check(_module(style, **{name: value}), adapter=style, **_sizes(style))
     assert not report.passed
     assert re.search(diagnosis, report.diagnosis), report.diagnosis
+
+
+# Textbook-style layers that compute and keep their gradients in float32 (DTYPE), in a
+# float64 check: alone, and with buffers that are not reset, a bug seen only from window 2.
+@pytest.mark.parametrize("bug,kind", [(None, "float32"), ("grads_not_reset", "buffers_not_reset")])
+def test_float32_layers_are_judged_over_every_window_and_array(bug, kind):
+    report = gradcheck.check(_module("textbook", DTYPE=np.float32, BUG=bug),
+                             adapter="textbook", **LAYERED)
+    finding = report.finding
+    assert not report.passed and finding.kind == kind, report.diagnosis
+    assert_figures_agree(finding)
+    if bug is None:          # every window and array is at float32 level, and says so
+        assert finding.evidence["windows"] == [1, 2, 3]
+        assert "float32 rounding level" in report.diagnosis
+        return
+    # a real bug beside float32 rounding is the diagnosis, the float32 part a second finding
+    assert "float32" not in report.diagnosis.split("(up to float32 rounding)")[1]
+    assert re.search(r"from window 2 dW2, dU, db2 disagree.*buffers are not reset",
+                     report.diagnosis)
+    assert finding.second.kind == "float32"
+    assert "float32 rounding level only" in finding.second.text
+    assert {(w, n) for w in (2, 3) for n in ("W2", "U", "b2")} <= {
+        (r.window, r.name) for r in report.failures}
+    doc = report.to_dict()
+    assert doc["diagnosis_detail"]["second"]["kind"] == "float32"
+    assert "second finding: Besides" in report.format_table()
+
+
+def test_a_float32_buffer_quotes_figures_within_its_allowance():
+    report = gradcheck.check(_module("course", BUG="float32_buffer"), adapter="course",
+                             **LAYERED)
+    assert report.finding.kind == "float32" and report.finding.second is None
+    assert_figures_agree(report.finding)
 
 
 def test_first_step_bug_is_attributed_to_each_windows_first_step_alone():
@@ -274,3 +315,46 @@ def test_a_cell_that_keeps_its_state_without_its_attributes_is_a_usage_error():
                                                    r"keeps its own state is checked by itself"):
         check_layer("rnn_step", str(STYLES_DIR / "cell_inside.py"),
                     adapter=json.loads(json.dumps(CELL_INSIDE)), batch=4)
+
+
+METHOD = {"style": "function", "function": "loss_fun",
+          "object": {"class": "RNN", "kwargs": {"hidden_size": "R:size", "vocab_size": "O:size"}}}
+
+
+def test_a_function_style_method_of_an_object_built_from_declared_arguments():
+    report = gradcheck.check(str(STYLES_DIR / "minchar_class.py"), adapter=METHOD,
+                             **dict(SIZES, output_size=3))
+    assert report.passed, report.format_table()
+    assert len(report.windows) == 3
+
+
+def test_without_its_object_the_method_is_not_found():
+    plain = {k: v for k, v in METHOD.items() if k != "object"}
+    with pytest.raises(gradcheck.UsageError, match=r"loss_fun"):
+        gradcheck.check(str(STYLES_DIR / "minchar_class.py"), adapter=plain, **SIZES)
+
+
+PKGROOT = STYLES_DIR / "pkgroot"
+
+
+def _gradcheck_in(folder, *argv):
+    import os
+    import subprocess
+    import sys
+    script = Path(sys.executable).with_name("gradcheck")     # as a user runs it
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "gradcheck"]
+    return subprocess.run([*command, "--interval", "2", "--batch", "2", *argv], cwd=folder,
+                          env=dict(os.environ), capture_output=True, text=True, timeout=300)
+
+
+def test_code_that_imports_its_own_package_runs_in_the_module_form():
+    done = _gradcheck_in(PKGROOT, "--impl", "models.rnn:loss_and_grads")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("PASSED")
+
+
+def test_its_file_form_says_to_use_the_module_form():
+    done = _gradcheck_in(PKGROOT, "--impl", "models/rnn.py")
+    assert done.returncode == 2
+    assert "No module named 'common'" in done.stderr
+    assert "from the package's root as --impl PACKAGE.MODULE:FUNC" in done.stderr

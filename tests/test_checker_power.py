@@ -10,6 +10,7 @@ from gradcheck import zoo
 from gradcheck.candidates import CANDIDATES
 from gradcheck.cli import main
 from gradcheck.kinds import KINDS
+from tests.helpers import assert_figures_agree
 
 # What each diagnosis must say (a regex), per bug.
 DIAGNOSES = {
@@ -45,6 +46,10 @@ DIAGNOSES = {
                    r"h_\{t-1\}",
     "dh_next_U_untransposed": r"through U instead of U\^T.*transposed U in the state's "
                               r"derivative.*reproduces the numbers",
+    "dh_next_skips_f2_grad": r"W1, b1, W2, U, b2, x, h0 disagree: the state's derivative is "
+                             r"passed back without f2'.*reproduces the numbers",
+    "dx_skips_f1_grad": r"Only dx disagrees at steps \[1, 2, 3\]: dx misses f1'\(z1\).*"
+                        r"reproduces the numbers",
 }
 
 # The kind of each diagnosis (kinds.py): what the grader groups by, whatever the words.
@@ -62,7 +67,8 @@ DIAGNOSIS_KINDS = {
     "mean_over_time_and_batch": "reduction", "loss_not_reduced": "loss_value",
     "h_last_from_backward_loop": "h_last", "dU_first_from_last_state": "dU_first_step",
     "dU_first_from_h1": "dU_first_step", "dU_from_h_t": "dU_from_h_t",
-    "dh_next_U_untransposed": "dh_next_through_U",
+    "dh_next_U_untransposed": "dh_next_through_U", "dh_next_skips_f2_grad": "dh_next_skips_f2",
+    "dx_skips_f1_grad": "dx_skips_f1",
 }
 
 
@@ -88,6 +94,7 @@ def test_bug_is_rejected_on_the_arrays_it_breaks(name):
     if "candidate" in finding.evidence:      # the candidate that reproduced the numbers
         assert CANDIDATES[finding.evidence["candidate"]].kind == finding.kind
         assert 0 <= finding.evidence["factor"] <= 1
+    assert_figures_agree(finding)
 
 
 @pytest.mark.parametrize("name", ["no_dh_next", "dh_next_overwrites"])

@@ -1,5 +1,5 @@
-"""The one list of diagnosis kinds: every kind documented, hints without formulas or
-instructor flags, the Diagnosis data plain JSON."""
+"""The one list of diagnosis kinds: every kind documented (the cells' too), hints without
+formulas or instructor flags, the Diagnosis data plain JSON."""
 import json
 import re
 from pathlib import Path
@@ -7,9 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gradcheck import model
 from gradcheck.kinds import GROUPS, KINDS, Diagnosis, json_fields, register
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+for _name in model.cell_names():      # every cell's module registers its kinds when loaded
+    model.cell(_name)
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))

@@ -11,7 +11,7 @@ from gradcheck.cli import main
 from gradcheck.errors import UsageError
 from gradcheck.layer_check import LAYER_SPECS, check_layer
 from gradcheck.zoo import LAYER_BUGS
-from tests.helpers import SMALL, small_data
+from tests.helpers import SMALL, assert_figures_agree, small_data
 
 # Two float64 evaluations of the same sums in other orders: ~1e-15 of the scale.
 AGREE = 1e-12
@@ -102,6 +102,7 @@ def test_a_layer_computing_in_float32_gets_the_float32_hint(layer, forward, back
     assert "float32 rounding level" in report.diagnosis
     assert "--dtype float32" in report.diagnosis
     assert report.finding.evidence["ratio"] <= 1
+    assert_figures_agree(report.finding)
 
 
 def test_first_step_bug_of_the_rnn_layer_is_at_step_1_alone():

@@ -4,7 +4,7 @@ Written here. ``BUG`` (a module global the tests set) injects one mistake.
 """
 import numpy as np
 
-BUG = None        # None, "dx_missing_f1", "l2_without_half", "dU_transposed"
+BUG = None        # None, "dx_missing_f1", "dx_skips_f1", "l2_without_half", "dU_transposed"
 
 
 class Dense:
@@ -27,10 +27,13 @@ class Dense:
 
     def backward(self, dout):
         x, out = self.inputs.pop(), self.outputs.pop()
+        upstream = dout
         if self.activation == "tanh" and BUG != "dx_missing_f1":
             dout = dout * (1.0 - out ** 2)
         self.grads["W"] += x.T @ dout
         self.grads["b"] += dout.sum(axis=0)
+        if BUG == "dx_skips_f1":
+            return upstream @ self.params["W"].T   # dx without tanh', dW and db with it
         return dout @ self.params["W"].T
 
 

@@ -5,22 +5,28 @@ place), forward(xs)/backward(dhs), batch first, the state kept inside. Written h
 """
 import numpy as np
 
-BUG = None        # None, "grads_not_reset", "dx_uses_Wh"
+BUG = None        # None, "grads_not_reset", "dh_next_skips_f2"
+DTYPE = None      # None (the inputs' dtype), or the dtype the layers compute and keep grads in
+
+
+def _c(a):
+    """``a`` in the layers' own dtype (DTYPE), when one is set."""
+    return a if DTYPE is None else np.asarray(a, DTYPE)
 
 
 class TimeAffine:
     def __init__(self, W, b):
         self.params = [W, b]
-        self.grads = [np.zeros_like(W), np.zeros_like(b)]
+        self.grads = [np.zeros_like(W, dtype=DTYPE), np.zeros_like(b, dtype=DTYPE)]
         self.x = None
 
     def forward(self, x):
-        W, b = self.params
-        self.x = x
+        W, b = map(_c, self.params)
+        self.x = x = _c(x)
         return x @ W + b
 
     def backward(self, dout):
-        W, _ = self.params
+        W, dout = _c(self.params[0]), _c(dout)
         N, T, D = self.x.shape
         self.grads[0][...] = self.x.reshape(N * T, D).T @ dout.reshape(N * T, -1)
         self.grads[1][...] = dout.sum(axis=(0, 1))
@@ -30,7 +36,7 @@ class TimeAffine:
 class TimeRNN:
     def __init__(self, Wx, Wh, b, stateful=False):
         self.params = [Wx, Wh, b]
-        self.grads = [np.zeros_like(Wx), np.zeros_like(Wh), np.zeros_like(b)]
+        self.grads = [np.zeros_like(p, dtype=DTYPE) for p in self.params]
         self.stateful, self.h, self.dh = stateful, None, None
 
     def set_state(self, h):
@@ -40,7 +46,9 @@ class TimeRNN:
         self.h = None
 
     def forward(self, xs):
-        Wx, Wh, b = self.params
+        Wx, Wh, b = map(_c, self.params)
+        xs = _c(xs)
+        self.h = None if self.h is None else _c(self.h)
         N, T, _ = xs.shape
         H = Wh.shape[0]
         if not self.stateful or self.h is None:
@@ -55,17 +63,21 @@ class TimeRNN:
         return hs
 
     def backward(self, dhs):
-        Wx, Wh, b = self.params
+        Wx, Wh, b = map(_c, self.params)
+        dhs = _c(dhs)
         N, T, H = dhs.shape
         dxs = np.empty_like(self.xs)
-        g = [np.zeros_like(p) for p in self.params]
+        g = [np.zeros_like(p) for p in (Wx, Wh, b)]
         dh = 0
         for t in reversed(range(T)):
             dz = (dhs[:, t] + dh) * (1.0 - self.hs[:, t] ** 2)
             g[0] += self.xs[:, t].T @ dz
             g[1] += self.hprev[t].T @ dz
             g[2] += dz.sum(axis=0)
-            dh = dz @ Wh.T
+            if BUG == "dh_next_skips_f2":
+                dh = (dhs[:, t] + dh) @ Wh.T      # the state's derivative before tanh'
+            else:
+                dh = dz @ Wh.T
             dxs[:, t] = dz @ Wx.T
         for i, gi in enumerate(g):
             if BUG == "grads_not_reset":
