@@ -98,7 +98,7 @@ _KINDS = ("layers", "classes", "cells", "function")
 _PROBE = {"layers": lambda d: d["layers"][_RNN]["forward"],
           "classes": lambda d: d["layers"][_RNN]["class"],
           "cells": lambda d: d["layers"][_RNN]["class"],
-          "function": lambda d: d["function"]}
+          "function": lambda d: d["object"]["class"] if "object" in d else d["function"]}
 
 
 def _merge(base, over):
@@ -625,13 +625,21 @@ class _Cells(_Adapted):
 class _Function(_Adapted):
     """One function for the whole window; weights as arguments or module globals."""
 
+    owner = None
+
     def window(self, params, x, y, h0):
         d, m = self.decl, self.module
         arrays = dict(params, x=x, y=y, h0=h0)
-        for key, item in d.get("globals", {}).items():
+        if "object" in d and self.owner is None:    # a method of an object built once
+            spec = d["object"]
+            self.owner = _attr(m, spec["class"], "class")(
+                *[self.enc(a, arrays) for a in spec.get("args", [])],
+                **self.kwargs(spec, arrays))
+        owner = m if self.owner is None else self.owner
+        for key, item in d.get("globals", {}).items():   # module globals, or its attributes
             value = self.enc(item, arrays)
-            setattr(m, key, value if isinstance(value, int) else value.copy())
-        out = _attr(m, d["function"], "function")(*[self.enc(a, arrays) for a in d["args"]])
+            setattr(owner, key, value if isinstance(value, int) else value.copy())
+        out = _attr(owner, d["function"], "function")(*[self.enc(a, arrays) for a in d["args"]])
         like = dict(arrays, h_last=h0)
         value, grads, h_last = None, {}, None
         for item, arr in zip(d["returns"], out):

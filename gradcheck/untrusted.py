@@ -103,8 +103,11 @@ def load_impl(spec):
         if isinstance(exc, KeyboardInterrupt):
             raise
         at = "" if isinstance(exc, SyntaxError) else where_raised(exc)   # (it names its line)
-        raise UsageError("impl", spec,
-                         f"importing {where} raised {type(exc).__name__}: {exc}{at}") from None
+        hint = ("; code that imports its own package is checked from the package's root as "
+                "--impl PACKAGE.MODULE:FUNC" if isinstance(exc, ModuleNotFoundError)
+                and _is_file(where) else "")
+        raise UsageError("impl", spec, f"importing {where} raised {type(exc).__name__}: "
+                                       f"{exc}{at}{hint}") from None
     fn = getattr(module, func, None)
     if fn is None:
         raise UsageError("impl", spec, f"{where} has no attribute {func!r}; {allowed}")

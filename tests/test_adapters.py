@@ -315,3 +315,46 @@ def test_a_cell_that_keeps_its_state_without_its_attributes_is_a_usage_error():
                                                    r"keeps its own state is checked by itself"):
         check_layer("rnn_step", str(STYLES_DIR / "cell_inside.py"),
                     adapter=json.loads(json.dumps(CELL_INSIDE)), batch=4)
+
+
+METHOD = {"style": "function", "function": "loss_fun",
+          "object": {"class": "RNN", "kwargs": {"hidden_size": "R:size", "vocab_size": "O:size"}}}
+
+
+def test_a_function_style_method_of_an_object_built_from_declared_arguments():
+    report = gradcheck.check(str(STYLES_DIR / "minchar_class.py"), adapter=METHOD,
+                             **dict(SIZES, output_size=3))
+    assert report.passed, report.format_table()
+    assert len(report.windows) == 3
+
+
+def test_without_its_object_the_method_is_not_found():
+    plain = {k: v for k, v in METHOD.items() if k != "object"}
+    with pytest.raises(gradcheck.UsageError, match=r"loss_fun"):
+        gradcheck.check(str(STYLES_DIR / "minchar_class.py"), adapter=plain, **SIZES)
+
+
+PKGROOT = STYLES_DIR / "pkgroot"
+
+
+def _gradcheck_in(folder, *argv):
+    import os
+    import subprocess
+    import sys
+    script = Path(sys.executable).with_name("gradcheck")     # as a user runs it
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "gradcheck"]
+    return subprocess.run([*command, "--interval", "2", "--batch", "2", *argv], cwd=folder,
+                          env=dict(os.environ), capture_output=True, text=True, timeout=300)
+
+
+def test_code_that_imports_its_own_package_runs_in_the_module_form():
+    done = _gradcheck_in(PKGROOT, "--impl", "models.rnn:loss_and_grads")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("PASSED")
+
+
+def test_its_file_form_says_to_use_the_module_form():
+    done = _gradcheck_in(PKGROOT, "--impl", "models/rnn.py")
+    assert done.returncode == 2
+    assert "No module named 'common'" in done.stderr
+    assert "from the package's root as --impl PACKAGE.MODULE:FUNC" in done.stderr
