@@ -284,6 +284,39 @@ def _row(name, value, unit, note=""):
     print(f"  {name:52s} {value:>12s} {unit:10s} {note}")
 
 
+def _fd_error(config):
+    """The cell's finite-difference oracle against its JAX oracle on the reference's window:
+    the largest max |fd - jax| / max |jax| over the arrays."""
+    from .data import make_data
+    from .model import side
+    data = make_data(config)
+    states = tuple(data.states.values())
+    options = dict(config.model_options, **config.model.options)
+    args = (data.params, data.x, data.y, data.h0) + states
+    jax = side(config.cell, "jax").jax_window(*args, **options)
+    fd = side(config.cell, "fd").fd_window(*args, **options)
+    return max(float(np.max(np.abs(fd.grads[n] - jax.grads[n]))
+                     / max(float(np.max(np.abs(jax.grads[n]))), 1e-300)) for n in fd.grads)
+
+
+# The cells timed, with their options: (label, cell, options).
+CELLS = (("lstm", "lstm", {}), ("gru", "gru", {}), ("gru --reset-after", "gru",
+                                                      {"reset_after": True}))
+
+
+def cells(options):
+    """Warm full checks of each cell at ``options``'s sizes, against the RNN's, and each
+    cell's finite-difference error (the issue's target: the LSTM at most 3x the RNN)."""
+    print("cells (warm full check of the reference; its FD oracle's error vs JAX):")
+    rnn = median_seconds(lambda: check(**options), 5)
+    _row("rnn", f"{rnn * 1e3:.1f}", "ms")
+    for label, name, cell_options in CELLS:
+        seconds = median_seconds(lambda: check(**options, cell=name, **cell_options), 3)
+        config = make_config(**options, cell=name, cell_options=tuple(cell_options))
+        _row(label, f"{seconds * 1e3:.1f}", "ms", f"{seconds / rnn:.1f}x the rnn's; FD error "
+             f"{_fd_error(config):.1e} of each array's largest element")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m gradcheck.bench",
                                      description=__doc__.splitlines()[0])
@@ -311,6 +344,8 @@ def main(argv=None):
         _row(f"{label}: naive loop (2 reference forwards per element)",
              f"{naive * 1e6:.1f}", "us/elem", f"gradcheck {seconds / n * 1e6:.2f} us/elem, "
              f"{naive * n / seconds:.0f}x faster")
+
+    cells(ARTICLE)
 
     print("--mode projections:")
     n = make_config(**LARGE).n_elements

@@ -12,7 +12,8 @@ from .diagnose import explain
 from .errors import UsageError
 from .judge import judge_window
 from .kinds import Diagnosis
-from .model import (DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_DTYPE, DEFAULT_INTERVAL, DEFAULT_LOSS,
+from .model import (DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_DTYPE, DEFAULT_INTERVAL,
+                    DEFAULT_LOSS,
                     DEFAULT_REDUCTION, DEFAULT_SIZES, GRAD_NAMES)
 from .oracles import ORACLES, PROJECTIONS, Window
 from .report import Report
@@ -32,6 +33,8 @@ def choose_mode(config):
     if config.mode is not None:
         return config.mode, "chosen with --mode"
     n = config.n_elements
+    if config.cell != DEFAULT_CELL:      # the cells' finite differences have no projections yet
+        return "full", f"{n} elements, every one is checked (--cell {config.cell})"
     if n <= FULL_MODE_MAX_ELEMENTS:
         return "full", f"{n} elements <= {FULL_MODE_MAX_ELEMENTS}: every one is checked"
     return "projections", (f"{n} elements > {FULL_MODE_MAX_ELEMENTS}: {PROJECTIONS} random "

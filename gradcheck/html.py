@@ -78,5 +78,5 @@ def html_report(report, png=None):
 
 def write_html(report, path, png=None):
     """Write ``html_report(report, png)`` to ``path`` (UTF-8)."""
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(html_report(report, png))
+    from .atomic import write_atomic
+    write_atomic(path, html_report(report, png))

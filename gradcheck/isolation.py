@@ -16,6 +16,7 @@ Every way a call can end badly is a Problem (untrusted.Problem), never an except
 signal), ``protocol`` (an answer not in the wire format), and the contract's own problems.
 """
 import contextlib
+import errno
 import json
 import os
 import re
@@ -32,10 +33,10 @@ import numpy as np
 from . import sandbox
 from .errors import UsageError
 from .model import LOSS_NAME
-from .untrusted import PROBLEM_NAMES, Outcome, Problem, model_of, validate
+from .untrusted import PROBLEM_NAMES, Outcome, Problem, model_of, printable, validate
 from .wire import MAX_HEADER, PREFIX, WireError, decode, encode
 
-__all__ = ["Worker", "start_fork_server", "kill_all", "parse_size", "format_size", "DEFAULT_TIMEOUT", "DEFAULT_MEMORY",
+__all__ = ["Worker", "start_fork_server", "kill_all", "sweep", "parse_size", "format_size", "DEFAULT_TIMEOUT", "DEFAULT_MEMORY",
            "default_budget", "EXCERPT_BYTES"]
 
 # Per call of the implementation (and for loading it). The article's window takes about a
@@ -70,6 +71,18 @@ MIN_MEMORY = 128 << 20
 # mappings), is also watched from here: a thread reads the worker's resident size this
 # often and kills its group above the limit.
 RSS_POLL_SECONDS = 0.1
+# How often a wait on the fork server looks whether it has ended or been stopped (a
+# stopped server answers nothing: it is replaced rather than waited for).
+SERVER_POLL_SECONDS = 0.1
+# How long the fork server may take to report a worker's end once it has ended.
+EXIT_REPORT_SECONDS = 5.0
+# After end-of-file on the answer pipe, how long the worker may take to end: a worker
+# that closed its answer pipe and stays alive is killed then (a verdict, not a wait).
+EOF_GRACE_SECONDS = 1.0
+# A call's deadline is --timeout of the time the worker runs or sleeps, not of the time
+# it waits for a CPU on a loaded machine (its run delay, /proc/<pid>/schedstat, is added
+# to the deadline), but never more than this much wall time past --timeout.
+LOAD_MARGIN_SECONDS = 5.0
 # What is kept of the worker's stdout and stderr: this many bytes from the start and
 # from the end of each.
 EXCERPT_BYTES = 2000
@@ -130,7 +143,7 @@ class _Capture(threading.Thread):
         if skipped > 0:
             text += f"\n[... {skipped} bytes not shown ...]\n"
         text += self.tail.decode("utf-8", "replace")
-        return text
+        return printable(text)
 
 
 def _signal_name(number):
@@ -194,41 +207,70 @@ class _ForkServer:
         theirs.close()
         self.sock = ours
         self.exits = {}                  # pid -> returncode, as the server reported them
+        self.pids = []                   # pids of workers forked, not yet taken by spawn
         self.ignored = set()             # pids whose end nobody will ask about
         self.io = threading.Lock()
 
     def _receive(self, timeout):
-        """One message from the server (a dict), or None on timeout; exits are filed."""
+        """One message from the server (a dict), or None on timeout; exits are filed.
+        OSError when the server has ended or sent something that is not its message."""
         r, _, _ = select.select([self.sock], [], [], timeout)
         if not r:
             return None
         data = self.sock.recv(1 << 16)
         if not data:
             raise OSError("the fork server ended")
-        message = json.loads(data)
-        if "exit" in message:
-            pid = int(message["exit"])
-            if pid in self.ignored:
-                self.ignored.discard(pid)
+        try:
+            message = json.loads(data)
+            if "exit" in message:
+                pid, code = message["exit"], message["code"]
+                if type(pid) is not int or type(code) is not int:
+                    raise ValueError(message)
+                if pid in self.ignored:
+                    self.ignored.discard(pid)
+                else:
+                    self.exits[pid] = code
+            elif type(message.get("pid")) is int:
+                self.pids.append(message["pid"])
+                self.mechanism = str(message.get("sandbox", "same-user"))[:40]
             else:
-                self.exits[pid] = int(message["code"])
+                raise ValueError(message)
+        except (ValueError, TypeError, AttributeError, RecursionError):
+            raise OSError("the fork server sent something that is not its message") from None
         return message
+
+    def stopped(self):
+        """Whether the server has ended or is stopped (SIGSTOP): it will not answer."""
+        return self.proc.poll() is not None or _state(self.proc.pid) in "TtXZ"
+
+    def _wait_for(self, done, timeout):
+        """Read the server's messages until ``done()`` or ``timeout`` seconds; False when
+        the time ran out or the server ended or stopped meanwhile."""
+        deadline = time.monotonic() + timeout
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0 or self.stopped():
+                return False
+            self._receive(min(left, SERVER_POLL_SECONDS))
+        return True
 
     def spawn(self, limits, fds, timeout):
         """Fork a worker with these limits and descriptors (request, answer, stdout,
-        stderr); its pid."""
+        stderr); its pid. OSError when the server ends, stops or does not answer."""
         import socket
         request = json.dumps({"limits": limits, "cwd": os.getcwd(), "env": dict(os.environ)})
         with self.io:
+            self.pids = []
             socket.send_fds(self.sock, [request.encode()], list(fds))
-            deadline = time.monotonic() + timeout
-            while True:
-                message = self._receive(max(deadline - time.monotonic(), 0.0))
-                if message is None:
-                    raise OSError("the fork server did not answer")
-                if "pid" in message:
-                    self.mechanism = str(message.get("sandbox", "same-user"))
-                    return int(message["pid"])
+            got = []
+
+            def answered():
+                got.extend(self.pids)
+                self.pids = []
+                return bool(got)
+            if not self._wait_for(answered, timeout):
+                raise OSError("the fork server did not answer")
+            return got[0]
 
     def forget(self, pid):
         with self.io:
@@ -236,17 +278,14 @@ class _ForkServer:
                 self.ignored.add(pid)
 
     def returncode(self, pid, timeout):
-        """The worker's returncode once the server reports it (None if it does not)."""
-        deadline = time.monotonic() + timeout
+        """The worker's returncode once the server reports it (None if it does not, or
+        has ended or stopped)."""
         with self.io:
-            while pid not in self.exits:
-                left = deadline - time.monotonic()
-                if left <= 0:
+            try:
+                if not self._wait_for(lambda: pid in self.exits, timeout):
                     return None
-                try:
-                    self._receive(left)
-                except OSError:
-                    return None
+            except OSError:
+                return None
             return self.exits.pop(pid)
 
 
@@ -266,6 +305,7 @@ def start_fork_server():
     """Start this process's fork server now (it loads NumPy meanwhile), not at the first
     isolated check, and keep it until the process ends; the command line calls it
     before it imports the checker."""
+    _restore_file_limit()                # (records this process's limit to restore)
     _ForkServer.get()
 
 
@@ -283,6 +323,43 @@ def stop_fork_server():
             server.proc.wait()
 
 
+def _is_subreaper():
+    try:
+        import ctypes
+        flag = ctypes.c_int(0)
+        ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(flag), 0, 0, 0)  # PR_GET_
+        return bool(flag.value)                                                 # CHILD_SUBREAPER
+    except (OSError, AttributeError):                    # pragma: no cover - not Linux
+        return False
+
+
+def sweep():
+    """Before the command writes its outputs: where this process adopts orphans (the
+    command line makes itself a subreaper), end the fork server and kill every process
+    still below this one, whatever session it moved to, so that nothing the code under
+    test started can write over them afterwards. Elsewhere (a library call) nothing."""
+    _restore_file_limit()                # where this process may (root)
+    if not _is_subreaper():
+        return
+    with _ForkServer._lock:
+        server, _ForkServer._instance = _ForkServer._instance, None
+    if server is not None and server.owner == os.getpid():
+        server.proc.kill()               # its workers die with it (PR_SET_PDEATHSIG)
+        server.proc.wait()
+        server.sock.close()
+    for _ in range(_FREEZE_ROUNDS):
+        left = _children(os.getpid())
+        if not left:
+            return
+        for pid in left:
+            _kill_tree(pid)
+        for pid in left:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+
+
 @contextlib.contextmanager
 def fork_server():
     """The fork server for the checks inside the block: one started here is ended at its
@@ -295,6 +372,16 @@ def fork_server():
     finally:
         if not had:
             stop_fork_server()
+
+
+def _state(pid):
+    """The state letter of process ``pid`` (R, S, D, T, t, Z...), "X" if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat[stat.rfind(b")") + 2:][:1].decode("ascii", "replace") or "X"
+    except OSError:
+        return "X"
 
 
 class _Forked:
@@ -316,10 +403,16 @@ class _Forked:
                 return self.wait()
         return self.returncode
 
-    def wait(self):
+    def wait(self, timeout=None):
+        """Its returncode once it has ended (None if it is still running after
+        ``timeout`` seconds); -SIGKILL when the fork server does not say."""
+        if self.returncode is None and self.pidfd < 0:       # released: killed by us
+            return -int(signal.SIGKILL)
         if self.returncode is None:
-            select.select([self.pidfd], [], [])
-            code = self.server.returncode(self.pid, timeout=5.0)
+            r, _, _ = select.select([self.pidfd], [], [], timeout)
+            if not r:
+                return None
+            code = self.server.returncode(self.pid, timeout=EXIT_REPORT_SECONDS)
             self.returncode = code if code is not None else -int(signal.SIGKILL)
             self.release()
         return self.returncode
@@ -339,6 +432,7 @@ class Worker:
     (or call ``close``): it is killed, with its process group, on the way out."""
     isolated = True
     _closed = False
+    lost = False            # it ended with the fork server it came from (grade runs it again)
 
     def __init__(self, request, *, timeout=DEFAULT_TIMEOUT, memory_limit=DEFAULT_MEMORY,
                  budget=None, require_isolation=False, view=None):
@@ -361,36 +455,62 @@ class Worker:
         self.refused = []               # imports the honesty guard refused (grade only)
         self._buf = bytearray()          # bytes read past the last answer
         self._submitted = None
-        to_child, self._w = os.pipe()
-        try:                             # room for a window's inputs: the worker can
-            import fcntl                 # start on them before the checker waits
-            fcntl.fcntl(self._w, fcntl.F_SETPIPE_SZ, 1 << 20)
-        except (ImportError, AttributeError, OSError):
-            pass
-        self._r, from_child = os.pipe()
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        self.proc, self._captures, self._watcher, self.group = None, [], None, None
+        self._r = self._w = -1
+        self._over_memory = False
+        self._stop_watch = threading.Event()
         self.started = time.perf_counter()
+        self._require_isolation = require_isolation
+        self.mechanism = "not started"
         try:
+            self._start()
+        except OSError as exc:           # no descriptors or processes left for it
+            self._unstarted(exc)
+
+    def _start(self):
+        opened = []
+
+        def pipe():
+            r, w = os.pipe()
+            opened.extend((r, w))
+            return r, w
+        try:
+            _restore_file_limit()
+            to_child, self._w = pipe()
+            try:                         # room for a window's inputs: the worker can
+                import fcntl             # start on them before the checker waits
+                fcntl.fcntl(self._w, fcntl.F_SETPIPE_SZ, 1 << 20)
+            except (ImportError, AttributeError, OSError):
+                pass
+            self._r, from_child = pipe()
+            out_r, out_w = pipe()
+            err_r, err_w = pipe()
             fds = (to_child, from_child, out_w, err_w)
+            self.group = _MemoryGroup.make(self.memory_limit)
             limits = {"memory": self.memory_limit, "sandbox": self._view.plan}
+            if self.group is not None:
+                limits["cgroup"] = os.path.join(self.group.path, "cgroup.procs")
             self._guard.enter_context(sandbox.checker_guard())   # before its code runs
             try:
                 server = _ForkServer.get()
                 pid = server.spawn(limits, fds, self.timeout)
-            except OSError:              # the server died (killed?): start another, once
+            except OSError:              # the server died or stopped: start another, once
                 server = _ForkServer.get(fresh=True)
                 pid = server.spawn(limits, fds, self.timeout)
             self.proc = _Forked(pid, server)
             self.mechanism = server.mechanism
             sandbox.note_mechanism(self.mechanism)     # before its code is loaded
         except BaseException:
+            for fd in opened:
+                _close_quietly(fd)
+            self._r = self._w = -1
+            if self.group is not None:
+                self.group.remove()
             self._guard.close()
             self._view.remove()
             raise
-        finally:
-            for fd in (to_child, from_child, out_w, err_w):
-                os.close(fd)
+        for fd in (to_child, from_child, out_w, err_w):
+            os.close(fd)
         self._pidfd = self.proc.pidfd
         os.set_blocking(self._r, False)
         os.set_blocking(self._w, False)
@@ -398,13 +518,11 @@ class Worker:
                           _Capture(os.fdopen(err_r, "rb", buffering=0), "stderr")]
         for c in self._captures:
             c.start()
-        self._over_memory = False
-        self._stop_watch = threading.Event()
         self._watcher = threading.Thread(target=self._watch, daemon=True,
                                          name="gradcheck-worker-memory")
         _LIVE.add(self)
         self._watcher.start()
-        if require_isolation and self.mechanism not in sandbox.STRONG:
+        if self._require_isolation and self.mechanism not in sandbox.STRONG:
             self.close()                 # before its code is even loaded
             raise UsageError("require_isolation", self.mechanism, sandbox.REQUIRED)
         # the load request goes now (it fits in the pipe's buffer): the worker loads the
@@ -415,6 +533,19 @@ class Worker:
         except (BlockingIOError, BrokenPipeError):
             pass
 
+    def _unstarted(self, exc):
+        """The worker could not be started (the checker's descriptors or processes ran
+        out, or the fork server failed twice): every call is a verdict saying so."""
+        import resource
+        why = exc.strerror or str(exc)
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            why += f" (the checker's open-file limit is {soft})"
+        self.ended = f"its process could not be started: {why}"
+        self._closed = True
+        self._guard.close()
+        self._view.remove()
+
     # ------------------------------------------------------------------ the process
 
     def __enter__(self):
@@ -424,7 +555,9 @@ class Worker:
         self.close()
 
     def close(self):
-        """Kill the worker's process group (and any process it started there), reap it."""
+        """Kill the worker and every process it started (its group, and the descendants
+        that left it with setsid or a double fork: the worker is their subreaper, so
+        they stay its descendants), reap it."""
         if self._closed:
             return
         self._closed = True
@@ -432,24 +565,22 @@ class Worker:
         _LIVE.discard(self)
         if self.ended is None:
             self.ended = "the check is over"
-        escaped = _escaped_groups(self.proc.pid) if self.proc.poll() is None else []
+        if self.proc.poll() is None:
+            _kill_tree(self.proc.pid)
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)     # also reaches those it left behind
         except (ProcessLookupError, PermissionError):
             pass
-        for group in escaped:
-            try:
-                os.killpg(group, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        if self.group is not None:       # every process it started, wherever it went
+            if self.group.oom_killed():
+                self._over_memory = True
+            self.group.kill()
+            self.group.remove()
         self.proc.release()
         self._guard.close()
         self._view.remove()
         for fd in (self._r, self._w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            _close_quietly(fd)
         self._r = self._w = -1
         for c in self._captures:
             c.join(timeout=0.5)
@@ -460,11 +591,20 @@ class Worker:
         if self._watcher is not threading.current_thread():
             self._watcher.join()         # no thread of the check outlives it
 
+    def memory_in_use(self):
+        """The memory of the worker and every descendant (bytes): _tree_memory."""
+        return _tree_memory(_descendants(self.proc.pid))
+
     def _watch(self):
-        """Kill the worker's group when its resident size exceeds the memory limit."""
+        """Kill the worker and its descendants when their memory, counted together
+        (resident pages and anonymous shared memory they hold, _tree_memory), exceeds
+        the memory limit."""
         while not self._stop_watch.wait(RSS_POLL_SECONDS):
-            if _resident_bytes(self.proc.pid) > self.memory_limit and not self._closed:
+            over = self.memory_in_use() > self.memory_limit or (
+                self.group is not None and self.group.oom_killed())
+            if over and not self._closed:
                 self._over_memory = True
+                _kill_tree(self.proc.pid)
                 try:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
@@ -477,9 +617,20 @@ class Worker:
         return {c.label: c.excerpt() for c in self._captures if c.total}
 
     def _died(self):
-        code = self.proc.wait()
+        """How the process ended (a phrase), or "eof" when it closed its answer pipe
+        (or request pipe) and has not ended EOF_GRACE_SECONDS later."""
+        code = self.proc.wait(EOF_GRACE_SECONDS)
+        if code is None:
+            return "eof"
+        if self.group is not None and self.group.oom_killed():
+            self._over_memory = True
         how = (f"was killed by {_signal_name(-code)}" if code < 0 else
                f"exited with status {code} (sys.exit, os._exit or an exit hook)")
+        if self.proc.server.proc.poll() is not None:
+            # the fork server's end ends its workers (PR_SET_PDEATHSIG): not this one's doing
+            # alone, and grade runs such a submission again (``lost``)
+            self.lost = True
+            how += " when the checker's fork server it was started from was killed"
         return how
 
     # ------------------------------------------------------------------ the pipes
@@ -488,11 +639,18 @@ class Worker:
         left = self.budget - self.spent
         return min(self.timeout, max(left, 0.0)), left <= self.timeout
 
-    def _io(self, deadline):
+    def _waited_for_cpu(self, since):
+        """Seconds the worker has waited for a CPU since its run delay was ``since``,
+        up to LOAD_MARGIN_SECONDS."""
+        return min(max(_run_delay(self.proc.pid) - since, 0.0), LOAD_MARGIN_SECONDS)
+
+    def _io(self, deadline, delay_since):
         """Send what is pending, then read one whole answer, by ``deadline`` (a
-        perf_counter time; an answer that is already there when it has passed is still
-        taken). Returns (head, payload), or a string: "timeout", "protocol", or how the
-        process ended. Bytes after the answer stay for the next one."""
+        perf_counter time, moved later by the time the worker waited for a CPU since
+        its run delay was ``delay_since``; an answer that is already there when it has
+        passed is still taken). Returns (head, payload), or a string: "timeout",
+        "protocol", "eof", or how the process ended. Bytes after the answer stay for the
+        next one."""
         buf = self._buf
         while True:
             if len(buf) >= PREFIX.size:
@@ -505,11 +663,15 @@ class Worker:
                               bytes(buf[PREFIX.size + head_len:need]))
                     del buf[:need]
                     return answer
-            left = max(deadline - time.perf_counter(), 0.0)
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                left = deadline + self._waited_for_cpu(delay_since) - time.perf_counter()
             writers = [self._w] if self._pending else []
-            r, w, _ = select.select([self._r, self._pidfd], writers, [], left)
+            r, w, _ = select.select([self._r, self._pidfd], writers, [], max(left, 0.0))
             if not (r or w):
-                return "timeout"
+                if left <= 0:
+                    return "timeout"
+                continue
             if w:
                 try:
                     n = os.write(self._w, self._pending)
@@ -529,9 +691,10 @@ class Worker:
             elif self._pidfd in r:
                 return self._died()
 
-    def _exchange(self, what, max_payload, start=None):
-        """Read the answer to what was sent (at ``start``, default now) within the call's
-        deadline; a (head, payload) pair, or a Problem (after which the worker is killed)."""
+    def _exchange(self, what, max_payload, start=None, delay_since=None):
+        """Read the answer to what was sent (at ``start``, default now, when the
+        worker's run delay was ``delay_since``) within the call's deadline; a (head,
+        payload) pair, or a Problem (after which the worker is killed)."""
         if self.ended is not None:
             return Problem("crashed", f"not called ({what}): {self.ended}")
         seconds, budget_bound = self._deadline()
@@ -540,8 +703,10 @@ class Worker:
                                          f"the implementation ({self.budget:g} s) is spent")
         self._max_payload = max_payload
         start = time.perf_counter() if start is None else start
-        got = self._io(start + seconds)
-        self.spent += time.perf_counter() - start
+        delay_since = _run_delay(self.proc.pid) if delay_since is None else delay_since
+        got = self._io(start + seconds, delay_since)
+        _restore_file_limit()            # if it lowered ours meanwhile (root can undo it)
+        self.spent += max(time.perf_counter() - start - self._waited_for_cpu(delay_since), 0.0)
         if isinstance(got, tuple):
             return got
         if got == "timeout":
@@ -559,6 +724,9 @@ class Worker:
         elif got == "protocol":
             problem = Problem("protocol", f"its process sent an answer that is not in the "
                               f"checker's format in {what}; it was killed")
+        elif got == "eof":
+            problem = Problem("protocol", f"its process closed its pipe to the checker in "
+                              f"{what} and did not end; it was killed")
         else:
             problem = Problem("crashed", f"its process {got} in {what}")
         self.ended = problem.message
@@ -580,12 +748,16 @@ class Worker:
             self._note_refused(header)
         except WireError as exc:
             return self._bad(f"loading the implementation: {exc}")
+        except Exception as exc:        # whatever shape it has, never the checker's crash
+            return self._bad(f"loading the implementation: {type(exc).__name__}")
         if isinstance(header.get("usage"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"), self._view.original(header["usage"])[:500])
+            raise UsageError("impl", self.request.get("spec"),
+                             printable(self._view.original(header["usage"])[:500]))
         if isinstance(header.get("error"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"), self._view.original(header["error"])[:500])
+            raise UsageError("impl", self.request.get("spec"),
+                             printable(self._view.original(header["error"])[:500]))
         if header.get("ok") is not True:
             return self._bad("loading the implementation")
         self._loaded = True
@@ -595,7 +767,7 @@ class Worker:
         """grade's honesty guard (a "forbid" request): the imports it refused so far."""
         names = header.get("refused")
         if isinstance(names, list):
-            self.refused = [str(n)[:100] for n in names[:20]]
+            self.refused = [printable(str(n)[:100]) for n in names[:20]]
 
     def _bad(self, what):
         problem = Problem("protocol", f"its process sent an answer that is not in the "
@@ -622,7 +794,8 @@ class Worker:
         # the answer's arrays at float64, with room for wrong shapes (validate names them)
         most = 4 * (8 * sum(int(np.prod(s)) for s in shapes.values()) + 8) + (1 << 20)
         inputs = list(params.items()) + [("x", x), ("y", y), ("h0", h0)] + list(states.items())
-        self._submitted = (what, shapes, most, time.perf_counter())
+        self._submitted = (what, shapes, most, time.perf_counter(),
+                           _run_delay(self.proc.pid) if self.proc else 0.0)
         if self.ended is None:
             self._pending += encode({"op": "call", "options": _plain(options)}, inputs)
             try:
@@ -632,12 +805,12 @@ class Worker:
 
     def result(self):
         """The Outcome of the call ``submit`` sent."""
-        what, shapes, most, sent = self._submitted
+        what, shapes, most, sent, delay = self._submitted
         problem = self.load()
         if problem is not None:
             return Outcome(None, None, None, [problem])
         self.calls += 1
-        got = self._exchange(what, most, start=sent)
+        got = self._exchange(what, most, start=sent, delay_since=delay)
         if isinstance(got, Problem):
             return Outcome(None, None, None, [got])
         try:
@@ -646,6 +819,8 @@ class Worker:
             problems = _problems(header.get("problems"))
         except WireError as exc:
             return Outcome(None, None, None, [self._bad(f"{what}: {exc}")])
+        except Exception as exc:        # whatever shape it has, never the checker's crash
+            return Outcome(None, None, None, [self._bad(f"{what}: {type(exc).__name__}")])
         if LOSS_NAME in arrays and arrays[LOSS_NAME].shape != ():
             return Outcome(None, None, None, [self._bad(f"{what}: the loss is not a scalar")])
         problems = [self._memory(p, what) if p.name == "memory" else p for p in problems]
@@ -678,8 +853,135 @@ def _problems(listed):
         if not (isinstance(p, list) and len(p) == 2 and p[0] in PROBLEM_NAMES
                 and isinstance(p[1], str)):
             raise WireError("a problem is not [name, message]")
-        out.append(Problem(p[0], p[1][:1000]))
+        out.append(Problem(p[0], printable(p[1][:1000])))
     return out
+
+
+class _MemoryGroup:
+    """A memory control group (cgroup v1) of one worker, where this process may make one
+    (root): the kernel counts every page the worker and all its descendants use (memfd
+    and shared memory included) against the limit, and lists every process in it, so
+    none escapes the kill. ``make`` returns None where it cannot be made."""
+    ROOT = "/sys/fs/cgroup/memory"
+    _count = 0
+
+    @classmethod
+    def make(cls, limit):
+        if os.geteuid() != 0 or not os.path.isdir(cls.ROOT):
+            return None
+        try:
+            with open("/proc/self/cgroup") as f:
+                ours = next(line.rstrip("\n").split(":", 2)[2] for line in f
+                            if line.split(":", 2)[1] == "memory")
+        except (OSError, StopIteration, IndexError):
+            return None
+        cls._count += 1
+        path = os.path.join(cls.ROOT + ours, f"gradcheck-{os.getpid()}-{cls._count}")
+        try:
+            os.mkdir(path, 0o700)
+        except OSError:
+            return None
+        group = cls(path)
+        try:
+            group._write("memory.limit_in_bytes", limit)
+        except OSError:
+            group.remove()
+            return None
+        return group
+
+    def __init__(self, path):
+        self.path = path
+
+    def _write(self, name, value):
+        with open(os.path.join(self.path, name), "w") as f:
+            f.write(str(value))
+
+    def _read(self, name):
+        with open(os.path.join(self.path, name)) as f:
+            return f.read()
+
+    def pids(self):
+        try:
+            return [int(p) for p in self._read("cgroup.procs").split()]
+        except (OSError, ValueError):
+            return []
+
+    def oom_killed(self):
+        """Whether the kernel killed a process of it for going over the limit."""
+        try:
+            lines = self._read("memory.oom_control").splitlines()
+        except OSError:
+            return False
+        return any(line.split()[:1] == ["oom_kill"] and line.split()[1:] != ["0"]
+                   for line in lines)
+
+    def kill(self):
+        """Kill every process in it, until none is left (or a few rounds of trying)."""
+        for _ in range(_FREEZE_ROUNDS):
+            pids = self.pids()
+            if not pids:
+                return
+            for p in pids:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            time.sleep(0.005)
+
+    def remove(self):
+        """Remove it once its processes have ended (they end soon after a kill)."""
+        deadline = time.monotonic() + EOF_GRACE_SECONDS
+        while True:
+            try:
+                os.rmdir(self.path)
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    return
+                self.kill()
+                time.sleep(0.01)
+
+
+def _close_quietly(fd):
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+_FILE_LIMIT = []                          # this process's RLIMIT_NOFILE when it began
+
+
+def _restore_file_limit():
+    """Undo a lowering of this process's open-file limit (prlimit by code under test
+    that runs as the same user): back to what it was at the first worker, as far as
+    this process may raise it (root: all the way)."""
+    import resource
+    now = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if not _FILE_LIMIT:
+        _FILE_LIMIT.append(now)
+        return
+    want = _FILE_LIMIT[0]
+    if now[0] >= want[0] and now[1] >= want[1]:
+        return
+    for limits in (want, (min(want[0], now[1]), now[1])):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+            return
+        except (ValueError, OSError):
+            continue
+
+
+def _run_delay(pid):
+    """Seconds process ``pid`` has spent runnable but waiting for a CPU (Linux
+    schedstat; 0 where it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _resident_bytes(pid):
@@ -692,35 +994,86 @@ def _resident_bytes(pid):
 
 
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+# Descriptors that name anonymous shared memory: memfd_create's files, and POSIX shared
+# memory (/dev/shm). Their pages stay allocated while a descriptor is open, mapped or not.
+_SHARED_MEMORY = ("/memfd:", "/dev/shm/")
 
 
-def _escaped_groups(pid):
-    """Process groups of the worker's descendants that left its group (setsid, setpgid),
-    found through /proc while they are still its descendants."""
-    children = {}
+def _children(pid):
+    """The pids of process ``pid``'s children (of every thread of it)."""
+    found = []
     try:
-        entries = os.listdir("/proc")
-    except OSError:                                     # pragma: no cover - no /proc
-        return []
-    info = {}
-    for e in entries:
-        if not e.isdigit():
-            continue
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
         try:
-            with open(f"/proc/{e}/stat", "rb") as f:
-                stat = f.read().decode("ascii", "replace")
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                found.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _descendants(pid):
+    """``pid`` and every process below it, parents first."""
+    tree, todo, seen = [], [pid], set()
+    while todo:
+        p = todo.pop(0)
+        if p in seen:
+            continue
+        seen.add(p)
+        tree.append(p)
+        todo.extend(_children(p))
+    return tree
+
+
+def _tree_memory(pids):
+    """Bytes of memory held by these processes: each one's resident pages (its share
+    of shared memory it maps included), plus every anonymous shared memory file (memfd,
+    /dev/shm) that one of them holds open, once per file, mapped or not. (A file both
+    mapped and held open counts twice: only code that uses memfd pays for that.)"""
+    total, files = 0, {}
+    for pid in pids:
+        total += _resident_bytes(pid)
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
         except OSError:
             continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        ppid, pgrp = int(fields[1]), int(fields[2])
-        info[int(e)] = pgrp
-        children.setdefault(ppid, []).append(int(e))
-    groups, todo = set(), [pid]
-    ours = os.getpgrp()
-    while todo:
-        p = todo.pop()
-        for c in children.get(p, []):
-            if info[c] not in (pid, ours):
-                groups.add(info[c])
-            todo.append(c)
-    return sorted(groups)
+        for fd in fds:
+            path = f"/proc/{pid}/fd/{fd}"
+            try:
+                if not os.readlink(path).startswith(_SHARED_MEMORY):
+                    continue
+                st = os.stat(path)
+            except OSError:
+                continue
+            files[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+    return total + sum(files.values())
+
+
+# Rounds of stopping the worker's descendants before they are killed: each round stops
+# what the last one found, so a process that forks as fast as it can is caught in a few.
+_FREEZE_ROUNDS = 20
+
+
+def _kill_tree(pid):
+    """Stop ``pid`` and every descendant (SIGSTOP: none forks again), then kill them all.
+    Orphans of a process killed first are adopted by the worker or the fork server (both
+    subreapers), which are killed or kill them."""
+    stopped = []
+    for _ in range(_FREEZE_ROUNDS):
+        fresh = [p for p in _descendants(pid) if p not in stopped]
+        if not fresh:
+            break
+        for p in fresh:
+            try:
+                os.kill(p, signal.SIGSTOP)
+            except (ProcessLookupError, PermissionError):
+                pass
+        stopped += fresh
+    for p in stopped:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -24,8 +24,8 @@ import numpy as np
 
 from . import exe_cache
 
-__all__ = ["JaxResult", "jax_window", "jax_truncated", "activation", "step_loss", "ACTIVATION_NAMES",
-           "LOSS_NAMES"]
+__all__ = ["JaxResult", "jax_window", "jax_truncated", "activation", "step_loss",
+           "ACTIVATION_NAMES", "LOSS_NAMES"]
 
 PARAM_NAMES = ("W1", "b1", "W2", "U", "b2", "W3", "b3")
 ACTIVATION_NAMES = ("tanh", "sigmoid", "relu", "identity")

@@ -88,9 +88,7 @@ class FiniteDifferences:
                 fd = engine.fd_window(w.params, w.x, w.y, w.h0, *states, **options)
                 return [Expected(n, "fd", "fd", fd.grads[n], fd.kinks[n])
                         for n in w.model.grad_names], fd
-            arrays = dict(w.params, x=w.x, h0=w.h0, **w.states)
-            return self._projected(w, w.model.grad_names, arrays, lambda dirs: engine.fd_directional(
-                w.params, w.x, w.y, w.h0, *states, dirs, **options))
+            raise ValueError(f"--cell {w.cell}: no projections (config allows full mode only)")
         from .oracle_fd import fd_directional, fd_window
         if w.mode == "full":
             fd = fd_window(w.params, w.x, w.y, w.h0, **w.options)

@@ -1,6 +1,7 @@
 """The pytest plugin (entry point ``pytest11``): a ready battery, a fixture and a marker.
 
     pytest --gradcheck-impl my_rnn.py:loss_and_grads
+    pytest --gradcheck-impl my_lstm.py --gradcheck-cell lstm
 
 adds one test per configuration of ``gradcheck.battery.BATTERY`` (named
 ``gradcheck::battery[loss_ce]`` and so on) that checks that implementation; a failure reads like
@@ -23,14 +24,52 @@ import pytest
 __all__ = ["GradcheckItem"]
 
 _OPTION = "--gradcheck-impl"
+_CELL = "--gradcheck-cell"
+
+
+def _cell_flags():
+    """{option name: CellOption} of every cell's options (--gradcheck-reset-after)."""
+    from .model import cell, cell_names
+    return {o.name: o for n in cell_names() for o in cell(n).options}
 
 
 def pytest_addoption(parser):
+    from .model import DEFAULT_CELL, cell_names
     group = parser.getgroup("gradcheck", "gradcheck (check a hand-written BPTT)")
     group.addoption(_OPTION, metavar="FILE.py[:FUNC]", default=None,
                     help="run gradcheck's ready battery of checks on this implementation "
                          "(FILE.py[:FUNC], FUNC defaults to loss_and_grads, or MODULE:FUNC), "
                          "one test per configuration")
+    group.addoption(_CELL, metavar="CELL", default=DEFAULT_CELL,
+                    help=f"the cell of the {_OPTION} implementation: "
+                         f"{', '.join(cell_names())} (default {DEFAULT_CELL}; each cell's "
+                         f"contract: see README)")
+    for name, option in _cell_flags().items():
+        group.addoption(f"--gradcheck-{name.replace('_', '-')}", action="store_true",
+                        dest=f"gradcheck_{name}", help=option.help)
+
+
+def _cell(config):
+    """The check options of the cell named on the command line: {} for the RNN."""
+    from .model import DEFAULT_CELL, cell_names
+    name = config.getoption(_CELL, default=DEFAULT_CELL)
+    if name not in cell_names():
+        raise pytest.UsageError(f"{_CELL} {name}: expected one of {', '.join(cell_names())}")
+    flags = {n: True for n in _cell_flags() if config.getoption(f"gradcheck_{n}", False)}
+    return {} if name == DEFAULT_CELL and not flags else dict(flags, cell=name)
+
+
+def _for_cell(options, cell_options):
+    """A battery configuration for the chosen cell: a cell whose f2 is its own keeps tanh
+    there (the other activations and options as the configuration has them)."""
+    if not cell_options:
+        return options
+    from .model import DEFAULT_ACTIVATIONS, cell
+    options = dict(options, **cell_options)
+    acts = options.get("activations")
+    if cell(cell_options["cell"]).fixed_f2 and acts is not None:
+        options["activations"] = (acts[0], DEFAULT_ACTIVATIONS[1], acts[2])
+    return options
 
 
 def pytest_configure(config):
@@ -86,9 +125,10 @@ class _Battery(pytest.Collector):
 
     def collect(self):
         from .battery import BATTERY
+        cell_options = _cell(self.config)
         for name, options in BATTERY.items():
             yield GradcheckItem.from_parent(self, name=f"battery[{name}]", spec=self.spec,
-                                            options=options)
+                                            options=_for_cell(options, cell_options))
 
 
 @pytest.hookimpl(tryfirst=True)          # before -k / -m deselect among the items
@@ -147,8 +187,10 @@ def bptt_check(request):
     def run(impl=None, **options):
         __tracebackhide__ = True
         from .testing import assert_bptt_correct
+        given = impl
         impl = impl if impl is not None else _spec(request.config)
         if impl is None:
             pytest.skip(f"no implementation: pass one to bptt_check or {_OPTION}")
-        assert_bptt_correct(impl, **{**defaults, **options})
+        cell = _cell(request.config) if given is None else {}   # the --gradcheck-impl's cell
+        assert_bptt_correct(impl, **{**cell, **defaults, **options})
     return run

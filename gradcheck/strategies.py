@@ -23,7 +23,8 @@ except ImportError as error:                                    # pragma: no cov
     raise ImportError("gradcheck.strategies needs hypothesis: "
                       "pip install hypothesis (or gradcheck's test extra)") from error
 
-from .model import ACTIVATIONS, DTYPES, LOSSES, REDUCTIONS, SIZE_OPTIONS
+from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_CELL, DTYPES, LOSSES, REDUCTIONS,
+                    SIZE_OPTIONS, cell)
 
 __all__ = ["SETTINGS", "configs", "sizes", "intervals", "models"]
 
@@ -72,13 +73,25 @@ def models(draw, losses=LOSSES, activations=ACTIVATIONS):
 
 @st.composite
 def configs(draw, *, max_size=MAX_SIZE, max_interval=MAX_INTERVAL, max_windows=MAX_WINDOWS,
-            losses=LOSSES, activations=ACTIVATIONS, reductions=REDUCTIONS, dtypes=DTYPES):
-    """Keyword arguments for ``gradcheck.check``: a whole configuration of one check."""
+            losses=LOSSES, activations=ACTIVATIONS, reductions=REDUCTIONS, dtypes=DTYPES,
+            cells=(DEFAULT_CELL,)):
+    """Keyword arguments for ``gradcheck.check``: a whole configuration of one check.
+    ``cells``: the cells to draw from (a cell other than the RNN keeps f2 = tanh when
+    its nonlinearities are its own, and each of its options is drawn on or off)."""
     interval, seq_len = draw(intervals(max_interval, max_windows))
     loss, acts = draw(models(losses, activations))
     shape = draw(sizes(max_size))
     # a loss that needs more outputs (ce: a softmax over one class is constant) gets them
     shape["output_size"] = max(shape["output_size"], LOSSES[loss].min_outputs)
-    return dict(interval=interval, seq_len=seq_len, **shape, loss=loss,
-                activations=acts, reduction=draw(st.sampled_from(tuple(reductions))),
-                dtype=draw(st.sampled_from(tuple(dtypes))), seed=draw(st.integers(0, 2**16)))
+    drawn = dict(interval=interval, seq_len=seq_len, **shape, loss=loss,
+                 activations=acts, reduction=draw(st.sampled_from(tuple(reductions))),
+                 dtype=draw(st.sampled_from(tuple(dtypes))), seed=draw(st.integers(0, 2**16)))
+    if tuple(cells) == (DEFAULT_CELL,):
+        return drawn                     # (no further draw: the RNN's examples as before)
+    name = draw(st.sampled_from(tuple(cells)))
+    if name == DEFAULT_CELL:
+        return drawn
+    declared = cell(name)
+    if declared.fixed_f2:
+        drawn["activations"] = (acts[0], DEFAULT_ACTIVATIONS[1], acts[2])
+    return dict(drawn, cell=name, **{o.name: draw(st.booleans()) for o in declared.options})

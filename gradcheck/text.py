@@ -21,10 +21,15 @@ def _num(v, fmt=".2e"):
 
 
 def config_line(report):
-    """``gradcheck: IMPL  interval 3, seq-len 3, B=128 ..., seed 0``."""
+    """``gradcheck: IMPL  interval 3, seq-len 3, B=128 ..., seed 0`` (after IMPL, the cell
+    and its options that are on when the cell is not the RNN: ``lstm,``, ``gru reset_after,``)."""
     c = report.config
     sizes = " ".join(f"{s.letter}={c[s.option]}" for s in SIZES)
-    return (f"gradcheck: {report.impl}  interval {c['interval']}, seq-len {c['seq_len']}, "
+    cell = ""
+    if "cell" in c:                      # (config.to_dict names a cell other than the RNN)
+        on = [k for k, v in c.items() if v is True]
+        cell = " ".join([c["cell"]] + on) + ", "
+    return (f"gradcheck: {report.impl}  {cell}interval {c['interval']}, seq-len {c['seq_len']}, "
             f"{sizes}, {c['loss']}, {','.join(c['activations'])}, {c['reduction']}, "
             f"{c['dtype']}, seed {c['seed']}")
 

@@ -24,13 +24,37 @@ from .model import GRAD_NAMES
 from .model import (DEFAULT_CELL, INPUT_NAME, LOSS_NAME, STATE_NAME, STATE_OUT_NAME, array,
                     describe)
 
-__all__ = ["Problem", "Outcome", "check_spec", "load_impl", "load_adapted", "build", "model_of",
+__all__ = ["Problem", "Outcome", "printable", "check_spec", "load_impl", "load_adapted", "build",
+           "model_of",
            "fill_skipped", "call_impl", "convert_return", "validate", "where_raised",
            "PROBLEM_NAMES"]
 
 # What a Problem may be called (the worker's messages are checked against this list).
 PROBLEM_NAMES = ("exception", "return_value", "missing_grad", "shape", "nan",
                  "inputs_modified", "timeout", "time_limit", "memory", "crashed", "protocol")
+
+
+# Unicode categories of characters that a terminal acts on or that hide what follows:
+# controls (C0, DEL, C1: escape sequences, carriage return, backspace, bell), format
+# characters (bidirectional overrides, zero-width), line and paragraph separators.
+_UNPRINTABLE = ("Cc", "Cf", "Zl", "Zp")
+
+
+def printable(text, keep="\n\t"):
+    """``text`` with every control or format character but those in ``keep`` written as
+    an escape (``\x1b``, ``\u202e``): what code under test wrote or raised reaches a
+    terminal, a report or a grader's feedback as text, never as a terminal command."""
+    import unicodedata
+    if text.isprintable():
+        return text
+    out = []
+    for c in text:
+        if c not in keep and unicodedata.category(c) in _UNPRINTABLE:
+            code = ord(c)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(c)
+    return "".join(out)
 
 
 class Problem(NamedTuple):
@@ -193,9 +217,10 @@ def exception_message(exc, fn=None, options=None):
     if len(text) > 300:
         text = text[:300] + "..."
     if fn is not None and _did_not_bind(exc):
-        return (f"cannot be called the way the contract calls it, "
-                f"{contract_call(fn, options or {})}: TypeError: {text}{_signature(fn)}")
-    return f"raised {type(exc).__name__}: {text}{where_raised(exc)}"
+        return printable(f"cannot be called the way the contract calls it, "
+                         f"{contract_call(fn, options or {})}: TypeError: {text}"
+                         f"{_signature(fn)}")
+    return printable(f"raised {type(exc).__name__}: {text}{where_raised(exc)}")
 
 
 def contract_call(fn, options):

@@ -55,7 +55,9 @@ def decode(head, payload, allowed_names):
     try:
         header = json.loads(head.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise WireError(f"its header is not JSON ({exc})") from None
+        raise WireError(f"its header is not JSON ({str(exc)[:80]})") from None
+    except RecursionError:
+        raise WireError("its header is nested too deeply") from None
     if not isinstance(header, dict) or not isinstance(header.get("arrays"), list):
         raise WireError("its header is not an object listing arrays")
     arrays, offset = {}, 0
@@ -67,7 +69,7 @@ def decode(head, payload, allowed_names):
         name, dtype, shape = entry
         if name not in allowed_names or name in arrays:
             raise WireError(f"an array named {name[:40]!r} is not expected here")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise WireError(f"{name} has dtype {str(dtype)[:20]!r}; only float32 and float64 cross")
         size = DTYPES[dtype].itemsize * int(np.prod(shape, dtype=object))
         if offset + size > len(payload):

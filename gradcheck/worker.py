@@ -38,6 +38,15 @@ from .model import DEFAULT_CELL
 __all__ = ["main", "serve_forks"]
 
 
+def _join_cgroup(limits):
+    """Enter the memory control group the checker made for this worker (root only), so
+    that it and every process it starts are counted and found there."""
+    cgroup = limits.pop("cgroup", None)
+    if cgroup:
+        with open(cgroup, "w") as f:
+            f.write(str(os.getpid()))
+
+
 def _set_limits(limits):
     memory = limits.get("memory")
     if memory:
@@ -53,6 +62,30 @@ def _set_limits(limits):
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)      # PR_SET_PDEATHSIG
     except (OSError, AttributeError):                    # pragma: no cover - not Linux
         pass
+
+
+def _prctl(option, value):
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0)
+    except (OSError, AttributeError):                    # pragma: no cover - not Linux
+        pass
+
+
+# A subreaper adopts the orphans among its descendants (a double fork, a parent that
+# exits): they stay below it, where they can be found and killed.
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def _own_children():
+    found = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/children", "rb") as f:
+                found.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def _read_exact(fd, n):
@@ -178,6 +211,11 @@ def serve_forks(control_fd):
     import signal
     import socket
     _set_limits({})                        # no core files; die with the checker
+    # a checker's command line may block signals it handles in one thread; ours and the
+    # workers' are the defaults
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)      # orphans of ended workers come here, are killed
+    workers = set()
     sandbox.preload()                      # a worker may not be able to read them later
     mechanism = sandbox.probe()
     slots = sandbox.Slots() if os.geteuid() == 0 else None
@@ -204,7 +242,15 @@ def serve_forks(control_fd):
                     break
                 if slots is not None:
                     slots.release(pid)
-                send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+                if pid in workers:
+                    workers.discard(pid)
+                    send({"exit": pid, "code": os.waitstatus_to_exitcode(status)})
+            for pid in _own_children():        # not a worker: left behind by an ended one
+                if pid not in workers:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
         if control in ready:
             message, fds, _, _ = socket.recv_fds(control, 1 << 20, 4)
             if not message:
@@ -236,7 +282,9 @@ def serve_forks(control_fd):
                         slots.close_others()
                     if plan is None:
                         os.chdir(request["cwd"])
+                    _prctl(PR_SET_CHILD_SUBREAPER, 1)   # its descendants stay below it
                     try:                        # before any user code: else none runs
+                        _join_cgroup(request["limits"])     # as root, before the uid drop
                         if plan is not None and "error" in plan:
                             raise OSError(plan["error"])
                         sandbox.enter(mechanism, plan, request["env"], uid)
@@ -251,6 +299,7 @@ def serve_forks(control_fd):
                 os.setpgid(pid, pid)            # (also here: no window where it has none)
             except OSError:
                 pass
+            workers.add(pid)
             for fd in fds:
                 os.close(fd)
             if lock is not None:

@@ -10,7 +10,8 @@ import pytest
 
 import reference
 from gradcheck import oracle_jax
-from gradcheck.bench import _fresh, _jax_window_fns, small_configs
+from gradcheck.bench import CELLS, _fd_error, _fresh, _jax_window_fns, small_configs
+from gradcheck.tolerances import DIFFERENCE_FORM_ACCURACY
 from tests.helpers import small_data
 
 # Two float64 computations of the same window in different orders: they differ by
@@ -64,3 +65,9 @@ def test_the_readme_dates_its_timings_and_their_machine():
     section = text.split("## Performance", 1)[1].split("\n## ", 1)[0]
     assert re.search(r"python -m gradcheck\.bench.*\d{4}-\d\d-\d\d", section, re.DOTALL)
     assert re.search(r"load average (about )?\d+", section)
+
+
+@pytest.mark.parametrize(("label", "cell", "options"), CELLS, ids=[c[0] for c in CELLS])
+def test_the_bench_measures_each_cell_s_fd_error_against_jax(label, cell, options):
+    config, _ = small_data(interval=3, cell=cell, cell_options=tuple(options))
+    assert 0.0 < _fd_error(config) <= DIFFERENCE_FORM_ACCURACY

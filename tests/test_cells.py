@@ -4,12 +4,14 @@ import importlib
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
 
 import gradcheck
 from gradcheck import model
 from gradcheck._reference import cell_module
 from gradcheck.cli import main
 from gradcheck.errors import ExitCode
+from gradcheck.strategies import configs
 from gradcheck.tolerances import DIFFERENCE_FORM_ACCURACY, REFERENCE_RTOL
 from tests.helpers import small_data
 
@@ -143,7 +145,8 @@ def test_a_function_of_the_rnn_contract_gets_one_line_naming_the_lstm_s():
 
 def test_command_line_lstm_check_of_the_reference_exits_0(capsys):
     assert main(["--cell", "lstm", "--interval", "3", "--batch", "8"]) == ExitCode.OK
-    assert "PASSED" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "gradcheck: reference  lstm, interval 3," in out
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -151,8 +154,31 @@ def test_command_line_lstm_check_of_the_reference_exits_0(capsys):
     pytest.param(["--cell", "lstm", "--activations", "tanh,relu,identity"],
                  "--activations tanh,relu,identity: --cell lstm keeps f2 = tanh: the LSTM's "
                  "own nonlinearities", id="lstm-f2"),
+    pytest.param(["--cell", "gru", "--mode", "projections"],
+                 "--mode projections: --cell gru is checked in full mode only", id="projections"),
+    pytest.param(["--reset-after"], "--reset-after True: only for --cell gru", id="option-cell"),
 ])
 def test_bad_cell_usage_is_one_line_exit_2(capsys, argv, message):
     assert main(argv + ["--interval", "2"]) == ExitCode.USAGE
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+# The cells' JAX oracles compile once per shape (no size buckets yet): a few examples per
+# run, whatever the hypothesis profile, keep the sweep's compiles within CI's time.
+CELL_SWEEP_EXAMPLES = 4
+
+
+@settings(deadline=None, max_examples=CELL_SWEEP_EXAMPLES, derandomize=True)
+@given(configs(max_size=6, max_interval=4, cells=tuple(CELLS)))
+def test_the_reference_of_every_cell_passes_over_a_sweep(options):
+    report = gradcheck.check(**options)
+    assert report.passed, [r.message for r in report.results if not r.passed]
+
+
+def test_a_large_cell_check_is_in_full_mode():
+    from gradcheck.check import choose_mode
+    from gradcheck.config import make_config
+    config = make_config(cell="lstm", interval=8, batch=1024)
+    assert config.n_elements > 50_000
+    assert choose_mode(config)[0] == "full"

@@ -694,9 +694,6 @@ def busy_machine():
         p.wait()
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 16's meaning of --timeout (the time the "
-                   "worker runs or sleeps, not its wait for a CPU), in gradcheck/isolation.py: "
-                   "take this mark away when that lands")
 def test_a_correct_loop_heavy_submission_gets_full_marks_on_a_loaded_machine(tmp_path,
                                                                              busy_machine):
     from gradcheck.grade.runner import TIMEOUT_FLOOR

@@ -124,3 +124,20 @@ def test_a_suite_that_does_not_use_it_imports_no_numpy_or_jax(tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed" in proc.stdout
+
+
+def test_the_battery_checks_a_cell_named_with_gradcheck_cell(pytester):
+    lstm = f"{IMPLS / 'cells' / 'lstm_loop.py'}:loss_and_grads"
+    ok = pytester.runpytest_inprocess(f"--gradcheck-impl={lstm}", "--gradcheck-cell", "lstm",
+                                      "-k", "windows_short_last or act_identity")
+    ok.assert_outcomes(passed=1, skipped=1)         # its code declines f1 = identity
+    bad = pytester.runpytest_inprocess(f"--gradcheck-impl={lstm}", "-k", "windows_short_last")
+    bad.assert_outcomes(failed=1)                   # an LSTM checked as the RNN it is not
+    assert "missing 1 required positional argument: 'c0'" in bad.stdout.str()
+
+
+def test_an_unknown_gradcheck_cell_is_a_usage_error(pytester):
+    result = pytester.runpytest_inprocess(f"--gradcheck-impl={CORRECT}", "--gradcheck-cell",
+                                          "cnn")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "--gradcheck-cell cnn: expected one of rnn, lstm, gru" in result.stderr.str()

@@ -142,3 +142,215 @@ def test_judge_names_every_expected_array_an_answer_lacks():
     failing = [(r.name, r.message) for r in results if not r.passed]
     assert failing == [("return_value", "the answer carries no h_last, so it could not be "
                                         "compared")]
+
+
+# ------------------------------------------------------------------ 4. waits and answers
+
+# Wall seconds a call may take past --timeout before its verdict: the checker's margin
+# for a loaded machine (isolation.LOAD_MARGIN_SECONDS) and for the worker's end
+# (EOF_GRACE_SECONDS), plus what killing and reporting take on a busy CI machine.
+from gradcheck.isolation import EOF_GRACE_SECONDS, LOAD_MARGIN_SECONDS  # noqa: E402
+
+VERDICT_MARGIN = LOAD_MARGIN_SECONDS + EOF_GRACE_SECONDS + 10.0
+
+
+def _command(*args, env=None):
+    return subprocess.Popen([sys.executable, "-m", "gradcheck", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "X"
+
+
+def _alive(pid):
+    return _state(pid) not in "XZ"
+
+
+def test_a_worker_that_closes_its_answer_pipe_and_stays_alive_is_a_verdict(capfd):
+    started = time.monotonic()
+    doc = _failed_with(capfd, _flags("closes_answer_pipe_and_stays", timeout="30"),
+                       ["protocol"])
+    assert time.monotonic() - started < EOF_GRACE_SECONDS + 15       # far from --timeout 30
+    assert any("closed its pipe to the checker in window 1 and did not end" in r["message"]
+               for r in doc["results"])
+
+
+def test_a_worker_that_stops_itself_times_out_within_the_margin(capfd):
+    started = time.monotonic()
+    _failed_with(capfd, _flags("stops_itself", timeout="2"), ["timeout"])
+    assert time.monotonic() - started < 2 + VERDICT_MARGIN
+
+
+@pytest.mark.parametrize("func", [
+    "deep_nesting", "list_as_dtype", "huge_shape", "huge_number", "not_utf8",
+    "problem_as_dict", "header_is_a_list", "deep_problem"])
+def test_a_malformed_answer_header_is_a_verdict_not_a_traceback(capfd, func):
+    code = main(_flags(func, timeout="10"))
+    out, err = capfd.readouterr()
+    assert code == ExitCode.FAILED, err
+    assert "Traceback" not in err
+    doc = strict_json(out)
+    assert doc["passed"] is False
+    assert {r["name"] for r in doc["results"] if not r["passed"]} & {"protocol", "return_value",
+                                                                     "missing_grad"}
+
+
+def test_the_checker_stopped_by_its_worker_ends_in_a_verdict_once_continued():
+    """SIGSTOP to the checker (and its fork server) from the worker, at every call: as
+    the same user nothing prevents it; continued each time (as a shell's fg would), the
+    check goes on and the wrong dU fails, never exit 0 and never a hang."""
+    import signal
+    proc = _command(*_flags("stops_the_checker", timeout="5"))
+    deadline = time.monotonic() + 120
+    stops = 0
+    while proc.poll() is None:
+        assert time.monotonic() < deadline
+        if _state(proc.pid) == "T":
+            stops += 1
+            time.sleep(0.3)
+            os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=60)
+    # (stops == 0 where the worker runs as another user: the signal is refused)
+    assert proc.returncode == 1, err
+    assert strict_json(out)["passed"] is False
+
+
+def test_the_checker_terminated_by_its_worker_never_exits_0_and_prints_no_verdict():
+    proc = _command(*_flags("terminates_the_checker"))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert out == "" or strict_json(out)["passed"] is False
+
+
+def test_a_lowered_open_file_limit_is_a_verdict_not_a_traceback():
+    """The worker lowers the checker's RLIMIT_NOFILE (prlimit, same user) and fills its
+    own file table: the check fails with its verdict, or (when the checker itself ran
+    out of descriptors meanwhile) with one line saying what happened; never exit 0."""
+    proc = _command(*_flags("lowers_the_file_limit"))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    if out:
+        assert strict_json(out)["passed"] is False
+    else:
+        assert err.strip().endswith("the checker's open-file limit was lowered from "
+                                    f"{_nofile()} to 8 while it ran (the code under test "
+                                    "runs as the same user and can do that); no verdict "
+                                    "can be trusted from this run"), err
+
+
+def _nofile():
+    import resource
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# ------------------------------------------------------------------ the fork server in grade
+
+SUBS = ROOT / "tests" / "grade_submissions"
+
+
+def _grade_class(tmp_path, attacker, jobs="3"):
+    """Grades two correct submissions and ``attacker`` (as a real command); the JSON."""
+    out = tmp_path / "grades.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "grade", str(SUBS / "correct_loop.py"),
+         f"{_spec(attacker)}", str(SUBS / "correct_vectorized.py"), "--interval", "3",
+         *SMALL_FLAGS, "--seq-len", "6", "--format", "json", "--output", str(out),
+         "--timeout", "10", "--jobs", jobs, "--seed", "3", "--allow-import", "reference"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return {s["submission"].rsplit("/", 1)[-1]: s for s in json.loads(out.read_text())["submissions"]}
+
+
+@pytest.mark.parametrize("attacker", ["kills_the_fork_server", "stops_the_fork_server"])
+def test_classmates_keep_full_marks_when_a_submission_kills_or_stops_the_fork_server(
+        tmp_path, attacker):
+    graded = _grade_class(tmp_path, attacker)
+    for name in ("correct_loop.py", "correct_vectorized.py"):
+        assert graded[name]["score"] == graded[name]["max_score"], graded[name]
+        assert graded[name]["problem"] is None
+    culprit = graded[f"protocol.py:{attacker}"]
+    assert culprit["score"] < culprit["max_score"]
+
+
+# ------------------------------------------------------------------ survivors and outputs
+
+@pytest.mark.parametrize("func", ["setsid_survivor", "double_fork_survivor",
+                                  "double_fork_then_exit"])
+def test_no_process_the_worker_started_outlives_the_check(shared_dir, monkeypatch, func):
+    pidfile = shared_dir / "pids"
+    monkeypatch.setenv("GRADCHECK_TEST_PIDFILE", str(pidfile))
+    report = gradcheck.check(_spec(func), interval=3, timeout=10, **SMALL)
+    assert not report.passed
+    pids = [int(p) for p in pidfile.read_text().split()]
+    assert pids
+    deadline = time.monotonic() + 5
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
+
+
+@pytest.mark.parametrize("func", ["setsid_survivor", "double_fork_then_exit"])
+def test_a_survivor_cannot_rewrite_the_results_file(shared_dir, func):
+    """The results file where the worker may write too (a folder open to every uid)."""
+    out = shared_dir / "grades.json"
+    env = dict(os.environ, GRADCHECK_TEST_PIDFILE=str(shared_dir / "pids"),
+               GRADCHECK_TEST_TARGET=str(out))
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcheck", "grade", _spec(func), "--interval", "3",
+         *SMALL_FLAGS, "--format", "json", "--output", str(out), "--timeout", "10",
+         "--jobs", "1", "--seed", "1", "--allow-import", "reference"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    time.sleep(1.0)                       # a daemon rewrites it within 50 ms of seeing it
+    doc = json.loads(out.read_text())
+    assert doc["submissions"][0]["score"] < doc["submissions"][0]["max_score"]
+    assert not any(p.name.endswith(".tmp") for p in shared_dir.iterdir())
+
+
+def test_a_survivor_cannot_rewrite_the_html_report(shared_dir):
+    pytest.importorskip("matplotlib")
+    html = shared_dir / "report.html"
+    env = dict(os.environ, GRADCHECK_TEST_PIDFILE=str(shared_dir / "pids"),
+               GRADCHECK_TEST_TARGET=str(html))
+    proc = _command(*_flags("setsid_survivor"), "--html", str(html), env=env)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    time.sleep(1.0)
+    assert html.read_text().lstrip().lower().startswith("<!doctype html")
+
+
+# ------------------------------------------------------------------ 5. memory
+
+@pytest.mark.parametrize("func", ["memfd_hog", "memfd_closed_hog", "children_hog"])
+def test_memory_counts_memfd_pages_and_children(capfd, func):
+    started = time.monotonic()
+    doc = _failed_with(capfd, _flags(func, "--memory-limit", "768M", timeout="60"),
+                       ["memory"])
+    assert any("--memory-limit 768M" in r["message"] for r in doc["results"]
+               if r["name"] == "memory")
+    assert time.monotonic() - started < 60
+
+
+# ------------------------------------------------------------------ 6. printed output
+
+def test_control_characters_in_printed_output_reach_no_terminal(capfd):
+    code = main(_flags("prints_escapes"))
+    out, err = capfd.readouterr()
+    assert code == ExitCode.OK, err
+    shown = err[err.index("the implementation's stdout"):]
+    for c in ("\x1b", "\x07", "\r", "\x08", "\x9b", "\x00", "\x7f"):
+        assert c not in shown, repr(shown)
+    assert "\\x1b[2J" in shown and "\\x0d" in shown
+
+
+def test_control_characters_in_an_exception_message_are_escaped():
+    from gradcheck.untrusted import printable
+    assert printable("a\x1b]0;x\x07b\u202ec\nd\te") == "a\\x1b]0;x\\x07b\\u202ec\nd\te"

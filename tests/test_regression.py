@@ -263,6 +263,17 @@ def test_main_summary_first_then_one_line_per_configuration(project, capsys, tin
     assert len(lines) == 2
 
 
+def test_main_json_is_one_document_naming_what_regressed(project, capsys, tiny_doc):
+    baseline = copy.deepcopy(tiny_doc)
+    baseline["configs"]["tiny"]["results"]["9/W1/fd"] = {"passed": True, "max_rel_err": 1e-11}
+    write_baseline(baseline, project)
+    assert main(["--json"]) == ExitCode.FAILED
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] is False and doc["configurations"] == 1
+    assert doc["regressed"] == {"tiny": {"problems": ["9/W1/fd missing now"],
+                                         "options": TINY_DESCRIBED[len("config: "):]}}
+
+
 def test_main_verbose_names_every_regression(project, capsys, tiny_doc):
     baseline = copy.deepcopy(tiny_doc)
     for key in ("9/W1/fd", "9/W2/fd", "9/U/fd"):

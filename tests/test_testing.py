@@ -76,3 +76,11 @@ def test_options_the_code_declines_raise_not_supported():
                                            r"NotImplementedError: loop_bptt only does l2"):
         assert_bptt_correct(spec, interval=2, loss="ce", **SMALL)
     assert issubclass(NotSupported, AssertionError)
+
+
+def test_assert_bptt_correct_takes_the_cell():
+    assert_bptt_correct("tests/impls/cells/lstm_loop.py:loss_and_grads", cell="lstm",
+                        interval=2, seq_len=3, batch=2)
+    with pytest.raises(AssertionError, match="missing 1 required positional argument: 'c0'"):
+        assert_bptt_correct("tests/impls/cells/lstm_loop.py:loss_and_grads", interval=2,
+                            batch=2)

@@ -27,8 +27,9 @@ def main(argv=None):
     words = sys.argv[1:] if argv is None else list(argv)
     if words and words[0] in SUBCOMMANDS:
         if argv is None:
-            from .skeleton import exit_on_ctrl_c
+            from .skeleton import adopt_orphans, exit_on_ctrl_c
             exit_on_ctrl_c()
+            adopt_orphans()
         return importlib.import_module(SUBCOMMANDS[words[0]]).main(words[1:])
     return run("gradcheck", build_parser,
                lambda args: _check_command.body(args, words), argv)

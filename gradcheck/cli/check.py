@@ -171,6 +171,9 @@ def _run(args, given):
         with cli_cache():                # the compiled oracle, kept for the next process
             report = check(impl, progress=progress, trace=bool(pictures), **limits, **options,
                            **extra)
+        if args.impl is not None and not args.in_process:
+            from ..isolation import sweep
+            sweep()                      # nothing it started outlives the check's outputs
         _write_pictures(report, pictures)
         return report
     finally:
@@ -220,8 +223,8 @@ def _write_pictures(report, pictures):
     from ..figure import figure_png
     png = figure_png(report)
     if "plot" in pictures:
-        with open(pictures["plot"], "wb") as f:
-            f.write(png)
+        from ..atomic import write_atomic
+        write_atomic(pictures["plot"], png)
         wrote("the figure", pictures["plot"])
     if "html" in pictures:
         from ..html import write_html

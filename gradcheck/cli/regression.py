@@ -31,7 +31,10 @@ def build_parser():
     p.add_argument("--update", action="store_true",
                    help="rewrite the baseline from the current code instead of comparing")
     p.add_argument("--verbose", "-v", action="store_true",
-                   help="every regression on a line of its own")
+                   help="name every regressed result on its configuration's line")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON document on stdout: the configurations that regressed, "
+                        "with their problems")
     return p
 
 
@@ -93,7 +96,8 @@ def body(args):
             print(f"warning: failing on the current code, so the baseline cannot catch them "
                   f"failing: {', '.join(bad)}", file=sys.stderr)
         return Outcome(ExitCode.OK, text=f"regression baseline: wrote {path}: {n} "
-                                         f"configurations, {m} results")
+                                         f"configurations, {m} results",
+                       document={"wrote": str(path), "configurations": n, "results": m})
     lines = []
     if baseline.get("impl") != current.get("impl"):
         lines.append(f"note: the baseline was recorded from "
@@ -101,15 +105,21 @@ def body(args):
                      f"{current.get('impl', 'the reference')}")
     found = regression.regressions(baseline, current)
     notes = [f"note: {line}" for line in regression.notes(baseline, current)]
+    document = {"passed": not found, "configurations": n, "results": m,
+                "regressed": {name: {"problems": r.problems, "options": r.options}
+                              for name, r in found.items()},
+                "notes": [*lines, *notes]}
     if not found:
         summary = f"regression check: {n} configurations, {m} results, no regression"
-        return Outcome(ExitCode.OK, text="\n".join([summary, *lines, *notes]))
+        return Outcome(ExitCode.OK, text="\n".join([summary, *lines, *notes]),
+                       document=document)
     total = sum(len(r.problems) for r in found.values())
     summary = (f"regression check: {len(found)} of {n} configurations regressed "
                f"({total} result(s)); if intended, run {_update_command(args)} and commit "
                f"{path}")
     per_config = [_line(name, r, args.verbose) for name, r in found.items()]
-    return Outcome(ExitCode.FAILED, text="\n".join([summary, *per_config, *lines, *notes]))
+    return Outcome(ExitCode.FAILED, text="\n".join([summary, *per_config, *lines, *notes]),
+                   document=document)
 
 
 def main(argv=None):

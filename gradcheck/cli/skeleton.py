@@ -20,7 +20,7 @@ import sys
 from ..errors import ExitCode, UsageError
 
 __all__ = ["BadUsage", "Outcome", "Parser", "integer", "flag", "needs_matplotlib",
-           "stdout_to_stderr", "wrote", "run"]
+           "stdout_to_stderr", "wrote", "adopt_orphans", "run"]
 
 EXIT_CODES = ("Exit codes: 0 everything agrees; 1 a verdict against the implementation; "
               "2 bad usage; 130 interrupted (Ctrl-C).")
@@ -170,6 +170,39 @@ def exit_on_ctrl_c():
         signal.signal(signal.SIGINT, _interrupted)
 
 
+def adopt_orphans():
+    """In a command's own process: it adopts the orphans among its descendants
+    (PR_SET_CHILD_SUBREAPER), so that a process the code under test left behind (a
+    double fork, setsid) is still below it when isolation.sweep ends everything before
+    the outputs are written."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+    except (OSError, AttributeError):                    # pragma: no cover - not Linux
+        pass
+
+
+def _file_limit():
+    """This process's soft limit on open files (None where there is none to read)."""
+    try:
+        import resource
+        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):           # pragma: no cover - not POSIX
+        return None
+
+
+def _lowered_file_limit(before):
+    """The one line to print when this process's open-file limit went below ``before``
+    while it ran (prlimit by code under test running as the same user) and something
+    failed for want of a descriptor; None when it was not lowered."""
+    now = _file_limit()
+    if before is None or now is None or now >= before:
+        return None
+    return (f"the checker's open-file limit was lowered from {before} to {now} while it ran "
+            f"(the code under test runs as the same user and can do that); no verdict can "
+            f"be trusted from this run")
+
+
 def _usage(prog, message):
     print(f"{prog}: error: {message}", file=sys.stderr)
     return ExitCode.USAGE
@@ -180,6 +213,7 @@ def run(prog, build_parser, body, argv=None):
     call ``body(args)`` (an Outcome) and print it; return the exit code."""
     if argv is None:
         exit_on_ctrl_c()
+        adopt_orphans()
         argv = sys.argv[1:]
     try:
         args = build_parser().parse_args(list(argv))
@@ -190,6 +224,7 @@ def run(prog, build_parser, body, argv=None):
     except SystemExit as exc:          # --help: argparse printed it
         return exc.code or ExitCode.OK
     as_json = bool(getattr(args, "json", False))
+    limit = _file_limit()
     try:
         if as_json:
             with stdout_to_stderr():
@@ -211,4 +246,10 @@ def run(prog, build_parser, body, argv=None):
     except BrokenPipeError:            # `gradcheck ... | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         return ExitCode.OK
+    except Exception:
+        lowered = _lowered_file_limit(limit)
+        if lowered is None:
+            raise
+        print(f"{prog}: error: {lowered}", file=sys.stderr)
+        return ExitCode.FAILED
     return outcome.code

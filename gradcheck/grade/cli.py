@@ -161,6 +161,8 @@ def run(args, memory=None):
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         grades = list(pool.map(one, subs))
+    from ..isolation import sweep
+    sweep()             # every worker has ended, and all they started, before the results
     return grades, battery, seed
 
 
@@ -209,9 +211,9 @@ def body(args):
     text = render(args.format, grades, battery, seed)
     if args.output is None:
         return Outcome(ExitCode.OK, text=text.rstrip("\n"))
+    from ..atomic import write_atomic
     try:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write(text)
+        write_atomic(args.output, text)
     except OSError as exc:
         raise UsageError("output", args.output, f"cannot write it ({exc.strerror})") from None
     return Outcome(ExitCode.OK)

@@ -1,5 +1,7 @@
 """Grading one submission against the prepared battery: its calls, the judging (the same
 ``judge_window`` as ``check``), the marks per item, and feedback a student can act on."""
+import contextlib
+import threading
 import time
 from typing import NamedTuple, Optional
 
@@ -10,7 +12,7 @@ from ..report import Result
 from .battery import DEFAULT_FEEDBACK, FORWARD, ITEMS, precision_loss
 from ..kinds import KINDS, Diagnosis
 from .honesty import parse
-from .runner import Ended, Worker
+from .runner import Ended, Lost, Worker
 from .similarity import FLAG_SHARE, reference_share
 
 __all__ = ["TestGrade", "SubmissionGrade", "grade_submission", "failed_to_grade"]
@@ -19,6 +21,49 @@ _FORWARD_NAMES = (LOSS_NAME, STATE_OUT_NAME, "inputs_modified")
 # a window with one of these problems fails every item of its test
 _FAIL_ALL = ("exception", "return_value", "memory", "ended")
 _FEEDBACK_LINES = 12                                     # failing results quoted per test
+# A test whose worker ended with the fork server (killed, or every worker of a stopped
+# one that the grader replaced) is run again, alone, up to this many times; ending so
+# when it ran alone is its own doing, a verdict like any other crash.
+LOST_RETRIES = 2
+
+
+class _Turns:
+    """Tests run side by side (``shared``); a test run again because the fork server
+    was lost runs with no other test beside it (``alone``), so a classmate that kills
+    the fork server cannot take it down again."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._running, self._alone, self._waiting = 0, False, 0
+
+    @contextlib.contextmanager
+    def shared(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._alone and not self._waiting)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def alone(self):
+        with self._cond:
+            self._waiting += 1
+            self._cond.wait_for(lambda: not self._alone and not self._running)
+            self._waiting -= 1
+            self._alone = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._alone = False
+                self._cond.notify_all()
+
+
+_TURNS = _Turns()
 
 
 class TestGrade(NamedTuple):
@@ -122,9 +167,11 @@ def _feedback(test, level, points, results, diagnosis, kind, reason, precise=Fal
     return "\n".join(lines)
 
 
-def _grade_test(worker, prepared, level, precision_cost=0.0):
+def _grade_test(worker, prepared, level, precision_cost=0.0, final=True):
     """(TestGrade, honesty.Record, whole) of one test, run in ``worker`` (its own);
-    ``whole``: every test of the battery would end the same way (it cannot be loaded)."""
+    ``whole``: every test of the battery would end the same way (it cannot be loaded).
+    Raises Lost when the worker ended with the fork server, unless this is the ``final``
+    try."""
     test, config = prepared.test, prepared.config
     results, seen, ended, problem, reason, diagnosis = [], [], set(), None, None, None
     try:
@@ -140,6 +187,8 @@ def _grade_test(worker, prepared, level, precision_cost=0.0):
                                             config.dtype))
                 seen.append((w.x, w.y, pw.ref, out))
     except Ended as exc:
+        if isinstance(exc, Lost) and not final:
+            raise
         problem, reason = exc.kind, exc.reason
         done = {r.window for r in results}
         ended = {pw.window.index for pw in prepared.windows} - done
@@ -151,7 +200,9 @@ def _grade_test(worker, prepared, level, precision_cost=0.0):
         try:
             diagnosis = explain(worker.runner, prepared.params, seen, results, config,
                                 config.model_options, [])
-        except Ended:
+        except Ended as exc:
+            if isinstance(exc, Lost) and not final:
+                raise
             diagnosis = None
         record = parse(worker.honesty)
     whole = problem == "unloadable"
@@ -229,6 +280,22 @@ def _read_reason(paths):
             f"({', '.join(paths)}); that is not allowed in a graded submission")
 
 
+def _run_test(sub, prepared, limits, forbid, level, precision_cost):
+    """_grade_test's (grade, record, whole) in a fresh worker, and the worker's sandbox
+    mechanism; again, alone, when the worker was lost with the fork server
+    (LOST_RETRIES)."""
+    attempt = 0
+    while True:
+        turn = _TURNS.shared() if attempt == 0 else _TURNS.alone()
+        with turn, Worker(sub, limits, forbid, len(prepared.windows),
+                          prepared.reference_seconds) as worker:
+            try:
+                return _grade_test(worker, prepared, level, precision_cost,
+                                   final=attempt == LOST_RETRIES) + (worker.mechanism,)
+            except Lost:
+                attempt += 1
+
+
 def _level(test, feedback):
     return test.feedback or feedback
 
@@ -251,11 +318,9 @@ def grade_submission(sub, prepared_tests, limits, forbid, feedback=DEFAULT_FEEDB
     tests, imported, used, read, mechanism = [], [], [], [], None
     battery = [p.test for p in prepared_tests]
     for p in prepared_tests:
-        with Worker(sub, limits, forbid, len(p.windows),               # a fresh instance
-                    p.reference_seconds) as worker:
-            grade, record, whole = _grade_test(worker, p, _level(p.test, feedback),
-                                               precision_loss(p.test, battery))
-            mechanism = worker.mechanism
+        grade, record, whole, mechanism = _run_test(sub, p, limits, forbid,
+                                                    _level(p.test, feedback),
+                                                    precision_loss(p.test, battery))
         tests.append(grade)
         for mine, theirs in ((imported, record.imported), (used, record.used),
                              (read, record.read)):

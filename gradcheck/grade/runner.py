@@ -21,8 +21,8 @@ from ..isolation import DEFAULT_MEMORY, format_size
 from ..isolation import Worker as _Isolated
 from .submission import root_of
 
-__all__ = ["Limits", "Ended", "Worker", "default_timeout", "limit_of", "TIMEOUT_FACTOR",
-           "TIMEOUT_FLOOR"]
+__all__ = ["Limits", "Ended", "Lost", "Worker", "default_timeout", "limit_of",
+           "TIMEOUT_FACTOR", "TIMEOUT_FLOOR"]
 
 # A test's worker may spend (its windows + EXTRA_CALLS) x the timeout in all: the load,
 # every window (each within the timeout, so never cut short by this), and what is left
@@ -75,7 +75,15 @@ class Ended(Exception):
         self.kind, self.reason = kind, reason
 
 
-def _ended(problem, what, limit):
+class Lost(Ended):
+    """The worker ended with the fork server it came from (killed, by a classmate's code
+    or its own): the test is run again, not marked."""
+
+
+def _ended(problem, what, limit, lost=False):
+    if lost:
+        return Lost("crashed", f"the submission's process was killed when the grader's fork "
+                               f"server was ({problem.message})")
     kind = problem.name
     if kind == "time_limit":
         kind = "timeout"
@@ -156,7 +164,7 @@ class Worker:
         except UsageError as exc:
             return str(exc.allowed).replace(self._path, self._shown)
         if problem is not None:
-            raise _ended(problem, "loading your file", self._limit)
+            raise _ended(problem, "loading your file", self._limit, self._worker.lost)
         return None
 
     def call(self, params, x, y, h0, options, what="the call"):
@@ -164,7 +172,7 @@ class Worker:
         out = self._worker.call(params, x, y, h0, options, what)
         for p in out.problems:
             if p.name in _ENDING or (p.name == "memory" and self._worker.ended is not None):
-                raise _ended(p, what, self._limit)   # (memory: killed, not a MemoryError)
+                raise _ended(p, what, self._limit, self._worker.lost)   # (memory: killed)
         if any(p.name == "memory" for p in out.problems):    # worded for the student
             out = out._replace(problems=[self._memory(what) if p.name == "memory" else p
                                          for p in out.problems])
