@@ -33,6 +33,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import secrets
 import shutil
 import stat
 import sys
@@ -428,6 +429,7 @@ class Slots:
 
     def __init__(self):
         self.held = {}                                   # pid -> (slot, fd)
+        self.next = None
         self.folder = os.path.join(tempfile.gettempdir(), f"gradcheck-slots-{os.geteuid()}")
 
     def take(self):
@@ -437,7 +439,14 @@ class Slots:
         if info.st_uid != os.geteuid() or not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o077:
             raise OSError(f"{self.folder} is not a private folder")
         first, last = _uid_range()
-        for uid in range(first, last + 1):
+        count = last - first + 1
+        # round robin from a random start: a uid just released (whose killed processes
+        # the system may not have reaped yet, still counted against its process limit)
+        # is the last to be taken again
+        if self.next is None:
+            self.next = secrets.randbelow(count)
+        order = [first + (self.next + i) % count for i in range(count)]
+        for uid in order:
             fd = os.open(os.path.join(self.folder, str(uid)),
                          os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
@@ -445,6 +454,7 @@ class Slots:
             except OSError:
                 os.close(fd)
                 continue
+            self.next = (uid - first + 1) % count
             return uid, fd
         raise OSError(f"every worker uid {first}-{last} is in use")
 
@@ -457,10 +467,33 @@ class Slots:
             os.close(fd)
         self.held.clear()
 
+    def release_all(self):
+        """The fork server ends: release every slot as ``release`` does."""
+        for pid in list(self.held):
+            self.release(pid)
+
     def release(self, pid):
+        """The worker ``pid`` has ended: end every process its uid still has (a daemon it
+        double-forked, which no process group or parent reaches), then free its slot."""
         slot = self.held.pop(pid, None)
         if slot is not None:
+            _end_all_of(slot[0])
             os.close(slot[1])
+
+
+def _end_all_of(uid):
+    """SIGKILL every process of ``uid`` (a worker's own uid), from a child that becomes it."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, 9)               # every process it may signal: that uid's, but itself
+        except BaseException:
+            pass
+        os._exit(0)
+    os.waitpid(pid, 0)
 
 
 def probe():

@@ -254,6 +254,8 @@ def serve_forks(control_fd):
         if control in ready:
             message, fds, _, _ = socket.recv_fds(control, 1 << 20, 4)
             if not message:
+                if slots is not None:          # nothing its workers' uids left runs on
+                    slots.release_all()
                 os._exit(0)
             request = json.loads(message)
             plan = request["limits"].pop("sandbox", None)

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -260,6 +261,28 @@ def test_a_fork_bomb_hits_the_process_limit(monkeypatch, sandbox_mechanism):
     _fails_unescaped(report, printed)
     made = int(printed.split("forked ")[1].split()[0])
     assert made < sandbox.NPROC
+
+
+def test_a_double_forked_daemon_dies_with_its_worker(monkeypatch, shared_dir,
+                                                    sandbox_mechanism):
+    _needs(sandbox_mechanism, OWN_UID, "keeps the user's uid, which has other processes")
+    _fails_unescaped(*_attack("leaves_a_daemon", monkeypatch, shared_dir))
+    pid, started = (shared_dir / "daemon").read_text().split()
+    deadline = time.monotonic() + 10
+    while _alive(pid, started) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(pid, started)
+
+
+def _alive(pid, started):
+    """Whether process ``pid`` that started at ``started`` (clock ticks after boot) lives:
+    a pid the kernel has since given to another process does not count."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return False
+    return fields[0] != "Z" and fields[19] == started              # a zombie is dead
 
 
 # ---------------------------------------------------------------- the JSON and the flag

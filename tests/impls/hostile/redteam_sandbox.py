@@ -137,3 +137,22 @@ def reads_secrets(params, x, y, h0, **options):
     except OSError:
         pass
     return _wrong(params, x, y, h0, **options)
+
+
+def leaves_a_daemon(params, x, y, h0, **options):
+    """Double-forks a daemon in a session of its own (no process group or parent of the
+    worker's reaches it) that writes its pid and start time to the target folder and
+    sleeps."""
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            with open(os.path.join(_target(), "daemon.tmp"), "w") as f, \
+                    open("/proc/self/stat") as stat:      # its start: a reused pid differs
+                f.write(f"{os.getpid()} {stat.read().rsplit(')', 1)[1].split()[19]}")
+            os.rename(os.path.join(_target(), "daemon.tmp"), os.path.join(_target(), "daemon"))
+            time.sleep(120)
+        os._exit(0)
+    deadline = time.monotonic() + 10     # its pid is written before the check ends
+    while not os.path.exists(os.path.join(_target(), "daemon")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _wrong(params, x, y, h0, **options)
