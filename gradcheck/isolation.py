@@ -735,6 +735,10 @@ class Worker:
 
     # ------------------------------------------------------------------ requests
 
+    def _user_spec(self):
+        """The --impl as the user gave it, not the worker's private copy of it."""
+        return self._view.original(self.request.get("spec") or "")
+
     def load(self):
         """Wait for the worker to load the implementation; UsageError if it cannot be
         loaded; a Problem if the worker ended, hung or spoke nonsense; None when ready."""
@@ -752,11 +756,11 @@ class Worker:
             return self._bad(f"loading the implementation: {type(exc).__name__}")
         if isinstance(header.get("usage"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"),
+            raise UsageError("impl", self._user_spec(),
                              printable(self._view.original(header["usage"])[:500]))
         if isinstance(header.get("error"), str):
             self.close()
-            raise UsageError("impl", self.request.get("spec"),
+            raise UsageError("impl", self._user_spec(),
                              printable(self._view.original(header["error"])[:500]))
         if header.get("ok") is not True:
             return self._bad("loading the implementation")

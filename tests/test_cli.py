@@ -270,3 +270,12 @@ def test_subprocess_bad_flag_is_one_line_without_traceback():
     assert proc.stdout == ""
     assert proc.stderr == "gradcheck: error: --loss foo: expected one of l2, ce, bce\n"
     assert "Traceback" not in proc.stderr
+
+
+def test_an_unloadable_impl_is_named_as_the_user_gave_it_not_the_workers_copy(capfd):
+    # The worker loads a private copy of the file; the message names the user's path.
+    spec = f"{IMPLS / 'raises_on_import.py'}:f"
+    assert main(["--interval", "3", "--impl", spec]) == ExitCode.USAGE
+    err = capfd.readouterr().err
+    assert err.startswith(f"gradcheck: error: --impl {spec}: "), err
+    assert "gradcheck-worker" not in err, err
