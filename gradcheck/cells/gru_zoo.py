@@ -7,8 +7,8 @@ Each bug is a diagnosis kind, ``gru_<bug>``, registered by gradcheck/cells/gru.p
 import numpy as np
 
 from .._reference import cell_module
-from ..compare import compare
 from .gru import BUGS
+from .zoo_match import finding as match_finding, reproducing_bugs
 
 __all__ = ["BUGS", "gru_bptt", "reproducing", "finding"]
 
@@ -85,22 +85,10 @@ def reproducing(params, x, y, h0, impl_grads, options, tol):
     y = y if y.dtype.kind in "iu" else np.asarray(y, np.float64)
     _, cache = cell_module("gru").forward(f64, np.asarray(x, np.float64), y,
                                           np.asarray(h0, np.float64), **options)
-    names = [n for n in GRAD_NAMES if n in impl_grads]
-    found = {}
-    for bug in BUGS:
-        grads = _backward(f64, cache, bug)
-        fits = [compare(impl_grads[n], grads[n], tol) for n in names]
-        if all(c.passed for c in fits):
-            found[bug] = max(c.ratio or 0.0 for c in fits)
-    return found
+    return reproducing_bugs(BUGS, lambda c, bug: _backward(f64, c, bug), cache, impl_grads,
+                            tol, GRAD_NAMES)
 
 
 def finding(fits):
     """(kind, sentence) for the bugs that reproduce the numbers, or None when none does."""
-    if len(fits) == 1:
-        bug = BUGS[next(iter(fits))]
-        return bug.kind, f"GRU: {bug.what} (this mistake reproduces the numbers)."
-    if fits:
-        return "ambiguous", ("Unclear which of these GRU mistakes it is; each reproduces the "
-                             "numbers: " + "; or ".join(BUGS[b].what for b in fits) + ".")
-    return None
+    return match_finding(BUGS, "GRU", fits)

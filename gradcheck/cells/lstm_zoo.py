@@ -13,8 +13,8 @@ declaration (gradcheck/cells/lstm.py, which lists them in BUGS).
 import numpy as np
 
 from .._reference import cell_module
-from ..compare import compare
 from .lstm import BUGS
+from .zoo_match import finding as match_finding, reproducing_bugs
 
 __all__ = ["BUGS", "lstm_bptt", "reproducing", "finding"]
 
@@ -87,23 +87,11 @@ def reproducing(params, x, y, h0, c0, impl_grads, options, tol):
     y = y if y.dtype.kind in "iu" else np.asarray(y, np.float64)
     args = (np.asarray(x, np.float64), y, np.asarray(h0, np.float64),
             np.asarray(c0, np.float64))
-    names = [n for n in GRAD_NAMES if n in impl_grads]
     _, cache = cell_module("lstm").forward(f64, *args, **options)
-    found = {}
-    for bug in BUGS:
-        grads = _backward(f64, cache, bug)
-        fits = [compare(impl_grads[n], grads[n], tol) for n in names]
-        if all(c.passed for c in fits):
-            found[bug] = max(c.ratio or 0.0 for c in fits)
-    return found
+    return reproducing_bugs(BUGS, lambda c, bug: _backward(f64, c, bug), cache, impl_grads,
+                            tol, GRAD_NAMES)
 
 
 def finding(fits):
     """(kind, sentence) for the bugs that reproduce the numbers, or None when none does."""
-    if len(fits) == 1:
-        bug = BUGS[next(iter(fits))]
-        return bug.kind, f"LSTM: {bug.what} (this mistake reproduces the numbers)."
-    if fits:
-        return "ambiguous", ("Unclear which of these LSTM mistakes it is; each reproduces the "
-                             "numbers: " + "; or ".join(BUGS[b].what for b in fits) + ".")
-    return None
+    return match_finding(BUGS, "LSTM", fits)

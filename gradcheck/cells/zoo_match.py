@@ -1,0 +1,30 @@
+"""What every cell's zoo does with its bugs once it has the forward's cache: which bugs
+reproduce an implementation's gradients, and the sentence that names them."""
+from ..compare import compare
+
+__all__ = ["reproducing_bugs", "finding"]
+
+
+def reproducing_bugs(bugs, backward, cache, impl_grads, tol, grad_names):
+    """{bug: worst error / tol} of the ``bugs`` whose gradients (``backward(cache, bug)``,
+    float64) all agree with ``impl_grads`` at ``tol``, over the ``grad_names`` it has."""
+    names = [n for n in grad_names if n in impl_grads]
+    found = {}
+    for bug in bugs:
+        grads = backward(cache, bug)
+        fits = [compare(impl_grads[n], grads[n], tol) for n in names]
+        if all(c.passed for c in fits):
+            found[bug] = max(c.ratio or 0.0 for c in fits)
+    return found
+
+
+def finding(bugs, cell, fits):
+    """(kind, sentence) for the bugs of ``cell`` ("LSTM", "GRU") that reproduce the
+    numbers, or None when none does."""
+    if len(fits) == 1:
+        bug = bugs[next(iter(fits))]
+        return bug.kind, f"{cell}: {bug.what} (this mistake reproduces the numbers)."
+    if fits:
+        return "ambiguous", (f"Unclear which of these {cell} mistakes it is; each reproduces "
+                             f"the numbers: " + "; or ".join(bugs[b].what for b in fits) + ".")
+    return None
