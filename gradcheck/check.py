@@ -92,6 +92,14 @@ def _number(option, value, allowed="expected a number of seconds > 0"):
     return v
 
 
+def cell_request(model):
+    """The worker request's keys that give it ``model``'s contract ({} for the RNN)."""
+    if model is None or model.cell.name == DEFAULT_CELL:
+        return {}
+    return {"cell": model.cell.name,
+            "cell_options": sorted(n for n, on in model.options.items() if on)}
+
+
 def _runner(impl, in_process, timeout, memory_limit, time_budget, model=None,
             require_isolation=False):
     """How the implementation is run: in this process (the reference, a callable, or
@@ -105,9 +113,7 @@ def _runner(impl, in_process, timeout, memory_limit, time_budget, model=None,
         raise UsageError("impl", impl, "expected a callable with the loss_and_grads contract, "
                                        "or 'FILE.py:FUNC' / 'MODULE:FUNC'")
     request = {"spec": impl} if isinstance(impl, str) else dict(impl)
-    if model is not None and model.cell.name != DEFAULT_CELL:     # the worker's contract
-        request.update(cell=model.cell.name, cell_options=sorted(n for n, on in
-                                                                model.options.items() if on))
+    request.update(cell_request(model))
     if request.get("adapter") is None:           # an adapter names a module, not a function
         from .untrusted import check_spec
         check_spec(request.get("spec"))

@@ -648,6 +648,12 @@ def test_bad_usage_is_one_line_exit_2(argv, message, tmp_path):
                  "test a: precision_credit must be a number from 0 to 1", id="precision-credit"),
     pytest.param("[[test]]\nname = 'a'\ninterval = 2\nfeedback = 'some'\n",
                  "test a: feedback must be one of full, hint, score", id="feedback"),
+    pytest.param("[[test]]\nname = 'a'\ninterval = 2\ncell = 'tcn'\n",
+                 "--battery tcn: test a: cell must be one of rnn, lstm, gru", id="cell"),
+    pytest.param("[[test]]\nname = 'a'\ninterval = 2\ncell = 'gru'\nreset_after = 'yes'\n",
+                 "test a: reset_after must be true or false", id="cell-option-value"),
+    pytest.param("[[test]]\nname = 'a'\ninterval = 2\nreset_after = true\n",
+                 "test a: reset_after=True: only for --cell gru", id="cell-option-of-another"),
     pytest.param("[[test]\n", "not valid TOML", id="toml"),
     pytest.param("[defaults]\nbatch = 2\n", "at least one [[test]]", id="no-tests"),
 ])

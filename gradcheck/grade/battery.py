@@ -1,9 +1,11 @@
 """The battery a class is graded with: named tests, each one configuration of the check
 worth some points, and the marking scheme.
 
-Marking: a test's points are split equally among its ten ITEMS, the forward (the loss
+Marking: a test's points are split equally among its ITEMS, the forward (the loss
 and h_last, and not writing into the inputs) and each of the nine gradients
-(W1 b1 W2 U b2 W3 b3 x h0). An item earns its share when it agrees with every oracle
+(W1 b1 W2 U b2 W3 b3 x h0); for a test of another cell (``cell = "lstm"``), the items of
+that cell's contract (``items``: an LSTM's forward also has c_last, its gradients Wx Wh b
+and c0). An item earns its share when it agrees with every oracle
 (JAX, and finite differences for gradients) in every window of the test; a window whose
 call failed (an exception, a wrong return value, the time limit) fails every item.
 
@@ -23,7 +25,9 @@ A battery file (TOML) gives hidden configurations::
     points = 10                # optional, default 10
     interval = 4               # the check's options (flags with _ for -); seq_len, sizes,
     seq_len = 9                # loss, activations ("f1,f2,f3" or a list), reduction,
-    loss = "ce"                # dtype, mode; seed (optional: fixed data for this test)
+    loss = "ce"                # dtype, mode; seed (optional: fixed data for this test);
+    cell = "gru"               # cell (rnn, lstm, gru; default rnn) and its own options
+    reset_after = true         # (a GRU's reset_after)
     visibility = "visible"     # Gradescope: visible, hidden, after_due_date, after_published
     feedback = "hint"          # optional: full, hint or score (default: --feedback's)
     precision_credit = 0.9     # optional: the share of the points a precision-only finding keeps
@@ -39,11 +43,11 @@ from typing import NamedTuple, Optional
 
 from ..config import OPTIONS, make_config
 from ..errors import UsageError
-from ..model import GRAD_NAMES
+from ..model import DEFAULT_CELL, GRAD_NAMES, cell, cell_names
 
 __all__ = ["Test", "ITEMS", "FORWARD", "DEFAULT_BATTERY", "DEFAULT_POINTS", "load_battery",
            "make_test", "VISIBILITIES", "FEEDBACK_LEVELS", "DEFAULT_FEEDBACK",
-           "DEFAULT_PRECISION_CREDIT", "PRECISION_CAP", "precision_loss"]
+           "DEFAULT_PRECISION_CREDIT", "PRECISION_CAP", "precision_loss", "items"]
 
 FORWARD = "forward"
 ITEMS = (FORWARD,) + GRAD_NAMES
@@ -111,11 +115,21 @@ def make_test(name, options, points=DEFAULT_POINTS, visibility="visible", about=
             or not 0 <= precision_credit <= 1:
         raise UsageError("battery", precision_credit, f"test {name}: precision_credit must be "
                                                       f"a number from 0 to 1 (the share kept)")
-    unknown = sorted(set(options) - set(OPTIONS))
+    cell_opts = {o.name for c in cell_names() for o in cell(c).options}
+    unknown = sorted(set(options) - set(OPTIONS) - cell_opts)
     if unknown:
         raise UsageError("battery", unknown[0], f"test {name}: not an option of the check "
                                                 f"(allowed: {', '.join(OPTIONS)})")
-    opts = dict(options)
+    if options.get("cell", DEFAULT_CELL) not in cell_names():
+        raise UsageError("battery", options["cell"], f"test {name}: cell must be one of "
+                                                     f"{', '.join(cell_names())}")
+    for k in sorted(cell_opts & set(options)):
+        if not isinstance(options[k], bool):
+            raise UsageError("battery", options[k], f"test {name}: {k} must be true or false")
+    opts = {k: v for k, v in options.items() if k not in cell_opts}
+    on = tuple(sorted(k for k in cell_opts & set(options) if options[k] is True))
+    if on:                           # a cell's own options (reset_after = true): by name
+        opts["cell_options"] = on
     if isinstance(opts.get("activations"), str):
         opts["activations"] = tuple(opts["activations"].split(","))
     elif isinstance(opts.get("activations"), list):
@@ -167,10 +181,16 @@ def load_battery(path):
     return tuple(out)
 
 
+def items(test):
+    """The ITEMS of ``test``: the forward and each gradient of its cell's contract (an
+    LSTM's also c0, whose forward also returns c_last)."""
+    return (FORWARD,) + make_config(**dict(test.options, seed=0)).model.grad_names
+
+
 def precision_loss(test, battery):
     """The most a precision-only finding may cost ``test`` of ``battery``: its own share
     (1 - precision_credit), and its part of the battery's cap (PRECISION_CAP of the
     smallest item, split equally among the tests), whichever is less."""
-    smallest_item = min(t.points for t in battery) / len(ITEMS)
+    smallest_item = min(t.points / len(items(t)) for t in battery)
     return min((1 - test.precision_credit) * test.points,
                PRECISION_CAP * smallest_item / len(battery))

@@ -9,7 +9,7 @@ import json
 import os
 import statistics
 
-from .battery import ITEMS
+from .battery import items
 from ..kinds import KINDS, Diagnosis, json_fields
 
 __all__ = ["FORMATS", "summary", "render"]
@@ -61,7 +61,7 @@ def summary(grades, battery, seed):
     submission counts once per kind); and, from the tests that lost points for their
     maths or the contract only, how many submissions fail each array and each test."""
     scores = [g.score for g in grades]
-    arrays = dict.fromkeys(ITEMS, 0)
+    arrays = dict.fromkeys((i for t in battery for i in items(t)), 0)   # every cell's
     tests = {t.name: 0 for t in battery}
     kinds = {}
     for g in grades:

@@ -7,9 +7,9 @@ from typing import NamedTuple, Optional
 
 from ..diagnose import explain
 from ..judge import judge_window
-from ..model import GRAD_NAMES, LOSS_NAME, STATE_OUT_NAME
+from ..model import LOSS_NAME
 from ..report import Result
-from .battery import DEFAULT_FEEDBACK, FORWARD, ITEMS, precision_loss
+from .battery import DEFAULT_FEEDBACK, FORWARD, items, precision_loss
 from ..kinds import KINDS, Diagnosis
 from .honesty import parse
 from .runner import Ended, Lost, Worker
@@ -17,7 +17,7 @@ from .similarity import FLAG_SHARE, reference_share
 
 __all__ = ["TestGrade", "SubmissionGrade", "grade_submission", "failed_to_grade"]
 
-_FORWARD_NAMES = (LOSS_NAME, STATE_OUT_NAME, "inputs_modified")
+_FORWARD_NAMES = (LOSS_NAME, "inputs_modified")      # and the cell's outgoing states
 # a window with one of these problems fails every item of its test
 _FAIL_ALL = ("exception", "return_value", "memory", "ended")
 _FEEDBACK_LINES = 12                                     # failing results quoted per test
@@ -99,24 +99,29 @@ class SubmissionGrade(NamedTuple):
         return self.score >= self.max_score
 
 
-def _item_of(name):
-    return FORWARD if name in _FORWARD_NAMES else name if name in GRAD_NAMES else None
+def _item_of(name, prepared):
+    """The item of the test that the Result or Expected ``name`` belongs to, or None."""
+    model = prepared.config.model
+    if name in _FORWARD_NAMES or name in model.state_out_names:
+        return FORWARD
+    return name if name in model.grad_names else None
 
 
 def _score(prepared, results, ended_windows):
     """{item: passed} over every window of the test."""
-    ok = dict.fromkeys(ITEMS, True)
+    test_items = items(prepared.test)
+    ok = dict.fromkeys(test_items, True)
     for pw in prepared.windows:
         w = pw.window.index
         mine = [r for r in results if r.window == w]
         if w in ended_windows or any(r.name in _FAIL_ALL for r in mine):
-            return dict.fromkeys(ITEMS, False)
+            return dict.fromkeys(test_items, False)
         judged = {(r.name, r.oracle) for r in mine}
         for e in pw.expected:                          # every expectation must be judged
             if (e.name, e.oracle) not in judged:
-                ok[_item_of(e.name)] = False
+                ok[_item_of(e.name, prepared)] = False
         for r in mine:
-            item = _item_of(r.name)
+            item = _item_of(r.name, prepared)
             if item is not None and not r.passed:
                 ok[item] = False
     return ok
@@ -132,7 +137,7 @@ def _feedback(test, level, points, results, diagnosis, kind, reason, precise=Fal
     ``full`` quotes the failing arrays' worst elements and the diagnosis; ``hint`` names
     the arrays and steps that disagree and the kind of mistake in the student's words
     (its ``hint`` in gradcheck.kinds), no numbers, no formula; ``score`` pass or fail."""
-    lost = [i for i in ITEMS if points[i] < test.points / len(ITEMS)]
+    lost = [i for i in points if points[i] < test.points / len(points)]
     head = f"{test.name}: {sum(points.values()):.4g}/{test.points:g}"
     if level == "score":
         return head + ("\nfailed" if lost else "\npassed")
@@ -182,7 +187,7 @@ def _grade_test(worker, prepared, level, precision_cost=0.0, final=True):
             for pw in prepared.windows:
                 w = pw.window
                 out = worker.call(prepared.params, w.x, w.y, w.h0, w.options,
-                                  f"test {test.name}, window {w.index}")
+                                  f"test {test.name}, window {w.index}", w.states)
                 results.extend(judge_window(w.index, out, pw.expected, pw.own,
                                             config.dtype))
                 seen.append((w.x, w.y, pw.ref, out))
@@ -217,22 +222,25 @@ def _grade_test(worker, prepared, level, precision_cost=0.0, final=True):
         ended = {pw.window.index for pw in prepared.windows}
     points = _score(prepared, results, ended)
     if problem == "honesty":
-        points = dict.fromkeys(ITEMS, False)
-    share = test.points / len(ITEMS)
-    earned = {i: (share if points[i] else 0.0) for i in ITEMS}
-    lost = [i for i in ITEMS if not points[i]]
+        points = dict.fromkeys(points, False)
+    share = test.points / len(points)
+    earned = {i: (share if points[i] else 0.0) for i in points}
+    lost = [i for i in points if not points[i]]
     precise = getattr(diagnosis, "group", None) == "precision" and problem is None and lost
     if precise:                       # precision only: most of the points are kept
         for i in lost:
             earned[i] = share - precision_cost / len(lost)
     if problem in ("timeout", "crashed", "exited", "protocol", "memory") and diagnosis is None:
         diagnosis = reason
-    failing = [i for i in ITEMS if not points[i]]
+    failing = [i for i in points if not points[i]]
     if kind is None and failing:
         kind = _kind(problem, diagnosis, results)
     shown = [r for r in results if not r.passed] if problem != "honesty" else []
     output = _feedback(test, level, earned, shown, diagnosis, kind, reason, bool(precise))
-    return TestGrade(test.name, sum(earned.values()), test.points, earned, failing, output,
+    # nothing lost: the points themselves (eleven shares, an LSTM's, need not add up to
+    # them exactly in floating point, and a full mark must compare equal)
+    score = test.points if not lost else sum(earned.values())
+    return TestGrade(test.name, score, test.points, earned, failing, output,
                      None if diagnosis is None else str(diagnosis), test.visibility, problem,
                      reason, kind, diagnosis if isinstance(diagnosis, Diagnosis) else None), \
         record, whole
@@ -260,7 +268,8 @@ def _kind(problem, diagnosis, results):
 
 def failed_to_grade(sub, prepared_tests, why, seconds=0.0, feedback=DEFAULT_FEEDBACK):
     """A SubmissionGrade of zero for every test, for ``why`` (a sentence)."""
-    tests = [TestGrade(p.test.name, 0.0, p.test.points, dict.fromkeys(ITEMS, 0.0), list(ITEMS),
+    tests = [TestGrade(p.test.name, 0.0, p.test.points, dict.fromkeys(items(p.test), 0.0),
+                       list(items(p.test)),
                        _zero(p.test.name, p.test.points, _level(p.test, feedback), why), None,
                        p.test.visibility,
                        "ungraded", why, "ungraded") for p in prepared_tests]
@@ -288,7 +297,7 @@ def _run_test(sub, prepared, limits, forbid, level, precision_cost):
     while True:
         turn = _TURNS.shared() if attempt == 0 else _TURNS.alone()
         with turn, Worker(sub, limits, forbid, len(prepared.windows),
-                          prepared.reference_seconds) as worker:
+                          prepared.reference_seconds, prepared.config.model) as worker:
             try:
                 return _grade_test(worker, prepared, level, precision_cost,
                                    final=attempt == LOST_RETRIES) + (worker.mechanism,)
@@ -308,8 +317,8 @@ def grade_submission(sub, prepared_tests, limits, forbid, feedback=DEFAULT_FEEDB
     if sub.error is not None:
         reason = f"the submission could not be loaded: {sub.error}"
         kind = sub.kind or "unloadable"
-        tests = [TestGrade(p.test.name, 0.0, p.test.points, dict.fromkeys(ITEMS, 0.0),
-                           list(ITEMS), _zero(p.test.name, p.test.points,
+        tests = [TestGrade(p.test.name, 0.0, p.test.points, dict.fromkeys(items(p.test), 0.0),
+                           list(items(p.test)), _zero(p.test.name, p.test.points,
                                               _level(p.test, feedback), reason), None,
                            p.test.visibility, "unloadable", reason, kind)
                  for p in prepared_tests]
@@ -338,7 +347,7 @@ def grade_submission(sub, prepared_tests, limits, forbid, feedback=DEFAULT_FEEDB
     if read:
         reason = _read_reason(read)
         problem = "honesty"
-        tests = [t._replace(score=0.0, items=dict.fromkeys(ITEMS, 0.0), failing=list(ITEMS),
+        tests = [t._replace(score=0.0, items=dict.fromkeys(t.items, 0.0), failing=list(t.items),
                             problem="honesty", reason=reason, kind="read_checker_files",
                             diagnosis=None, finding=None,
                             output=_zero(t.name, t.max_score, _level(test, feedback), reason))

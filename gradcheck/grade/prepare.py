@@ -3,7 +3,8 @@
 ``check`` starts each window from the state the implementation itself carried out of
 the previous one, so its oracles depend on the implementation. For grading, every
 window starts from the ORACLE's trajectory instead: window 1 from the random non-zero
-h0, window w > 1 from the JAX model's h_last of window w - 1 (cast to the test's dtype).
+h0 (and a cell's further states: an LSTM's c0), window w > 1 from the JAX model's h_last
+(and c_last) of window w - 1 (cast to the test's dtype).
 So the inputs of every window, the JAX and finite-difference expectations and the
 reference's own rounding in the dtype are the same for all submissions, and a
 submission costs only its own calls and the comparisons. A submission is still one
@@ -15,7 +16,7 @@ from typing import NamedTuple
 
 from .._reference import reference
 from ..calibration import rounding_of_dtype
-from ..check import choose_mode
+from ..check import cell_reference, choose_mode
 from ..config import make_config
 from ..data import make_data
 from ..oracles import ORACLES, Window
@@ -61,19 +62,21 @@ def prepare(test, seed):
     config = make_config(**dict(test.options, seed=test.options.get("seed", seed)))
     data = make_data(config)
     mode, _ = choose_mode(config)
-    options = config.model_options
-    h0, windows, slowest = data.h0, [], 0.0
+    options, model = config.model_options, config.model
+    h0, states, windows, slowest = data.h0, data.states, [], 0.0
     for w, (start, stop) in enumerate(config.windows, start=1):
         window = Window(w, data.params, data.x[start:stop], data.y[start:stop], h0, options,
-                        mode, config.seed)
+                        mode, config.seed, model, states)
         expected, details = [], {}
         for oracle in ORACLES:
             exp, details[oracle.name] = oracle.expect(window)
             expected.extend(exp)
         ref = details["jax"]
-        own = rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options)
+        own = rounding_of_dtype(config.dtype, data.params, window.x, window.y, h0, options,
+                                None, states, cell_reference(model), model.state_out_names)
         windows.append(PreparedWindow(window, expected, ref, own))
         if getattr(config, "cell", "rnn") == "rnn":     # (a cell's tests: the floor alone)
             slowest = max(slowest, reference_seconds(data.params, window))
         h0 = ref.h_last.astype(config.dtype)          # the oracle's trajectory
+        states = {i: getattr(ref, o).astype(config.dtype) for i, o in model.extra_states}
     return Prepared(test, config, mode, data.params, windows, slowest)

@@ -15,6 +15,7 @@ import os
 from typing import NamedTuple, Optional
 
 from .. import sandbox
+from ..check import cell_request
 from ..errors import UsageError
 from ..untrusted import Problem
 from ..isolation import DEFAULT_MEMORY, format_size
@@ -117,11 +118,12 @@ def view(submission, forbid):
 
 
 class Worker:
-    def __init__(self, submission, limits, forbid=(), windows=1, reference_seconds=0.0):
+    def __init__(self, submission, limits, forbid=(), windows=1, reference_seconds=0.0,
+                 model=None):
         self._path = os.path.abspath(submission.path)
         # messages name the file as the student knows it: relative to the submission
         self._shown = os.path.relpath(self._path, root_of(submission.spec))
-        request = {"spec": f"{self._path}:{submission.func}"}
+        request = dict({"spec": f"{self._path}:{submission.func}"}, **cell_request(model))
         if forbid:
             request["forbid"] = list(forbid)
         self._limit = limit_of(limits, reference_seconds)
@@ -167,9 +169,10 @@ class Worker:
             raise _ended(problem, "loading your file", self._limit, self._worker.lost)
         return None
 
-    def call(self, params, x, y, h0, options, what="the call"):
-        """One call: an untrusted.Outcome (validated by the isolation layer)."""
-        out = self._worker.call(params, x, y, h0, options, what)
+    def call(self, params, x, y, h0, options, what="the call", states=None):
+        """One call: an untrusted.Outcome (validated by the isolation layer). ``states``:
+        the cell's further incoming states by name (an LSTM's c0)."""
+        out = self._worker.call(params, x, y, h0, options, what, states)
         for p in out.problems:
             if p.name in _ENDING or (p.name == "memory" and self._worker.ended is not None):
                 raise _ended(p, what, self._limit, self._worker.lost)   # (memory: killed)
