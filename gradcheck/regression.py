@@ -39,8 +39,10 @@ from typing import NamedTuple
 from .battery import BATTERY
 from .check import check
 from .errors import ExitCode, UsageError
+from .model import DEFAULT_ACTIVATIONS, DEFAULT_CELL
+from .model import cell as model_cell
 
-__all__ = ["CONFIGS", "IMPL_CONFIGS", "GROWTH", "FLOORS", "BASELINE", "measure", "compare",
+__all__ = ["CONFIGS", "IMPL_CONFIGS", "for_cell", "GROWTH", "FLOORS", "BASELINE", "measure", "compare",
            "regressions", "notes", "project_baseline", "load_baseline", "write_baseline", "main"]
 
 # The reference's own baseline belongs to the project's source checkout (its tests), not to
@@ -109,6 +111,17 @@ CONFIGS = {
 
 # The configurations a user's implementation (--impl) is measured over.
 IMPL_CONFIGS = BATTERY
+
+
+def for_cell(configs, cell=DEFAULT_CELL, **cell_options):
+    """``configs`` for an implementation of ``cell`` (its options on by name): each with
+    the cell, leaving out those whose f2 a cell with its own nonlinearities cannot take."""
+    if cell == DEFAULT_CELL and not cell_options:
+        return configs
+    fixed = model_cell(cell).fixed_f2
+    return {name: dict(options, cell=cell, **cell_options) for name, options in configs.items()
+            if not fixed or options.get("activations", DEFAULT_ACTIVATIONS)[1]
+            == DEFAULT_ACTIVATIONS[1]}
 
 
 def _figure(value):

@@ -378,3 +378,47 @@ def test_gradcheck_regression_subcommand(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "--impl" in proc.stdout and "--baseline" in proc.stdout
+
+
+# ------------------------------------------------ a cell's implementation (--cell)
+
+def test_impl_of_a_cell_update_then_a_zoo_bug_regresses(tmp_path, monkeypatch, capsys):
+    """--cell lstm: the battery's configurations with the cell, against the user's file."""
+    monkeypatch.setattr(regression, "IMPL_CONFIGS", TINY)
+    loop = ROOT / "tests" / "impls" / "cells" / "lstm_loop.py"
+    line = "        dc = dh * o * (1 - tc ** 2) + dc_next"
+    assert loop.read_text().count(line) == 1
+    (tmp_path / "bug.py").write_text(loop.read_text().replace(line, line[:-len(" + dc_next")]))
+    path = tmp_path / "mine.json"
+    assert main(["--cell", "lstm", "--impl", f"{loop}:loss_and_grads", "--baseline", str(path),
+                 "--update"]) == ExitCode.OK
+    doc = load_baseline(path)
+    assert doc["configs"]["tiny"]["passed"] and doc["configs"]["tiny"]["config"]["cell"] == "lstm"
+    assert any("/c0/" in k for k in doc["configs"]["tiny"]["results"])
+    capsys.readouterr()
+    assert main(["--cell", "lstm", "--impl", f"{tmp_path / 'bug.py'}:loss_and_grads",
+                 "--baseline", str(path)]) == ExitCode.FAILED
+    assert "tiny: " in capsys.readouterr().out
+
+
+def test_for_cell_leaves_out_what_the_cell_cannot_run():
+    configs = {"tanh": dict(interval=2), "relu_f2": dict(interval=2, activations=(
+        "tanh", "relu", "identity"))}
+    assert regression.for_cell(configs) is configs
+    assert regression.for_cell(configs, "lstm") == {"tanh": dict(interval=2, cell="lstm")}
+    assert regression.for_cell(configs, "gru", reset_after=True) == {
+        "tanh": dict(interval=2, cell="gru", reset_after=True)}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    pytest.param(["--cell", "lstm"], "--cell lstm needs --impl and --baseline", id="no-impl"),
+    pytest.param(["--cell", "tcn", "--impl", "x.py:f", "--baseline", "{tmp}/b.json"],
+                 "--cell tcn: expected one of rnn, lstm, gru", id="unknown"),
+    pytest.param(["--reset-after", "--impl", "x.py:f", "--baseline", "{tmp}/b.json"],
+                 "only for --cell gru", id="option-of-another-cell"),
+])
+def test_cell_usage_errors(argv, message, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err

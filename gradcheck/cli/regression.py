@@ -6,7 +6,9 @@ from pathlib import Path
 
 from .. import regression
 from ..errors import ExitCode, UsageError
-from .skeleton import BadUsage, Outcome, Parser, run
+from ..model import DEFAULT_CELL
+from .check import cell_options
+from .skeleton import BadUsage, Outcome, Parser, flag, run
 
 __all__ = ["build_parser", "main"]
 
@@ -28,6 +30,11 @@ def build_parser():
                         "configurations (required with --baseline)")
     p.add_argument("--baseline", type=Path, default=None, metavar="FILE",
                    help="your baseline file (required with --impl)")
+    p.add_argument("--cell", default=DEFAULT_CELL,
+                   help=f"the implementation's cell (default {DEFAULT_CELL}; with --impl): "
+                        f"the battery's configurations that the cell can run, with it")
+    for name, option in cell_options().items():
+        p.add_argument(flag(name), action="store_true", help=option.help)
     p.add_argument("--update", action="store_true",
                    help="rewrite the baseline from the current code instead of comparing")
     p.add_argument("--verbose", "-v", action="store_true",
@@ -74,9 +81,24 @@ def _line(name, found, verbose):
     return f"{name}: {'; '.join(shown)}{more}  config: {found.options}"
 
 
+def _cell(args):
+    """(cell, {its options that are on}) of the arguments; UsageError naming the option."""
+    on = {n: True for n in cell_options() if getattr(args, n)}
+    if args.cell == DEFAULT_CELL and not on:
+        return DEFAULT_CELL, {}
+    if args.impl is None:
+        raise BadUsage(f"--cell {args.cell} needs --impl and --baseline: the project's own "
+                       f"baseline is the reference's RNN")
+    from ..config import make_config             # UsageError naming --cell or the option
+    make_config(interval=1, cell=args.cell, cell_options=tuple(on))
+    return args.cell, on
+
+
 def body(args):
     path, impl = _target(args)
-    configs = regression.CONFIGS if impl is None else regression.IMPL_CONFIGS
+    cell, on = _cell(args)
+    configs = regression.CONFIGS if impl is None else regression.for_cell(
+        regression.IMPL_CONFIGS, cell, **on)
     if not args.update:
         try:
             baseline = regression.load_baseline(path)
