@@ -7,61 +7,43 @@
 
 Plain data (no NumPy): the command line reads it for --help.
 """
-from typing import NamedTuple
-
-from .. import kinds
+from .bugs import declare_bugs
 from ..model import Array, Cell, CellOption, register_cell
 
-__all__ = ["GRU", "GATES", "Bug", "BUGS"]
+__all__ = ["GRU", "GATES", "BUGS"]
 
 GATES = "rzn"                        # the order of the three blocks of Wx, Wh, b and bh
 
-
-class Bug(NamedTuple):
-    """One mistake of the zoo (gru_zoo.py): ``what`` the diagnosis says, ``title`` the
-    instructor's label, ``hint`` the student's words."""
-    name: str
-    what: str
-    title: str
-    hint: str
-
-    @property
-    def kind(self):
-        return f"gru_{self.name}"
-
-
-_BUGS = (
-    Bug("z_swapped", "z and 1 - z are swapped in the backward (dn = dh * z, and dh * (1 - z) "
+BUGS = declare_bugs(
+    "gru",
+    ("z_swapped", "z and 1 - z are swapped in the backward (dn = dh * z, and dh * (1 - z) "
         "to h_{t-1}), as for h = z*n + (1-z)*h_{t-1}", "z and 1-z swapped",
         "The update gate's two sides are swapped in your backward pass."),
-    Bug("no_direct_path", "the direct path z * dh to h_{t-1} is missing from dh_next",
+    ("no_direct_path", "the direct path z * dh to h_{t-1} is missing from dh_next",
         "z*dh path missing", "Part of the state's derivative does not reach the previous step."),
-    Bug("no_dh_next", "the state derivative from the future, dh_next, is never added to dh_t",
+    ("no_dh_next", "the state derivative from the future, dh_next, is never added to dh_t",
         "dh_next not passed (GRU)", "The state's derivative does not flow back through time."),
-    Bug("reset_after_in_backward", "dWh_n is built from h_{t-1} instead of r * h_{t-1}: the "
+    ("reset_after_in_backward", "dWh_n is built from h_{t-1} instead of r * h_{t-1}: the "
         "backward applies the reset gate after the product while the forward (and the check) "
         "apply it before", "reset gate after, expected before",
         "Your backward pass places the reset gate differently than the forward."),
-    Bug("dz_sign", "the update gate's derivative has the wrong sign (dz = dh * (n - h_{t-1}))",
+    ("dz_sign", "the update gate's derivative has the wrong sign (dz = dh * (n - h_{t-1}))",
         "update gate sign", "The update gate's gradient has the wrong sign."),
-    Bug("n_grad_sigmoid", "n's derivative uses the sigmoid's n(1-n) instead of tanh's 1 - n^2",
+    ("n_grad_sigmoid", "n's derivative uses the sigmoid's n(1-n) instead of tanh's 1 - n^2",
         "n derivative as a sigmoid's",
         "The candidate's derivative is that of the wrong nonlinearity."),
-    Bug("dr_without_h_prev", "the reset gate's derivative misses h_{t-1} (dr = d(r*h) alone)",
+    ("dr_without_h_prev", "the reset gate's derivative misses h_{t-1} (dr = d(r*h) alone)",
         "reset gate misses h_{t-1}", "The reset gate's gradient misses a factor."),
-    Bug("no_reset_path", "the path back through r * h_{t-1} to h_{t-1} is missing from dh_next",
+    ("no_reset_path", "the path back through r * h_{t-1} to h_{t-1} is missing from dh_next",
         "r*h path missing", "Part of the state's derivative does not reach the previous step."),
-    Bug("dWh_from_h_t", "dWh's r and z blocks are built from h_t instead of h_{t-1}",
+    ("dWh_from_h_t", "dWh's r and z blocks are built from h_t instead of h_{t-1}",
         "dWh from the wrong state (GRU)", "A recurrent weight's gradient uses the wrong state."),
-    Bug("gate_order_backward", "the gate blocks are placed in the order z, r, n in the "
+    ("gate_order_backward", "the gate blocks are placed in the order z, r, n in the "
         "backward but r, z, n in the forward", "gate order in backward (GRU)",
         "Your backward pass puts the gates' gradients in a different order than the forward."),
-    Bug("tanh_prime_of_h", "tanh'(.) of n is computed from h_t (1 - h_t^2) instead of n",
+    ("tanh_prime_of_h", "tanh'(.) of n is computed from h_t (1 - h_t^2) instead of n",
         "tanh' from h (GRU)", "The derivative of the candidate uses the wrong value."),
 )
-BUGS = {b.name: b for b in _BUGS}
-for _bug in _BUGS:                   # each mistake of the zoo is a kind
-    kinds.register(_bug.kind, "conceptual", _bug.title, _bug.hint)
 
 GRU = register_cell(Cell(
     "gru",
@@ -78,6 +60,6 @@ GRU = register_cell(Cell(
                         "n = tanh(a Wx_n + b_n + r*(h Wh_n + bh_n)), with a second bias bh [3R] "
                         "in params (as in the frameworks)",
                         arrays=(Array("bh", "R", "param", blocks=3),)),),
-    kinds=tuple(b.kind for b in _BUGS),
+    kinds=tuple(b.kind for b in BUGS.values()),
     sides={"reference": "gru", "jax": "gradcheck.cells.gru_jax", "fd": "gradcheck.cells.gru_fd",
            "zoo": "gradcheck.cells.gru_zoo"}))

@@ -5,70 +5,52 @@
 
 Plain data (no NumPy): the command line reads it for --help.
 """
-from typing import NamedTuple
-
-from .. import kinds
+from .bugs import declare_bugs
 from ..model import Array, Cell, register_cell
 
-__all__ = ["LSTM", "GATES", "Bug", "BUGS"]
+__all__ = ["LSTM", "GATES", "BUGS"]
 
 GATES = "ifgo"                       # the order of the four blocks of Wx, Wh and b
 
-
-class Bug(NamedTuple):
-    """One mistake: ``what`` the diagnosis says (it reproduces the numbers), ``title``
-    the instructor's label, ``hint`` the student's words."""
-    name: str
-    what: str
-    title: str
-    hint: str
-
-    @property
-    def kind(self):
-        return f"lstm_{self.name}"
-
-
-_BUGS = (
-    Bug("no_dc_next", "the cell state's derivative from the future, dc_next, is never "
+BUGS = declare_bugs(
+    "lstm",
+    ("no_dc_next", "the cell state's derivative from the future, dc_next, is never "
         "carried back (dc_t = dh_t * o * tanh'(c_t) alone)", "dc_next not carried",
         "The cell state's derivative does not flow back through time."),
-    Bug("no_dh_next", "the hidden state's derivative from the future, dh_next, is never added "
+    ("no_dh_next", "the hidden state's derivative from the future, dh_next, is never added "
         "to dh_t", "dh_next not passed (LSTM)",
         "The hidden state's derivative does not flow back through time."),
-    Bug("forget_grad_with_c_t", "the forget gate's derivative is taken with c_t instead of "
+    ("forget_grad_with_c_t", "the forget gate's derivative is taken with c_t instead of "
         "c_{t-1} (df = dc * c_t)", "forget gate with c_t",
         "The forget gate's gradient uses the wrong cell state."),
-    Bug("no_tanh_prime_c", "the tanh'(c_t) factor is missing on the path from h to c "
+    ("no_tanh_prime_c", "the tanh'(c_t) factor is missing on the path from h to c "
         "(dc = dh * o + dc_next)", "tanh'(c) missing",
         "The derivative from h to c misses a factor."),
-    Bug("gate_order_backward", "the gate blocks are sliced in a different order in the "
+    ("gate_order_backward", "the gate blocks are sliced in a different order in the "
         "backward (i, f, o, g) than in the forward (i, f, g, o)", "gate order in backward",
         "Your backward pass puts the gates' gradients in a different order than the forward."),
-    Bug("o_grad_with_c", "the output gate's derivative uses c_t instead of tanh(c_t) "
+    ("o_grad_with_c", "the output gate's derivative uses c_t instead of tanh(c_t) "
         "(do = dh * c_t)", "output gate with c_t",
         "The output gate's gradient uses the wrong value."),
-    Bug("dc_next_without_f", "dc_next is passed back without the forget gate "
+    ("dc_next_without_f", "dc_next is passed back without the forget gate "
         "(dc_next = dc instead of dc * f)", "dc_next misses f",
         "The cell state's derivative passed back misses a factor."),
-    Bug("g_grad_sigmoid", "the candidate g's derivative uses the sigmoid's g(1-g) instead of "
+    ("g_grad_sigmoid", "the candidate g's derivative uses the sigmoid's g(1-g) instead of "
         "tanh's 1 - g^2", "g derivative as a sigmoid's",
         "The candidate's derivative is that of the wrong nonlinearity."),
-    Bug("dWh_from_h_t", "dWh is built from h_t instead of h_{t-1} (dWh += h_t^T dzg)",
+    ("dWh_from_h_t", "dWh is built from h_t instead of h_{t-1} (dWh += h_t^T dzg)",
         "dWh from the wrong state", "A recurrent weight's gradient uses the wrong state."),
-    Bug("tanh_prime_of_h", "tanh'(c_t) is computed from h_t (1 - h_t^2) instead of "
+    ("tanh_prime_of_h", "tanh'(c_t) is computed from h_t (1 - h_t^2) instead of "
         "tanh(c_t)", "tanh'(c) from h", "The derivative of tanh(c) uses the wrong value."),
-    Bug("dc0_zeros", "dc0 is returned as zeros: after step 1 the accumulator dc_next is dc0",
+    ("dc0_zeros", "dc0 is returned as zeros: after step 1 the accumulator dc_next is dc0",
         "dc0 not returned", "The initial cell state's gradient is not returned."),
-    Bug("i_f_swapped", "the input and forget gates' factors are swapped in the backward "
+    ("i_f_swapped", "the input and forget gates' factors are swapped in the backward "
         "(di = dc * c_{t-1}, df = dc * g)", "input and forget gate swapped",
         "Two gates' gradients are swapped."),
-    Bug("dc_without_o", "the path from h to c misses the output gate "
+    ("dc_without_o", "the path from h to c misses the output gate "
         "(dc = dh * tanh'(c_t) + dc_next)", "o missing on h -> c",
         "The derivative from h to c misses a factor."),
 )
-BUGS = {b.name: b for b in _BUGS}
-for _bug in _BUGS:                   # each mistake of the zoo (lstm_zoo.py) is a kind
-    kinds.register(_bug.kind, "conceptual", _bug.title, _bug.hint)
 
 LSTM = register_cell(Cell(
     "lstm",
@@ -81,6 +63,6 @@ LSTM = register_cell(Cell(
     contract="loss_and_grads(params, x, y, h0, c0, *, loss, activations, reduction) -> "
              "(loss, grads, h_last, c_last)",
     fixed_f2="the LSTM's own nonlinearities are the standard ones (sigmoid gates, tanh)",
-    kinds=tuple(b.kind for b in _BUGS),
+    kinds=tuple(b.kind for b in BUGS.values()),
     sides={"reference": "lstm", "jax": "gradcheck.cells.lstm_jax",
            "fd": "gradcheck.cells.lstm_fd", "zoo": "gradcheck.cells.lstm_zoo"}))

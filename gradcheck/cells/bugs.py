@@ -1,0 +1,32 @@
+"""A cell's zoo of mistakes, declared: each mistake is a diagnosis kind (plain data, no
+NumPy, since the cell's declaration is read for --help)."""
+from typing import NamedTuple
+
+from .. import kinds
+
+__all__ = ["Bug", "declare_bugs"]
+
+
+class Bug(NamedTuple):
+    """One mistake of a cell's zoo: ``what`` the diagnosis says (when it reproduces the
+    numbers), ``title`` the instructor's label, ``hint`` the student's words."""
+    cell: str
+    name: str
+    what: str
+    title: str
+    hint: str
+
+    @property
+    def kind(self):
+        return f"{self.cell}_{self.name}"
+
+
+def declare_bugs(cell, *bugs):
+    """{name: Bug} of ``cell``'s mistakes, given as (name, what, title, hint); each is
+    registered as a conceptual diagnosis kind."""
+    declared = {}
+    for fields in bugs:
+        bug = Bug(cell, *fields)
+        kinds.register(bug.kind, "conceptual", bug.title, bug.hint)
+        declared[bug.name] = bug
+    return declared
