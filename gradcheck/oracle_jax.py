@@ -24,7 +24,7 @@ import numpy as np
 
 from . import exe_cache
 
-__all__ = ["JaxResult", "jax_window", "jax_truncated", "activation", "step_loss",
+__all__ = ["cell_loss_inputs", "JaxResult", "jax_window", "jax_truncated", "activation", "step_loss",
            "ACTIVATION_NAMES", "LOSS_NAMES"]
 
 PARAM_NAMES = ("W1", "b1", "W2", "U", "b2", "W3", "b3")
@@ -282,3 +282,17 @@ def _run(params, x, y, h0, cut, h_in, weight, loss, activations, reduction):
     states = np.concatenate([np.asarray(h0, np.float64)[None], np.asarray(states)[:T, :B, :R]])
     return JaxResult(float(loss_v), np.asarray(h_last)[:B, :R], grads, per_step,
                      np.asarray(losses)[:T], states)
+
+
+def cell_loss_inputs(y, T, B, O, loss, activations, reduction):
+    """What a cell's compiled window (cells/*_jax.py) takes beside its arrays: the targets
+    as floats [T,B,O] and as ids [T,B] (the one the loss does not use is zeros), the ids
+    of f1 and f3, the loss's id and the reduction's divisor."""
+    if loss == "ce":
+        ids, yy = np.asarray(y, np.int32), np.zeros((T, B, O))
+    else:
+        ids, yy = np.zeros((T, B), np.int32), np.asarray(y, np.float64)
+    acts = (np.int32(ACTIVATION_NAMES.index(activations[0])),
+            np.int32(ACTIVATION_NAMES.index(activations[2])))
+    scale = np.float64(B if reduction == "mean" else 1.0)
+    return yy, ids, acts, np.int32(LOSS_NAMES.index(loss)), scale

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..oracle_jax import ACTIVATION_NAMES, LOSS_NAMES, activation, step_loss
+from ..oracle_jax import activation, cell_loss_inputs, step_loss
 
 __all__ = ["GRUResult", "jax_window"]
 
@@ -98,17 +98,11 @@ def jax_window(params, x, y, h0, *, loss, activations, reduction, reset_after=Fa
     O = np.shape(params["W3"])[1]
     names = PARAM_NAMES + (("bh",) if reset_after else ())
     f64 = {n: np.asarray(params[n], np.float64) for n in names}
-    if loss == "ce":
-        ids, yy = np.asarray(y, np.int32), np.zeros((T, B, O))
-    else:
-        ids, yy = np.zeros((T, B), np.int32), np.asarray(y, np.float64)
-    acts = (np.int32(ACTIVATION_NAMES.index(activations[0])),
-            np.int32(ACTIVATION_NAMES.index(activations[2])))
-    scale = np.float64(B if reduction == "mean" else 1.0)
+    yy, ids, acts, loss_id, scale = cell_loss_inputs(y, T, B, O, loss, activations, reduction)
     with jax.enable_x64(True):
         out = jax.device_get(_compiled(bool(reset_after))(
             f64, np.asarray(x, np.float64), np.asarray(h0, np.float64), yy, ids, acts,
-            np.int32(LOSS_NAMES.index(loss)), scale))
+            loss_id, scale))
     (value, (h_last, hs, losses)), (g_steps, g_x, g_h0) = out
     per_step = {n: np.asarray(g_steps[n]) for n in names}
     grads = {n: g.sum(axis=0) for n, g in per_step.items()}
