@@ -9,16 +9,19 @@ code's gradients come back by ``from_code``: both maps are a permutation and sig
 The other effects (``option reset_after``, ``zero c0``) change what the oracles compute,
 not the arrays (gradcheck/check.py, gradcheck/adapters.py).
 
-``follows``: when the forward disagrees with the oracle, the oracle's forward is run again
-under the other values of the cell's conventions (fewest changed keys first); the first
-under which the code's loss and h_last agree is the convention the code follows.
+``follows``: when the forward disagrees with the oracle, the forward is run again under the
+other values of the cell's conventions (fewest changed keys first); the first under which
+the code's loss and h_last agree is the convention the code follows. Like the zoo's
+candidate test (a diagnosis, never a verdict), it runs the reference's NumPy window in
+float64: no compile for a form of the cell the check has not run (the reset after).
 """
 import itertools
 
 import numpy as np
 
+from .._reference import cell_module
 from ..compare import compare
-from ..model import cell as cell_of, describe, side
+from ..model import cell as cell_of, describe
 
 __all__ = ["declared", "to_code", "from_code", "follows", "sentence"]
 
@@ -92,25 +95,25 @@ def _candidates(cell, checked):
 
 
 def _forward(params, x, y, h0, states, values, checked, cell, options):
-    """The oracle's (loss, h_last) for code following ``values`` run by an adapter that
-    declared ``checked``."""
-    p = {n: (from_code(n, to_code(n, a, checked, cell), values, cell)) for n, a in params.items()}
-    kw = {}
-    states = dict(states)
+    """The (loss, h_last) of code following ``values`` run by an adapter that declared
+    ``checked`` (the reference's window, float64)."""
+    p = {n: np.asarray(from_code(n, to_code(n, a, checked, cell), values, cell), np.float64)
+         for n, a in params.items()}
+    states = {n: np.asarray(s, np.float64) for n, s in states.items()}
     for key, c in _conventions(cell).items():
         changed = values[key] != c.contract
-        if c.effect == "option reset_after":
-            kw["reset_after"] = changed
+        if c.effect == "option reset_after":     # the reference's reset is after with bh
             if changed and "bh" not in p:
                 p["bh"] = np.zeros_like(p["b"])
             elif not changed:
                 p.pop("bh", None)
         elif c.effect == "zero c0" and changed:
             states["c0"] = np.zeros_like(states["c0"])
-    model = describe(cell)
-    extra = [states[n] for n in model.state_names[1:]]
-    res = side(cell, "jax").jax_window(p, x, y, h0, *extra, **options, **kw)
-    return res.loss, res.h_last
+    extra = [states[n] for n in describe(cell).state_names[1:]]
+    y = y if y.dtype.kind in "iu" else np.asarray(y, np.float64)
+    out = cell_module(cell_of(cell).sides["reference"]).loss_and_grads(
+        p, np.asarray(x, np.float64), y, np.asarray(h0, np.float64), *extra, **options)
+    return out[0], out[2]
 
 
 def follows(params, x, y, h0, states, out, checked, cell, options, tol):
