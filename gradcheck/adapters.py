@@ -290,8 +290,9 @@ def cell_options(decl):
     return out
 
 
-def _resets(decl):
-    """The code starts every call from zero further states (``"cell_state": "reset"``)."""
+def resets_states(decl):
+    """Whether the declared code starts every call from zero further states (an LSTM's
+    c0, ``"cell_state": "reset"``): the checker's windows then do the same."""
     cell = decl.get("cell") or DEFAULT_CELL
     return any(c.effect == "zero c0" and decl.get(k, c.contract) != c.contract
                for k, c in cell_of(cell).conventions.items())
@@ -301,20 +302,15 @@ def _missing_states(decl):
     """The further states' names (incoming gradient, outgoing value) the code cannot give:
     all of them when it resets them; in a ``classes`` declaration those whose attribute
     the recurrent layer's entry does not name (``"c_last": "c"``, ``"dc0": ...``); in a
-    ``layers`` one, c_last (its forward returns the states' sequence) and c0 unless its
-    arguments and gradients name it."""
+    ``layers`` one all of them (its forward takes h0 alone and returns the h sequence)."""
     model = _model(decl)
     entry = decl.get("layers", {}).get(_RNN, {})
     out = set()
     for i, o in model.extra_states:
-        if _resets(decl):
+        if resets_states(decl):
             out |= {i, o}
         elif decl["style"] == "classes":
             out |= {n for n, attr in ((i, entry.get("d" + i)), (o, entry.get(o))) if not attr}
-        elif decl["style"] == "layers":
-            out.add(o)
-            if i not in entry.get("args", []) or i not in entry.get("grads", []):
-                out.add(i)
         else:
             out |= {i, o}
     return out
@@ -371,12 +367,6 @@ def prepare_data(decl, params, x):
         if name in params:
             params[name] = np.zeros_like(params[name])
     return params, x
-
-
-def resets_states(decl):
-    """Whether the declared code starts every call from zero further states (an LSTM's
-    c0): the checker's windows then do the same."""
-    return _resets(decl)
 
 
 # ------------------------------------------------------------------ array forms
@@ -541,7 +531,7 @@ class _Adapted:
         T, B = x.shape[:2]
         self._supported(loss, activations, reduction, B)
         extra = self.model.extra_states
-        self.states_in = {} if _resets(self.decl) else {     # what the code is given
+        self.states_in = {} if resets_states(self.decl) else {     # what the code is given
             i: s for (i, _), s in zip(extra, states)}
         self.states_out = {}
         value, grads, h_last = self.window(params, x, y, h0)

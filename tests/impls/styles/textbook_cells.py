@@ -3,8 +3,9 @@ in place), forward(xs)/backward(dhs), batch first, the state kept inside; writte
 the style's public description. ``TimeLSTM``: gate blocks f, g, i, o; ``set_state(h, c=None)``,
 ``reset_state()``; attributes h, c, dh (no dc). ``TimeGRU``: blocks z, r, n, one bias, the
 reset gate before the recurrent product, ``h = (1-z)*h_prev + z*n``; ``TimeGRUAfter``, the
-same with the reset gate after the product (``n = tanh(x Wx_n + b_n + r*(h_prev Wh_n))``). The dense layers and
-the loss are the textbook style's RNN file's (``textbook.py``), as in one ``time_layers.py``.
+same with the reset gate after the product (``n = tanh(x Wx_n + b_n + r*(h_prev Wh_n))``).
+The dense layers and the loss are the textbook style's RNN file's (``textbook.py``), as in
+one ``time_layers.py``.
 
 ``BUG`` (a module global the tests set) injects one mistake people make in this style.
 """
