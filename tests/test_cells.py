@@ -1,6 +1,7 @@
 """The cells (--cell lstm): the model's registry, the reference and both oracles of each
 cell, and a check of a cell end to end (in-process, isolated, on the command line)."""
 import importlib
+import threading
 
 import numpy as np
 import pytest
@@ -92,6 +93,29 @@ def test_the_finite_differences_are_as_accurate_as_the_rnn_s(cell, cell_options,
     for n in config.model.grad_names:
         assert _worst(fd.grads[n], jax.grads[n]) <= DIFFERENCE_FORM_ACCURACY, n
         assert not fd.kinks[n].any()
+
+
+@pytest.mark.parametrize(("cell", "cell_options"), CASES, ids=CASE_IDS)
+def test_the_finite_differences_run_in_chunks_on_threads_identically(cell, cell_options,
+                                                                       monkeypatch):
+    from gradcheck.cells import fd_cells
+    config, data = _cell_data(cell, "l2-tanh", cell_options)
+    _, _, whole = _sides(cell, config, data)
+    monkeypatch.setattr(fd_cells, "_CHUNK_ELEMENTS", 64)        # many chunks: the pool runs
+    ran_on = set()
+    chunk = fd_cells._param_chunk
+
+    def recording(*args):
+        ran_on.add(threading.current_thread().name)
+        return chunk(*args)
+    monkeypatch.setattr(fd_cells, "_param_chunk", recording)
+    before = set(threading.enumerate())
+    _, _, chunked = _sides(cell, config, data)
+    assert any(name.startswith("gradcheck-fd") for name in ran_on), ran_on
+    assert set(threading.enumerate()) == before
+    for n in config.model.grad_names:
+        np.testing.assert_array_equal(chunked.grads[n], whole.grads[n], n)
+        np.testing.assert_array_equal(chunked.kinks[n], whole.kinks[n], n)
 
 
 @pytest.mark.parametrize("cell", CELLS)

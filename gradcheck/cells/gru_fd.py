@@ -29,7 +29,8 @@ NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3", "x", "h0")
 class GRUWindowState(WindowState):
     """The unperturbed window with a GRU cell. Beside WindowState's attributes: after
     (the reset after the product); zx [T, B, 3R]; u [T, B, 3R] (h_{t-1} Wh + bh);
-    zr, zz, zn and r, z, n [T, B, R]; rh = r h_{t-1}; aux_r, aux_z, aux_n."""
+    zr, zz, zn and r, z, n [T, B, R]; rh = r h_{t-1}; aux_rz (of r and z side by side
+    [T, B, 2R]), aux_n."""
 
     def __init__(self, params, x, y, h0, *, reset_after=False, **options):
         self.after = bool(reset_after)
@@ -55,8 +56,9 @@ class GRUWindowState(WindowState):
                                                   else self.rh[t] @ p["Wh"][:, 2 * R:])
             self.n[t] = np.tanh(self.zn[t])
             h[t + 1] = (1.0 - self.z[t]) * self.n[t] + self.z[t] * h[t]
-        self.aux_r = activation_aux("sigmoid", self.zr, self.r)
-        self.aux_z = activation_aux("sigmoid", self.zz, self.z)
+        # r and z side by side [T, B, 2R]: one pass of the sigmoid's change for both
+        self.aux_rz = activation_aux("sigmoid", np.concatenate([self.zr, self.zz], -1),
+                                     np.concatenate([self.r, self.z], -1))
         self.aux_n = activation_aux("tanh", self.zn, self.n)
         return h
 
@@ -97,10 +99,9 @@ class GRUWindowState(WindowState):
                     n_block = col >= 2 * R               # Wh_n multiplies r * h_{t-1}
                     rz = ~n_block
                     du[every[rz], :, col[rz]] += sign[rz, None] * value[rz]
-            dr = activation_change("sigmoid", dzx[:, :, :R] + du[:, :, :R],
-                                   tuple(base(a, t) for a in self.aux_r))
-            dz = activation_change("sigmoid", dzx[:, :, R:2 * R] + du[:, :, R:2 * R],
-                                   tuple(base(a, t) for a in self.aux_z))
+            drz = activation_change("sigmoid", dzx[:, :, :2 * R] + du[:, :, :2 * R],
+                                    tuple(base(a, t) for a in self.aux_rz))
+            dr, dz = drz[..., :R], drz[..., R:]
             r = base(self.r, t)
             if self.after:
                 u_n = base(self.u, t)[..., 2 * R:]

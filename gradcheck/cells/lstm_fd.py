@@ -30,9 +30,10 @@ GATE_ACTIVATIONS = ("sigmoid", "sigmoid", "tanh", "sigmoid")       # i, f, g, o
 
 class LSTMWindowState(WindowState):
     """The unperturbed window with an LSTM cell. Beside WindowState's attributes:
-    zg [T, B, 4R] the gates' pre-activations; gates [T, B, 4R] after their nonlinearity;
-    c [T + 1, B, R] (c[0] = c0); tc = tanh(c_t) [T, B, R]; gate_aux[k], tc_aux:
-    activation_aux of each gate block and of tanh(c_t)."""
+    zg [T, B, 4R] the gates' pre-activations; gates [T, B, 4R] after their nonlinearity
+    (gate_values: its four blocks, contiguous); c [T + 1, B, R] (c[0] = c0); tc =
+    tanh(c_t) [T, B, R]; gate_scale [4R] (1/2 for a sigmoid's block, 1 for g's);
+    gate_aux: activation_aux of tanh at gate_scale * zg; tc_aux: of tanh(c_t)."""
 
     def __init__(self, params, x, y, h0, c0, **options):
         self.c0 = np.asarray(c0, np.float64)
@@ -57,10 +58,22 @@ class LSTMWindowState(WindowState):
             h[t + 1] = o * np.tanh(c[t + 1])
         self.c = c
         self.tc = np.tanh(c[1:])                                 # [T, B, R]
-        self.gate_aux = [activation_aux(name, z, fz) for name, z, fz in zip(
-            GATE_ACTIVATIONS, self.gate_blocks(self.zg), self.gate_blocks(self.gates))]
+        # every gate as a tanh: s(z) = (1 + tanh(z / 2)) / 2, so one pass of the tanh's
+        # change over all 4R columns (the halving is exact in binary)
+        self.gate_scale = np.repeat([0.5 if a == "sigmoid" else 1.0
+                                     for a in GATE_ACTIVATIONS], R)          # [4R]
+        scaled = self.zg * self.gate_scale
+        self.gate_aux = activation_aux("tanh", scaled, np.tanh(scaled))
+        self.gate_values = tuple(np.ascontiguousarray(v) for v in self.gate_blocks(self.gates))
         self.tc_aux = activation_aux("tanh", c[1:], self.tc)
         return h
+
+    def gates_change(self, dzg, aux):
+        """The four gates' changes [.., 4R] when their pre-activations move by dzg [.., 4R]
+        (aux: the rows of gate_aux that dzg's broadcast against)."""
+        out = activation_change("tanh", dzg * self.gate_scale, aux)
+        out *= self.gate_scale
+        return out
 
     def gate_blocks(self, arr):
         """The four blocks i, f, g, o of arr's last axis (views)."""
@@ -97,14 +110,26 @@ class LSTMWindowState(WindowState):
                 _, r, col, sign = moved
                 every = np.arange(G)
                 dzg[every, :, col] += sign[:, None] * (self.h[t][:, r].T + dh[every, :, r])
-            di, df, dg, do = (activation_change(name, dz, tuple(base(a, t) for a in aux))
-                              for name, dz, aux in zip(GATE_ACTIVATIONS, self.gate_blocks(dzg),
-                                                       self.gate_aux))
-            i, f, g, o = self.gate_blocks(base(self.gates, t))
-            # products of gates, each term a change times an O(1) value
-            dc = f * dc + df * (base(self.c, t) + dc) + i * dg + di * (g + dg)
+            dgates = self.gates_change(dzg, tuple(base(a, t) for a in self.gate_aux))
+            di, df, dg, do = self.gate_blocks(dgates)
+            i, f, g, o = (base(v, t) for v in self.gate_values)
+            # products of gates, each term a change times an O(1) value:
+            # dc = f dc + df (c + dc) + i dg + di (g + dg)
+            term = base(self.c, t) + dc
+            term *= df
+            dc = f * dc
+            dc += term
+            np.multiply(i, dg, out=term)
+            dc += term
+            np.add(g, dg, out=term)
+            term *= di
+            dc += term
             dtc = activation_change("tanh", dc, tuple(base(a, t) for a in self.tc_aux))
-            dh = o * dtc + do * (base(self.tc, t) + dtc)
+            # dh = o dtanh(c) + do (tanh(c) + dtanh(c))
+            dh = base(self.tc, t) + dtc
+            dh *= do
+            dtc *= o
+            dh += dtc
             step, k = self.pair_loss_change(t, dh.reshape(N, R), rows, tiled)
             change += step
             if k is not None:
