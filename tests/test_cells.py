@@ -118,6 +118,27 @@ def test_the_finite_differences_run_in_chunks_on_threads_identically(cell, cell_
         np.testing.assert_array_equal(chunked.kinks[n], whole.kinks[n], n)
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_the_lstm_s_one_column_first_step_is_the_dense_step(name, monkeypatch):
+    """Wx, b and Wh copies run their first step on the one column they move; the
+    values are the dense step's, to the last bit."""
+    from gradcheck.cells.lstm_fd import LSTMWindowState
+    config, data = _cell_data("lstm", name)
+    _, _, fast = _sides("lstm", config, data)
+    calls = []
+    copies_change = LSTMWindowState.copies_change
+
+    def dense(self, *args, column=None, **kwargs):
+        calls.append(column is not None)
+        return copies_change(self, *args, **kwargs)
+    monkeypatch.setattr(LSTMWindowState, "copies_change", dense)
+    _, _, slow = _sides("lstm", config, data)
+    assert any(calls)
+    for n in ("Wx", "b", "Wh"):
+        np.testing.assert_array_equal(fast.grads[n], slow.grads[n], n)
+        np.testing.assert_array_equal(fast.kinks[n], slow.kinks[n], n)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_the_jax_oracle_is_written_from_the_equations_not_from_the_reference(cell):
     source = importlib.util.find_spec(model.cell(cell).sides["jax"]).origin

@@ -9,7 +9,10 @@ N perturbed copies in difference form and returns (change [N/2], kink [N/2]):
 - ``into_x(t, dzx)``: adds the change of the cell's input pre-activations
   ``a_t Wx + b`` [G, Bt, K R] at step t in place (W1, b1, x, Wx and b move only these);
 - ``moved``: (name, row [G], col [G], sign [G]) for the cell's own recurrent
-  parameters (Wh, bh), whose perturbation only the cell knows how to apply.
+  parameters (Wh, bh), whose perturbation only the cell knows how to apply;
+- ``column`` (keyword, may be None): [G] the one pre-activation column each copy's
+  perturbation moves (Wx, b, Wh, bh), so a cell may run the copies' first step on
+  that column alone (they enter it with no state difference); a cell may ignore it.
 
 Every array whose name is a parameter of the cell and not in ``RECURRENT`` enters by
 ``into_x``. W3 and b3 move only the output layer (oracle_fd.fd_output_layer).
@@ -77,7 +80,7 @@ def _param_chunk(w, name, idx, e):
     elem = np.concatenate([idx, idx])
     rows = np.tile(np.arange(B), 2 * M)
     k = np.zeros(M, bool)
-    into_x, moved = None, None
+    into_x, moved, column = None, None, None
     if name in ("W1", "b1"):
         i, j = np.divmod(elem, H) if name == "W1" else (None, elem)
         dz1 = sign[None, None, :] * (x[:, :, i] if name == "W1" else np.ones((T, B, 1)))
@@ -91,15 +94,15 @@ def _param_chunk(w, name, idx, e):
         def into_x(t, dzx):
             dzx += da[t][:, :, None] * Wx_rows
     elif name in RECURRENT:
-        r, col = np.divmod(elem, width) if p[name].ndim == 2 else (None, elem)
-        moved = (name, r, col, sign)
+        r, column = np.divmod(elem, width) if p[name].ndim == 2 else (None, elem)
+        moved = (name, r, column, sign)
     else:                                                        # Wx, b
-        r, col = np.divmod(elem, width) if name == "Wx" else (None, elem)
+        r, column = np.divmod(elem, width) if name == "Wx" else (None, elem)
         every = np.arange(2 * M)
 
         def into_x(t, dzx):
-            dzx[every, :, col] += sign[:, None] * (w.a[t][:, r].T if name == "Wx" else 1.0)
-    change, crossed = w.copies_change(0, rows, True, {}, into_x, moved)
+            dzx[every, :, column] += sign[:, None] * (w.a[t][:, r].T if name == "Wx" else 1.0)
+    change, crossed = w.copies_change(0, rows, True, {}, into_x, moved, column=column)
     k |= crossed.reshape(M, B).any(axis=1)
     return idx, change.reshape(M, B).sum(axis=1) / (2 * e * w.scale), k
 

@@ -65,10 +65,12 @@ class GRUWindowState(WindowState):
     def cell_growth(self):
         return max(float(np.max(np.abs(v), initial=0.0)) for v in (self.zr, self.zz, self.zn))
 
-    def copies_change(self, t0, rows, tiled, starts, into_x=None, moved=None):
+    def copies_change(self, t0, rows, tiled, starts, into_x=None, moved=None, column=None):
         """Run steps t0..T-1 for N copy rows (+ copies then - copies; rows [N] the example
         of each; ``tiled``: every example in order, repeated); ``starts``, ``into_x``,
-        ``moved`` as in fd_cells (moved: Wh or bh). Returns (change [N/2], kink [N/2])."""
+        ``moved`` as in fd_cells (moved: Wh or bh; ``column`` is not used: a moved r
+        column reaches every unit of n in the step it moves). Returns (change [N/2],
+        kink [N/2])."""
         N, R = rows.size, self.n.shape[-1]
         B, T = self.x.shape[1], self.x.shape[0]
         G, Bt = (N // B, B) if tiled else (N, 1)

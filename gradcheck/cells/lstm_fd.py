@@ -84,11 +84,11 @@ class LSTMWindowState(WindowState):
         return max(float(np.max(np.abs(self.zg), initial=0.0)),
                    float(np.max(np.abs(self.c), initial=0.0)))
 
-    def copies_change(self, t0, rows, tiled, starts, into_x=None, moved=None):
+    def copies_change(self, t0, rows, tiled, starts, into_x=None, moved=None, column=None):
         """Run steps t0..T-1 for N copy rows (+ copies then - copies; rows [N] the example
         of each; ``tiled``: every example in order, repeated, so the unperturbed [B, .]
-        arrays broadcast instead of being gathered); ``starts``, ``into_x``, ``moved``
-        as in fd_cells (moved: Wh). Returns (change [N/2], kink [N/2])."""
+        arrays broadcast instead of being gathered); ``starts``, ``into_x``, ``moved``,
+        ``column`` as in fd_cells (moved: Wh). Returns (change [N/2], kink [N/2])."""
         N, R = rows.size, self.c.shape[-1]
         B = self.x.shape[1]
         G, Bt = (N // B, B) if tiled else (N, 1)
@@ -102,39 +102,83 @@ class LSTMWindowState(WindowState):
         dh = starts["h0"].reshape(G, Bt, R) if "h0" in starts else zeros
         dc = starts["c0"].reshape(G, Bt, R) if "c0" in starts else zeros
         change, kink = np.zeros(N // 2), np.zeros(N // 2, bool)
+        one_column = column is not None and tiled and not starts
         for t in range(t0, T):
-            dzg = (dh.reshape(N, R) @ Wh).reshape(G, Bt, 4 * R)
+            first = one_column and t == t0                       # dh = 0: dh Wh = 0
+            dzg = np.zeros((G, Bt, 4 * R)) if first else (dh.reshape(N, R) @ Wh).reshape(
+                G, Bt, 4 * R)
             if into_x is not None:
                 into_x(t, dzg)
             if moved is not None:                                # Wh: h_{t-1} of each copy
                 _, r, col, sign = moved
                 every = np.arange(G)
                 dzg[every, :, col] += sign[:, None] * (self.h[t][:, r].T + dh[every, :, r])
-            dgates = self.gates_change(dzg, tuple(base(a, t) for a in self.gate_aux))
-            di, df, dg, do = self.gate_blocks(dgates)
-            i, f, g, o = (base(v, t) for v in self.gate_values)
-            # products of gates, each term a change times an O(1) value:
-            # dc = f dc + df (c + dc) + i dg + di (g + dg)
-            term = base(self.c, t) + dc
-            term *= df
-            dc = f * dc
-            dc += term
-            np.multiply(i, dg, out=term)
-            dc += term
-            np.add(g, dg, out=term)
-            term *= di
-            dc += term
-            dtc = activation_change("tanh", dc, tuple(base(a, t) for a in self.tc_aux))
-            # dh = o dtanh(c) + do (tanh(c) + dtanh(c))
-            dh = base(self.tc, t) + dtc
-            dh *= do
-            dtc *= o
-            dh += dtc
+            if first:
+                dh, dc = self._one_column_step(t, dzg, column)
+            else:
+                dh, dc = self._step(t, dzg, dh, dc, base)
             step, k = self.pair_loss_change(t, dh.reshape(N, R), rows, tiled)
             change += step
             if k is not None:
                 kink |= k
         return change, kink
+
+    def _step(self, t, dzg, dh, dc, base):
+        """Step t of the copies: (dh, dc) [G, Bt, R] from the previous ones and the change
+        of the gates' pre-activations dzg [G, Bt, 4R] (base: the unperturbed rows)."""
+        dgates = self.gates_change(dzg, tuple(base(a, t) for a in self.gate_aux))
+        di, df, dg, do = self.gate_blocks(dgates)
+        i, f, g, o = (base(v, t) for v in self.gate_values)
+        # products of gates, each term a change times an O(1) value:
+        # dc = f dc + df (c + dc) + i dg + di (g + dg)
+        term = base(self.c, t) + dc
+        term *= df
+        dc = f * dc
+        dc += term
+        np.multiply(i, dg, out=term)
+        dc += term
+        np.add(g, dg, out=term)
+        term *= di
+        dc += term
+        dtc = activation_change("tanh", dc, tuple(base(a, t) for a in self.tc_aux))
+        # dh = o dtanh(c) + do (tanh(c) + dtanh(c))
+        dh = base(self.tc, t) + dtc
+        dh *= do
+        dtc *= o
+        dh += dtc
+        return dh, dc
+
+    def _one_column_step(self, t, dzg, col):
+        """Step t of tiled copies that enter it with no state difference and whose gate
+        pre-activations move in one column each (col [G]; dzg [G, B, 4R] zero elsewhere):
+        one gate changes, and c and h in that column's unit alone. Returns (dh, dc)
+        [G, B, R], the dense step's values (its other terms are exact zeros)."""
+        G, B, _ = dzg.shape
+        R = self.c.shape[-1]
+        every = np.arange(G)
+        unit, gate = col % R, col // R                           # [G]: unit u, block i f g o
+
+        def at(arr, j):                                          # arr[t][:, j] per copy, [G, B]
+            return arr[t][:, j].T
+
+        k = self.gate_scale[col][:, None]                        # [G, 1]
+        dq = activation_change("tanh", dzg[every, :, col] * k,
+                               tuple(at(a, col) for a in self.gate_aux))
+        dq *= k                                                  # the moved gate's change [G, B]
+        i, _, g, o = (at(v, unit) for v in self.gate_values)
+        # dc = df c_{t-1} (f moved), di g (i moved), i dg (g moved), 0 (o moved)
+        factor = np.where((gate == 1)[:, None], at(self.c, unit), np.where(
+            (gate == 0)[:, None], g, np.where((gate == 2)[:, None], i, 0.0)))
+        dc_u = dq * factor
+        dtc = activation_change("tanh", dc_u, tuple(at(a, unit) for a in self.tc_aux))
+        # dh = o dtanh(c) + do (tanh(c) + dtanh(c)), do = dq where o moved
+        dh_u = at(self.tc, unit) + dtc
+        dh_u *= np.where((gate == 3)[:, None], dq, 0.0)
+        dtc *= o
+        dh_u += dtc
+        dh, dc = np.zeros((2, G, B, R))
+        dh[every, :, unit], dc[every, :, unit] = dh_u, dc_u
+        return dh, dc
 
 
 
