@@ -65,6 +65,10 @@ class LSTMWindowState(WindowState):
         scaled = self.zg * self.gate_scale
         self.gate_aux = activation_aux("tanh", scaled, np.tanh(scaled))
         self.gate_values = tuple(np.ascontiguousarray(v) for v in self.gate_blocks(self.gates))
+        i, _, g, _ = self.gate_values
+        # what dc_t is the moved gate's change times when one gate column moves alone
+        # (_one_column_step): g for i, c_{t-1} for f, i for g, nothing for o [T, B, 4R]
+        self.dc_factor = np.concatenate([g, c[:-1], i, np.zeros_like(g)], axis=-1)
         self.tc_aux = activation_aux("tanh", c[1:], self.tc)
         return h
 
@@ -156,25 +160,21 @@ class LSTMWindowState(WindowState):
         G, B, _ = dzg.shape
         R = self.c.shape[-1]
         every = np.arange(G)
-        unit, gate = col % R, col // R                           # [G]: unit u, block i f g o
+        unit, gate = col % R, col // R                           # [G]: unit, block (i f g o)
 
         def at(arr, j):                                          # arr[t][:, j] per copy, [G, B]
-            return arr[t][:, j].T
+            return arr[t].T[j]
 
         k = self.gate_scale[col][:, None]                        # [G, 1]
         dq = activation_change("tanh", dzg[every, :, col] * k,
                                tuple(at(a, col) for a in self.gate_aux))
         dq *= k                                                  # the moved gate's change [G, B]
-        i, _, g, o = (at(v, unit) for v in self.gate_values)
-        # dc = df c_{t-1} (f moved), di g (i moved), i dg (g moved), 0 (o moved)
-        factor = np.where((gate == 1)[:, None], at(self.c, unit), np.where(
-            (gate == 0)[:, None], g, np.where((gate == 2)[:, None], i, 0.0)))
-        dc_u = dq * factor
+        dc_u = dq * at(self.dc_factor, col)
         dtc = activation_change("tanh", dc_u, tuple(at(a, unit) for a in self.tc_aux))
         # dh = o dtanh(c) + do (tanh(c) + dtanh(c)), do = dq where o moved
         dh_u = at(self.tc, unit) + dtc
         dh_u *= np.where((gate == 3)[:, None], dq, 0.0)
-        dtc *= o
+        dtc *= at(self.gate_values[3], unit)
         dh_u += dtc
         dh, dc = np.zeros((2, G, B, R))
         dh[every, :, unit], dc[every, :, unit] = dh_u, dc_u
