@@ -14,7 +14,7 @@ from gradcheck.cli import main
 from gradcheck.errors import ExitCode
 from gradcheck.strategies import configs
 from gradcheck.tolerances import DIFFERENCE_FORM_ACCURACY, REFERENCE_RTOL
-from tests.helpers import small_data
+from tests.helpers import record_threads, small_data
 
 CELLS = [n for n in model.cell_names() if n != model.DEFAULT_CELL]
 # Every cell with its options off, then with each of them on (the GRU's reset_after).
@@ -102,13 +102,7 @@ def test_the_finite_differences_run_in_chunks_on_threads_identically(cell, cell_
     config, data = _cell_data(cell, "l2-tanh", cell_options)
     _, _, whole = _sides(cell, config, data)
     monkeypatch.setattr(fd_cells, "_CHUNK_ELEMENTS", 64)        # many chunks: the pool runs
-    ran_on = set()
-    chunk = fd_cells._param_chunk
-
-    def recording(*args):
-        ran_on.add(threading.current_thread().name)
-        return chunk(*args)
-    monkeypatch.setattr(fd_cells, "_param_chunk", recording)
+    ran_on = record_threads(monkeypatch, fd_cells, "_param_chunk")
     before = set(threading.enumerate())
     _, _, chunked = _sides(cell, config, data)
     assert any(name.startswith("gradcheck-fd") for name in ran_on), ran_on
