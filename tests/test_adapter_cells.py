@@ -201,3 +201,12 @@ def test_the_gate_blocks_go_where_the_order_says():
 def test_a_bad_key_or_value_is_one_usage_line(cell, adapter, message, capsys):
     assert main(["--interval", "2", "--cell", cell, "--impl", COURSE, "--adapter", adapter]) == 2
     assert capsys.readouterr().err.strip() == f"gradcheck: error: {message}"
+
+
+def test_course_code_sliced_in_another_order_is_named_by_that_order():
+    module = _module(COURSE, "course", "lstm", GATES="iofg")
+    report = gradcheck.check(module, adapter="course", cell="lstm", **SIZES)
+    assert report.finding.kind == "lstm_convention_gate_order", report.diagnosis
+    assert report.finding.evidence["convention"] == {"gate_order": "iofg"}
+    assert gradcheck.check(module, adapter={"style": "course", "gate_order": "iofg"},
+                           cell="lstm", **SIZES).passed
