@@ -194,7 +194,7 @@ class Cell(NamedTuple):
     ``options``: CellOption flags; ``kinds``: the diagnosis kinds its module registers;
     ``sides``: {side: module} for each side that has its own maths: "reference" (a
     module of reference/), "jax", "fd", "zoo" (modules of gradcheck), the coverage
-    test's list."""
+    test's list; ``label``: its name in sentences ("LSTM")."""
     name: str
     arrays: tuple
     states: tuple
@@ -204,6 +204,7 @@ class Cell(NamedTuple):
     options: tuple = ()
     kinds: tuple = ()
     sides: dict = {}
+    label: str = ""
 
 
 DEFAULT_CELL = "rnn"
@@ -342,4 +343,4 @@ register_cell(Cell(
     contract="loss_and_grads(params, x, y, h0, *, loss, activations, reduction) -> "
              "(loss, grads, h_last)",
     sides={"reference": "network", "jax": "gradcheck.oracle_jax",
-           "fd": "gradcheck.oracle_fd", "zoo": "gradcheck.zoo"}))
+           "fd": "gradcheck.oracle_fd", "zoo": "gradcheck.zoo"}, label="RNN"))

@@ -86,4 +86,5 @@ GRU = register_cell(Cell(
                         arrays=(Array("bh", "R", "param", blocks=3),)),),
     kinds=tuple(b.kind for b in BUGS.values()),
     sides={"reference": "gru", "jax": "gradcheck.cells.gru_jax", "fd": "gradcheck.cells.gru_fd",
-           "zoo": "gradcheck.cells.gru_zoo"}))
+           "zoo": "gradcheck.cells.gru_zoo"},
+    label="GRU"))

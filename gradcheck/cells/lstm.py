@@ -65,4 +65,5 @@ LSTM = register_cell(Cell(
     fixed_f2="the LSTM's own nonlinearities are the standard ones (sigmoid gates, tanh)",
     kinds=tuple(b.kind for b in BUGS.values()),
     sides={"reference": "lstm", "jax": "gradcheck.cells.lstm_jax",
-           "fd": "gradcheck.cells.lstm_fd", "zoo": "gradcheck.cells.lstm_zoo"}))
+           "fd": "gradcheck.cells.lstm_fd", "zoo": "gradcheck.cells.lstm_zoo"},
+    label="LSTM"))
