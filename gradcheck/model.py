@@ -196,7 +196,7 @@ class Cell(NamedTuple):
     the cell commonly differs from the contract without being wrong;
     ``sides``: {side: module} for each side that has its own maths: "reference" (a
     module of reference/), "jax", "fd", "zoo" (modules of gradcheck), the coverage
-    test's list."""
+    test's list; ``label``: its name in sentences ("LSTM")."""
     name: str
     arrays: tuple
     states: tuple
@@ -207,6 +207,7 @@ class Cell(NamedTuple):
     kinds: tuple = ()
     sides: dict = {}
     conventions: dict = {}
+    label: str = ""
 
 
 DEFAULT_CELL = "rnn"
@@ -345,4 +346,4 @@ register_cell(Cell(
     contract="loss_and_grads(params, x, y, h0, *, loss, activations, reduction) -> "
              "(loss, grads, h_last)",
     sides={"reference": "network", "jax": "gradcheck.oracle_jax",
-           "fd": "gradcheck.oracle_fd", "zoo": "gradcheck.zoo"}))
+           "fd": "gradcheck.oracle_fd", "zoo": "gradcheck.zoo"}, label="RNN"))

@@ -78,4 +78,5 @@ LSTM = register_cell(Cell(
     kinds=tuple(b.kind for b in BUGS.values()) + tuple(c.kind for c in CONVENTIONS.values()),
     conventions=CONVENTIONS,
     sides={"reference": "lstm", "jax": "gradcheck.cells.lstm_jax",
-           "fd": "gradcheck.cells.lstm_fd", "zoo": "gradcheck.cells.lstm_zoo"}))
+           "fd": "gradcheck.cells.lstm_fd", "zoo": "gradcheck.cells.lstm_zoo"},
+    label="LSTM"))
