@@ -15,7 +15,7 @@ import sys
 import time
 
 from .check import check
-from .isolation import Worker, _ForkServer
+from .isolation import Worker, fresh_fork_server, start_fork_server
 
 __all__ = ["SPEC", "worker_startup_seconds", "fork_server_startup_seconds",
            "isolated_vs_in_process", "main"]
@@ -26,7 +26,7 @@ ARTICLE = dict(interval=3)
 
 def worker_startup_seconds(repeats=15):
     """Median seconds from Worker() to the implementation loaded (a fork of the server)."""
-    _ForkServer.get()
+    start_fork_server()
     times = []
     for _ in range(repeats + 1):
         start = time.perf_counter()
@@ -42,16 +42,9 @@ def fork_server_startup_seconds(repeats=5):
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        server = _ForkServer()
-        saved, _ForkServer._instance = _ForkServer._instance, server
-        try:
-            with Worker({"spec": SPEC}) as worker:
-                assert worker.load() is None
-                times.append(time.perf_counter() - start)
-        finally:
-            _ForkServer._instance = saved
-            server.sock.close()
-            server.proc.wait()
+        with fresh_fork_server(), Worker({"spec": SPEC}) as worker:
+            assert worker.load() is None
+            times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 

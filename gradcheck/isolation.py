@@ -36,7 +36,7 @@ from .model import LOSS_NAME
 from .untrusted import PROBLEM_NAMES, Outcome, Problem, model_of, printable, validate
 from .wire import MAX_HEADER, PREFIX, WireError, decode, encode
 
-__all__ = ["Worker", "start_fork_server", "kill_all", "sweep", "parse_size", "format_size", "DEFAULT_TIMEOUT", "DEFAULT_MEMORY",
+__all__ = ["Worker", "start_fork_server", "fresh_fork_server", "kill_all", "sweep", "parse_size", "format_size", "DEFAULT_TIMEOUT", "DEFAULT_MEMORY",
            "default_budget", "EXCERPT_BYTES"]
 
 # Per call of the implementation (and for loading it). The article's window takes about a
@@ -307,6 +307,22 @@ def start_fork_server():
     before it imports the checker."""
     _restore_file_limit()                # (records this process's limit to restore)
     _ForkServer.get()
+
+
+@contextlib.contextmanager
+def fresh_fork_server():
+    """A new fork server as this process's for the block (the isolation bench measures
+    its start), ended at the block's end; the one running before is this process's again."""
+    server = _ForkServer()
+    with _ForkServer._lock:
+        saved, _ForkServer._instance = _ForkServer._instance, server
+    try:
+        yield server
+    finally:
+        with _ForkServer._lock:
+            _ForkServer._instance = saved
+        server.sock.close()
+        server.proc.wait()
 
 
 def stop_fork_server():

@@ -104,14 +104,6 @@ def test_a_kind_is_read_after_parsing_and_defaults_that_are_not_text_are_kept():
     assert p.parse_args(["--timeout", "2.5"]).timeout == 2.5
 
 
-# Private names that other work in flight still imports; each entry must still be true
-# (so that it is removed when fixed), and no new one may appear.
-KNOWN_PRIVATE_IMPORTS = {
-    ("bench_isolation.py", "isolation", "_ForkServer"),
-    ("grade/mark.py", "check", "_explain"),
-}
-
-
 def _private_imports():
     found = set()
     for path in PACKAGE.rglob("*.py"):
@@ -125,7 +117,7 @@ def _private_imports():
 
 
 def test_no_module_imports_another_modules_private_name():
-    assert _private_imports() <= KNOWN_PRIVATE_IMPORTS
+    assert _private_imports() == set()
 
 
 def test_library_modules_do_not_parse_arguments():
