@@ -20,5 +20,8 @@ class UsageError(ValueError):
         super().__init__(f"{option}={value!r}: {allowed}")
 
     def cli_message(self):
-        """The same message in command-line spelling (``--seq-len 0: ...``)."""
-        return f"--{self.option.replace('_', '-')} {self.value}: {self.allowed}"
+        """The same message in command-line spelling (``--seq-len 0: ...``; a flag, whose
+        value is True, by its name alone: ``--reset-after: ...``)."""
+        flag = f"--{self.option.replace('_', '-')}"
+        return f"{flag}: {self.allowed}" if self.value is True else \
+            f"{flag} {self.value}: {self.allowed}"

@@ -195,7 +195,7 @@ def test_command_line_lstm_check_of_the_reference_exits_0(capsys):
                  "own nonlinearities", id="lstm-f2"),
     pytest.param(["--cell", "gru", "--mode", "projections"],
                  "--mode projections: --cell gru is checked in full mode only", id="projections"),
-    pytest.param(["--reset-after"], "--reset-after True: only for --cell gru", id="option-cell"),
+    pytest.param(["--reset-after"], "--reset-after: only for --cell gru", id="option-cell"),
 ])
 def test_bad_cell_usage_is_one_line_exit_2(capsys, argv, message):
     assert main(argv + ["--interval", "2"]) == ExitCode.USAGE
