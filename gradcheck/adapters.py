@@ -53,8 +53,8 @@ from .errors import UsageError
 from .model import (DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_LOSS, DEFAULT_REDUCTION,
                     GRAD_NAMES, LAYERS, cell as cell_of, cell_names, describe)
 
-__all__ = ["STYLES", "build", "declaration", "read_declaration", "prepare_data", "supported", "skipped",
-           "sizes", "layer_impl", "cell_options", "resets_states"]
+__all__ = ["STYLES", "build", "load_module", "declaration", "read_declaration", "prepare_data",
+           "supported", "skipped", "sizes", "layer_impl", "cell_options", "resets_states"]
 
 _FIRST, _RNN, _OUT = (layer.name for layer in LAYERS)          # dense1, rnn, dense2
 
@@ -429,6 +429,11 @@ def _module_of(spec, decl):
     if where.endswith(".py") or os.sep in where:      # ... under the name untrusted gives it
         return sys.modules["_gradcheck_impl_" + os.path.splitext(os.path.basename(where))[0]]
     return importlib.import_module(where)
+
+
+def load_module(spec, adapter):
+    """The module ``spec`` (``FILE.py`` or ``MODULE``) names, loaded for ``adapter``."""
+    return _module_of(spec, declaration(adapter))
 
 
 def _attr(module, name, what):
@@ -968,7 +973,8 @@ def layer_impl(spec, adapter, layer, names, output_has_time):
 
     what = entries[entry].get("forward") or entries[entry].get("class") or \
         entries[entry].get("function") or layer
-    where = spec if isinstance(spec, str) else getattr(spec, "__name__", repr(spec))
+    where = spec if isinstance(spec, str) else (
+        getattr(spec, "__file__", None) or getattr(spec, "__name__", repr(spec)))
     forward.label = f"{where}: {what} ({decl['style']}, layer {layer})"
     return forward, backward
 

@@ -1,5 +1,6 @@
 """One check, end to end: config -> data -> implementation and oracles -> comparison -> report."""
 import contextlib
+import os
 import time
 
 import numpy as np
@@ -130,6 +131,17 @@ def _runner(impl, in_process, timeout, memory_limit, time_budget, model=None,
                   require_isolation=require_isolation)
 
 
+def _with_path(impl, path):
+    """The request for ``impl`` with the package root ``path`` (UsageError unless it is a
+    folder and ``impl`` is named by a string: a callable is already loaded)."""
+    if not isinstance(path, str) or not os.path.isdir(path):
+        raise UsageError("path", path, "expected a folder: the root of the code's own package")
+    if not isinstance(impl, (str, dict)):
+        raise UsageError("path", path, "applies to an implementation named by a string "
+                                       "(FILE.py[:FUNC], MODULE:FUNC or a module's file)")
+    return dict({"spec": impl} if isinstance(impl, str) else impl, path=os.path.abspath(path))
+
+
 class _Default:
     """An option left at its default: the model's, or what an adapter's code computes."""
     def __repr__(self):
@@ -146,7 +158,7 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
           dtype=DEFAULT_DTYPE, seed=0, mode=None, progress=None, trace=False,
           in_process=False, timeout=None, memory_limit=None, time_budget=None, adapter=None,
           skip=(), adapter_defaults=True, require_isolation=False, cell=DEFAULT_CELL,
-          **cell_options):
+          path=None, **cell_options):
     """Check an implementation of the loss_and_grads contract against JAX and finite differences.
 
     ``impl`` defaults to the project's reference. A callable runs in this process
@@ -174,6 +186,9 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
     (``adapter_defaults=False``: every option as given).
     ``cell``: the middle layer, "rnn" (default) or a cell of model.cell_names(), with
     its own options as keywords (``reset_after=True`` for the GRU).
+    ``path``: a package's root folder, first on the path of ``impl`` (named by a string)
+    while it loads: code that imports its own package (``from common.layers import ...``);
+    a worker gets a private copy of its ``.py`` files. This process's path is unchanged.
     """
     decl = None
     # With an adapter, an option left at the model's default takes what the code computes.
@@ -217,6 +232,8 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
                          seed=seed, mode=mode, cell=cell,
                          cell_options=_cell_options(cell_options))
     skip = _skip_names(skip, config.model.grad_names, config.model.extra_states)
+    if path is not None:
+        impl = _with_path(impl, path)
     from .isolation import DEFAULT_TIMEOUT
     if skip and impl is not None:             # the skipped gradients it may leave out
         impl = (dict({"spec": impl} if isinstance(impl, str) else impl, skip=list(skip))

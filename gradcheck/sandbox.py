@@ -171,10 +171,11 @@ class CopyRefused(ValueError):
     """The code under test cannot be copied: ``reason`` names the entry and why."""
 
 
-def private_copy(source, dest, whole_folder, only=None):
+def private_copy(source, dest, whole_folder, only=None, python_only=False):
     """Copy the code under test into ``dest``: the folder ``source`` (its whole tree,
-    ``whole_folder``), the file ``only`` in it, or the ``.py`` files directly in
-    ``source`` (a file's folder when checking one file: its own modules beside it).
+    ``whole_folder``; with ``python_only``, a package root's: its ``.py`` files, without
+    hidden folders or ``__pycache__``), the file ``only`` in it, or the ``.py`` files
+    directly in ``source`` (a file's folder when checking one file: its own modules).
     Only regular files cross; a symlink,
     FIFO, socket or device named as code, or a file or tree past the caps, raises
     CopyRefused. Files are read through a descriptor opened without following links."""
@@ -186,6 +187,9 @@ def private_copy(source, dest, whole_folder, only=None):
         if not whole_folder:
             dirs[:] = []
             files = [f for f in files if f.endswith(".py")] if only is None else [only]
+        elif python_only:
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
+            files = [f for f in files if f.endswith(".py")]
         for name in sorted(dirs):
             if os.path.islink(os.path.join(folder, name)):
                 raise CopyRefused(f"{os.path.join(rel, name)} is a symbolic link")
@@ -259,15 +263,17 @@ class View:
     ``request`` is the worker's load request; ``tree``: copy this whole folder (grade, a
     submission given as a folder); ``alone``: copy the spec's file alone (grade, a
     submission given as a file, whose neighbours are classmates); by default the ``.py``
-    files beside the spec's file (its own modules). ``hide``: more folders to hide (grade:
-    the class's folder, the checker's package). ``request`` comes back with its spec
-    pointing into the copy. CopyRefused when the code cannot be copied."""
+    files beside the spec's file (its own modules). A request's ``"path"`` (a package's
+    root) has its ``.py`` tree copied into a folder of its own in the copy. ``hide``: more
+    folders to hide (grade: the class's folder, the checker's package). ``request`` comes
+    back with its spec and path pointing into the copy. CopyRefused when the code cannot
+    be copied."""
 
     def __init__(self, request, tree=None, alone=False, hide=()):
         self.dir = tempfile.mkdtemp(prefix="gradcheck-worker-", dir=_workers_folder())
         try:
             self.request = dict(request)
-            self.copied = None               # (the copy's folder, the folder copied)
+            self.copied = []                 # (a copy's folder, the folder copied)
             src = os.path.join(self.dir, "src")
             tmp = os.path.join(self.dir, "tmp")
             os.mkdir(tmp, 0o700)
@@ -285,10 +291,22 @@ class View:
                     inside = os.path.join(src, os.path.relpath(os.path.abspath(file), source))
                     self.request["spec"] = inside + spec[len(file):]
                 hidden.append(source)
-                self.copied = (src, source)
+                self.copied.append((src, source))
                 cwd = src
             else:
                 os.mkdir(src, 0o700)
+            root = self.request.get("path")
+            if isinstance(root, str):        # its own package's root, copied into the copy
+                inside = tempfile.mkdtemp(prefix=".path-", dir=src)
+                try:
+                    private_copy(os.path.abspath(root), inside, whole_folder=True,
+                                 python_only=True)
+                except CopyRefused as exc:
+                    raise CopyRefused(f"in --path {root}: {exc}") from None
+                hidden.append(os.path.abspath(root))
+                self.copied.insert(0, (inside, os.path.abspath(root)))
+                self.request["path"] = inside
+                cwd = src                    # MODULE:FUNC is found in the copy, not in cwd
             from . import exe_cache
             for d in (exe_cache.cache_dir(), exe_cache.default_cache_dir()):
                 if d is not None:
@@ -302,7 +320,9 @@ class View:
 
     def original(self, text):
         """``text`` (a message from the worker) naming the copied files where they were."""
-        return text if self.copied is None else text.replace(*self.copied)
+        for copy, source in self.copied:
+            text = text.replace(copy, source)
+        return text
 
     def remove(self):
         shutil.rmtree(self.dir, ignore_errors=True)

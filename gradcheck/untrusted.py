@@ -7,6 +7,7 @@ trusted modes) and in the worker process (``gradcheck.worker``), which uses
 ``build`` to load it and ``convert_return`` to turn what it returns into plain real
 float arrays before they cross to the checker; the checker then applies ``validate``.
 """
+import contextlib
 import importlib
 import importlib.util
 import inspect
@@ -128,8 +129,8 @@ def load_impl(spec):
             raise
         at = "" if isinstance(exc, SyntaxError) else where_raised(exc)   # (it names its line)
         hint = ("; code that imports its own package is checked from the package's root as "
-                "--impl PACKAGE.MODULE:FUNC" if isinstance(exc, ModuleNotFoundError)
-                and _is_file(where) else "")
+                "--impl PACKAGE.MODULE:FUNC, or given that root with --path DIR"
+                if isinstance(exc, ModuleNotFoundError) and _is_file(where) else "")
         raise UsageError("impl", spec, f"importing {where} raised {type(exc).__name__}: "
                                        f"{exc}{at}{hint}") from None
     fn = getattr(module, func, None)
@@ -138,6 +139,21 @@ def load_impl(spec):
     if not callable(fn):
         raise UsageError("impl", spec, f"{where}.{func} is not callable; {allowed}")
     return fn
+
+
+@contextlib.contextmanager
+def on_path(folder):
+    """``folder`` (a package's root, or None: nothing) first on sys.path for the block,
+    taken off at its end: the code's own package imports while it loads."""
+    if folder is None:
+        yield
+        return
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
 
 
 def load_adapted(spec, adapter):
@@ -157,15 +173,17 @@ def model_of(request):
 def build(request):
     """The implementation described by ``request``, a JSON-able dict: ``{"spec": ...}``,
     with ``"adapter"`` (plain data) for code written in layers, classes or cells, and
-    ``"cell"``, ``"cell_options"`` for a cell other than the RNN. The worker process
+    ``"cell"``, ``"cell_options"`` for a cell other than the RNN, ``"path"`` for the root
+    of the code's own package (on sys.path while it loads). The worker process
     loads what it runs through this one function, so what it can run is what this can
     build."""
     if not isinstance(request, dict) or not isinstance(request.get("spec"), str):
         raise UsageError("impl", request, "expected a request {'spec': 'FILE.py:FUNC', ...}")
-    if request.get("adapter") is not None:
-        fn = load_adapted(request["spec"], request["adapter"])
-    else:
-        fn = load_impl(request["spec"])
+    with on_path(request.get("path")):
+        if request.get("adapter") is not None:
+            fn = load_adapted(request["spec"], request["adapter"])
+        else:
+            fn = load_impl(request["spec"])
     return fill_skipped(fn, request["skip"], model_of(request)) if request.get("skip") else fn
 
 

@@ -176,6 +176,8 @@ def main(argv):
             if forbid and refused is None:
                 from .grade.honesty import install
                 refused = install(forbid)
+            if isinstance(request.get("path"), str):    # its own package, for good
+                sys.path.insert(0, request["path"])
             try:
                 fn = untrusted.build(request)
                 model = untrusted.model_of(request)

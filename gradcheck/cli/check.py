@@ -9,7 +9,8 @@ from ..model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_DTY
                      DEFAULT_LOSS, DEFAULT_REDUCTION, DTYPES, LOSSES, REDUCTIONS, SIZES, cell,
                      cell_names)
 from ..text import answer
-from .skeleton import BadUsage, Outcome, Parser, flag, integer, needs_matplotlib, wrote
+from .skeleton import (PATH_HELP, BadUsage, Outcome, Parser, flag, integer, needs_matplotlib,
+                       wrote)
 
 __all__ = ["build_parser", "body", "Progress", "USAGE"]
 
@@ -50,6 +51,7 @@ def build_parser():
     p.add_argument("--seed", type=integer, default=0, metavar="N", help="every random draw")
     p.add_argument("--impl", metavar="FILE.py[:FUNC]|MODULE:FUNC",
                    help="check this implementation instead of the reference")
+    p.add_argument("--path", metavar="DIR", kind="folder", help="with --impl: " + PATH_HELP)
     p.add_argument("--in-process", action="store_true",
                    help="run --impl inside the checker's own process, without limits: it "
                         "then trusts the code (for debuggers); by default --impl runs in a "
@@ -144,6 +146,10 @@ def _run(args, given):
             start_fork_server()          # loads NumPy while this process loads JAX
     elif any(v is not None for v in (args.timeout, args.time_budget, args.memory_limit)):
         raise BadUsage("--timeout, --time-budget and --memory-limit apply to --impl")
+    if args.path is not None:
+        if args.impl is None:
+            raise BadUsage("--path needs --impl: it is where --impl's own package is found")
+        extra["path"] = args.path
     if args.adapter is not None:
         if args.impl is None:
             raise BadUsage("--adapter needs --impl naming the module to check")

@@ -3,7 +3,7 @@ from ..errors import ExitCode, UsageError
 from ..layer_check import LAYER_SPECS, check_layer
 from ..model import DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS, DEFAULT_REDUCTION, SIZES
 from ..text import answer
-from .skeleton import BadUsage, Outcome, Parser, flag, integer, run
+from .skeleton import PATH_HELP, BadUsage, Outcome, Parser, flag, integer, run
 
 __all__ = ["build_parser", "main"]
 
@@ -22,6 +22,9 @@ def build_parser():
                    help="the layer's backward (required with --forward)")
     p.add_argument("--impl", metavar="FILE.py|MODULE",
                    help="with --adapter: the module of code written in another shape")
+    p.add_argument("--path", metavar="DIR", kind="folder",
+                   help="with --impl or --forward/--backward: " + PATH_HELP.replace(
+                       " (a private copy of its .py files, in the worker)", ""))
     p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON", action="append",
                    help="how --impl's code is shaped (see README, Adapters); given again, "
                         "merged over the earlier (a .json file, then overrides)")
@@ -50,10 +53,11 @@ def build_parser():
 
 
 def body(args):
+    from ..untrusted import load_impl, on_path
     forward = backward = adapter = None
     loss, acts = args.loss, args.activations
     if args.adapter is not None:
-        from ..adapters import read_declaration, supported
+        from ..adapters import load_module, read_declaration, supported
         if args.impl is None:
             raise UsageError("adapter", " ".join(args.adapter),
                              "needs --impl naming the code's module")
@@ -62,15 +66,21 @@ def body(args):
         acts = acts or ",".join(d_acts)
         loss = loss or d_loss
         forward = args.impl
+        if args.path is not None:    # loaded now, its package on the path only meanwhile
+            with on_path(args.path):
+                forward = load_module(args.impl, adapter)
     elif args.impl is not None:
         raise UsageError("impl", args.impl, "needs --adapter (a layer's own functions are "
                                             "--forward and --backward)")
     elif args.forward or args.backward:
-        from ..untrusted import load_impl
         if not (args.forward and args.backward):
             given, missing = ("forward", "backward") if args.forward else ("backward", "forward")
             raise BadUsage(f"--{given} needs --{missing}: a layer is checked as the pair")
-        forward, backward = load_impl(args.forward), load_impl(args.backward)
+        with on_path(args.path):
+            forward, backward = load_impl(args.forward), load_impl(args.backward)
+    elif args.path is not None:
+        raise BadUsage("--path needs --impl or --forward/--backward: it is where their own "
+                       "package is found")
     report = check_layer(
         args.layer, forward, backward, interval=args.interval, batch=args.batch,
         input_size=args.input_size, hidden_size=args.hidden_size,

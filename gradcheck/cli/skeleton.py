@@ -19,7 +19,7 @@ import sys
 
 from ..errors import ExitCode, UsageError
 
-__all__ = ["BadUsage", "Outcome", "Parser", "integer", "flag", "needs_matplotlib",
+__all__ = ["BadUsage", "Outcome", "Parser", "PATH_HELP", "integer", "flag", "needs_matplotlib",
            "stdout_to_stderr", "wrote", "adopt_orphans", "run"]
 
 EXIT_CODES = ("Exit codes: 0 everything agrees; 1 a verdict against the implementation; "
@@ -70,15 +70,27 @@ def _size(option, text):
         raise UsageError(option, text, exc.allowed) from None
 
 
-_READERS = {"seconds": _seconds, "size": _size}
+def _folder(option, text):
+    """An existing folder, made absolute (the worker reads it from elsewhere)."""
+    if not os.path.exists(text):
+        raise UsageError(option, text, "no such folder")
+    if not os.path.isdir(text):
+        raise UsageError(option, text, "not a folder; expected the package's root folder")
+    return os.path.abspath(text)
+
+
+_READERS = {"seconds": _seconds, "size": _size, "folder": _folder}
+PATH_HELP = ("a package's root folder, put first on the path of the code under test (a "
+             "private copy of its .py files, in the worker), so that code importing its own "
+             "package (from common.layers import ...) loads")
 
 
 class Parser(argparse.ArgumentParser):
     """argparse with the skeleton's conventions: errors raise BadUsage (one line), the
-    epilog states the exit codes, and ``add_argument(..., kind="seconds"|"size")`` reads a
-    number of seconds > 0 or a memory size (``512M``, ``4G``) after parsing, so that a bad
-    value is reported as ``--timeout -1: expected a number of seconds > 0`` by every
-    command alike. A default that is not a string is taken as already read."""
+    epilog states the exit codes, and ``add_argument(..., kind="seconds"|"size"|"folder")``
+    reads a number of seconds > 0, a memory size (``512M``, ``4G``) or an existing folder
+    after parsing, so that a bad value is reported as ``--timeout -1: expected a number of
+    seconds > 0`` by every command alike. A default that is not a string is taken as already read."""
 
     def __init__(self, prog, description, epilog=EXIT_CODES, **kwargs):
         self.kinds = {}

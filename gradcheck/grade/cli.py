@@ -3,7 +3,8 @@ import concurrent.futures
 import os
 import secrets
 
-from ..cli.skeleton import BadUsage, Outcome, Parser, flag, integer, stdout_to_stderr
+from ..cli.skeleton import (PATH_HELP, BadUsage, Outcome, Parser, flag, integer,
+                            stdout_to_stderr)
 from ..cli.skeleton import run as run_command
 from ..config import OPTIONS
 from ..errors import ExitCode, UsageError
@@ -63,6 +64,8 @@ def build_parser():
                    "(default table)")
     p.add_argument("--output", metavar="FILE", help="write there instead of stdout")
     p.add_argument("--entry", metavar="NAME", help="the file to grade inside a folder")
+    p.add_argument("--path", metavar="DIR", kind="folder",
+                   help="the class's own package, which submissions import: " + PATH_HELP)
     p.add_argument("--require-isolation", action="store_true",
                    help="refuse to grade (exit 2) where a worker would run as your own "
                         "user without namespaces (see README, Isolation)")
@@ -146,7 +149,7 @@ def run(args, memory=None):
     subs = [resolve(s, args.entry) for s in args.submissions]
     prepared = [prepare(t, seed + i) for i, t in enumerate(battery)]
     limits = Limits(args.timeout, args.memory_limit if memory is None else memory,
-                    args.require_isolation)
+                    args.require_isolation, args.path)
     jobs = args.jobs or _cores()
 
     def one(sub):
@@ -169,6 +172,9 @@ def run(args, memory=None):
 def _bundle(args):
     """--bundle PLATFORM DIR: the autograder, written; an Outcome listing its files."""
     platform, folder = args.bundle
+    if args.path is not None:
+        raise BadUsage("--path and --bundle: an autograder carries no folder of yours; put "
+                       "the package in the submission")
     if platform not in PLATFORMS:
         raise UsageError("bundle", platform, f"expected one of {', '.join(PLATFORMS)}")
     if args.submissions:

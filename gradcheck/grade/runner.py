@@ -49,6 +49,7 @@ class Limits(NamedTuple):
     timeout: Optional[float] = None  # seconds per call and for loading; None: derived per test
     memory: Optional[int] = None     # bytes (isolation's limit), or None for its default
     require_isolation: bool = False  # refuse (UsageError) a worker as the user's own uid
+    path: Optional[str] = None       # a package root every submission may import from
 
 
 def default_timeout(reference_seconds):
@@ -126,6 +127,8 @@ class Worker:
         request = dict({"spec": f"{self._path}:{submission.func}"}, **cell_request(model))
         if forbid:
             request["forbid"] = list(forbid)
+        if limits.path is not None:
+            request["path"] = limits.path
         self._limit = limit_of(limits, reference_seconds)
         timeout = self._limit[0]
         self._refused = None
