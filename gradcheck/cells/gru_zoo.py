@@ -10,7 +10,7 @@ from .._reference import cell_module
 from .gru import BUGS
 from .zoo_match import finding as match_finding, reproducing_bugs
 
-__all__ = ["BUGS", "gru_bptt", "reproducing", "finding"]
+__all__ = ["BUGS", "gru_bptt", "reproducing", "layer_reproducing", "finding"]
 
 GRAD_NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3", "x", "h0")
 
@@ -87,6 +87,32 @@ def reproducing(params, x, y, h0, impl_grads, options, tol):
                                           np.asarray(h0, np.float64), **options)
     return reproducing_bugs(BUGS, lambda c, bug: _backward(f64, c, bug), cache, impl_grads,
                             tol, GRAD_NAMES)
+
+
+def layer_reproducing(layer, inputs, upstreams, impl_grads, tol):
+    """{bug: worst error / tol} of the bugs whose gradients of the GRU layer ``layer``
+    ("gru_step" or "gru", gradcheck.cells.gru's LAYERS) all agree with ``impl_grads``
+    ({input name: gradient}) at ``tol``; {} for the reset after the product (bh), which the
+    zoo does not cover. The layer is the window with its dense layers the identity
+    (W1 = I, W3 = I) and the upstream derivative as d3. ``inputs``: {name: array}."""
+    if len(inputs) != 5:
+        return {}
+    a, h0, Wx, Wh, b = inputs.values()                  # the layer's order (a or a_t first)
+    step = layer == "gru_step"
+    x = a[None] if step else a                          # [T, B, H]
+    T, B, H = x.shape
+    R = Wh.shape[0]
+    params = {"W1": np.eye(H), "b1": np.zeros(H), "Wx": Wx, "Wh": Wh, "b": b,
+              "W3": np.eye(R), "b3": np.zeros(R)}
+    _, cache = cell_module("gru").forward(params, x, np.zeros((T, B, R)), h0, loss="l2",
+                                          activations=("identity", "tanh", "identity"),
+                                          reduction="sum")
+    cache = cache[:6] + (upstreams[0][None] if step else upstreams[0],) + cache[7:]
+    got = dict(zip(("x", "h0", "Wx", "Wh", "b"), (impl_grads[n] for n in inputs)))
+    if step:
+        got["x"] = np.asarray(got["x"])[None]
+    return reproducing_bugs(BUGS, lambda c, bug: _backward(params, c, bug), cache, got, tol,
+                            GRAD_NAMES)
 
 
 def finding(fits):
