@@ -153,3 +153,94 @@ def test_the_layer_specs_name_the_contract_s_arguments():
     assert LAYER_SPECS["lstm"].input_names == ("a", "h0", "c0", "Wx", "Wh", "b")
     assert LAYER_SPECS["gru_step"].input_names == ("a_t", "h_prev", "Wx", "Wh", "b")
     assert LAYER_SPECS["gru"].input_names == ("a", "h0", "Wx", "Wh", "b")
+
+
+# ------------------------------------------------------------------ wrong layers
+
+# One-line (or one-mistake) mutants of the reference's cell layers (reference/lstm.py,
+# reference/gru.py): (cell, the reference's text, the wrong text).
+MUTANTS = {
+    "dc_next_not_carried": ("lstm", "lstm_step_backward(dh[t] + dh_next, dc_next,",
+                            "lstm_step_backward(dh[t] + dh_next, 0.0 * dc_next,"),
+    "dc_t_ignored": ("lstm", "dc = dh_t * o * (1.0 - tc ** 2) + dc_t",
+                     "dc = dh_t * o * (1.0 - tc ** 2)"),
+    "forget_with_c_t": ("lstm", "dc * c_prev * f * (1.0 - f),",
+                        "dc * (f * c_prev + i * g) * f * (1.0 - f),"),
+    "no_tanh_prime_c": ("lstm", "dc = dh_t * o * (1.0 - tc ** 2) + dc_t", "dc = dh_t * o + dc_t"),
+    "z_swapped": ("gru", "dzn = dh_t * (1.0 - z) * (1.0 - n ** 2)",
+                  "dzn = dh_t * z * (1.0 - n ** 2)",
+                  "dh_prev = dh_t * z + drh * r", "dh_prev = dh_t * (1.0 - z) + drh * r"),
+    "half_dh_next": ("lstm", "lstm_step_backward(dh[t] + dh_next,",
+                     "lstm_step_backward(dh[t] + 0.5 * dh_next,"),
+}
+
+
+def _mutant(tmp_path, name):
+    """The reference's module of the cell with mutation ``name``, loaded from a file."""
+    import importlib.util
+    from gradcheck._reference import REFERENCE_DIR
+    cell, *edits = MUTANTS[name]
+    text = (REFERENCE_DIR / f"{cell}.py").read_text()
+    for old, new in zip(edits[::2], edits[1::2]):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    text = text.replace("from .activations import", "from gradcheck._reference import reference\n"
+                        "from _gradcheck_reference.activations import")
+    text = re.sub(r"from \.(\w+) import", r"from _gradcheck_reference.\1 import", text)
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(f"_mutant_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# (mutant, layer, the diagnosis kind, {array: the steps named}) for the layers over T = 3
+CAUGHT = [
+    ("dc_next_not_carried", "lstm", "lstm_no_dc_next",
+     {"a": [1, 2], "Wx": [1, 2], "Wh": [1, 2], "b": [1, 2]}),
+    ("dc_t_ignored", "lstm_step", "lstm_no_dc_next", {}),
+    ("forget_with_c_t", "lstm", "lstm_forget_grad_with_c_t",
+     {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
+    ("forget_with_c_t", "lstm_step", "lstm_forget_grad_with_c_t", {}),
+    ("no_tanh_prime_c", "lstm", "lstm_no_tanh_prime_c",
+     {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
+    ("no_tanh_prime_c", "lstm_step", "lstm_no_tanh_prime_c", {}),
+    ("z_swapped", "gru", "gru_z_swapped", {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
+    ("z_swapped", "gru_step", "gru_z_swapped", {}),
+]
+
+
+@pytest.mark.parametrize("mutant,layer,kind,steps", CAUGHT,
+                         ids=[f"{m}-{layer}" for m, layer, _, _ in CAUGHT])
+def test_a_wrong_cell_layer_fails_with_its_zoo_diagnosis_and_steps(mutant, layer, kind, steps,
+                                                                   tmp_path):
+    module = _mutant(tmp_path, mutant)
+    report = check_layer(layer, getattr(module, f"{layer}_forward"),
+                         getattr(module, f"{layer}_backward"), **SMALL)
+    assert not report.passed
+    assert report.finding.kind == kind, report.diagnosis
+    assert report.finding.evidence["steps"] == {n: s for n, s in steps.items()
+                                                if n in report.finding.evidence["arrays"]}
+    assert set(steps) <= set(report.finding.evidence["arrays"])
+    assert json.dumps(report.to_dict(), allow_nan=False)
+
+
+def test_a_wrong_lstm_layer_no_zoo_bug_explains_is_told_in_the_lstm_s_words(tmp_path):
+    module = _mutant(tmp_path, "half_dh_next")
+    report = check_layer("lstm", module.lstm_forward, module.lstm_backward, **SMALL)
+    assert report.finding.kind == "state_derivative_unclear", report.diagnosis
+    assert "dh_next or dc_next" in report.diagnosis
+    assert "LSTM zoo mistake" in report.diagnosis
+    assert "dWh wrong at steps [1, 2]" in report.diagnosis
+    assert not re.search(r"\bd?U\b|\bW2\b|f2", report.diagnosis)
+
+
+@pytest.mark.parametrize("mutant,layer,kind,steps", CAUGHT[:1] + CAUGHT[-2:-1],
+                         ids=["lstm", "gru"])
+def test_a_wrong_cell_layer_in_float32_is_still_caught(mutant, layer, kind, steps, tmp_path):
+    module = _mutant(tmp_path, mutant)
+    report = check_layer(layer, getattr(module, f"{layer}_forward"),
+                         getattr(module, f"{layer}_backward"), dtype="float32", **SMALL)
+    assert not report.passed
+    assert report.finding.kind == kind, report.diagnosis
