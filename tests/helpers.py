@@ -1,4 +1,6 @@
 """Small shared helpers for the tests: configs and data without going through the CLI."""
+import threading
+
 from gradcheck.config import make_config
 from gradcheck.data import make_data
 
@@ -29,3 +31,16 @@ def assert_figures_agree(finding):
             assert d.evidence["ratio"] <= d.evidence["allowance"], d.evidence
         for m in re.finditer(r"relative errors? up to " + number + r"[^;:]*within", d.text):
             assert float(m.group(1)) <= tolerance("jax", "float32").rtol, d.text
+
+
+def record_threads(monkeypatch, module, name):
+    """Replace ``module.name`` by a wrapper that records the name of each thread it runs
+    on; returns that set of names (filled as it runs)."""
+    ran_on = set()
+    fn = getattr(module, name)
+
+    def recording(*args):
+        ran_on.add(threading.current_thread().name)
+        return fn(*args)
+    monkeypatch.setattr(module, name, recording)
+    return ran_on
