@@ -475,5 +475,5 @@ def _unclear(spec, failing, T):
     return ("state_derivative_unclear",
             f"they disagree at every step but the last: the derivative of the state from "
             f"the future ({' or '.join(carried)}) is wrong on its way back, but no "
-            f"{'known mistake' if spec.cell == DEFAULT_CELL else spec.cell.upper() + ' zoo mistake'} "
+            f"{cell(spec.cell).label} zoo mistake "
             f"reproduces the numbers")

@@ -233,7 +233,8 @@ class Cell(NamedTuple):
     "layer_jax" (the module with each layer's JAX function of one step, written from
     the equations: ``step_function(layer)``), the coverage test's list;
     ``layers``: its LayerSpecs for ``gradcheck layer``, the step first (an option's
-    arrays, such as the GRU's bh, are appended to their inputs when it is on)."""
+    arrays, such as the GRU's bh, are appended to their inputs when it is on);
+    ``label``: its name in sentences ("LSTM")."""
     name: str
     arrays: tuple
     states: tuple
@@ -244,6 +245,7 @@ class Cell(NamedTuple):
     kinds: tuple = ()
     sides: dict = {}
     conventions: dict = {}
+    label: str = ""
     layers: tuple = ()
 
 
@@ -410,4 +412,5 @@ register_cell(Cell(
                       "one RNN step: h_t = f2(a_t W2 + h_prev U + b2)", "rnn"),
             LayerSpec("rnn", (Array("a", "TBH", "input"), Array("h0", "BR", "state"))
                       + _RNN_WEIGHTS, (Array("h", "TBR", "state"),), 1,
-                      "the RNN over a window of T steps", "rnn", step="rnn_step"))))
+                      "the RNN over a window of T steps", "rnn", step="rnn_step")),
+    label="RNN"))

@@ -170,6 +170,8 @@ MUTANTS = {
     "z_swapped": ("gru", "dzn = dh_t * (1.0 - z) * (1.0 - n ** 2)",
                   "dzn = dh_t * z * (1.0 - n ** 2)",
                   "dh_prev = dh_t * z + drh * r", "dh_prev = dh_t * (1.0 - z) + drh * r"),
+    "dr_without_bh": ("gru", "dzr = dzn * u[:, 2 * R:] * r * (1.0 - r)",
+                      "dzr = dzn * (h_prev @ Wh[:, 2 * R:]) * r * (1.0 - r)"),
     "half_dh_next": ("lstm", "lstm_step_backward(dh[t] + dh_next,",
                      "lstm_step_backward(dh[t] + 0.5 * dh_next,"),
 }
@@ -224,6 +226,16 @@ def test_a_wrong_cell_layer_fails_with_its_zoo_diagnosis_and_steps(mutant, layer
                                                 if n in report.finding.evidence["arrays"]}
     assert set(steps) <= set(report.finding.evidence["arrays"])
     assert json.dumps(report.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("layer", ["gru_step", "gru"])
+def test_a_wrong_reset_after_gru_layer_fails_with_its_zoo_diagnosis(layer, tmp_path):
+    module = _mutant(tmp_path, "dr_without_bh")
+    report = check_layer(layer, getattr(module, f"{layer}_forward"),
+                         getattr(module, f"{layer}_backward"), reset_after=True, **SMALL)
+    assert report.finding.kind == "gru_after_dr_without_bh", report.diagnosis
+    assert check_layer(layer, getattr(module, f"{layer}_forward"),
+                       getattr(module, f"{layer}_backward"), **SMALL).passed   # reset before
 
 
 def test_a_wrong_lstm_layer_no_zoo_bug_explains_is_told_in_the_lstm_s_words(tmp_path):

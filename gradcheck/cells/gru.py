@@ -14,6 +14,7 @@ from ..model import Array, Cell, CellOption, LayerSpec, register_cell
 __all__ = ["GRU", "GATES", "BUGS", "CONVENTIONS"]
 
 GATES = "rzn"                        # the order of the three blocks of Wx, Wh, b and bh
+AFTER = ("reset_after",)             # the options of the form a reset-after mistake is of
 
 BUGS = declare_bugs(
     "gru",
@@ -44,6 +45,29 @@ BUGS = declare_bugs(
         "Your backward pass puts the gates' gradients in a different order than the forward."),
     ("tanh_prime_of_h", "tanh'(.) of n is computed from h_t (1 - h_t^2) instead of n",
         "tanh' from h (GRU)", "The derivative of the candidate uses the wrong value."),
+    # the reset after the product (--reset-after): n = tanh(zx_n + r * (h_{t-1} Wh_n + bh_n))
+    ("after_dbh_n_without_r", "dbh_n is not multiplied by r (dbh_n = dzn), though bh_n "
+        "sits inside the reset, r * (h_{t-1} Wh_n + bh_n)", "dbh_n misses r",
+        "The recurrent bias's gradient misses a factor.", AFTER),
+    ("after_dbh_n_missing", "bh_n's gradient is left at zero, as if bh were the r and z "
+        "blocks' bias only", "dbh_n missing", "Part of the recurrent bias's gradient is "
+        "missing.", AFTER),
+    ("after_dWh_n_without_r", "dWh_n misses the reset gate (dWh_n = h_{t-1}^T dzn instead "
+        "of h_{t-1}^T (r * dzn))", "dWh_n misses r",
+        "A recurrent weight's gradient misses a factor.", AFTER),
+    ("after_dr_without_bh", "the reset gate's derivative leaves bh_n out of what r "
+        "multiplies (dr = dzn * h_{t-1} Wh_n)", "dr without bh_n",
+        "The reset gate's gradient uses the wrong value.", AFTER),
+    ("after_dr_as_before", "the reset gate's derivative is the reset-before one "
+        "(dr = (dzn Wh_n^T) * h_{t-1}) while the forward (and the check) reset after the "
+        "product", "reset gate before, expected after",
+        "Your backward pass places the reset gate differently than the forward.", AFTER),
+    ("after_no_reset_path", "the path back through r * (h_{t-1} Wh_n) to h_{t-1} is missing "
+        "from dh_next", "r*(h Wh_n) path missing (reset after)",
+        "Part of the state's derivative does not reach the previous step.", AFTER),
+    ("after_n_path_without_r", "the path back through n to h_{t-1} misses r "
+        "(dzn Wh_n^T instead of (r * dzn) Wh_n^T)", "n path misses r (reset after)",
+        "Part of the state's derivative misses a factor.", AFTER),
 )
 
 _WEIGHTS = (Array("Wx", "HR", "param", fan_in="H", blocks=3),
@@ -100,4 +124,5 @@ GRU = register_cell(Cell(
     sides={"reference": "gru", "jax": "gradcheck.cells.gru_jax", "fd": "gradcheck.cells.gru_fd",
            "zoo": "gradcheck.cells.gru_zoo", "layer_reference": "gru",
            "layer_jax": "gradcheck.cells.gru_layers"},
-    layers=LAYERS))
+    layers=LAYERS,
+    label="GRU"))

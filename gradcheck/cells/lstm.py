@@ -101,4 +101,5 @@ LSTM = register_cell(Cell(
     sides={"reference": "lstm", "jax": "gradcheck.cells.lstm_jax",
            "fd": "gradcheck.cells.lstm_fd", "zoo": "gradcheck.cells.lstm_zoo",
            "layer_reference": "lstm", "layer_jax": "gradcheck.cells.lstm_layers"},
-    layers=LAYERS))
+    layers=LAYERS,
+    label="LSTM"))

@@ -14,7 +14,7 @@ import numpy as np
 
 from .._reference import cell_module
 from .lstm import BUGS
-from .zoo_match import finding as match_finding, reproducing_bugs
+from .zoo_match import finding as match_finding, layer_window, reproducing_bugs
 
 __all__ = ["BUGS", "lstm_bptt", "reproducing", "layer_reproducing", "finding"]
 
@@ -97,24 +97,19 @@ def reproducing(params, x, y, h0, c0, impl_grads, options, tol):
 def layer_reproducing(layer, inputs, upstreams, impl_grads, tol):
     """{bug: worst error / tol} of the bugs whose gradients of the LSTM layer ``layer``
     ("lstm_step" or "lstm", gradcheck.cells.lstm's LAYERS) all agree with ``impl_grads``
-    ({input name: gradient}) at ``tol``. The layer is the window with its dense layers
-    the identity (W1 = I, W3 = I) and the upstream derivative as d3; an LSTM step's
-    upstream dc_t arrives as dc_next. ``inputs``: {input name: array}, float64."""
-    a, h0, c0, Wx, Wh, b = inputs.values()              # the layer's order (a or a_t first)
+    ({input name: gradient}) at ``tol``: each bug's window run on the layer
+    (zoo_match.layer_window), the upstream derivative as d3; an LSTM step's upstream dc_t
+    arrives as dc_next. ``inputs``: {input name: array} in the layer's order, float64."""
+    names = list(inputs)                                # a (or a_t), h0, c0, Wx, Wh, b
     step = layer == "lstm_step"
-    x = a[None] if step else a                          # [T, B, H]
-    T, B, H = x.shape
-    R = Wh.shape[0]
-    params = {"W1": np.eye(H), "b1": np.zeros(H), "Wx": Wx, "Wh": Wh, "b": b,
-              "W3": np.eye(R), "b3": np.zeros(R)}
-    _, cache = cell_module("lstm").forward(params, x, np.zeros((T, B, R)), h0, c0, loss="l2",
-                                           activations=("identity", "tanh", "identity"),
-                                           reduction="sum")
-    dh = upstreams[0][None] if step else upstreams[0]
-    cache = cache._replace(d3=dh)
+    x, params, y = layer_window(inputs[names[0]], {n: inputs[n] for n in names[3:]}, step)
+    _, cache = cell_module("lstm").forward(params, x, y, inputs[names[1]], inputs[names[2]],
+                                           loss="l2", reduction="sum",
+                                           activations=("identity", "tanh", "identity"))
+    cache = cache._replace(d3=upstreams[0][None] if step else upstreams[0])
     dc_last = upstreams[1] if step else None
-    names = list(inputs)
-    got = dict(zip(("x", "h0", "c0", "Wx", "Wh", "b"), (impl_grads[n] for n in names)))
+    got = dict(zip(("x", "h0", "c0"), (impl_grads[n] for n in names)),
+               **{n: impl_grads[n] for n in names[3:]})
     if step:
         got["x"] = np.asarray(got["x"])[None]
     return reproducing_bugs(BUGS, lambda c, bug: _backward(params, c, bug, dc_last), cache,
