@@ -52,9 +52,11 @@ def test_the_checkers_own_path_never_changes(in_process):
     assert ("common" in sys.modules) == in_process        # isolated: never loaded here
 
 
-def test_a_layer_of_the_package_is_checked_by_itself(capsys):
-    argv = ["layer", "rnn", "--forward", "common.layers:rnn_forward",
-            "--backward", "common.layers:rnn_backward"]
+@pytest.mark.parametrize("functions", [
+    ["--forward", "common.layers:rnn_forward", "--backward", "common.layers:rnn_backward"],
+    ["--impl", "common.layers:rnn_forward,rnn_backward"]], ids=["forward-backward", "impl"])
+def test_a_layer_of_the_package_is_checked_by_itself(functions, capsys):
+    argv = ["layer", "rnn", *functions]
     assert main(argv) == ExitCode.USAGE
     assert "No module named 'common'" in capsys.readouterr().err
     before = list(sys.path)
