@@ -111,7 +111,7 @@ def test_a_broken_return_is_one_clear_line(forward, backward, line, tmp_path, ca
      "--impl m:f,b: names the layer's two functions already; give it or --forward/--backward"),
     (["layer", "lstm_stp", "--impl", "my.py"], "--layer lstm_stp: expected one of dense1"),
     (["layer", "lstm", "--reset-after"],
-     "--reset-after True: not an option of check_layer, nor of layer lstm (its cell's "
+     "--reset-after: not an option of check_layer, nor of layer lstm (its cell's "
      "options: none)"),
     (["layer", "gru", "--impl", "no_such_file.py:f,b"], "no such file 'no_such_file.py'"),
 ], ids=["one-function", "three-functions", "impl-and-forward", "unknown-layer",
