@@ -110,6 +110,8 @@ AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 SYS_MOUNT_SETATTR = 442           # the same number on x86_64 and aarch64 (added in 5.12)
 PR_SET_DUMPABLE, PR_GET_DUMPABLE = 4, 3
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 24, 38
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 _libc = None
 
@@ -602,6 +604,31 @@ def _namespaces(plan, root, owner=None):
                f"size={TMP_BYTES},mode=0700,uid={owner},gid={owner}")
 
 
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _drop_privileges():
+    """No capability left, and none to be gained: the bounding set emptied where it may
+    be, every set cleared, and no_new_privs (a setuid program or file capabilities give
+    nothing). In a user namespace its creator holds every capability there: kept, the
+    code under test could unmount what hides the user's files and make the file system
+    writable again; a namespace it makes itself from here copies these mounts locked."""
+    libc = _c()
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl no_new_privs")
+    cap = 0
+    while libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:       # EINVAL past the last;
+        cap += 1                                                 # EPERM: none to drop
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(libc.capset(ctypes.byref(header), data), "capset")
+
+
 def _give_folder(uid, plan):
     """The worker's folder for ``uid``: the copy readable (not writable), tmp its own."""
     folder = plan["dir"]
@@ -647,6 +674,8 @@ def enter(mechanism, plan, env, uid=None):
             _drop_to(uid)
         if root or mechanism == "namespaces":   # (in a user namespace: counted within it)
             resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
+        if sys.platform.startswith("linux"):
+            _drop_privileges()
         tmp = os.path.join(plan["dir"], "tmp")
         try:
             os.chdir(plan["cwd"])

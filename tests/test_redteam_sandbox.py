@@ -148,6 +148,24 @@ def test_a_shared_temporary_folder_cannot_be_planted(monkeypatch, sandbox_mechan
         folder.rmdir()
 
 
+def test_unmounting_its_view_reveals_and_opens_nothing(monkeypatch, sandbox_mechanism):
+    """The worker's view is mounts it could undo with the capabilities a user namespace
+    gives its creator: it keeps none."""
+    _needs(sandbox_mechanism, sandbox.HIDING, "sees the file system as it is")
+    folder = Path(tempfile.mkdtemp(prefix="gradcheck-redteam-"))
+    try:
+        folder.chmod(0o777)                   # open to every uid: only the view can stop it
+        (folder / "secret").write_text("the class's answers")
+        (folder / "secret").chmod(0o644)
+        target = folder / "planted.py"
+        _fails_unescaped(*_attack("unmounts_its_view", monkeypatch, target))
+        assert not target.exists()
+    finally:
+        for p in folder.iterdir():
+            p.unlink()
+        folder.rmdir()
+
+
 @pytest.fixture
 def signed_cache(tmp_path):
     """A cache folder with its key and one entry (the file name and key of a real one)."""

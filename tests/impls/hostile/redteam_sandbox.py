@@ -156,3 +156,36 @@ def leaves_a_daemon(params, x, y, h0, **options):
     while not os.path.exists(os.path.join(_target(), "daemon")) and time.monotonic() < deadline:
         time.sleep(0.01)
     return _wrong(params, x, y, h0, **options)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def unmounts_its_view(params, x, y, h0, **options):
+    """Unmounts every mount above the target's folder (the tmpfs that hides it), makes
+    the file system writable again (mount_setattr clearing read-only, recursively and
+    mount by mount), then reads the secret beside the target and creates the target."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    folder = os.path.dirname(_target())
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in reversed(points):                      # the last mounted first
+        if folder == point or folder.startswith(point.rstrip("/") + "/"):
+            libc.umount2(point.encode(), 2)             # MNT_DETACH
+    writable = _MountAttr(0, 1, 0, 0)                   # clear MOUNT_ATTR_RDONLY
+    for point, flags in [("/", 0x8000)] + [(p, 0) for p in points]:
+        libc.syscall(442, -100, point.encode(), flags, ctypes.byref(writable), 32)
+    try:
+        with open(os.path.join(folder, "secret")) as f:
+            _escaped(f"read a hidden file: {f.read()}")
+    except OSError:
+        pass
+    try:
+        with open(_target(), "w") as f:
+            f.write("# written by the code under test\n")
+        _escaped(f"created {_target()}")
+    except OSError:
+        pass
+    return _wrong(params, x, y, h0, **options)
