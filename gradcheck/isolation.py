@@ -233,6 +233,7 @@ class _ForkServer:
             elif type(message.get("pid")) is int:
                 self.pids.append(message["pid"])
                 self.mechanism = str(message.get("sandbox", "same-user"))[:40]
+                self.pid_namespace = message.get("pidns") is True
             else:
                 raise ValueError(message)
         except (ValueError, TypeError, AttributeError, RecursionError):
@@ -462,6 +463,7 @@ class Worker:
         self.started = time.perf_counter()
         self._require_isolation = require_isolation
         self.mechanism = "not started"
+        self.pid_namespace = False      # its own PID namespace (sandbox._split_off)
         try:
             self._start()
         except OSError as exc:           # no descriptors or processes left for it
@@ -499,6 +501,7 @@ class Worker:
                 pid = server.spawn(limits, fds, self.timeout)
             self.proc = _Forked(pid, server)
             self.mechanism = server.mechanism
+            self.pid_namespace = server.pid_namespace
             sandbox.note_mechanism(self.mechanism)     # before its code is loaded
         except BaseException:
             for fd in opened:
@@ -591,9 +594,22 @@ class Worker:
         if self._watcher is not threading.current_thread():
             self._watcher.join()         # no thread of the check outlives it
 
+    def processes(self):
+        """The worker's processes: the one the fork server forked and all below it;
+        in a PID namespace of its own, without that one and the namespace's init
+        (gradcheck's own, which only wait: sandbox._split_off)."""
+        tree = _descendants(self.proc.pid)
+        if self.pid_namespace:
+            tree = [p for p in tree[1:] if not _namespace_init(p)]
+        return tree
+
+    def _run_delay(self):
+        """Seconds the worker's processes have waited for a CPU, together."""
+        return sum(_run_delay(p) for p in self.processes())
+
     def memory_in_use(self):
         """The memory of the worker and every descendant (bytes): _tree_memory."""
-        return _tree_memory(_descendants(self.proc.pid))
+        return _tree_memory(self.processes())
 
     def _watch(self):
         """Kill the worker and its descendants when their memory, counted together
@@ -642,7 +658,7 @@ class Worker:
     def _waited_for_cpu(self, since):
         """Seconds the worker has waited for a CPU since its run delay was ``since``,
         up to LOAD_MARGIN_SECONDS."""
-        return min(max(_run_delay(self.proc.pid) - since, 0.0), LOAD_MARGIN_SECONDS)
+        return min(max(self._run_delay() - since, 0.0), LOAD_MARGIN_SECONDS)
 
     def _io(self, deadline, delay_since):
         """Send what is pending, then read one whole answer, by ``deadline`` (a
@@ -703,7 +719,7 @@ class Worker:
                                          f"the implementation ({self.budget:g} s) is spent")
         self._max_payload = max_payload
         start = time.perf_counter() if start is None else start
-        delay_since = _run_delay(self.proc.pid) if delay_since is None else delay_since
+        delay_since = self._run_delay() if delay_since is None else delay_since
         got = self._io(start + seconds, delay_since)
         _restore_file_limit()            # if it lowered ours meanwhile (root can undo it)
         self.spent += max(time.perf_counter() - start - self._waited_for_cpu(delay_since), 0.0)
@@ -799,7 +815,7 @@ class Worker:
         most = 4 * (8 * sum(int(np.prod(s)) for s in shapes.values()) + 8) + (1 << 20)
         inputs = list(params.items()) + [("x", x), ("y", y), ("h0", h0)] + list(states.items())
         self._submitted = (what, shapes, most, time.perf_counter(),
-                           _run_delay(self.proc.pid) if self.proc else 0.0)
+                           self._run_delay() if self.proc else 0.0)
         if self.ended is None:
             self._pending += encode({"op": "call", "options": _plain(options)}, inputs)
             try:
@@ -1008,6 +1024,19 @@ def _run_delay(pid):
             return int(f.read().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def _namespace_init(pid):
+    """Whether process ``pid`` is pid 1 of a PID namespace below this process's."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"NSpid:"):
+                    ids = line.split()[1:]
+                    return len(ids) > 1 and ids[-1] == b"1"
+    except OSError:
+        pass
+    return False
 
 
 def _resident_bytes(pid):
