@@ -22,6 +22,23 @@ Styles (``STYLES``; a declaration names one and overrides any key):
   gradients in a dict (``grads[name] += ...``); one instance, kept across windows.
 - ``function``: one loss function of one-hot ids, batch 1, column vectors, weights read
   from module globals (``lossFun(inputs, targets, hprev)``), as in minimal char-RNNs.
+
+Cells (``--cell lstm|gru``, model.py): a style's ``"cells"`` section holds, per cell, the
+keys that replace the style's own for that cell (``"layers"`` merged entry by entry, null
+removing one; the recurrent layer's entry stays ``"rnn"`` whatever the cell), so
+``declaration("course", cell="lstm")`` is the course style's LSTM. The resolved
+declaration names its ``"cell"``. A cell's **conventions** are keys too, never code
+(gradcheck/cells/conventions.py; each cell's module lists its own): ``"gate_order"``
+(the LSTM's contract ``"ifgo"``; the GRU's ``"rzn"``), ``"update"`` (GRU: ``"z_keeps"``,
+the contract's h = (1-z)*n + z*h_prev, or ``"z_takes"``), ``"reset"`` (GRU:
+``"before"`` or ``"after"``), ``"cell_state"`` (LSTM: ``"carried"``, or ``"reset"``: the
+code starts every call from c = 0 and returns no c_last, so the checker's windows start
+from c0 = 0 too, and c0's gradient and c_last are skipped). The adapter only permutes the
+gate blocks of Wx, Wh, b (bh) and flips the signs of z's blocks (cells/convention_arrays.py),
+and the gradients back. In a ``classes`` declaration the recurrent layer's ``set_state`` is
+called with h0 and the cell's further states (c0); its entry may name the attributes
+holding them after a window (``"c_last": "c"``, ``"dc0": ATTRIBUTE``); one it does not
+name is skipped, as declared.
 """
 import copy
 import importlib
@@ -33,10 +50,11 @@ import sys
 import numpy as np
 
 from .errors import UsageError
-from .model import DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION, GRAD_NAMES, LAYERS
+from .model import (DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_LOSS, DEFAULT_REDUCTION,
+                    GRAD_NAMES, LAYERS, cell as cell_of, cell_names, describe)
 
 __all__ = ["STYLES", "build", "declaration", "read_declaration", "prepare_data", "supported", "skipped",
-           "sizes", "layer_impl"]
+           "sizes", "layer_impl", "cell_options", "resets_states"]
 
 _FIRST, _RNN, _OUT = (layer.name for layer in LAYERS)          # dense1, rnn, dense2
 
@@ -58,6 +76,17 @@ STYLES = {
             "loss": {"function": "temporal_softmax_loss", "args": ["z3", "y", "mask"],
                      "returns": ["loss", "z3"]},
         },
+        "cells": {
+            "lstm": {
+                "gate_order": "ifog", "cell_state": "reset",
+                "layers": {
+                    _RNN: {"forward": "lstm_forward", "backward": "lstm_backward",
+                           "args": ["a", "h0", "Wx", "Wh", "b"],
+                           "grads": ["a", "h0", "Wx", "Wh", "b"]},
+                    "rnn_step": None,
+                },
+            },
+        },
     },
     "textbook": {
         "style": "classes", "layout": "batch_first",
@@ -70,6 +99,13 @@ STYLES = {
                    "set_state": "set_state", "dh0": "dh"},
             _OUT: {"class": "TimeAffine", "args": ["W3", "b3"]},
             "loss": {"class": "TimeSoftmaxWithLoss"},
+        },
+        "cells": {
+            "lstm": {"gate_order": "fgio",
+                     "layers": {_RNN: {"class": "TimeLSTM", "args": ["Wx", "Wh", "b"],
+                                       "c_last": "c"}}},
+            "gru": {"gate_order": "zrn", "update": "z_takes",
+                    "layers": {_RNN: {"class": "TimeGRU", "args": ["Wx", "Wh", "b"]}}},
         },
     },
     "cell": {
@@ -111,16 +147,32 @@ def _merge(base, over):
     return out
 
 
-def declaration(adapter):
+def declaration(adapter, cell=None):
     """A full declaration from ``adapter``: a style name, or a dict that may name a
-    ``style`` among STYLES and override any of its keys. UsageError when unusable."""
+    ``style`` among STYLES and override any of its keys, for the middle layer ``cell``
+    (the style's ``"cells"`` section for it; None: the one the declaration names, else
+    the RNN). UsageError when unusable."""
     if isinstance(adapter, str):
         adapter = {"style": adapter}
     if not isinstance(adapter, dict):
         raise UsageError("adapter", adapter, f"expected a style ({', '.join(STYLES)}) or a dict")
     style = adapter.get("style")
+    cell = cell or adapter.get("cell") or DEFAULT_CELL
+    if adapter.get("cell", cell) != cell:
+        raise UsageError("adapter", f"cell={adapter.get('cell')}",
+                         f"this declaration is for --cell {adapter.get('cell')}; the check's "
+                         f"cell is {cell}")
     if style in STYLES:
-        decl = _merge(STYLES[style], {k: v for k, v in adapter.items() if k != "style"})
+        base = {k: v for k, v in STYLES[style].items() if k != "cells"}
+        if cell != DEFAULT_CELL:
+            sections = STYLES[style].get("cells", {})
+            if cell not in sections:
+                have = [n for n, s in STYLES.items() if cell in s.get("cells", {})]
+                raise UsageError("adapter", style, f"the {style} style has no --cell {cell} "
+                                 f"entries (styles with them: {', '.join(have) or 'none'}; or "
+                                 f"declare the layers yourself, see README, Adapters)")
+            base = _merge(base, sections[cell])
+        decl = _merge(base, {k: v for k, v in adapter.items() if k != "style"})
     elif style in _KINDS:
         decl = copy.deepcopy(adapter)
     else:
@@ -130,6 +182,12 @@ def declaration(adapter):
         json.dumps(decl)
     except (TypeError, ValueError):
         raise UsageError("adapter", adapter, "must be plain JSON-able data") from None
+    decl["cell"] = cell
+    if cell != DEFAULT_CELL and decl["style"] in ("cells", "function"):
+        raise UsageError("adapter", decl["style"], f"a {decl['style']} declaration checks "
+                         f"--cell {DEFAULT_CELL} only; for --cell {cell}, a layers or classes "
+                         f"declaration (the course or textbook style)")
+    _check_conventions(decl, cell)
     layers = decl.get("layers")
     if isinstance(layers, dict):          # null removes a layer the style has
         decl["layers"] = {k: v for k, v in layers.items() if v is not None}
@@ -138,15 +196,34 @@ def declaration(adapter):
     return decl
 
 
-def read_declaration(text):
+def _check_conventions(decl, cell):
+    """UsageError for a convention key (of any cell) that ``cell`` has not, or a value
+    it does not allow: one line naming the key and the allowed values."""
+    own = cell_of(cell).conventions
+    for name in cell_names():
+        for key in cell_of(name).conventions:
+            if key not in decl:
+                continue
+            if key not in own:
+                raise UsageError("adapter", f"{key}={decl[key]}",
+                                 f"\"{key}\" is not a convention of --cell {cell} (its keys: "
+                                 f"{', '.join(own) or 'none'})")
+            if decl[key] not in own[key].values:
+                raise UsageError("adapter", f"{key}={decl[key]}",
+                                 f"\"{key}\" of --cell {cell} must be one of "
+                                 f"{', '.join(own[key].values)} ({own[key].contract}: the "
+                                 f"contract's)")
+
+
+def read_declaration(text, cell=None):
     """``--adapter``: a style name, a JSON object, or a path to a .json file; or a list of
     them (``--adapter`` given again), each merged over the ones before it (a .json file,
-    then an inline override of some of its keys)."""
+    then an inline override of some of its keys); for the middle layer ``cell``."""
     texts = [text] if isinstance(text, str) else list(text)
     merged = {}
     for one in texts:
         merged = _merge(merged, _read_one(one))
-    return declaration(merged)
+    return declaration(merged, cell)
 
 
 def _read_one(text):
@@ -191,7 +268,62 @@ def skipped(decl):
     if decl["style"] == "function":
         returned = {_split(r)[0] for r in decl["returns"]}
         out += [n for n in GRAD_NAMES if n not in returned]
-    return tuple(n for n in GRAD_NAMES if n in set(out))
+    model = _model(decl)
+    out += [n for pair in model.extra_states for n in pair if n in _missing_states(decl)]
+    out += _absent_options(decl)
+    names = model.grad_names + tuple(o for _, o in model.extra_states)
+    return tuple(n for n in names if n in set(out))
+
+
+def _model(decl):
+    """The model.Model of the declaration's cell, with the options it declares."""
+    return describe(decl.get("cell") or DEFAULT_CELL, **cell_options(decl))
+
+
+def cell_options(decl):
+    """{cell option: True} the declaration's conventions turn on (``"reset": "after"``)."""
+    cell = decl.get("cell") or DEFAULT_CELL
+    out = {}
+    for key, c in cell_of(cell).conventions.items():
+        if c.effect.startswith("option ") and decl.get(key, c.contract) != c.contract:
+            out[c.effect.split(" ", 1)[1]] = True
+    return out
+
+
+def resets_states(decl):
+    """Whether the declared code starts every call from zero further states (an LSTM's
+    c0, ``"cell_state": "reset"``): the checker's windows then do the same."""
+    cell = decl.get("cell") or DEFAULT_CELL
+    return any(c.effect == "zero c0" and decl.get(k, c.contract) != c.contract
+               for k, c in cell_of(cell).conventions.items())
+
+
+def _missing_states(decl):
+    """The further states' names (incoming gradient, outgoing value) the code cannot give:
+    all of them when it resets them; in a ``classes`` declaration those whose attribute
+    the recurrent layer's entry does not name (``"c_last": "c"``, ``"dc0": ...``); in a
+    ``layers`` one all of them (its forward takes h0 alone and returns the h sequence)."""
+    model = _model(decl)
+    entry = decl.get("layers", {}).get(_RNN, {})
+    out = set()
+    for i, o in model.extra_states:
+        if resets_states(decl):
+            out |= {i, o}
+        elif decl["style"] == "classes":
+            out |= {n for n, attr in ((i, entry.get("d" + i)), (o, entry.get(o))) if not attr}
+        else:
+            out |= {i, o}
+    return out
+
+
+def _absent_options(decl):
+    """A cell option's arrays (bh) that no entry of the declaration passes to the code:
+    zero in the data (prepare_data) and skipped."""
+    model = _model(decl)
+    plain = {a.name for a in describe(model.cell.name).arrays}
+    given = {_split(a)[0] for entry in decl.get("layers", {}).values() if isinstance(entry, dict)
+             for a in list(entry.get("args", [])) + list(entry.get("set", {}).values())}
+    return [a.name for a in model.arrays if a.name not in plain and a.name not in given]
 
 
 def _state_attrs(decl):
@@ -231,6 +363,9 @@ def prepare_data(decl, params, x):
         params["b1"] = np.zeros_like(params["b1"])
     if _ids_input(decl):
         x = np.eye(x.shape[-1], dtype=x.dtype)[np.argmax(x, axis=-1)]
+    for name in _absent_options(decl):
+        if name in params:
+            params[name] = np.zeros_like(params[name])
     return params, x
 
 
@@ -366,10 +501,14 @@ class _Adapted:
     reduction it divides by, skipped arrays filled with zeros."""
 
     def __init__(self, module, decl):
+        from .cells.convention_arrays import declared
         self.module, self.decl = module, decl
         self.batch_first = decl.get("layout") == "batch_first"
         self.loss, self.activations, self.reduction = supported(decl)
         self.skip = skipped(decl)
+        self.model = _model(decl)
+        self.conventions = declared(decl, self.model.cell.name)
+        self.states_in, self.states_out = {}, {}     # the further states (c0, c_last)
 
     def _supported(self, loss, activations, reduction, B):
         want = (self.loss, self.activations, self.reduction)
@@ -387,25 +526,36 @@ class _Adapted:
             self.decl.get("loss_divides_by", "batch" if self.reduction == "mean" else "none")]
         return divides / (B if reduction == "mean" else 1)
 
-    def __call__(self, params, x, y, h0, *, loss=DEFAULT_LOSS,
+    def __call__(self, params, x, y, h0, *states, loss=DEFAULT_LOSS,
                  activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION):
         T, B = x.shape[:2]
         self._supported(loss, activations, reduction, B)
+        extra = self.model.extra_states
+        self.states_in = {} if resets_states(self.decl) else {     # what the code is given
+            i: s for (i, _), s in zip(extra, states)}
+        self.states_out = {}
         value, grads, h_last = self.window(params, x, y, h0)
         c = self._factor(T, B, reduction)
         grads = {n: np.asarray(g) * c for n, g in grads.items()}
+        given = dict(params, x=x, h0=h0, **dict(zip((i for i, _ in extra), states)))
         for n in self.skip:
-            grads.setdefault(n, np.zeros_like(dict(params, x=x, h0=h0)[n]))
-        return float(value) * c, grads, h_last
+            if n in given:
+                grads.setdefault(n, np.zeros_like(given[n]))
+        # a further state the code does not give back is skipped as declared: zeros here,
+        # never compared (the checker carries its own or starts from zero)
+        outs = tuple(self.states_out.get(o, np.zeros_like(h0)) for _, o in extra)
+        return (float(value) * c, grads, h_last) + outs
 
     def enc(self, item, arrays):
+        from .cells.convention_arrays import to_code
         name, form = _split(item)
         if form == "size":                # "size:I" (or an option name): the integer
             return _size(name, arrays)
         if name == "x" and _ids_input(self.decl) and self.decl["style"] != "function":
             ids = np.argmax(arrays["x"], axis=-1)                 # [T, B]
             return np.ascontiguousarray(ids.T) if self.batch_first else ids
-        return _encode(arrays[name], _form(name, form), self.batch_first)
+        arr = to_code(name, arrays[name], self.conventions, self.model.cell.name)
+        return _encode(arr, _form(name, form), self.batch_first)
 
     def kwargs(self, spec, params):
         """A constructor's keyword arguments; "R:size" and the like become the integer."""
@@ -416,8 +566,10 @@ class _Adapted:
         return out
 
     def dec(self, item, arr, like):
+        from .cells.convention_arrays import from_code
         name, form = _split(item)
-        return name, _decode(arr, _form(name, form), like[name].shape, self.batch_first)
+        arr = _decode(arr, _form(name, form), like[name].shape, self.batch_first)
+        return name, from_code(name, arr, self.conventions, self.model.cell.name)
 
     def construct(self, spec, arrays):
         """One layer object of ``spec``: its class called with the declared ``args`` and
@@ -545,8 +697,9 @@ class _Classes(_Adapted):
         else:
             self._load(params)
         rnn = self.instances[_RNN]
-        if self.decl.get("h0") != "zeros":
-            getattr(rnn, L[_RNN].get("set_state", "set_state"))(h0.copy())
+        if self.decl.get("h0") != "zeros":      # with the further states (c0) it takes
+            getattr(rnn, L[_RNN].get("set_state", "set_state"))(
+                h0.copy(), *(s.copy() for s in self.states_in.values()))
         else:
             getattr(rnn, L[_RNN].get("reset_state", "reset_state"))()
         bf = self.batch_first
@@ -567,6 +720,11 @@ class _Classes(_Adapted):
             grads["x"] = _decode(d, "time", None, bf)
         if "h0" not in self.skip:
             grads["h0"] = np.array(getattr(rnn, L[_RNN].get("dh0", "dh")), copy=True)
+        for i, o in self.model.extra_states:   # the attributes the entry names, if any
+            if i not in self.skip:
+                grads[i] = np.array(getattr(rnn, L[_RNN]["d" + i]), copy=True)
+            if o not in self.skip:
+                self.states_out[o] = np.array(getattr(rnn, L[_RNN][o]), copy=True)
         h_last = np.array(rnn.h, copy=True) if getattr(rnn, "h", None) is not None else None
         return value, grads, h_last
 

@@ -62,6 +62,8 @@ SMALL_CONFIGS = 60
 # Configurations in the fresh-process sweep: about what a hypothesis property runs with
 # the `ci` profile's 300 examples shared among a few properties.
 SWEEP_CONFIGS = 100
+# The cells whose one-shot command is timed beside the RNN's (the same start-up targets).
+STARTUP_CELLS = ("lstm", "gru")
 # Rounds of fresh processes (each runs every command once); --quick runs fewer.
 ROUNDS_STARTUP, ROUNDS_QUICK = 7, 3
 
@@ -232,11 +234,18 @@ def _startup(rounds):
             "bad value": (gc + ["--interval", "3", "--loss", "l3"], env_warm, 2, None),
             "second run": (gc + ["--interval", "3"], env_warm, 0, None),
             "first run": (gc + ["--interval", "3"], env_empty, 0, empty),
+        }
+        for cell in STARTUP_CELLS:
+            command = gc + ["--cell", cell, "--interval", "3"]
+            runs[f"second run {cell}"] = (command, env_warm, 0, None)
+            runs[f"first run {cell}"] = (command, env_empty, 0, empty)
+        runs.update({
             "sweep empty": ([py, "-c", _SWEEP, empty, str(SWEEP_CONFIGS)], env, 0, empty),
             "sweep warm": ([py, "-c", _SWEEP, warm, str(SWEEP_CONFIGS)], env, 0, None),
-        }
-        for name in ("second run", "sweep warm"):              # fill the warm folder
-            _fresh(*runs[name])
+        })
+        for name in ("second run", "sweep warm") + tuple(f"second run {c}"
+                                                        for c in STARTUP_CELLS):
+            _fresh(*runs[name])                                 # fill the warm folder
         times = {name: [] for name in runs}
         for _ in range(rounds):
             for name, run in runs.items():
@@ -260,6 +269,12 @@ def _startup(rounds):
          f"{ratio('second run', 'jax'):.2f}x bare JAX (target <= 1.4)")
     _row("gradcheck --interval 3, first run ever (empty cache)", f"{med('first run'):.3f}", "s",
          f"{ratio('first run', 'jax'):.2f}x bare JAX (target <= 3.5)")
+    for cell in STARTUP_CELLS:
+        for run, target in (("second run", 1.4), ("first run", 3.5)):
+            name = f"{run} {cell}"
+            _row(f"gradcheck --cell {cell} --interval 3, {run}", f"{med(name):.3f}", "s",
+                 f"{ratio(name, 'jax'):.2f}x bare JAX (target <= {target}); "
+                 f"{ratio(name, run):.2f}x the rnn's")
     for name, label in (("sweep empty", "empty cache (compiles included)"),
                         ("sweep warm", "warm cache")):
         _row(f"sweep, {SWEEP_CONFIGS} small configs, {label}",
@@ -302,19 +317,34 @@ def _fd_error(config):
 # The cells timed, with their options: (label, cell, options).
 CELLS = (("lstm", "lstm", {}), ("gru", "gru", {}), ("gru --reset-after", "gru",
                                                       {"reset_after": True}))
+# Rounds of the cells' warm checks: each round checks the RNN and every cell once, in turn.
+CELL_ROUNDS = 7
 
 
-def cells(options):
-    """Warm full checks of each cell at ``options``'s sizes, against the RNN's, and each
-    cell's finite-difference error (the issue's target: the LSTM at most 3x the RNN)."""
-    print("cells (warm full check of the reference; its FD oracle's error vs JAX):")
-    rnn = median_seconds(lambda: check(**options), 5)
-    _row("rnn", f"{rnn * 1e3:.1f}", "ms")
+def cells(options, rounds=CELL_ROUNDS):
+    """Warm full checks of each cell at ``options``'s sizes, against the RNN's (the median
+    of each round's ratio, so the machine's drift hits both alike), and each cell's
+    finite-difference error against JAX (the issue's target: the LSTM at most 3x the RNN)."""
+    runs = {"rnn": lambda: check(**options)}
+    runs.update({label: (lambda name=name, o=cell_options: check(**options, cell=name, **o))
+                 for label, name, cell_options in CELLS})
+    times = {label: [] for label in runs}
+    for fn in runs.values():                              # untimed: compiles, caches
+        fn()
+    for _ in range(rounds):
+        for label, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[label].append(time.perf_counter() - start)
+    print(f"cells (warm full check of the reference, medians of {rounds} rounds; its FD "
+          f"oracle's error vs JAX in float64):")
+    _row("rnn", f"{statistics.median(times['rnn']) * 1e3:.1f}", "ms")
     for label, name, cell_options in CELLS:
-        seconds = median_seconds(lambda: check(**options, cell=name, **cell_options), 3)
+        ratio = statistics.median(a / b for a, b in zip(times[label], times["rnn"]))
         config = make_config(**options, cell=name, cell_options=tuple(cell_options))
-        _row(label, f"{seconds * 1e3:.1f}", "ms", f"{seconds / rnn:.1f}x the rnn's; FD error "
-             f"{_fd_error(config):.1e} of each array's largest element")
+        _row(label, f"{statistics.median(times[label]) * 1e3:.1f}", "ms",
+             f"{ratio:.2f}x the rnn's (target <= 3); FD error {_fd_error(config):.1e} of "
+             f"each array's largest element")
 
 
 def main(argv=None):

@@ -187,7 +187,9 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
                    else hidden_size)
     if adapter is not None:
         from . import adapters
-        decl = adapters.declaration(adapter)
+        decl = adapters.declaration(adapter, cell)
+        # what the declared code computes turns on the cell's options (a reset after)
+        cell_options = dict(adapters.cell_options(decl), **cell_options)
         if impl is None:
             raise UsageError("impl", impl, "an adapter needs the module of the code to check")
         # a module named by a string runs in a worker, which builds the adapted code there
@@ -214,7 +216,7 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
                          activations=activations, reduction=reduction, dtype=dtype,
                          seed=seed, mode=mode, cell=cell,
                          cell_options=_cell_options(cell_options))
-    skip = _skip_names(skip, config.model.grad_names)
+    skip = _skip_names(skip, config.model.grad_names, config.model.extra_states)
     from .isolation import DEFAULT_TIMEOUT
     if skip and impl is not None:             # the skipped gradients it may leave out
         impl = (dict({"spec": impl} if isinstance(impl, str) else impl, skip=list(skip))
@@ -237,11 +239,13 @@ def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
     data = make_data(config)
     model = config.model
     if decl is not None:
-        from .adapters import prepare_data
-        params, x = prepare_data(decl, data.params, data.x)
+        from . import adapters
+        params, x = adapters.prepare_data(decl, data.params, data.x)
         data = data._replace(params=params, x=x)
         if decl.get("h0") == "zeros":    # code that starts every window from a zero state
             data = data._replace(h0=np.zeros_like(data.h0))
+        if adapters.resets_states(decl):   # ... or a zero cell state (an LSTM's c0)
+            data = data._replace(states={n: np.zeros_like(s) for n, s in data.states.items()})
     unsupported = None
     options = config.model_options
     timings = dict.fromkeys(["impl"] + [o.name for o in ORACLES], 0.0)
@@ -281,12 +285,16 @@ def _check(runner, impl, config, progress, trace=False, decl=None, skip=()):
         if any(s is None or not np.all(np.isfinite(s)) for s in carried):
             break            # no state to carry: later windows cannot be checked
         h0 = out.h_last.astype(config.dtype)
-        states = {i: out.extra[o].astype(config.dtype) for i, o in model.extra_states}
+        # a further state the code does not return (skipped) is carried from the oracle's
+        states = {i: (ref.outputs[o] if o in skip else out.extra[o]).astype(config.dtype)
+                  for i, o in model.extra_states}
         if decl is not None and decl.get("h0") == "zeros":
             h0 = data.h0
+        if decl is not None and adapters.resets_states(decl):
+            states = data.states
     skipped_calls = []
     finding = (explain(runner, data.params, seen, results, config, options, skipped_calls,
-                       skip) if seen else None)
+                       skip, decl) if seen else None)
     if unsupported is not None:
         finding = Diagnosis("not_supported",
                             f"Not supported by this implementation: {unsupported}")
@@ -315,15 +323,17 @@ def _isolation(runner):
             **describe(runner.mechanism, runner.pid_namespace)}
 
 
-def _skip_names(skip, grad_names=GRAD_NAMES):
-    """``skip`` as a tuple of gradient names in the model's order; UsageError otherwise."""
+def _skip_names(skip, grad_names=GRAD_NAMES, extra_states=()):
+    """``skip`` as a tuple of gradient names in the model's order, then the further
+    states' outgoing names (c_last: code that does not return it); UsageError otherwise."""
     if isinstance(skip, str):
         skip = [s.strip() for s in skip.split(",") if s.strip()]
-    bad = [s for s in skip if s not in grad_names]
+    names = tuple(grad_names) + tuple(o for _, o in extra_states)
+    bad = [s for s in skip if s not in names]
     if bad:
         raise UsageError("skip", ",".join(map(str, bad)),
-                         f"expected gradient names among {', '.join(grad_names)}")
-    return tuple(n for n in grad_names if n in set(skip))
+                         f"expected gradient names among {', '.join(names)}")
+    return tuple(n for n in names if n in set(skip))
 
 
 def _cell_options(given):

@@ -192,7 +192,7 @@ def problem_diagnosis(name, text, **evidence):
     return Diagnosis(name, text, evidence)
 
 
-def explain(runner, params, seen, results, config, options, skipped, skip=()):
+def explain(runner, params, seen, results, config, options, skipped, skip=(), decl=None):
     """The Diagnosis of a judged check, or None when everything agrees.
 
     ``seen``: per window (x, y, JAX's window, the implementation's Outcome). Attributes
@@ -200,7 +200,9 @@ def explain(runner, params, seen, results, config, options, skipped, skip=()):
     over every failing window and array, tests candidate causes against the numbers,
     then diagnoses the whole pattern. Runs after every window has been judged, so the
     extra calls it makes to the implementation (suffix windows, the self-consistency
-    probe) cannot change any verdict. What a limit cut short is listed in ``skipped``."""
+    probe) cannot change any verdict. What a limit cut short is listed in ``skipped``.
+    ``decl``: the adapter's declaration the code was checked through (its conventions),
+    or None."""
     tol = tolerance("jax", config.dtype)
     kinds = {}
     for w, (x, y, ref, out) in enumerate(seen, start=1):
@@ -256,12 +258,27 @@ def explain(runner, params, seen, results, config, options, skipped, skip=()):
         consistent = self_consistent(runner, params, x, y, ref.states[0].astype(config.dtype),
                                      out, options, config, skipped,
                                      _states_at(ref, 0, config.dtype))
-    evidence = _evidence(params, seen, results, config, options, tol, skip)
+    evidence = _evidence(params, seen, results, config, options, tol, skip, decl)
     if second is not None:
         evidence["float32_aside"] = True     # "agrees" means: up to float32 rounding
     found = diagnose(results, config.windows, config.to_dict(), kinds, consistent,
                      evidence=evidence)
     return found if second is None else replace(found, second=second)
+
+
+def _convention(params, x, y, ref, out, config, options, tol, decl):
+    """(kind, sentence, evidence) when the window's forward (loss, h_last) is the oracle's
+    under other conventions of the cell than those checked (gradcheck/cells/
+    convention_arrays.py), else None."""
+    from .cells.convention_arrays import declared, follows, sentence
+    checked = declared(decl, config.cell)
+    states = {n: s[0] for n, s in ref.extra_states.items()}
+    found = follows(params, x, y, ref.states[0], states, out, checked, config.cell, options,
+                    tol)
+    if not found:
+        return None
+    kind, text = sentence(found, checked, config.cell, decl is not None)
+    return kind, text, {"convention": found, "checked": checked}
 
 
 def _states_at(ref, t, dtype):
@@ -270,7 +287,7 @@ def _states_at(ref, t, dtype):
     return {n: s[t].astype(dtype) for n, s in getattr(ref, "extra_states", {}).items()}
 
 
-def _evidence(params, seen, results, config, options, tol, skip=()):
+def _evidence(params, seen, results, config, options, tol, skip=(), decl=None):
     """What candidates.py finds in the first window that disagrees: clipping, buffers
     that keep the last window's sums, and which candidate mistakes reproduce the
     gradients (at ``tol``). A first-step candidate moves the arrays' steps to each
@@ -291,6 +308,12 @@ def _evidence(params, seen, results, config, options, tol, skip=()):
         evidence["clipped"] = clipped
         return evidence
     if config.cell != DEFAULT_CELL:  # the cell's own zoo; the candidates below are the RNN's
+        forward = {r.name for r in judged if r.window == w} & {"loss", "h_last"}
+        convention = _convention(params, x, y, ref, out, config, options, tol, decl) \
+            if forward else None
+        if convention is not None:      # the forward follows another convention
+            evidence.update(cell_finding=convention[:2], cell_extra=convention[2])
+            return evidence
         if bad:
             zoo = side(config.cell, "zoo")
             fits = zoo.reproducing(params, x, y, ref.states[0],
@@ -402,7 +425,7 @@ def diagnose(results, windows, config, kinds, self_consistent=None, evidence=Non
     if not failing:
         return None
     if evidence.get("cell_finding") is not None:        # the cell's zoo named the mistake
-        (kind, text), extra = evidence["cell_finding"], {}
+        (kind, text), extra = evidence["cell_finding"], evidence.get("cell_extra", {})
     else:
         kind, text, extra = _pattern(failing, windows, config, kinds, self_consistent,
                                      evidence)

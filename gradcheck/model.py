@@ -192,6 +192,8 @@ class Cell(NamedTuple):
     ``contract``: the loss_and_grads signature and return, in words;
     ``fixed_f2``: why f2 (the state's activation) cannot be chosen, or "" when it can;
     ``options``: CellOption flags; ``kinds``: the diagnosis kinds its module registers;
+    ``conventions``: {adapter key: cells.conventions.Convention}, how hand-written code of
+    the cell commonly differs from the contract without being wrong;
     ``sides``: {side: module} for each side that has its own maths: "reference" (a
     module of reference/), "jax", "fd", "zoo" (modules of gradcheck), the coverage
     test's list."""
@@ -204,6 +206,7 @@ class Cell(NamedTuple):
     options: tuple = ()
     kinds: tuple = ()
     sides: dict = {}
+    conventions: dict = {}
 
 
 DEFAULT_CELL = "rnn"

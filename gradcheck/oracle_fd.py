@@ -39,7 +39,8 @@ from .fd_window_state import WindowState, relu_crossed
 from .model import GRAD_NAMES, shape_of
 from .tolerances import FD_STEP
 
-__all__ = ["FDResult", "fd_window", "fd_directional", "fd_output_layer", "keep_freed_memory"]
+__all__ = ["FDResult", "Workers", "fd_window", "fd_directional", "fd_output_layer",
+           "keep_freed_memory"]
 
 
 def keep_freed_memory():
@@ -72,8 +73,8 @@ class FDResult(NamedTuple):
     kinks: dict
 
 
-class _Workers:
-    """A thread per core for the length of one call (``with _Workers() as workers``).
+class Workers:
+    """A thread per core for the length of one call (``with Workers() as workers``).
 
     ``workers.map(fn, jobs)`` runs fn over jobs in order, inline when there is one
     job; the pool is made on first use and shut down (its threads joined) on exit."""
@@ -289,7 +290,7 @@ def fd_window(params, x, y, h0, *, loss, activations, reduction, names=None):
     _known("fd_window", names)
     w = WindowState(params, x, y, h0, loss=loss, activations=activations, reduction=reduction)
     grads, kinks = {}, {}
-    with _Workers() as workers:
+    with Workers() as workers:
         for name in names:
             grads[name], kinks[name] = _PATHS[name](w, name, workers)
     return FDResult(grads, kinks)
@@ -362,7 +363,7 @@ def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction
 
     cores = os.cpu_count() or 1
     groups = [copies[i::cores] for i in range(cores) if copies[i::cores]]
-    with _Workers() as workers:
+    with Workers() as workers:
         changed = workers.map(run, groups)
     for group, changes in zip(groups, changed):
         for (name, k, step, _), ch in zip(group, changes):

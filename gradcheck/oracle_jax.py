@@ -18,14 +18,14 @@ the weights' gradient.
 """
 import functools
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from . import exe_cache
 
-__all__ = ["cell_loss_inputs", "JaxResult", "jax_window", "jax_truncated", "activation", "step_loss",
-           "ACTIVATION_NAMES", "LOSS_NAMES"]
+__all__ = ["CellOracle", "CellWindow", "cell_window", "JaxResult", "jax_window", "jax_truncated",
+           "activation", "step_loss", "ACTIVATION_NAMES", "LOSS_NAMES"]
 
 PARAM_NAMES = ("W1", "b1", "W2", "U", "b2", "W3", "b3")
 ACTIVATION_NAMES = ("tanh", "sigmoid", "relu", "identity")
@@ -123,7 +123,7 @@ def _value_and_grads(params, x, h0, y, ids, mask_t, cut_t, inject_t, h_in, weigh
 # The outputs' structure (loss, h_last, states, losses, g_steps, g_x, g_h0), to rebuild
 # a compiled function loaded from the cache.
 _OUT_STRUCTURE = (0, 0, 0, 0, {n: 0 for n in PARAM_NAMES}, 0, 0)
-_compiled = {}                       # bucket shapes -> jax Compiled, in this process
+_compiled = {}                       # (name, bucket shapes) -> jax Compiled, in this process
 
 
 @functools.lru_cache(maxsize=None)
@@ -150,10 +150,9 @@ SMALL_WINDOW_WORK = 1 << 17
 
 
 def _window_work(params, x):
-    """Multiply-adds of the padded window's matrix products."""
-    Tp, Bp, Ip = np.shape(x)
-    Hp, Rp, Op = np.shape(params["W1"])[1], np.shape(params["U"])[0], np.shape(params["W3"])[1]
-    return Tp * Bp * (Ip * Hp + Hp * Rp + Rp * Rp + Rp * Op)
+    """Multiply-adds of the padded window's matrix products (its 2-D weights')."""
+    Tp, Bp, _ = np.shape(x)
+    return Tp * Bp * sum(int(np.prod(np.shape(p))) for p in params.values() if np.ndim(p) == 2)
 
 
 def _compile(lowered, work):
@@ -166,25 +165,28 @@ def _compile(lowered, work):
         return lowered.compile()
 
 
-def _executable(args):
-    """The compiled _value_and_grads for these (padded) arguments' shapes: from this
-    process, else from the cache folder, else compiled (and stored there)."""
+def _executable(args, name="_value_and_grads", fn=None, out_structure=_OUT_STRUCTURE,
+                source=None):
+    """The compiled ``fn`` (default: the RNN's _value_and_grads) for these (padded)
+    arguments' shapes: from this process, else from the cache folder, else compiled (and
+    stored there). ``name`` and ``source`` (bytes; default this module's) key it;
+    ``out_structure`` is a pytree shaped like fn's outputs, to rebuild a loaded one."""
     import jax
 
     shapes = tuple((np.shape(a), np.asarray(a).dtype.str) for a in jax.tree_util.tree_leaves(args))
-    compiled = _compiled.get(shapes)
+    compiled = _compiled.get((name, shapes))
     if compiled is None:
         key = None
         if exe_cache.cache_dir() is not None:
-            key = exe_cache.fingerprint("_value_and_grads", shapes, _source())
+            key = exe_cache.fingerprint(name, shapes, source or _source())
             compiled = exe_cache.load(key, jax.tree_util.tree_structure((args, {})),
-                                      jax.tree_util.tree_structure(_OUT_STRUCTURE))
+                                      jax.tree_util.tree_structure(out_structure))
         if compiled is None:
-            compiled = _compile(jax.jit(_value_and_grads).lower(*args),
+            compiled = _compile(jax.jit(fn or _value_and_grads).lower(*args),
                                 _window_work(args[0], args[1]))
             if key is not None:
                 exe_cache.store(key, compiled)
-        _compiled[shapes] = compiled
+        _compiled[(name, shapes)] = compiled
     return compiled
 
 
@@ -284,15 +286,142 @@ def _run(params, x, y, h0, cut, h_in, weight, loss, activations, reduction):
                      np.asarray(losses)[:T], states)
 
 
-def cell_loss_inputs(y, T, B, O, loss, activations, reduction):
-    """What a cell's compiled window (cells/*_jax.py) takes beside its arrays: the targets
-    as floats [T,B,O] and as ids [T,B] (the one the loss does not use is zeros), the ids
-    of f1 and f3, the loss's id and the reduction's divisor."""
+class CellOracle(NamedTuple):
+    """What a cell's JAX module declares (cells/NAME_jax.py): the rest -- the dense layers,
+    the loss, the scan over steps, padding to the size buckets, the per-step weights,
+    value_and_grad, compiling and the cache -- is cell_window's.
+
+    ``model``: the cell's model.Model (its arrays' names, shapes and gate blocks);
+    ``step(p, a, carry) -> carry``: one step of the cell from its equations, with p the
+    step's weights by name, a = f1(x_t W1 + b1) [B, H] and carry the states (h first),
+    [B, R] each; ``name`` keys its compiled executables and ``source`` is the cell
+    module's text (a cached executable is valid for that text only)."""
+    name: str
+    model: object
+    step: Callable
+    source: bytes
+
+    @property
+    def param_names(self):
+        return self.model.param_names
+
+
+def _cell_window_loss(cell, steps, x, states, y, ids, mask_t, mask_b, mask_o, acts, loss_id,
+                      scale):
+    """Loss of a cell's window whose weights are given per step (steps[name]: [T, *shape]);
+    padded steps (mask_t False) keep the states and add no loss."""
+    import jax.numpy as jnp
+    from jax import lax
+
+    f1, f3 = acts
+
+    def body(carry, inputs):
+        w, x_t, y_t, ids_t, live = inputs
+        p = dict(zip(cell.param_names, w))
+        a = activation(f1, x_t @ p["W1"] + p["b1"])        # [B, H]
+        new = tuple(jnp.where(live, n, c) for n, c in zip(cell.step(p, a, carry), carry))
+        z3 = new[0] @ p["W3"] + p["b3"]                     # [B, O]
+        loss_t = jnp.sum(step_loss(loss_id, f3, z3, y_t, ids_t, mask_o) * mask_b) * live
+        return new, (new, loss_t)
+
+    weights = tuple(steps[n] for n in cell.param_names)
+    last, (trajectory, losses) = lax.scan(body, states, (weights, x, y, ids, mask_t))
+    return jnp.sum(losses) / scale, (last, trajectory, losses / scale)
+
+
+def _cell_value_and_grads(cell, params, x, states, y, ids, mask_t, mask_b, mask_o, acts,
+                          loss_id, scale):
+    import jax
+    import jax.numpy as jnp
+
+    T = x.shape[0]
+    steps = {n: jnp.broadcast_to(p, (T,) + p.shape) for n, p in params.items()}
+    fn = jax.value_and_grad(_cell_window_loss, argnums=(1, 2, 3), has_aux=True)
+    return fn(cell, steps, x, states, y, ids, mask_t, mask_b, mask_o, acts, loss_id, scale)
+
+
+class CellWindow(NamedTuple):
+    """A cell's window from cell_window, float64 NumPy, cut back to its sizes: per_step
+    [name]: [T, *shape]; grads: the parameters' (summed over steps), x's and each
+    incoming state's by index (grads_states); last and trajectories (each [T+1, B, R],
+    the incoming state first) by state index; step_losses [T]."""
+    loss: float
+    last: tuple
+    trajectories: tuple
+    grads: dict
+    grads_states: tuple
+    per_step: dict
+    step_losses: np.ndarray
+
+
+def _pad_blocks(arr, K, shape):
+    """arr [.., K R] padded to ``shape`` [.., K Rp], each of its K blocks in its own slot
+    (K = 1: zeros after arr, like _pad)."""
+    R, Rp = arr.shape[-1] // K, shape[-1] // K
+    out = np.zeros(shape)
+    lead = tuple(slice(0, s) for s in arr.shape[:-1])
+    for k in range(K):
+        out[lead + (slice(k * Rp, k * Rp + R),)] = arr[..., k * R:(k + 1) * R]
+    return out
+
+
+def _unpad_blocks(arr, K, shape):
+    """The inverse of _pad_blocks: arr [.., K Rp] cut to ``shape`` [.., K R]."""
+    R, Rp = shape[-1] // K, arr.shape[-1] // K
+    lead = tuple(slice(0, s) for s in shape[:-1])
+    return np.concatenate([arr[lead + (slice(k * Rp, k * Rp + R),)] for k in range(K)], -1)
+
+
+def cell_window(cell, params, x, y, states, *, loss, activations, reduction):
+    """Run a cell's window (``cell``: a CellOracle) padded to the size buckets, compiled
+    once per bucket (and kept in the cache folder when it is on), in float64.
+
+    Shapes: params by cell.param_names (as the cell's model says); x [T, B, I]; y
+    [T, B, O] or [T, B] ids (ce); states: the incoming states, each [B, R].
+    Returns a CellWindow. Padding: zero weights into the real units (a padded unit's
+    gates see zero pre-activations and its state stays zero), padded examples and
+    outputs masked out of the loss, padded steps keep the states and add no loss."""
+    import jax
+
+    T, B, I = x.shape
+    H, O = np.shape(params["W1"])[1], np.shape(params["W3"])[1]
+    R = np.shape(states[0])[-1]
+    Tp, Bp = _bucket(T, MIN_STEPS_BUCKET), _bucket(B, MIN_BUCKET)
+    Ip, Hp, Rp, Op = (_bucket(n, MIN_BUCKET) for n in (I, H, R, O))
+    padded_sizes = {"I": Ip, "H": Hp, "R": Rp, "O": Op}
+    padded, blocks = {}, {}
+    for n in cell.param_names:
+        a = cell.model.array(n)
+        shape = [padded_sizes[letter] for letter in a.letters]
+        shape[-1] *= a.blocks
+        blocks[n] = a.blocks
+        padded[n] = _pad_blocks(np.asarray(params[n], np.float64), a.blocks, tuple(shape))
+    xp = _pad(np.asarray(x, np.float64), (Tp, Bp, Ip))
+    sp = tuple(_pad(np.asarray(s, np.float64), (Bp, Rp)) for s in states)
     if loss == "ce":
-        ids, yy = np.asarray(y, np.int32), np.zeros((T, B, O))
+        ids, yp = _pad(np.asarray(y, np.int32), (Tp, Bp)), np.zeros((Tp, Bp, Op))
     else:
-        ids, yy = np.zeros((T, B), np.int32), np.asarray(y, np.float64)
+        ids, yp = np.zeros((Tp, Bp), np.int32), _pad(np.asarray(y, np.float64), (Tp, Bp, Op))
+    mask_t, mask_b, mask_o = _masks(T, B, O, Tp, Bp, Op)
     acts = (np.int32(ACTIVATION_NAMES.index(activations[0])),
             np.int32(ACTIVATION_NAMES.index(activations[2])))
     scale = np.float64(B if reduction == "mean" else 1.0)
-    return yy, ids, acts, np.int32(LOSS_NAMES.index(loss)), scale
+    args = (padded, xp, sp, yp, ids, mask_t, mask_b, mask_o, acts,
+            np.int32(LOSS_NAMES.index(loss)), scale)
+    n = len(states)
+    structure = ((0, ((0,) * n, (0,) * n, 0)), ({k: 0 for k in cell.param_names}, 0, (0,) * n))
+    with jax.enable_x64(True):
+        out = jax.device_get(_executable(
+            args, name=f"cell:{cell.name}", fn=functools.partial(_cell_value_and_grads, cell),
+            out_structure=structure, source=_source() + cell.source)(*args))
+    (value, (last, trajectory, losses)), (g_steps, g_x, g_states) = out
+    per_step = {k: _unpad_blocks(np.asarray(g_steps[k])[:T], blocks[k],
+                                 (T,) + np.shape(params[k])) for k in cell.param_names}
+    grads = {k: g.sum(axis=0) for k, g in per_step.items()}
+    grads["x"] = np.asarray(g_x)[:T, :B, :I]
+    trajectories = tuple(np.concatenate([np.asarray(s0, np.float64)[None],
+                                         np.asarray(tr)[:T, :B, :R]])
+                         for s0, tr in zip(states, trajectory))
+    return CellWindow(float(value), tuple(np.asarray(v)[:B, :R] for v in last), trajectories,
+                      grads, tuple(np.asarray(g)[:B, :R] for g in g_states), per_step,
+                      np.asarray(losses)[:T])

@@ -181,8 +181,9 @@ def fill_skipped(fn, skip, model=None):
             arrays = dict(params, **{INPUT_NAME: x, STATE_NAME: h0},
                           **dict(zip(model.state_names[1:], states)))
             grads = dict(out[1])
-            for n in skip:
-                grads.setdefault(n, np.zeros(np.shape(arrays[n])))
+            for n in skip:               # (an output skipped, c_last, is not a gradient)
+                if n in arrays:
+                    grads.setdefault(n, np.zeros(np.shape(arrays[n])))
             out = (out[0], grads) + out[2:]
         return out
     filled.__name__ = filled.__qualname__ = getattr(fn, "__qualname__", "impl")

@@ -1,5 +1,6 @@
 """Small shared helpers for the tests: configs and data without going through the CLI."""
 import os
+import threading
 
 from gradcheck.config import make_config
 from gradcheck.data import make_data
@@ -52,3 +53,16 @@ def processes_named(name):
             continue
         found.append(int(entry))
     return found
+
+
+def record_threads(monkeypatch, module, name):
+    """Replace ``module.name`` by a wrapper that records the name of each thread it runs
+    on; returns that set of names (filled as it runs)."""
+    ran_on = set()
+    fn = getattr(module, name)
+
+    def recording(*args):
+        ran_on.add(threading.current_thread().name)
+        return fn(*args)
+    monkeypatch.setattr(module, name, recording)
+    return ran_on

@@ -71,3 +71,14 @@ def test_the_readme_dates_its_timings_and_their_machine():
 def test_the_bench_measures_each_cell_s_fd_error_against_jax(label, cell, options):
     config, _ = small_data(interval=3, cell=cell, cell_options=tuple(options))
     assert 0.0 < _fd_error(config) <= DIFFERENCE_FORM_ACCURACY
+
+
+def test_the_cells_section_prints_each_cell_s_time_ratio_and_fd_error(capsys):
+    from gradcheck.bench import cells
+    cells(dict(interval=2, batch=3, input_size=2, hidden_size=3, state_size=2, output_size=3),
+          rounds=1)
+    out = capsys.readouterr().out
+    assert re.search(r"^  rnn +\d+\.\d ms", out, re.MULTILINE)
+    for label, _, _ in CELLS:
+        assert re.search(rf"^  {re.escape(label)} +\d+\.\d ms +\d+\.\d\dx the rnn's "
+                         rf"\(target <= 3\); FD error \d\.\de-\d+ ", out, re.MULTILINE), label

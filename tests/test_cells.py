@@ -1,6 +1,7 @@
 """The cells (--cell lstm): the model's registry, the reference and both oracles of each
 cell, and a check of a cell end to end (in-process, isolated, on the command line)."""
 import importlib
+import threading
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from gradcheck.cli import main
 from gradcheck.errors import ExitCode
 from gradcheck.strategies import configs
 from gradcheck.tolerances import DIFFERENCE_FORM_ACCURACY, REFERENCE_RTOL
-from tests.helpers import small_data
+from tests.helpers import record_threads, small_data
 
 CELLS = [n for n in model.cell_names() if n != model.DEFAULT_CELL]
 # Every cell with its options off, then with each of them on (the GRU's reset_after).
@@ -92,6 +93,44 @@ def test_the_finite_differences_are_as_accurate_as_the_rnn_s(cell, cell_options,
     for n in config.model.grad_names:
         assert _worst(fd.grads[n], jax.grads[n]) <= DIFFERENCE_FORM_ACCURACY, n
         assert not fd.kinks[n].any()
+
+
+@pytest.mark.parametrize(("cell", "cell_options"), CASES, ids=CASE_IDS)
+def test_the_finite_differences_run_in_chunks_on_threads_identically(cell, cell_options,
+                                                                       monkeypatch):
+    from gradcheck.cells import fd_cells
+    config, data = _cell_data(cell, "l2-tanh", cell_options)
+    _, _, whole = _sides(cell, config, data)
+    monkeypatch.setattr(fd_cells, "_CHUNK_ELEMENTS", 64)        # many chunks: the pool runs
+    ran_on = record_threads(monkeypatch, fd_cells, "_param_chunk")
+    before = set(threading.enumerate())
+    _, _, chunked = _sides(cell, config, data)
+    assert any(name.startswith("gradcheck-fd") for name in ran_on), ran_on
+    assert set(threading.enumerate()) == before
+    for n in config.model.grad_names:
+        np.testing.assert_array_equal(chunked.grads[n], whole.grads[n], n)
+        np.testing.assert_array_equal(chunked.kinks[n], whole.kinks[n], n)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_lstm_s_one_column_first_step_is_the_dense_step(name, monkeypatch):
+    """Wx, b and Wh copies run their first step on the one column they move; the
+    values are the dense step's, to the last bit."""
+    from gradcheck.cells.lstm_fd import LSTMWindowState
+    config, data = _cell_data("lstm", name)
+    _, _, fast = _sides("lstm", config, data)
+    calls = []
+    copies_change = LSTMWindowState.copies_change
+
+    def dense(self, *args, column=None, **kwargs):
+        calls.append(column is not None)
+        return copies_change(self, *args, **kwargs)
+    monkeypatch.setattr(LSTMWindowState, "copies_change", dense)
+    _, _, slow = _sides("lstm", config, data)
+    assert any(calls)
+    for n in ("Wx", "b", "Wh"):
+        np.testing.assert_array_equal(fast.grads[n], slow.grads[n], n)
+        np.testing.assert_array_equal(fast.kinks[n], slow.kinks[n], n)
 
 
 @pytest.mark.parametrize("cell", CELLS)

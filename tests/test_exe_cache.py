@@ -202,3 +202,60 @@ def test_default_folder(monkeypatch, tmp_path):
     assert exe_cache.default_cache_dir() == tmp_path / ".cache" / "gradcheck"
     monkeypatch.setenv("GRADCHECK_CACHE_DIR", str(tmp_path / "mine"))
     assert exe_cache.default_cache_dir() == tmp_path / "mine"
+
+
+# The cells' oracles: the same buckets and cache, through oracle_jax.cell_window.
+CELL_CASES = {"lstm": ("lstm", ()), "gru": ("gru", ()), "gru-reset-after": ("gru", ("reset_after",))}
+
+
+def _cell_window(case, **sizes):
+    from gradcheck.model import side
+    cell, cell_options = CELL_CASES[case]
+    config, data = small_data(**dict(SIZES, **sizes), cell=cell, cell_options=cell_options)
+    options = dict(config.model_options, **config.model.options)
+    return side(cell, "jax").jax_window(data.params, data.x, data.y, data.h0,
+                                        *data.states.values(), **options)
+
+
+def _same_cell(a, b):
+    assert a.loss == b.loss
+    for name, value in a.outputs.items():
+        np.testing.assert_array_equal(value, b.outputs[name], err_msg=name)
+    for name in a.grads:
+        np.testing.assert_array_equal(a.grads[name], b.grads[name], err_msg=name)
+
+
+@pytest.mark.parametrize("case", CELL_CASES)
+def test_a_cell_s_oracle_compiles_once_per_bucket_and_loads_what_it_stored(
+        case, fresh_oracle, monkeypatch, tmp_path):
+    exe_cache.enable_cache(tmp_path)
+    before = exe_cache.stats()
+    first = _cell_window(case)
+    _cell_window(case, batch=SIZES["batch"] + 1, hidden_size=SIZES["hidden_size"] + 2)
+    assert len(oracle_jax._compiled) == 1                # another shape, the same bucket
+    after = exe_cache.stats()
+    assert (after["stored"] - before["stored"], after["loaded"] - before["loaded"]) == (1, 0)
+    monkeypatch.setattr(oracle_jax, "_compiled", {})     # a new start loads it
+    _same_cell(_cell_window(case), first)
+    assert exe_cache.stats()["loaded"] == after["loaded"] + 1
+
+
+def test_each_cell_and_form_has_executables_of_its_own(fresh_oracle, tmp_path):
+    exe_cache.enable_cache(tmp_path)
+    for case in CELL_CASES:
+        _cell_window(case)
+    assert len(list(tmp_path.glob("*.exe"))) == len(CELL_CASES)
+
+
+@pytest.mark.parametrize("case", CELL_CASES)
+def test_a_tampered_cell_executable_is_ignored_and_replaced(case, fresh_oracle, monkeypatch,
+                                                           tmp_path):
+    exe_cache.enable_cache(tmp_path)
+    want = _cell_window(case)
+    (path,) = tmp_path.glob("*.exe")
+    path.write_bytes(_corrupt(path.read_bytes()))
+    monkeypatch.setattr(oracle_jax, "_compiled", {})
+    before = exe_cache.stats()
+    _same_cell(_cell_window(case), want)
+    after = exe_cache.stats()
+    assert (after["loaded"] - before["loaded"], after["stored"] - before["stored"]) == (0, 1)

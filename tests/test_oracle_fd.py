@@ -13,7 +13,7 @@ from gradcheck.model import GRAD_NAMES
 from gradcheck.oracle_fd import fd_directional, fd_window
 from gradcheck.oracle_jax import jax_window
 from gradcheck.tolerances import REFERENCE_RTOL, tolerance
-from tests.helpers import small_data
+from tests.helpers import record_threads, small_data
 
 # The plain loop differences two loss totals, so its step balances truncation (~h^2)
 # against the rounding of the totals (~eps / h): h ~ eps^(1/3) ~ 6e-6, error ~1e-10
@@ -186,13 +186,7 @@ def test_unknown_array_is_a_clear_error(engine):
 def test_worker_threads_are_joined_before_fd_window_returns(monkeypatch):
     config, data = small_data(interval=3, batch=6)
     monkeypatch.setattr(oracle_fd, "_CHUNK_ELEMENTS", 64)       # many chunks: the pool runs
-    ran_on = set()
-    chunk = oracle_fd._param_chunk
-
-    def recording(*args):
-        ran_on.add(threading.current_thread().name)
-        return chunk(*args)
-    monkeypatch.setattr(oracle_fd, "_param_chunk", recording)
+    ran_on = record_threads(monkeypatch, oracle_fd, "_param_chunk")
     before = set(threading.enumerate())
     fd_window(data.params, data.x, data.y, data.h0, **config.model_options)
     assert any(name.startswith("gradcheck-fd") for name in ran_on), ran_on

@@ -8,9 +8,10 @@
 Plain data (no NumPy): the command line reads it for --help.
 """
 from .bugs import declare_bugs
+from .conventions import declare_conventions
 from ..model import Array, Cell, CellOption, register_cell
 
-__all__ = ["GRU", "GATES", "BUGS"]
+__all__ = ["GRU", "GATES", "BUGS", "CONVENTIONS"]
 
 GATES = "rzn"                        # the order of the three blocks of Wx, Wh, b and bh
 
@@ -45,6 +46,20 @@ BUGS = declare_bugs(
         "tanh' from h (GRU)", "The derivative of the candidate uses the wrong value."),
 )
 
+CONVENTIONS = declare_conventions(
+    "gru",
+    ("gate_order", {"rzn": "gate blocks r, z, n", "zrn": "gate blocks z, r, n"}, "order",
+     "Your forward slices the gate blocks in another order than the one checked."),
+    ("update", {"z_keeps": "h = (1-z)*n + z*h_prev (z weighs the previous state)",
+                "z_takes": "h = (1-z)*h_prev + z*n (z weighs the candidate n)"}, "negate z",
+     "Your forward weighs the previous state and the candidate the other way round."),
+    ("reset", {"before": "the reset gate before the recurrent product, "
+                         "n = tanh(a Wx_n + (r*h_prev) Wh_n + b_n)",
+               "after": "the reset gate after the recurrent product, "
+                        "n = tanh(a Wx_n + b_n + r*(h_prev Wh_n))"}, "option reset_after",
+     "Your forward applies the reset gate on the other side of the recurrent product."),
+)
+
 GRU = register_cell(Cell(
     "gru",
     arrays=(Array("Wx", "HR", "param", fan_in="H", blocks=3),
@@ -60,6 +75,7 @@ GRU = register_cell(Cell(
                         "n = tanh(a Wx_n + b_n + r*(h Wh_n + bh_n)), with a second bias bh [3R] "
                         "in params (as in the frameworks)",
                         arrays=(Array("bh", "R", "param", blocks=3),)),),
-    kinds=tuple(b.kind for b in BUGS.values()),
+    kinds=tuple(b.kind for b in BUGS.values()) + tuple(c.kind for c in CONVENTIONS.values()),
+    conventions=CONVENTIONS,
     sides={"reference": "gru", "jax": "gradcheck.cells.gru_jax", "fd": "gradcheck.cells.gru_fd",
            "zoo": "gradcheck.cells.gru_zoo"}))

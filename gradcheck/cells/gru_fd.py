@@ -29,7 +29,8 @@ NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3", "x", "h0")
 class GRUWindowState(WindowState):
     """The unperturbed window with a GRU cell. Beside WindowState's attributes: after
     (the reset after the product); zx [T, B, 3R]; u [T, B, 3R] (h_{t-1} Wh + bh);
-    zr, zz, zn and r, z, n [T, B, R]; rh = r h_{t-1}; aux_r, aux_z, aux_n."""
+    zr, zz, zn and r, z, n [T, B, R]; rh = r h_{t-1}; aux_rz (of r and z side by side
+    [T, B, 2R]), aux_n."""
 
     def __init__(self, params, x, y, h0, *, reset_after=False, **options):
         self.after = bool(reset_after)
@@ -55,18 +56,21 @@ class GRUWindowState(WindowState):
                                                   else self.rh[t] @ p["Wh"][:, 2 * R:])
             self.n[t] = np.tanh(self.zn[t])
             h[t + 1] = (1.0 - self.z[t]) * self.n[t] + self.z[t] * h[t]
-        self.aux_r = activation_aux("sigmoid", self.zr, self.r)
-        self.aux_z = activation_aux("sigmoid", self.zz, self.z)
+        # r and z side by side [T, B, 2R]: one pass of the sigmoid's change for both
+        self.aux_rz = activation_aux("sigmoid", np.concatenate([self.zr, self.zz], -1),
+                                     np.concatenate([self.r, self.z], -1))
         self.aux_n = activation_aux("tanh", self.zn, self.n)
         return h
 
     def cell_growth(self):
         return max(float(np.max(np.abs(v), initial=0.0)) for v in (self.zr, self.zz, self.zn))
 
-    def copies_change(self, t0, rows, tiled, starts, into_x=None, moved=None):
+    def copies_change(self, t0, rows, tiled, starts, into_x=None, moved=None, column=None):
         """Run steps t0..T-1 for N copy rows (+ copies then - copies; rows [N] the example
         of each; ``tiled``: every example in order, repeated); ``starts``, ``into_x``,
-        ``moved`` as in fd_cells (moved: Wh or bh). Returns (change [N/2], kink [N/2])."""
+        ``moved`` as in fd_cells (moved: Wh or bh; ``column`` is not used: a moved r
+        column reaches every unit of n in the step it moves). Returns (change [N/2],
+        kink [N/2])."""
         N, R = rows.size, self.n.shape[-1]
         B, T = self.x.shape[1], self.x.shape[0]
         G, Bt = (N // B, B) if tiled else (N, 1)
@@ -97,10 +101,9 @@ class GRUWindowState(WindowState):
                     n_block = col >= 2 * R               # Wh_n multiplies r * h_{t-1}
                     rz = ~n_block
                     du[every[rz], :, col[rz]] += sign[rz, None] * value[rz]
-            dr = activation_change("sigmoid", dzx[:, :, :R] + du[:, :, :R],
-                                   tuple(base(a, t) for a in self.aux_r))
-            dz = activation_change("sigmoid", dzx[:, :, R:2 * R] + du[:, :, R:2 * R],
-                                   tuple(base(a, t) for a in self.aux_z))
+            drz = activation_change("sigmoid", dzx[:, :, :2 * R] + du[:, :, :2 * R],
+                                    tuple(base(a, t) for a in self.aux_rz))
+            dr, dz = drz[..., :R], drz[..., R:]
             r = base(self.r, t)
             if self.after:
                 u_n = base(self.u, t)[..., 2 * R:]

@@ -6,9 +6,10 @@
 Plain data (no NumPy): the command line reads it for --help.
 """
 from .bugs import declare_bugs
+from .conventions import declare_conventions
 from ..model import Array, Cell, register_cell
 
-__all__ = ["LSTM", "GATES", "BUGS"]
+__all__ = ["LSTM", "GATES", "BUGS", "CONVENTIONS"]
 
 GATES = "ifgo"                       # the order of the four blocks of Wx, Wh and b
 
@@ -52,6 +53,17 @@ BUGS = declare_bugs(
         "The derivative from h to c misses a factor."),
 )
 
+CONVENTIONS = declare_conventions(
+    "lstm",
+    ("gate_order", {"ifgo": "gate order i, f, g, o", "ifog": "gate order i, f, o, g",
+                    "fgio": "gate order f, g, i, o", "igfo": "gate order i, g, f, o",
+                    "iofg": "gate order i, o, f, g"}, "order",
+     "Your forward slices the four gate blocks in another order than the one checked."),
+    ("cell_state", {"carried": "the cell state carried in (c0) and out (c_last)",
+                    "reset": "a cell state that starts at zero in every call"}, "zero c0",
+     "Your forward starts the cell state differently than the one checked."),
+)
+
 LSTM = register_cell(Cell(
     "lstm",
     arrays=(Array("Wx", "HR", "param", fan_in="H", blocks=4),
@@ -63,6 +75,7 @@ LSTM = register_cell(Cell(
     contract="loss_and_grads(params, x, y, h0, c0, *, loss, activations, reduction) -> "
              "(loss, grads, h_last, c_last)",
     fixed_f2="the LSTM's own nonlinearities are the standard ones (sigmoid gates, tanh)",
-    kinds=tuple(b.kind for b in BUGS.values()),
+    kinds=tuple(b.kind for b in BUGS.values()) + tuple(c.kind for c in CONVENTIONS.values()),
+    conventions=CONVENTIONS,
     sides={"reference": "lstm", "jax": "gradcheck.cells.lstm_jax",
            "fd": "gradcheck.cells.lstm_fd", "zoo": "gradcheck.cells.lstm_zoo"}))

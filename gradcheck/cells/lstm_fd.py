@@ -30,9 +30,10 @@ GATE_ACTIVATIONS = ("sigmoid", "sigmoid", "tanh", "sigmoid")       # i, f, g, o
 
 class LSTMWindowState(WindowState):
     """The unperturbed window with an LSTM cell. Beside WindowState's attributes:
-    zg [T, B, 4R] the gates' pre-activations; gates [T, B, 4R] after their nonlinearity;
-    c [T + 1, B, R] (c[0] = c0); tc = tanh(c_t) [T, B, R]; gate_aux[k], tc_aux:
-    activation_aux of each gate block and of tanh(c_t)."""
+    zg [T, B, 4R] the gates' pre-activations; gates [T, B, 4R] after their nonlinearity
+    (gate_values: its four blocks, contiguous); c [T + 1, B, R] (c[0] = c0); tc =
+    tanh(c_t) [T, B, R]; gate_scale [4R] (1/2 for a sigmoid's block, 1 for g's);
+    gate_aux: activation_aux of tanh at gate_scale * zg; tc_aux: of tanh(c_t)."""
 
     def __init__(self, params, x, y, h0, c0, **options):
         self.c0 = np.asarray(c0, np.float64)
@@ -57,10 +58,26 @@ class LSTMWindowState(WindowState):
             h[t + 1] = o * np.tanh(c[t + 1])
         self.c = c
         self.tc = np.tanh(c[1:])                                 # [T, B, R]
-        self.gate_aux = [activation_aux(name, z, fz) for name, z, fz in zip(
-            GATE_ACTIVATIONS, self.gate_blocks(self.zg), self.gate_blocks(self.gates))]
+        # every gate as a tanh: s(z) = (1 + tanh(z / 2)) / 2, so one pass of the tanh's
+        # change over all 4R columns (the halving is exact in binary)
+        self.gate_scale = np.repeat([0.5 if a == "sigmoid" else 1.0
+                                     for a in GATE_ACTIVATIONS], R)          # [4R]
+        scaled = self.zg * self.gate_scale
+        self.gate_aux = activation_aux("tanh", scaled, np.tanh(scaled))
+        self.gate_values = tuple(np.ascontiguousarray(v) for v in self.gate_blocks(self.gates))
+        i, _, g, _ = self.gate_values
+        # what dc_t is the moved gate's change times when one gate column moves alone
+        # (_one_column_step): g for i, c_{t-1} for f, i for g, nothing for o [T, B, 4R]
+        self.dc_factor = np.concatenate([g, c[:-1], i, np.zeros_like(g)], axis=-1)
         self.tc_aux = activation_aux("tanh", c[1:], self.tc)
         return h
+
+    def gates_change(self, dzg, aux):
+        """The four gates' changes [.., 4R] when their pre-activations move by dzg [.., 4R]
+        (aux: the rows of gate_aux that dzg's broadcast against)."""
+        out = activation_change("tanh", dzg * self.gate_scale, aux)
+        out *= self.gate_scale
+        return out
 
     def gate_blocks(self, arr):
         """The four blocks i, f, g, o of arr's last axis (views)."""
@@ -71,11 +88,11 @@ class LSTMWindowState(WindowState):
         return max(float(np.max(np.abs(self.zg), initial=0.0)),
                    float(np.max(np.abs(self.c), initial=0.0)))
 
-    def copies_change(self, t0, rows, tiled, starts, into_x=None, moved=None):
+    def copies_change(self, t0, rows, tiled, starts, into_x=None, moved=None, column=None):
         """Run steps t0..T-1 for N copy rows (+ copies then - copies; rows [N] the example
         of each; ``tiled``: every example in order, repeated, so the unperturbed [B, .]
-        arrays broadcast instead of being gathered); ``starts``, ``into_x``, ``moved``
-        as in fd_cells (moved: Wh). Returns (change [N/2], kink [N/2])."""
+        arrays broadcast instead of being gathered); ``starts``, ``into_x``, ``moved``,
+        ``column`` as in fd_cells (moved: Wh). Returns (change [N/2], kink [N/2])."""
         N, R = rows.size, self.c.shape[-1]
         B = self.x.shape[1]
         G, Bt = (N // B, B) if tiled else (N, 1)
@@ -89,27 +106,79 @@ class LSTMWindowState(WindowState):
         dh = starts["h0"].reshape(G, Bt, R) if "h0" in starts else zeros
         dc = starts["c0"].reshape(G, Bt, R) if "c0" in starts else zeros
         change, kink = np.zeros(N // 2), np.zeros(N // 2, bool)
+        one_column = column is not None and tiled and not starts
         for t in range(t0, T):
-            dzg = (dh.reshape(N, R) @ Wh).reshape(G, Bt, 4 * R)
+            first = one_column and t == t0                       # dh = 0: dh Wh = 0
+            dzg = np.zeros((G, Bt, 4 * R)) if first else (dh.reshape(N, R) @ Wh).reshape(
+                G, Bt, 4 * R)
             if into_x is not None:
                 into_x(t, dzg)
             if moved is not None:                                # Wh: h_{t-1} of each copy
                 _, r, col, sign = moved
                 every = np.arange(G)
                 dzg[every, :, col] += sign[:, None] * (self.h[t][:, r].T + dh[every, :, r])
-            di, df, dg, do = (activation_change(name, dz, tuple(base(a, t) for a in aux))
-                              for name, dz, aux in zip(GATE_ACTIVATIONS, self.gate_blocks(dzg),
-                                                       self.gate_aux))
-            i, f, g, o = self.gate_blocks(base(self.gates, t))
-            # products of gates, each term a change times an O(1) value
-            dc = f * dc + df * (base(self.c, t) + dc) + i * dg + di * (g + dg)
-            dtc = activation_change("tanh", dc, tuple(base(a, t) for a in self.tc_aux))
-            dh = o * dtc + do * (base(self.tc, t) + dtc)
+            if first:
+                dh, dc = self._one_column_step(t, dzg, column)
+            else:
+                dh, dc = self._step(t, dzg, dh, dc, base)
             step, k = self.pair_loss_change(t, dh.reshape(N, R), rows, tiled)
             change += step
             if k is not None:
                 kink |= k
         return change, kink
+
+    def _step(self, t, dzg, dh, dc, base):
+        """Step t of the copies: (dh, dc) [G, Bt, R] from the previous ones and the change
+        of the gates' pre-activations dzg [G, Bt, 4R] (base: the unperturbed rows)."""
+        dgates = self.gates_change(dzg, tuple(base(a, t) for a in self.gate_aux))
+        di, df, dg, do = self.gate_blocks(dgates)
+        i, f, g, o = (base(v, t) for v in self.gate_values)
+        # products of gates, each term a change times an O(1) value:
+        # dc = f dc + df (c + dc) + i dg + di (g + dg)
+        term = base(self.c, t) + dc
+        term *= df
+        dc = f * dc
+        dc += term
+        np.multiply(i, dg, out=term)
+        dc += term
+        np.add(g, dg, out=term)
+        term *= di
+        dc += term
+        dtc = activation_change("tanh", dc, tuple(base(a, t) for a in self.tc_aux))
+        # dh = o dtanh(c) + do (tanh(c) + dtanh(c))
+        dh = base(self.tc, t) + dtc
+        dh *= do
+        dtc *= o
+        dh += dtc
+        return dh, dc
+
+    def _one_column_step(self, t, dzg, col):
+        """Step t of tiled copies that enter it with no state difference and whose gate
+        pre-activations move in one column each (col [G]; dzg [G, B, 4R] zero elsewhere):
+        one gate changes, and c and h in that column's unit alone. Returns (dh, dc)
+        [G, B, R], the dense step's values (its other terms are exact zeros)."""
+        G, B, _ = dzg.shape
+        R = self.c.shape[-1]
+        every = np.arange(G)
+        unit, gate = col % R, col // R                           # [G]: unit, block (i f g o)
+
+        def at(arr, j):                                          # arr[t][:, j] per copy, [G, B]
+            return arr[t].T[j]
+
+        k = self.gate_scale[col][:, None]                        # [G, 1]
+        dq = activation_change("tanh", dzg[every, :, col] * k,
+                               tuple(at(a, col) for a in self.gate_aux))
+        dq *= k                                                  # the moved gate's change [G, B]
+        dc_u = dq * at(self.dc_factor, col)
+        dtc = activation_change("tanh", dc_u, tuple(at(a, unit) for a in self.tc_aux))
+        # dh = o dtanh(c) + do (tanh(c) + dtanh(c)), do = dq where o moved
+        dh_u = at(self.tc, unit) + dtc
+        dh_u *= np.where((gate == 3)[:, None], dq, 0.0)
+        dtc *= at(self.gate_values[3], unit)
+        dh_u += dtc
+        dh, dc = np.zeros((2, G, B, R))
+        dh[every, :, unit], dc[every, :, unit] = dh_u, dc_u
+        return dh, dc
 
 
 

@@ -148,7 +148,7 @@ def _run(args, given):
         if args.impl is None:
             raise BadUsage("--adapter needs --impl naming the module to check")
         from ..adapters import read_declaration, sizes, supported
-        decl = extra["adapter"] = read_declaration(args.adapter)
+        decl = extra["adapter"] = read_declaration(args.adapter, options.get("cell"))
         extra["adapter_defaults"] = False  # options not given: what the adapter's code computes
         computed = dict(zip(("loss", "activations", "reduction"), supported(decl)))
         computed.update(sizes(decl, {"batch": None, "hidden_size": None,
