@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import re
+import resource
 import select
 import signal
 import subprocess
@@ -193,6 +194,8 @@ class _ForkServer:
                     or server.proc.poll() is not None):
                 if server is not None and server.owner == os.getpid():
                     server.sock.close()
+                    server.proc.kill()   # (stopped, or its limits lowered: it may not
+                    server.proc.wait()   # read the socket's end)
                 server = cls._instance = cls()
             return server
 
@@ -206,6 +209,9 @@ class _ForkServer:
             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
         theirs.close()
         self.sock = ours
+        # what it inherited and should keep (but the core file size: it sets that to 0)
+        self.limits = {r: v for r, v in _limits(os.getpid()).items()
+                       if r != resource.RLIMIT_CORE}
         self.exits = {}                  # pid -> returncode, as the server reported them
         self.pids = []                   # pids of workers forked, not yet taken by spawn
         self.ignored = set()             # pids whose end nobody will ask about
@@ -239,6 +245,22 @@ class _ForkServer:
         except (ValueError, TypeError, AttributeError, RecursionError):
             raise OSError("the fork server sent something that is not its message") from None
         return message
+
+    def limits_lowered(self):
+        """Whether a resource limit of the server is now below what it started with
+        (prlimit by code under test running as the same user, where it can name the
+        server), after raising them back where this process may: its next workers would
+        inherit them, or it could not receive their descriptors."""
+        now = _limits(self.proc.pid)
+        lowered = [r for r, (soft, hard) in self.limits.items()
+                   if r in now and (_below(now[r][0], soft) or _below(now[r][1], hard))]
+        for r in lowered:
+            try:
+                resource.prlimit(self.proc.pid, r, self.limits[r])
+            except (OSError, ValueError):
+                return True              # (raising a hard limit needs root)
+        now = _limits(self.proc.pid)
+        return any(now.get(r) != self.limits[r] for r in lowered)
 
     def stopped(self):
         """Whether the server has ended or is stopped (SIGSTOP): it will not answer."""
@@ -354,11 +376,13 @@ def sweep():
             return
         for pid in left:
             _kill_tree(pid)
-        for pid in left:
+        # reap whichever ends first: the init of a worker's PID namespace, adopted here,
+        # ends only once its namespace's other processes (adopted here too) are reaped
+        for _ in left:
             try:
-                os.waitpid(pid, 0)
+                os.waitpid(-1, 0)
             except ChildProcessError:
-                pass
+                break
 
 
 @contextlib.contextmanager
@@ -495,6 +519,8 @@ class Worker:
             self._guard.enter_context(sandbox.checker_guard())   # before its code runs
             try:
                 server = _ForkServer.get()
+                if server.limits_lowered():      # replaced: its limits are this process's
+                    server = _ForkServer.get(fresh=True)
                 pid = server.spawn(limits, fds, self.timeout)
             except OSError:              # the server died or stopped: start another, once
                 server = _ForkServer.get(fresh=True)
@@ -1014,6 +1040,26 @@ def _restore_file_limit():
             return
         except (ValueError, OSError):
             continue
+
+
+def _limits(pid):
+    """Every resource limit of process ``pid``: {resource: (soft, hard)} ({} where they
+    cannot be read)."""
+    found = {}
+    for name in dir(resource):
+        if name.startswith("RLIMIT_"):
+            r = getattr(resource, name)
+            try:
+                found[r] = resource.prlimit(pid, r)
+            except (OSError, ValueError):
+                pass
+    return found
+
+
+def _below(value, than):
+    """Whether limit ``value`` is lower than ``than`` (RLIM_INFINITY is the highest)."""
+    inf = resource.RLIM_INFINITY
+    return than != value and (than == inf or (value != inf and value < than))
 
 
 def _run_delay(pid):

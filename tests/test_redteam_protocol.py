@@ -403,3 +403,61 @@ def test_control_characters_in_printed_output_reach_no_terminal(capfd):
 def test_control_characters_in_an_exception_message_are_escaped():
     from gradcheck.untrusted import printable
     assert printable("a\x1b]0;x\x07b\u202ec\nd\te") == "a\\x1b]0;x\\x07b\\u202ec\nd\te"
+
+
+# ------------------------------------------------------------------ the fork server's limits
+
+@pytest.mark.parametrize("limit", ["RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_DATA"])
+def test_a_fork_server_whose_limits_were_lowered_is_restored_or_replaced(limit):
+    """What a same-user worker could do to the fork server (prlimit): the next worker
+    still starts, with the limits the server began with, and the check is a verdict on
+    the implementation, not "could not be started"."""
+    import resource
+    from gradcheck.isolation import Worker, _ForkServer, fork_server
+    r = getattr(resource, limit)
+    with fork_server():
+        with Worker({"spec": f"{IMPLS / 'correct.py'}:loop_bptt"}) as first:
+            assert first.load() is None
+        server = _ForkServer.get()
+        low = 8 if limit == "RLIMIT_NOFILE" else 16 << 20 if limit == "RLIMIT_DATA" else 4
+        resource.prlimit(server.proc.pid, r, (low, low))
+        report = gradcheck.check(f"{IMPLS / 'correct.py'}:loop_bptt", interval=3,
+                                 timeout=10, **SMALL)
+        assert report.passed, report.format_table()
+        now = _ForkServer.get()
+        assert resource.prlimit(now.proc.pid, r) == resource.getrlimit(r)
+
+
+# ------------------------------------------------------------------ a grade that is killed
+
+def test_a_grade_killed_midway_leaves_the_class_graded_so_far(tmp_path):
+    """SIGKILL to grade (what a worker running as the same user can send, and nothing
+    can catch) while its second submission runs: FILE.partial holds the first one's
+    grade, whole; FILE itself is never written half."""
+    import signal
+    out = tmp_path / "grades.json"
+    partial = tmp_path / "grades.json.partial"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradcheck", "grade", str(SUBS / "correct_loop.py"),
+         _spec("stops_itself"), "--interval", "3", *SMALL_FLAGS,
+         "--format", "json", "--output", str(out), "--timeout", "60", "--jobs", "1",
+         "--seed", "3", "--allow-import", "reference"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not partial.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    graded = json.loads(partial.read_text())["submissions"]
+    assert [g["submission"].rsplit("/", 1)[-1] for g in graded] == ["correct_loop.py"]
+    assert graded[0]["score"] == graded[0]["max_score"]
+    assert not out.exists()
+
+
+def test_a_grade_that_ends_removes_its_partial_file(tmp_path):
+    graded = _grade_class(tmp_path, "terminates_the_checker", jobs="2")
+    assert len(graded) == 3
+    assert not (tmp_path / "grades.json.partial").exists()
