@@ -136,36 +136,36 @@ def test_the_user_s_home_cannot_be_written(monkeypatch, restored, sandbox_mechan
     assert not target.exists()
 
 
-def test_a_shared_temporary_folder_cannot_be_planted(monkeypatch, sandbox_mechanism):
-    _needs(sandbox_mechanism, sandbox.HIDING, "may write the machine's shared /tmp")
+@pytest.fixture
+def open_folder():
+    """A folder in the machine's /tmp open to every uid: only the view can keep a
+    worker out of it."""
     folder = Path(tempfile.mkdtemp(prefix="gradcheck-redteam-"))
-    try:
-        folder.chmod(0o777)                   # open to every uid: only the view can stop it
-        target = folder / "planted.py"
-        _fails_unescaped(*_attack("creates_target", monkeypatch, target))
-        assert not target.exists()
-    finally:
-        for p in folder.iterdir():
-            p.unlink()
-        folder.rmdir()
+    folder.chmod(0o777)
+    yield folder
+    for p in folder.iterdir():
+        p.unlink()
+    folder.rmdir()
 
 
-def test_unmounting_its_view_reveals_and_opens_nothing(monkeypatch, sandbox_mechanism):
+def test_a_shared_temporary_folder_cannot_be_planted(monkeypatch, sandbox_mechanism,
+                                                     open_folder):
+    _needs(sandbox_mechanism, sandbox.HIDING, "may write the machine's shared /tmp")
+    target = open_folder / "planted.py"
+    _fails_unescaped(*_attack("creates_target", monkeypatch, target))
+    assert not target.exists()
+
+
+def test_unmounting_its_view_reveals_and_opens_nothing(monkeypatch, sandbox_mechanism,
+                                                       open_folder):
     """The worker's view is mounts it could undo with the capabilities a user namespace
     gives its creator: it keeps none."""
     _needs(sandbox_mechanism, sandbox.HIDING, "sees the file system as it is")
-    folder = Path(tempfile.mkdtemp(prefix="gradcheck-redteam-"))
-    try:
-        folder.chmod(0o777)                   # open to every uid: only the view can stop it
-        (folder / "secret").write_text("the class's answers")
-        (folder / "secret").chmod(0o644)
-        target = folder / "planted.py"
-        _fails_unescaped(*_attack("unmounts_its_view", monkeypatch, target))
-        assert not target.exists()
-    finally:
-        for p in folder.iterdir():
-            p.unlink()
-        folder.rmdir()
+    (open_folder / "secret").write_text("the class's answers")
+    (open_folder / "secret").chmod(0o644)
+    target = open_folder / "planted.py"
+    _fails_unescaped(*_attack("unmounts_its_view", monkeypatch, target))
+    assert not target.exists()
 
 
 @pytest.fixture

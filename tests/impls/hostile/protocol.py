@@ -156,33 +156,30 @@ def _others():
     return sorted(p for p in found if p > 0 and p != os.getpid())
 
 
-def terminates_everyone(params, x, y, h0, **options):
-    """SIGTERMs its parent, the checker (its pid from the environment, /proc or a scan of
-    the pids), every process it can find, and then every process it may signal
-    (kill(-1)); returns a wrong dU."""
+def _signals_everyone(number):
+    """Sends signal ``number`` to its parent, the checker (its pid from the environment,
+    /proc or a scan of the pids), every process it can find, and then every process it
+    may signal (kill(-1))."""
     for pid in _others():
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, number)
         except OSError:
             pass
     try:
-        os.kill(-1, signal.SIGTERM)      # everyone it may signal but itself
+        os.kill(-1, number)              # everyone it may signal but itself
     except OSError:
         pass
+
+
+def terminates_everyone(params, x, y, h0, **options):
+    """SIGTERMs every process it can find (_signals_everyone); returns a wrong dU."""
+    _signals_everyone(signal.SIGTERM)
     return _wrong(params, x, y, h0, **options)
 
 
 def kills_everyone(params, x, y, h0, **options):
     """As terminates_everyone, with SIGKILL: nothing can catch it."""
-    for pid in _others():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    try:
-        os.kill(-1, signal.SIGKILL)
-    except OSError:
-        pass
+    _signals_everyone(signal.SIGKILL)
     return _wrong(params, x, y, h0, **options)
 
 

@@ -191,10 +191,4 @@ def unmounts_its_view(params, x, y, h0, **options):
             _escaped(f"read a hidden file: {f.read()}")
     except OSError:
         pass
-    try:
-        with open(_target(), "w") as f:
-            f.write("# written by the code under test\n")
-        _escaped(f"created {_target()}")
-    except OSError:
-        pass
-    return _wrong(params, x, y, h0, **options)
+    return creates_target(params, x, y, h0, **options)
