@@ -16,6 +16,7 @@ The order of judgement:
 4. the pattern of failing arrays, steps and windows.
 """
 from dataclasses import replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,15 +24,12 @@ from .attribution import disagreeing_steps
 from .compare import compare
 from .judge import NOT_JUDGED, ORDER
 from .kinds import Diagnosis
-from .model import (DEFAULT_CELL, GRAD_NAMES, INPUT_NAME, LAYERS, STATE_NAME,
-                    UPSTREAM_OF_STATE, side)
+from .model import DEFAULT_CELL, GRAD_NAMES, INPUT_NAME, STATE_NAME, cell, describe, side
 from .tolerances import tolerance
 
 __all__ = ["mismatch_kind", "diagnose", "explain", "self_consistent", "diagnose_layer",
            "float32_ratio", "problem_diagnosis"]
 
-FIRST_LAYER, _RNN, OUTPUT = (layer.arrays for layer in LAYERS)
-STATE_PATH = UPSTREAM_OF_STATE
 GRADS = GRAD_NAMES
 # The problems of a call, in the order a diagnosis names them, with its sentence's lead.
 PROBLEM_LEADS = (("timeout", "The implementation hung or is too slow"),
@@ -459,17 +457,20 @@ def _pattern(failing, windows, config, kinds, self_consistent, evidence):
     judged = [r for r in failing if r.oracle != "contract"]
     first_window = min(r.window for r in judged)
     names = {r.name for r in judged}
+    m = model_words(config)
+    GRADS, FIRST_LAYER, OUTPUT, STATE_PATH = m.grads, m.first, m.output, m.state_path
     arrays = [n for n in GRADS if n in names]
     aside = " (up to float32 rounding)" if evidence.get("float32_aside") else ""
-    if first_window > 1 and len(windows) > 1 and not names & {"loss", "h_last", INPUT_NAME,
-                                                               STATE_NAME} \
+    if first_window > 1 and len(windows) > 1 and not names & set(
+            ("loss", INPUT_NAME) + m.outputs + m.states) \
             and set(names) <= set(GRADS) and not set(FIRST_LAYER) <= names:
         carried = bool(evidence.get("carried_sums"))
         sums = (" (each equals this window's gradient plus the window before's: the sums "
                 "carry over)" if carried else "")
         return ("buffers_not_reset",
                 f"Window 1 agrees{aside} but from window {first_window} d{', d'.join(arrays)} "
-                f"disagree while dx, dh0 and the first layer agree: the weight-gradient "
+                f"disagree while dx, {', '.join('d' + s for s in m.states)} and the first "
+                f"layer agree: the weight-gradient "
                 f"buffers are not reset between windows{sums}; zero them (or assign, "
                 f"not +=) at the start of every backward.", {"carried_sums": carried})
     if first_window > 1 and len(windows) > 1:
@@ -532,6 +533,8 @@ def _pattern(failing, windows, config, kinds, self_consistent, evidence):
         return ("output_derivative", f"Every gradient disagrees, W3 and b3 included: the "
                 f"derivative at the output, dL/dz3, is wrong for loss {config['loss']} with "
                 f"f3 = {config['activations'][2]}.", {})
+    if set(STATE_PATH) <= set(arrays) and not set(OUTPUT) & set(arrays) and m.cell.fixed_f2:
+        return _cell_state_path(m, steps, all_steps)
     if set(STATE_PATH) <= set(arrays) and not set(OUTPUT) & set(arrays):
         f2_lead = (f"The backward pass through the RNN activation f2 = "
                    f"{config['activations'][1]} is wrong: ")
@@ -540,7 +543,7 @@ def _pattern(failing, windows, config, kinds, self_consistent, evidence):
                               else f"{_names(STATE_PATH)} disagree: ") + ({},)
         if len(found) > 1:
             return _candidate(evidence) + ({},)
-        u_steps = steps.get("U") or steps.get(INPUT_NAME)
+        u_steps = steps.get(m.recurrent) or steps.get(INPUT_NAME)
         if u_steps is not None and len(all_steps) > 1 and u_steps == all_steps[:-1]:
             if "candidates" in evidence and not found:   # tested: none reproduces them
                 return ("state_derivative_unclear",
@@ -555,7 +558,7 @@ def _pattern(failing, windows, config, kinds, self_consistent, evidence):
                 f"last included (f2' computed from the wrong value?).", {})
     if set(arrays) == set(FIRST_LAYER):
         lead = (f"The first dense layer's backward is wrong: W1, b1 and x disagree while the "
-                f"RNN and the output layer agree (f1 = {config['activations'][0]}")
+                f"{m.cell.label} and the output layer agree (f1 = {config['activations'][0]}")
         if found == ["f1_grad_forgotten"]:
             return _candidate(evidence, lead + "): dx, dW1 and db1: ") + ({},)
         return "f1_derivative", lead + ": check f1' and d1 = da * f1'(z1)).", {}
@@ -565,6 +568,52 @@ def _pattern(failing, windows, config, kinds, self_consistent, evidence):
     where = "" if not steps_everywhere else " (" + "; ".join(
         f"{n} at steps {sorted(s)}" for n, s in steps_everywhere.items() if s) + ")"
     return "arrays_disagree", f"{_names(arrays)} disagree with JAX, first in window {w}{where}.", {}
+
+
+class ModelWords(NamedTuple):
+    """The names the pattern's sentences use, from the check's model: its gradients, the
+    first and the last layer's arrays, the arrays the state's derivatives reach on their
+    way back, the incoming states (h0, an LSTM's c0), the states returned (h_last, ...)
+    and the recurrent weight (the cell's own array multiplying the state)."""
+    cell: object
+    grads: tuple
+    first: tuple
+    output: tuple
+    state_path: tuple
+    states: tuple
+    outputs: tuple
+    recurrent: str
+
+
+def model_words(config):
+    """ModelWords of a check's config (as a dict: ``cell`` and its options, or the RNN)."""
+    declared = cell(config.get("cell", DEFAULT_CELL))
+    model = describe(declared.name, **{o.name: config.get(o.name, False)
+                                        for o in declared.options})
+    first, middle, last = model.layers
+    return ModelWords(
+        declared, model.grad_names, first.arrays, last.arrays,
+        tuple(n for n in model.grad_names if n not in last.arrays), model.state_names,
+        model.state_out_names,
+        next(a.name for a in model.arrays if a.name in middle.arrays and a.fan_in == "R"))
+
+
+def _cell_state_path(m, steps, all_steps):
+    """(kind, sentence, extra) when every array the state's derivatives reach disagrees in
+    a cell whose own nonlinearities are fixed (the LSTM, the GRU) and no mistake of its
+    zoo reproduces the numbers: the cell's names, never the RNN's f2 or U."""
+    nexts = " or ".join(f"d{s[:-1]}_next" for s in m.states)        # h0 -> dh_next
+    reach = _names(m.state_path)
+    u_steps = steps.get(m.recurrent) or steps.get(INPUT_NAME)
+    if u_steps is not None and len(all_steps) > 1 and u_steps == all_steps[:-1]:
+        return ("state_derivative_unclear",
+                f"Unclear: {reach} disagree at every step but the last (a state's derivative "
+                f"is wrong on its way back through the {m.cell.label}: {nexts}?), but no "
+                f"mistake of the {m.cell.label} zoo reproduces the numbers.", {})
+    return ("cell_backward",
+            f"The backward pass through the {m.cell.label} cell is wrong: {reach} disagree at "
+            f"every step, the last included, and no mistake of its zoo reproduces the "
+            f"numbers; check the derivative of each of its nonlinearities and products.", {})
 
 
 def _one_array(name, kind, steps, steps_everywhere, all_steps, found, evidence):
@@ -613,13 +662,15 @@ _LAYER_WORDS = {"zeros": "returned as zeros", "transposed": "transposed",
 
 
 def diagnose_layer(layer, meaning, out_name, failing, kinds, dtype, loss, float32=None,
-                   candidate=None):
+                   candidate=None, unclear=None):
     """The Diagnosis of a layer check (layer_check), or None when everything agrees.
 
     failing: the failing Results, one per array; kinds: {name: mismatch_kind(...)};
     float32: float32_ratio(...) of the failing arrays in a float64 check (None: beyond);
     candidate: (kind, sentence, first_step, flaw) of the one candidate mistake of the
-    layer that reproduces the numbers, or None.
+    layer that reproduces the numbers (flaw None: several do; the sentence names them),
+    or None; unclear: (kind, clause) of the pattern that the failing steps show when no
+    candidate reproduces the numbers, or None.
     """
     if not failing:
         return None
@@ -654,10 +705,16 @@ def diagnose_layer(layer, meaning, out_name, failing, kinds, dtype, loss, float3
         text += (" l2 is 0.5 * sum of squares: the 0.5 is left out (a factor of 2 "
                  "in the loss and every gradient, not a wrong reduction).")
         kind = "l2_half"
-    if candidate is not None:
+    if candidate is not None and candidate[3] is None:          # several reproduce them
+        kind, what, _, _ = candidate
+        text = f"{head}{'; '.join(parts)}. {what}"
+    elif candidate is not None:
         kind, what, _, flaw = candidate
         text = (head + (f"only d{failing[0].name} disagrees, and one candidate mistake "
                         f"reproduces it: {what}." if len(failing) == 1 else
                         f"{'; '.join(parts)}: {what} (this mistake reproduces the numbers)."))
         facts["candidate"] = flaw
+    elif unclear is not None and kind == "arrays_disagree":
+        kind, clause = unclear
+        text = f"{head}{'; '.join(parts)}: {clause}."
     return Diagnosis(kind, text, facts)

@@ -215,6 +215,8 @@ register("dh_next_skips_f2", "conceptual", "dh_next misses f2'",
 register("f2_derivative", "conceptual", "RNN activation derivative f2'",
          "The derivative of the recurrent layer's activation is computed from the wrong "
          "value.")
+register("cell_backward", "conceptual", "cell backward (not a mistake of its zoo)",
+         "The backward pass through the recurrent cell is wrong at every step.")
 register("state_derivative_unclear", "unclear", "state derivative (cause unclear)",
          "The state's derivative goes wrong on its way back through time.")
 register("f1_derivative", "conceptual", "first layer derivative f1'",

@@ -15,8 +15,9 @@ CELL_BUGS = [(c, b) for c in model.cell_names() if c != model.DEFAULT_CELL
 @pytest.mark.parametrize(("cell", "bug"), CELL_BUGS, ids=[f"{c}-{b}" for c, b in CELL_BUGS])
 def test_every_bug_fails_isolated_with_the_diagnosis_that_names_it(cell, bug):
     zoo = model.side(cell, "zoo")
+    on = {o: True for o in zoo.BUGS[bug].options}       # the form it is a mistake of
     report = gradcheck.check(f"{zoo.__name__}:{bug}", cell=cell, interval=3, seq_len=6,
-                             batch=4)
+                             batch=4, **on)
     assert not report.passed
     assert report.isolation["isolated"]
     assert report.finding.kind == zoo.BUGS[bug].kind, report.diagnosis
@@ -24,9 +25,14 @@ def test_every_bug_fails_isolated_with_the_diagnosis_that_names_it(cell, bug):
     assert "reproduces the numbers" in report.diagnosis
 
 
-@pytest.mark.parametrize("cell", sorted({c for c, _ in CELL_BUGS}))
-def test_no_mistake_reproduces_correct_gradients(cell):
-    config, data = small_data(cell=cell, interval=3)
+# Every cell with its options off, then with each of them on (the GRU's reset_after).
+FORMS = [(c, ()) for c in sorted({c for c, _ in CELL_BUGS})] + [
+    (c, (o.name,)) for c in sorted({c for c, _ in CELL_BUGS}) for o in model.cell(c).options]
+
+
+@pytest.mark.parametrize(("cell", "on"), FORMS, ids=["-".join((c,) + o) for c, o in FORMS])
+def test_no_mistake_reproduces_correct_gradients(cell, on):
+    config, data = small_data(cell=cell, interval=3, cell_options=on)
     reference = model.side(cell, "jax")
     states = tuple(data.states.values())
     options = dict(config.model_options, **config.model.options)
@@ -42,3 +48,17 @@ def test_the_cell_declares_every_kind_of_its_zoo(cell):
     conventions = {c.kind for c in model.cell(cell).conventions.values()}
     assert set(model.cell(cell).kinds) == {b.kind for b in zoo.BUGS.values()} | conventions
     assert len(zoo.BUGS) >= 10
+
+
+@pytest.mark.parametrize(("cell", "on"), FORMS, ids=["-".join((c,) + o) for c, o in FORMS])
+def test_every_form_of_a_cell_has_its_mistakes(cell, on):
+    """Each form of a cell (the GRU's reset before and after the product) has zoo bugs
+    of its own, each refused in the other form."""
+    zoo = model.side(cell, "zoo")
+    mine = [b for b in zoo.BUGS.values() if set(b.options) == set(on)]
+    assert len(mine) >= 5
+    if on:
+        config, data = small_data(cell=cell, interval=2)              # the other form
+        with pytest.raises(NotImplementedError, match=r"--reset-after"):
+            getattr(zoo, mine[0].name)(data.params, data.x, data.y, data.h0,
+                                       **config.model_options)

@@ -205,7 +205,8 @@ def test_default_folder(monkeypatch, tmp_path):
 
 
 # The cells' oracles: the same buckets and cache, through oracle_jax.cell_window.
-CELL_CASES = {"lstm": ("lstm", ()), "gru": ("gru", ()), "gru-reset-after": ("gru", ("reset_after",))}
+CELL_CASES = {"lstm": ("lstm", ()), "gru": ("gru", ()),
+              "gru-reset-after": ("gru", ("reset_after",))}
 
 
 def _cell_window(case, **sizes):

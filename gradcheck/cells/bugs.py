@@ -9,12 +9,15 @@ __all__ = ["Bug", "declare_bugs"]
 
 class Bug(NamedTuple):
     """One mistake of a cell's zoo: ``what`` the diagnosis says (when it reproduces the
-    numbers), ``title`` the instructor's label, ``hint`` the student's words."""
+    numbers), ``title`` the instructor's label, ``hint`` the student's words; ``options``:
+    the cell's options on in the form it is a mistake of (the GRU's ("reset_after",)),
+    the others off."""
     cell: str
     name: str
     what: str
     title: str
     hint: str
+    options: tuple = ()
 
     @property
     def kind(self):
@@ -22,8 +25,8 @@ class Bug(NamedTuple):
 
 
 def declare_bugs(cell, *bugs):
-    """{name: Bug} of ``cell``'s mistakes, given as (name, what, title, hint); each is
-    registered as a conceptual diagnosis kind."""
+    """{name: Bug} of ``cell``'s mistakes, given as (name, what, title, hint[, options]);
+    each is registered as a conceptual diagnosis kind."""
     declared = {}
     for fields in bugs:
         bug = Bug(cell, *fields)

@@ -2,17 +2,25 @@
 each array, with which steps, and how each array's perturbation enters the window.
 
 A cell's engine (``NAME_fd.py``) provides a WindowState subclass with
-``copies_change(t0, rows, tiled, starts, into_x, moved)``, which runs steps t0..T-1 of
-N perturbed copies in difference form and returns (change [N/2], kink [N/2]):
+``copies_change(t0, G, starts, into_x, moved, column=None)``, which runs steps t0..T-1 of
+G perturbed copies of the whole batch (the + copies, then the - copies) in difference
+form and returns (change [G/2, B], kink [G/2, B]), each example's own:
 
-- ``starts``: {state name: [N, R] differences entering step t0} (h0, and c0 for the LSTM);
-- ``into_x(t, dzx)``: adds the change of the cell's input pre-activations
-  ``a_t Wx + b`` [G, Bt, K R] at step t in place (W1, b1, x, Wx and b move only these);
-- ``moved``: (name, row [G], col [G], sign [G]) for the cell's own recurrent
-  parameters (Wh, bh), whose perturbation only the cell knows how to apply;
-- ``column`` (keyword, may be None): [G] the one pre-activation column each copy's
-  perturbation moves (Wx, b, Wh, bh), so a cell may run the copies' first step on
-  that column alone (they enter it with no state difference); a cell may ignore it.
+- ``starts``: {state name: [G, B, R] differences entering step t0} (h0, and c0 for the
+  LSTM);
+- ``into_x(t, dzx)``: adds the change of the cell's input pre-activations ``a_t Wx + b``
+  at step t in place, block by block: dzx [K, G, B, R] (``by_block``; W1, b1, x, Wx and
+  b move only these);
+- ``moved``: (name, row [G], col [G], sign [G]) for the cell's own recurrent parameters
+  (Wh, bh), whose perturbation only the cell knows how to apply (col: a column of the
+  [.., K R] array, block col // R, unit col % R);
+- ``column``: [G] the one pre-activation column each copy's perturbation moves (Wx, b,
+  Wh, bh), so a cell may run the copies' first step on that column alone (they enter
+  it with no state difference); a cell may ignore it.
+
+Arrays of gate blocks are kept block by block ([K, .., R], each block contiguous): an
+operation on one block of a [.., K R] array walks R numbers at a time, which NumPy does
+many times slower than a contiguous block.
 
 Every array whose name is a parameter of the cell and not in ``RECURRENT`` enters by
 ``into_x``. W3 and b3 move only the output layer (oracle_fd.fd_output_layer).
@@ -23,13 +31,19 @@ from ..fd_window_state import activation_change, relu_crossed
 from ..oracle_fd import FDResult, Workers, fd_output_layer
 from ..tolerances import FD_STEP
 
-__all__ = ["fd_window", "RECURRENT"]
+__all__ = ["fd_window", "by_block", "RECURRENT"]
 
 RECURRENT = ("Wh", "bh")          # parameters the cell applies itself (``moved``)
 # Rows x steps x width of one batch of perturbed copies (float64 elements): small enough
 # that a step's arrays of a chunk stay in a core's cache (the chunks run on both cores),
 # large enough that NumPy's per-call overhead stays small beside the arithmetic.
-_CHUNK_ELEMENTS = 1 << 17
+_CHUNK_ELEMENTS = 1 << 18
+
+
+def by_block(arr, K):
+    """arr [.., K R] as its K blocks [K, .., R], each contiguous (a copy)."""
+    R = arr.shape[-1] // K
+    return np.ascontiguousarray(np.moveaxis(arr.reshape(arr.shape[:-1] + (K, R)), -2, 0))
 
 
 def _most(arr, keep):
@@ -75,10 +89,10 @@ def _param_chunk(w, name, idx, e):
     p, x = w.params, w.x
     T, B, _ = x.shape
     H, width = p["Wx"].shape
+    R = p["Wh"].shape[0]
     M = idx.size
     sign = np.concatenate([e, -e])                               # [G = 2M]
     elem = np.concatenate([idx, idx])
-    rows = np.tile(np.arange(B), 2 * M)
     k = np.zeros(M, bool)
     into_x, moved, column = None, None, None
     if name in ("W1", "b1"):
@@ -86,65 +100,77 @@ def _param_chunk(w, name, idx, e):
         dz1 = sign[None, None, :] * (x[:, :, i] if name == "W1" else np.ones((T, B, 1)))
         aux = tuple(a[:, :, j] for a in w.f1_aux)
         da = np.moveaxis(activation_change(w.activations[0], dz1, aux), 2, 1)  # [T, G, B]
-        Wx_rows = p["Wx"][j][:, None, :]                         # [G, 1, KR]
+        Wx_rows = by_block(p["Wx"][j], width // R)[:, :, None, :]   # [K, G, 1, R]
         if w.relu[0]:
             z = w.z1[:, :, j]
             k |= relu_crossed(z + dz1, z - dz1, z)[..., :M].any(axis=(0, 1))
 
         def into_x(t, dzx):
-            dzx += da[t][:, :, None] * Wx_rows
+            dzx += da[t][None, :, :, None] * Wx_rows
     elif name in RECURRENT:
         r, column = np.divmod(elem, width) if p[name].ndim == 2 else (None, elem)
         moved = (name, r, column, sign)
     else:                                                        # Wx, b
         r, column = np.divmod(elem, width) if name == "Wx" else (None, elem)
+        block, unit = np.divmod(column, R)
         every = np.arange(2 * M)
 
         def into_x(t, dzx):
-            dzx[every, :, column] += sign[:, None] * (w.a[t][:, r].T if name == "Wx" else 1.0)
-    change, crossed = w.copies_change(0, rows, True, {}, into_x, moved, column=column)
-    k |= crossed.reshape(M, B).any(axis=1)
-    return idx, change.reshape(M, B).sum(axis=1) / (2 * e * w.scale), k
+            dzx[block, every, :, unit] += sign[:, None] * (w.a[t][:, r].T if name == "Wx"
+                                                           else 1.0)
+    change, crossed = w.copies_change(0, 2 * M, {}, into_x, moved, column=column)
+    k |= crossed.any(axis=1)
+    return idx, change.sum(axis=1) / (2 * e * w.scale), k
 
 
-def _example(w, name, shape):
-    """x or an incoming state (h0, c0): one example per element; x[t] copies start at t."""
-    p = w.params
+def _example(w, name, shape, workers):
+    """x or an incoming state (h0, c0), one input column at a time: a copy of the whole
+    batch moves every example's element of that column at once (the examples do not
+    mix, so each keeps its own loss change); x[t] copies start at step t. Chunks of
+    columns run on every core."""
     T, B, I = w.x.shape
-    R = p["Wh"].shape[0]
-    e_all = _steps(w, name, shape)
-    grad, kink = np.empty(e_all.size), np.zeros(e_all.size, bool)
-    per_t = B * I if name == "x" else B * R
-    for t0 in (range(T) if name == "x" else [0]):
-        for idx in _chunks(per_t, 1, p["Wx"].shape[1], T - t0):
-            flat = idx + t0 * per_t
-            e = e_all[flat]
-            sign = np.concatenate([e, -e])
-            b, col = np.divmod(idx, I if name == "x" else R)
-            rows = np.concatenate([b, b])
-            cols = np.concatenate([col, col])
-            starts, into_x = {}, None
-            if name == "x":
-                dz1 = sign[:, None] * p["W1"][cols]              # [N, H]
-                aux = tuple(a[t0, rows] for a in w.f1_aux)
-                dzx_in = (activation_change(w.activations[0], dz1, aux) @ p["Wx"])[:, None]
-                if w.relu[0]:
-                    z = w.z1[t0, rows]
-                    moved = z + dz1
-                    kink[flat] |= relu_crossed(moved[:idx.size], moved[idx.size:],
-                                               z[:idx.size]).any(-1)
-
-                def into_x(t, dzx, t0=t0, dzx_in=dzx_in):
-                    if t == t0:
-                        dzx += dzx_in
-            else:
-                d = np.zeros((rows.size, R))
-                d[np.arange(rows.size), cols] = sign
-                starts[name] = d
-            change, crossed = w.copies_change(t0, rows, False, starts, into_x, None)
-            grad[flat] = change / (2 * e * w.scale)
-            kink[flat] |= crossed
+    R = w.params["Wh"].shape[0]
+    e_all = _steps(w, name, shape).reshape(-1, B, I if name == "x" else R)   # [T or 1, B, K]
+    grad, kink = np.empty(e_all.shape), np.zeros(e_all.shape, bool)
+    width = w.params["Wx"].shape[1]
+    jobs = [(t0, cols) for t0 in range(e_all.shape[0])
+            for cols in _chunks(e_all.shape[2], B, width, T - t0)]
+    for t0, cols, g, k in workers.map(lambda job: _example_chunk(w, name, *job, e_all[job[0]]),
+                                      jobs):
+        grad[t0][:, cols], kink[t0][:, cols] = g, k
     return grad.reshape(shape), kink.reshape(shape)
+
+
+def _example_chunk(w, name, t0, cols, e):
+    """Central differences of the elements [:, cols] of x[t0] (or of h0, c0: t0 = 0) for
+    every example (steps e [B, K]). Returns (t0, cols, grads [B, M], kinks [B, M])."""
+    p = w.params
+    B, M = w.x.shape[1], cols.size
+    e = e[:, cols].T                                             # [M, B]
+    sign = np.concatenate([e, -e])                               # [G = 2M, B]
+    col = np.concatenate([cols, cols])                           # [G]
+    starts, into_x = {}, None
+    kink = np.zeros((M, B), bool)
+    if name == "x":
+        dz1 = sign[:, :, None] * p["W1"][col][:, None, :]        # [G, B, H]
+        da = activation_change(w.activations[0], dz1, tuple(a[t0] for a in w.f1_aux))
+        R = p["Wh"].shape[0]
+        dzx_in = da[None] @ by_block(p["Wx"], p["Wx"].shape[1] // R)[:, None]  # [K, G, B, R]
+        if w.relu[0]:
+            z = w.z1[t0]
+            moved = z + dz1
+            kink |= relu_crossed(moved[:M], moved[M:], z).any(-1)
+
+        def into_x(t, dzx):
+            if t == t0:
+                dzx += dzx_in
+    else:
+        d = np.zeros((2 * M, B, w.params["Wh"].shape[0]))
+        d[np.arange(2 * M), :, col] = sign
+        starts[name] = d
+    change, crossed = w.copies_change(t0, 2 * M, starts, into_x, None)
+    kink |= crossed
+    return t0, cols, (change / (2 * e * w.scale)).T, kink.T
 
 
 def fd_window(w, names):
@@ -159,5 +185,6 @@ def fd_window(w, names):
             elif name in w.params:
                 grads[name], kinks[name] = _param(w, name, np.shape(w.params[name]), workers)
             else:
-                grads[name], kinks[name] = _example(w, name, w.x.shape if name == "x" else (B, R))
+                grads[name], kinks[name] = _example(w, name, w.x.shape if name == "x" else (B, R),
+                                                    workers)
     return FDResult(grads, kinks)

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..fd_window_state import WindowState, activation_aux, activation_change
 from . import fd_cells
+from .fd_cells import by_block
 
 __all__ = ["GRUWindowState", "fd_window", "NAMES"]
 
@@ -29,8 +30,8 @@ NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3", "x", "h0")
 class GRUWindowState(WindowState):
     """The unperturbed window with a GRU cell. Beside WindowState's attributes: after
     (the reset after the product); zx [T, B, 3R]; u [T, B, 3R] (h_{t-1} Wh + bh);
-    zr, zz, zn and r, z, n [T, B, R]; rh = r h_{t-1}; aux_rz (of r and z side by side
-    [T, B, 2R]), aux_n."""
+    zr, zz, zn and r, z, n [T, B, R]; rh = r h_{t-1}; aux_rz (of r and z as two
+    blocks [2, T, B, R]), aux_n; u_n [T, B, R] (u's n block); Wh_blocks [3, R, R]."""
 
     def __init__(self, params, x, y, h0, *, reset_after=False, **options):
         self.after = bool(reset_after)
@@ -56,73 +57,64 @@ class GRUWindowState(WindowState):
                                                   else self.rh[t] @ p["Wh"][:, 2 * R:])
             self.n[t] = np.tanh(self.zn[t])
             h[t + 1] = (1.0 - self.z[t]) * self.n[t] + self.z[t] * h[t]
-        # r and z side by side [T, B, 2R]: one pass of the sigmoid's change for both
-        self.aux_rz = activation_aux("sigmoid", np.concatenate([self.zr, self.zz], -1),
-                                     np.concatenate([self.r, self.z], -1))
+        # r and z as two blocks [2, T, B, R]: one pass of the sigmoid's change for both
+        self.aux_rz = activation_aux("sigmoid", np.stack([self.zr, self.zz]),
+                                     np.stack([self.r, self.z]))
         self.aux_n = activation_aux("tanh", self.zn, self.n)
+        self.u_n = np.ascontiguousarray(self.u[..., 2 * R:])    # [T, B, R]
+        self.Wh_blocks = by_block(p["Wh"], 3)                    # [3, R, R]: r, z, n
         return h
 
     def cell_growth(self):
         return max(float(np.max(np.abs(v), initial=0.0)) for v in (self.zr, self.zz, self.zn))
 
-    def copies_change(self, t0, rows, tiled, starts, into_x=None, moved=None, column=None):
-        """Run steps t0..T-1 for N copy rows (+ copies then - copies; rows [N] the example
-        of each; ``tiled``: every example in order, repeated); ``starts``, ``into_x``,
-        ``moved`` as in fd_cells (moved: Wh or bh; ``column`` is not used: a moved r
-        column reaches every unit of n in the step it moves). Returns (change [N/2],
-        kink [N/2])."""
-        N, R = rows.size, self.n.shape[-1]
-        B, T = self.x.shape[1], self.x.shape[0]
-        G, Bt = (N // B, B) if tiled else (N, 1)
-        Wh = self.params["Wh"]
+    def copies_change(self, t0, G, starts, into_x=None, moved=None, column=None):
+        """Run steps t0..T-1 for G copies of the batch (+ copies, then - copies);
+        ``starts``, ``into_x``, ``moved`` as in fd_cells (moved: Wh or bh; ``column`` is
+        not used: a moved r column reaches every unit of n in the step it moves).
+        Returns (change [G/2, B], kink [G/2, B])."""
+        T, B, _ = self.x.shape
+        R = self.n.shape[-1]
+        N, rows = G * B, np.tile(np.arange(B), G)
         every = np.arange(G)
-
-        def base(arr, t):
-            return arr[t] if tiled else arr[t, rows][:, None]
-
-        dh = starts["h0"].reshape(G, Bt, R) if "h0" in starts else np.zeros((G, Bt, R))
+        # the recurrent products: all three blocks after, r and z only before
+        K = 3 if self.after else 2
+        dh = starts["h0"] if "h0" in starts else np.zeros((G, B, R))
         change, kink = np.zeros(N // 2), np.zeros(N // 2, bool)
         for t in range(t0, T):
-            h_prev = base(self.h, t)
-            hp = h_prev + dh                                     # each copy's h_{t-1}
-            dzx = np.zeros((G, Bt, 3 * R))
+            hp = self.h[t] + dh                                  # each copy's h_{t-1}
+            dzx = np.zeros((3, G, B, R))
             if into_x is not None:
                 into_x(t, dzx)
-            # the recurrent products: all three blocks after, r and z only before
-            width = 3 * R if self.after else 2 * R
-            du = (dh.reshape(N, R) @ Wh[:, :width]).reshape(G, Bt, width)
+            du = (dh.reshape(1, N, R) @ self.Wh_blocks[:K]).reshape(K, G, B, R)
             n_block = None
             if moved is not None:
                 name, row, col, sign = moved
-                value = hp[every, :, row] if name == "Wh" else 1.0
-                if self.after:
-                    du[every, :, col] += sign[:, None] * value
-                else:
-                    n_block = col >= 2 * R               # Wh_n multiplies r * h_{t-1}
-                    rz = ~n_block
-                    du[every[rz], :, col[rz]] += sign[rz, None] * value[rz]
-            drz = activation_change("sigmoid", dzx[:, :, :2 * R] + du[:, :, :2 * R],
-                                    tuple(base(a, t) for a in self.aux_rz))
-            dr, dz = drz[..., :R], drz[..., R:]
-            r = base(self.r, t)
+                block, unit = np.divmod(col, R)
+                value = hp[every, :, row] if name == "Wh" else np.ones((G, B))
+                n_block = (block == 2) & (not self.after)        # Wh_n multiplies r h_{t-1}
+                rz = ~n_block
+                du[block[rz], every[rz], :, unit[rz]] += sign[rz, None] * value[rz]
+            dr, dz = activation_change("sigmoid", dzx[:2] + du[:2],
+                                       tuple(a[:, t, None] for a in self.aux_rz))
+            r = self.r[t]
             if self.after:
-                u_n = base(self.u, t)[..., 2 * R:]
-                dzn = dzx[:, :, 2 * R:] + dr * (u_n + du[:, :, 2 * R:]) + r * du[:, :, 2 * R:]
+                dzn = dzx[2] + dr * (self.u_n[t] + du[2]) + r * du[2]
             else:
                 drh = dr * hp + r * dh                           # d(r h_{t-1})
-                dzn = dzx[:, :, 2 * R:] + (drh.reshape(N, R) @ Wh[:, 2 * R:]).reshape(G, Bt, R)
+                dzn = dzx[2] + (drh.reshape(N, R) @ self.Wh_blocks[2]).reshape(G, B, R)
                 if n_block is not None and n_block.any():
                     rh = (r + dr) * hp                           # each copy's r h_{t-1}
                     m = every[n_block]
-                    dzn[m, :, col[n_block] - 2 * R] += sign[n_block, None] * rh[m, :, row[n_block]]
-            dn = activation_change("tanh", dzn, tuple(base(a, t) for a in self.aux_n))
-            z, n = base(self.z, t), base(self.n, t)
+                    dzn[m, :, unit[n_block]] += sign[n_block, None] * rh[m, :, row[n_block]]
+            dn = activation_change("tanh", dzn, tuple(a[t] for a in self.aux_n))
+            z, n = self.z[t], self.n[t]
             dh = (1.0 - z) * dn + z * dh + dz * (hp - n - dn)
-            step, k = self.pair_loss_change(t, dh.reshape(N, R), rows, tiled)
+            step, k = self.pair_loss_change(t, dh.reshape(N, R), rows, True)
             change += step
             if k is not None:
                 kink |= k
-        return change, kink
+        return change.reshape(G // 2, B), kink.reshape(G // 2, B)
 
 
 def fd_window(params, x, y, h0, *, loss, activations, reduction, reset_after=False,

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..fd_window_state import WindowState, activation_aux, activation_change
 from . import fd_cells
+from .fd_cells import by_block
 
 __all__ = ["LSTMWindowState", "fd_window", "NAMES"]
 
@@ -31,9 +32,10 @@ GATE_ACTIVATIONS = ("sigmoid", "sigmoid", "tanh", "sigmoid")       # i, f, g, o
 class LSTMWindowState(WindowState):
     """The unperturbed window with an LSTM cell. Beside WindowState's attributes:
     zg [T, B, 4R] the gates' pre-activations; gates [T, B, 4R] after their nonlinearity
-    (gate_values: its four blocks, contiguous); c [T + 1, B, R] (c[0] = c0); tc =
-    tanh(c_t) [T, B, R]; gate_scale [4R] (1/2 for a sigmoid's block, 1 for g's);
-    gate_aux: activation_aux of tanh at gate_scale * zg; tc_aux: of tanh(c_t)."""
+    (gate_values: its four blocks i, f, g, o [T, B, R]); c [T + 1, B, R] (c[0] = c0);
+    tc = tanh(c_t) [T, B, R]; gate_scale [4, 1, 1, 1] (1/2 for a sigmoid's block, 1 for
+    g's); gate_aux: activation_aux of tanh at gate_scale * zg, block by block [4, T, B, R];
+    tc_aux: of tanh(c_t); Wh_blocks [4, R, R]."""
 
     def __init__(self, params, x, y, h0, c0, **options):
         self.c0 = np.asarray(c0, np.float64)
@@ -59,25 +61,19 @@ class LSTMWindowState(WindowState):
         self.c = c
         self.tc = np.tanh(c[1:])                                 # [T, B, R]
         # every gate as a tanh: s(z) = (1 + tanh(z / 2)) / 2, so one pass of the tanh's
-        # change over all 4R columns (the halving is exact in binary)
-        self.gate_scale = np.repeat([0.5 if a == "sigmoid" else 1.0
-                                     for a in GATE_ACTIVATIONS], R)          # [4R]
-        scaled = self.zg * self.gate_scale
+        # change over the four blocks (the halving is exact in binary)
+        self.gate_scale = np.array([0.5 if a == "sigmoid" else 1.0
+                                    for a in GATE_ACTIVATIONS])[:, None, None, None]
+        scaled = by_block(self.zg, 4) * self.gate_scale          # [4, T, B, R]
         self.gate_aux = activation_aux("tanh", scaled, np.tanh(scaled))
-        self.gate_values = tuple(np.ascontiguousarray(v) for v in self.gate_blocks(self.gates))
+        self.gate_values = tuple(by_block(self.gates, 4))        # i, f, g, o [T, B, R]
         i, _, g, _ = self.gate_values
         # what dc_t is the moved gate's change times when one gate column moves alone
-        # (_one_column_step): g for i, c_{t-1} for f, i for g, nothing for o [T, B, 4R]
-        self.dc_factor = np.concatenate([g, c[:-1], i, np.zeros_like(g)], axis=-1)
+        # (_one_column_step): g for i, c_{t-1} for f, i for g, nothing for o [4, T, B, R]
+        self.dc_factor = np.stack([g, c[:-1], i, np.zeros_like(g)])
         self.tc_aux = activation_aux("tanh", c[1:], self.tc)
+        self.Wh_blocks = by_block(p["Wh"], 4)                    # [4, R, R]
         return h
-
-    def gates_change(self, dzg, aux):
-        """The four gates' changes [.., 4R] when their pre-activations move by dzg [.., 4R]
-        (aux: the rows of gate_aux that dzg's broadcast against)."""
-        out = activation_change("tanh", dzg * self.gate_scale, aux)
-        out *= self.gate_scale
-        return out
 
     def gate_blocks(self, arr):
         """The four blocks i, f, g, o of arr's last axis (views)."""
@@ -88,54 +84,49 @@ class LSTMWindowState(WindowState):
         return max(float(np.max(np.abs(self.zg), initial=0.0)),
                    float(np.max(np.abs(self.c), initial=0.0)))
 
-    def copies_change(self, t0, rows, tiled, starts, into_x=None, moved=None, column=None):
-        """Run steps t0..T-1 for N copy rows (+ copies then - copies; rows [N] the example
-        of each; ``tiled``: every example in order, repeated, so the unperturbed [B, .]
-        arrays broadcast instead of being gathered); ``starts``, ``into_x``, ``moved``,
-        ``column`` as in fd_cells (moved: Wh). Returns (change [N/2], kink [N/2])."""
-        N, R = rows.size, self.c.shape[-1]
-        B = self.x.shape[1]
-        G, Bt = (N // B, B) if tiled else (N, 1)
-        T = self.x.shape[0]
-        Wh = self.params["Wh"]
-
-        def base(arr, t):
-            return arr[t] if tiled else arr[t, rows][:, None]
-
-        zeros = np.zeros((G, Bt, R))
-        dh = starts["h0"].reshape(G, Bt, R) if "h0" in starts else zeros
-        dc = starts["c0"].reshape(G, Bt, R) if "c0" in starts else zeros
+    def copies_change(self, t0, G, starts, into_x=None, moved=None, column=None):
+        """Run steps t0..T-1 for G copies of the batch (+ copies, then - copies);
+        ``starts``, ``into_x``, ``moved``, ``column`` as in fd_cells (moved: Wh).
+        Returns (change [G/2, B], kink [G/2, B])."""
+        T, B, _ = self.x.shape
+        R = self.c.shape[-1]
+        N, rows = G * B, np.tile(np.arange(B), G)
+        zeros = np.zeros((G, B, R))
+        dh = starts["h0"] if "h0" in starts else zeros
+        dc = starts["c0"] if "c0" in starts else zeros
         change, kink = np.zeros(N // 2), np.zeros(N // 2, bool)
-        one_column = column is not None and tiled and not starts
+        one_column = column is not None and not starts
         for t in range(t0, T):
             first = one_column and t == t0                       # dh = 0: dh Wh = 0
-            dzg = np.zeros((G, Bt, 4 * R)) if first else (dh.reshape(N, R) @ Wh).reshape(
-                G, Bt, 4 * R)
+            dzg = np.zeros((4, G, B, R)) if first else (dh.reshape(1, N, R) @ self.Wh_blocks
+                                                        ).reshape(4, G, B, R)
             if into_x is not None:
                 into_x(t, dzg)
             if moved is not None:                                # Wh: h_{t-1} of each copy
                 _, r, col, sign = moved
                 every = np.arange(G)
-                dzg[every, :, col] += sign[:, None] * (self.h[t][:, r].T + dh[every, :, r])
+                dzg[col // R, every, :, col % R] += sign[:, None] * (self.h[t][:, r].T
+                                                                     + dh[every, :, r])
             if first:
                 dh, dc = self._one_column_step(t, dzg, column)
             else:
-                dh, dc = self._step(t, dzg, dh, dc, base)
-            step, k = self.pair_loss_change(t, dh.reshape(N, R), rows, tiled)
+                dh, dc = self._step(t, dzg, dh, dc)
+            step, k = self.pair_loss_change(t, dh.reshape(N, R), rows, True)
             change += step
             if k is not None:
                 kink |= k
-        return change, kink
+        return change.reshape(G // 2, B), kink.reshape(G // 2, B)
 
-    def _step(self, t, dzg, dh, dc, base):
-        """Step t of the copies: (dh, dc) [G, Bt, R] from the previous ones and the change
-        of the gates' pre-activations dzg [G, Bt, 4R] (base: the unperturbed rows)."""
-        dgates = self.gates_change(dzg, tuple(base(a, t) for a in self.gate_aux))
-        di, df, dg, do = self.gate_blocks(dgates)
-        i, f, g, o = (base(v, t) for v in self.gate_values)
+    def _step(self, t, dzg, dh, dc):
+        """Step t of the copies: (dh, dc) [G, B, R] from the previous ones and the change
+        of the gates' pre-activations dzg [4, G, B, R]."""
+        x = dzg * self.gate_scale
+        di, df, dg, do = activation_change("tanh", x, tuple(a[:, t, None] for a in
+                                                             self.gate_aux)) * self.gate_scale
+        i, f, g, o = (v[t] for v in self.gate_values)
         # products of gates, each term a change times an O(1) value:
         # dc = f dc + df (c + dc) + i dg + di (g + dg)
-        term = base(self.c, t) + dc
+        term = self.c[t] + dc
         term *= df
         dc = f * dc
         dc += term
@@ -144,37 +135,39 @@ class LSTMWindowState(WindowState):
         np.add(g, dg, out=term)
         term *= di
         dc += term
-        dtc = activation_change("tanh", dc, tuple(base(a, t) for a in self.tc_aux))
+        dtc = activation_change("tanh", dc, tuple(a[t] for a in self.tc_aux))
         # dh = o dtanh(c) + do (tanh(c) + dtanh(c))
-        dh = base(self.tc, t) + dtc
+        dh = self.tc[t] + dtc
         dh *= do
         dtc *= o
         dh += dtc
         return dh, dc
 
     def _one_column_step(self, t, dzg, col):
-        """Step t of tiled copies that enter it with no state difference and whose gate
-        pre-activations move in one column each (col [G]; dzg [G, B, 4R] zero elsewhere):
-        one gate changes, and c and h in that column's unit alone. Returns (dh, dc)
-        [G, B, R], the dense step's values (its other terms are exact zeros)."""
-        G, B, _ = dzg.shape
-        R = self.c.shape[-1]
+        """Step t of copies that enter it with no state difference and whose gate
+        pre-activations move in one column each (col [G]; dzg [4, G, B, R] zero
+        elsewhere): one gate changes, and c and h in that column's unit alone. Returns
+        (dh, dc) [G, B, R], the dense step's values (its other terms are exact zeros)."""
+        _, G, B, R = dzg.shape
         every = np.arange(G)
-        unit, gate = col % R, col // R                           # [G]: unit, block (i f g o)
+        gate, unit = np.divmod(col, R)                           # [G]: block (i f g o), unit
 
-        def at(arr, j):                                          # arr[t][:, j] per copy, [G, B]
-            return arr[t].T[j]
+        def at(arr):                                             # [T, B, R] at t, unit: [G, B]
+            return arr[t].T[unit]
 
-        k = self.gate_scale[col][:, None]                        # [G, 1]
-        dq = activation_change("tanh", dzg[every, :, col] * k,
-                               tuple(at(a, col) for a in self.gate_aux))
+        def at_gate(arr):                                        # [4, T, B, R] likewise
+            return arr[gate, t, :, unit]
+
+        k = self.gate_scale[gate, :, 0, 0]                       # [G, 1]
+        dq = activation_change("tanh", dzg[gate, every, :, unit] * k,
+                               tuple(at_gate(a) for a in self.gate_aux))
         dq *= k                                                  # the moved gate's change [G, B]
-        dc_u = dq * at(self.dc_factor, col)
-        dtc = activation_change("tanh", dc_u, tuple(at(a, unit) for a in self.tc_aux))
+        dc_u = dq * at_gate(self.dc_factor)
+        dtc = activation_change("tanh", dc_u, tuple(at(a) for a in self.tc_aux))
         # dh = o dtanh(c) + do (tanh(c) + dtanh(c)), do = dq where o moved
-        dh_u = at(self.tc, unit) + dtc
+        dh_u = at(self.tc) + dtc
         dh_u *= np.where((gate == 3)[:, None], dq, 0.0)
-        dtc *= at(self.gate_values[3], unit)
+        dtc *= at(self.gate_values[3])
         dh_u += dtc
         dh, dc = np.zeros((2, G, B, R))
         dh[every, :, unit], dc[every, :, unit] = dh_u, dc_u
