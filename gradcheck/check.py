@@ -317,7 +317,8 @@ def _isolation(runner):
     from .sandbox import describe
     return {"isolated": True, "timeout": runner.timeout, "time_budget": runner.budget,
             "memory_limit": format_size(runner.memory_limit), "calls": runner.calls,
-            "seconds_in_impl": round(runner.spent, 6), **describe(runner.mechanism)}
+            "seconds_in_impl": round(runner.spent, 6),
+            **describe(runner.mechanism, runner.pid_namespace)}
 
 
 def _skip_names(skip, grad_names=GRAD_NAMES, extra_states=()):
