@@ -26,7 +26,8 @@ from the registry); their reference layers are the cell's reference module's
 ``NAME_forward``/``NAME_backward``, their JAX functions the cell's "layer_jax" side.
 
 Code in another shape is reached through an adapter's entry for that layer
-(gradcheck.adapters: ``layers`` and ``classes`` declarations).
+(gradcheck.adapters: ``layers``, ``classes`` and ``cells`` declarations; the same stages
+as the whole window, so the same keys).
 """
 import time
 
