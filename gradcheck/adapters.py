@@ -443,15 +443,7 @@ def build(spec, adapter):
     or either with ``:NAME``) under ``adapter`` (a style or a declaration)."""
     decl = declaration(adapter)
     module = _module_of(spec, decl)
-    kind = decl["style"]
-    if kind == "layers":
-        fn = _Layers(module, decl)
-    elif kind == "classes":
-        fn = _Classes(module, decl)
-    elif kind == "cells":
-        fn = _Cells(module, decl)
-    else:
-        fn = _Function(module, decl)
+    fn = (_Function if decl["style"] == "function" else _Adapted)(module, decl)
     fn.declaration = decl
     fn.__name__ = fn.__qualname__ = f"{getattr(module, '__name__', spec)}[{decl['style']}]"
     fn.__module__ = "adapter"
@@ -496,9 +488,17 @@ def _size(name, arrays):
     return int(shapes[letter])
 
 
+# The model's chain of layers, each (layer, its input, its output); the layer checks add
+# "rnn_step" (a_t, h_prev -> h_t) and read the same entries.
+_CHAIN = ((_FIRST, "x", "a"), (_RNN, "a", "h"), (_OUT, "h", "z3"))
+_ACTIVATION_OF = {_FIRST: 0, "rnn_step": 1, _RNN: 1, _OUT: 2, "loss": 2}
+
+
 class _Adapted:
-    """Common part: options the code supports (others raise NotImplementedError), the
-    reduction it divides by, skipped arrays filled with zeros."""
+    """The user's code under a declaration: options it supports (others raise
+    NotImplementedError), the reduction it divides by, and the one way its declared layers
+    are built, loaded and called (``stage``), which the whole window (``__call__``) and a
+    layer checked by itself (``layer_impl``) share."""
 
     def __init__(self, module, decl):
         from .cells.convention_arrays import declared
@@ -519,6 +519,16 @@ class _Adapted:
                 f"asked for loss {loss} with activations {','.join(activations)}")
         if self.decl.get("batch") not in (None, B):
             raise NotImplementedError(f"this code takes batch {self.decl['batch']}; asked for {B}")
+
+    def expect(self, layer, kw):
+        """A layer checked by itself: the options it is asked for are the code's own."""
+        act = kw.get("activation")
+        index = _ACTIVATION_OF[layer]
+        if act is not None and act != self.activations[index]:
+            raise NotImplementedError(f"this code's {layer} computes activation "
+                                      f"{self.activations[index]}; asked for {act}")
+        if layer == "loss" and kw.get("loss") != self.loss:
+            raise NotImplementedError(f"this code's loss is {self.loss}; asked for {kw.get('loss')}")
 
     def _factor(self, T, B, reduction):
         """What the code's loss and gradients are multiplied by to be the model's."""
@@ -545,6 +555,49 @@ class _Adapted:
         # never compared (the checker carries its own or starts from zero)
         outs = tuple(self.states_out.get(o, np.zeros_like(h0)) for _, o in extra)
         return (float(value) * c, grads, h_last) + outs
+
+    stages = None
+
+    def window(self, params, x, y, h0):
+        """The layers' stages, built on the first window and kept (so what they accumulate
+        across windows shows), loaded with each window's parameters and called in the
+        model's order, forward then backward."""
+        L = self.decl["layers"]
+        arrays = dict(params, x=x, y=y, h0=h0, mask=np.ones(y.shape[:2], bool))
+        if self.stages is None:
+            self.stages = {layer: self.stage(layer, layer, inp, True)
+                           for layer, inp, _ in _CHAIN if layer in L}
+            self.stages["loss"] = self.stage("loss", "loss", "z3", False)
+        for s in self.stages.values():
+            s.load(arrays)
+        for layer, inp, out in _CHAIN:
+            arrays[out] = self.stages[layer].forward(arrays) if layer in self.stages else arrays[inp]
+        loss = self.stages["loss"]
+        value = loss.forward(arrays)
+        up, grads = {"z3": loss.backward(None)["z3"]}, {}
+        for layer, inp, out in reversed(_CHAIN):
+            if layer not in self.stages:           # no such layer: its output is its input
+                up[inp] = up[out]
+                continue
+            got = self.stages[layer].backward(up[out])
+            up[inp] = got.pop(inp, None)
+            grads.update(got)
+        if up["x"] is not None and "x" not in self.skip:
+            grads["x"] = up["x"]
+        h_last = self.stages[_RNN].h_last(arrays["h"])
+        return value, grads, h_last
+
+    def stage(self, layer, entry, inp, time):
+        """One declared layer of the code (``entry``: its key in ``"layers"``) as the
+        model's ``layer``, taking ``inp`` (and, for the RNN, its state); ``time``: its
+        input and output have a time axis (all but one RNN step)."""
+        kind = self.decl["style"]
+        cls = {"layers": _FunctionStage, "classes": _ClassStage, "cells": _CellStage}.get(kind)
+        if cls is None:
+            raise UsageError("layer", layer, f"a {kind} declaration cannot check it by itself")
+        if layer == "loss":
+            cls = {"layers": _FunctionLoss, "classes": _ClassLoss, "cells": _CellLoss}[kind]
+        return cls(self, layer, self.decl["layers"][entry], inp, time)
 
     def enc(self, item, arrays):
         from .cells.convention_arrays import to_code
@@ -607,7 +660,6 @@ class _Adapted:
             out[name] = arr
         return out
 
-
     def cell(self, spec, arrays):
         """A cell object of ``spec``: built from its ``args`` (or, with ``"keys"``, without
         them), then ``load_cell``."""
@@ -638,146 +690,204 @@ class _Adapted:
         return out
 
 
-class _Layers(_Adapted):
-    """Functional layers: ``out, cache = forward(*args)``; ``grads = backward(dout, cache)``."""
+# ------------------------------------------------------------------ stages
 
-    def window(self, params, x, y, h0):
-        L, m = self.decl["layers"], self.module
-        arrays = dict(params, x=x, y=y, h0=h0, mask=np.ones(y.shape[:2], bool))
-        caches = {}
-        order = [(_FIRST, "a"), (_RNN, "h"), (_OUT, "z3")]
-        for layer, out in order:
-            if layer not in L:                     # no such layer: its output is its input
-                arrays[out] = arrays[{"a": "x", "h": "a", "z3": "h"}[out]]
-                continue
-            spec = L[layer]
-            got, caches[layer] = _attr(m, spec["forward"], "function")(
-                *[self.enc(a, arrays) for a in spec["args"]])
-            arrays[out] = _decode(got, "time", None, self.batch_first)
-        ls = L["loss"]
-        value, dz3 = _attr(m, ls["function"], "function")(*[self.enc(a, arrays) for a in ls["args"]])
-        grads, up = {}, {"z3": dz3}
-        for layer, out in reversed(order):
-            if layer not in L:
-                up[{"a": "x", "h": "a", "z3": "h"}[out]] = up[out]
-                continue
-            spec = L[layer]
-            back = _attr(m, spec["backward"], "function")(up[out], caches[layer])
-            if not isinstance(back, (tuple, list)):
-                back = (back,)                     # one gradient (an embedding's dW)
-            for item, g in zip(spec["grads"], back):
-                name, arr = self.dec(item, g, arrays) if not item.startswith("-") else (None, None)
-                if name in ("a", "h", "z3", "x"):
-                    up[name] = _encode(arr, "time", self.batch_first)   # stays user layout
-                    if name == "x":
-                        grads["x"] = arr
-                elif name is not None and _split(item)[1] != "zeros":
-                    grads[name] = arr
-        h_last = arrays["h"][-1]
-        return value, grads, h_last
+_STATE_OF = {"a": "h0", "a_t": "h_prev"}       # the RNN's input -> the state it also takes
 
 
-class _Classes(_Adapted):
-    """Stateful layer classes, built ONCE from the parameters and kept across windows."""
-    instances = None
+class _Stage:
+    """One declared layer of the user's code as a layer of the model: ``load(arrays)``
+    (the parameters in, before each call), ``forward(arrays)`` -> its output (model layout),
+    ``backward(dout)`` -> {model name: gradient} of its input, its state and its parameters
+    (none for a ``:zeros`` argument). The whole window keeps its stages across windows; a
+    layer checked by itself makes one per call."""
 
-    def _build(self, params):
-        L = self.decl["layers"]
-        self.instances = {layer: self.construct(L[layer], params)
-                          for layer in (_FIRST, _RNN, _OUT, "loss") if layer in L}
+    def __init__(self, ad, layer, entry, inp, time):
+        self.ad, self.layer, self.entry, self.inp, self.time = ad, layer, entry, inp, time
+        self.state = _STATE_OF.get(inp)
+        self.arrays = None
 
-    def _load(self, params):
-        for layer, obj in self.instances.items():
-            self.load(self.decl["layers"][layer], obj, params)
+    def load(self, arrays):
+        self.arrays = arrays
 
-    def window(self, params, x, y, h0):
-        L = self.decl["layers"]
-        if self.instances is None:
-            self._build(params)
-        else:
-            self._load(params)
-        rnn = self.instances[_RNN]
-        if self.decl.get("h0") != "zeros":      # with the further states (c0) it takes
-            getattr(rnn, L[_RNN].get("set_state", "set_state"))(
-                h0.copy(), *(s.copy() for s in self.states_in.values()))
-        else:
-            getattr(rnn, L[_RNN].get("reset_state", "reset_state"))()
-        bf = self.batch_first
-        t = self.enc("x", {"x": x})
-        for layer in (_FIRST, _RNN, _OUT):
-            if layer in self.instances:
-                t = self.instances[layer].forward(t)
-        value = self.instances["loss"].forward(t, _encode(y, "time", bf))
-        d = self.instances["loss"].backward()
+    def h_last(self, h):
+        return h[-1]
+
+    def from_user(self, arr):
+        return _decode(arr, "time" if self.time else "", None, self.ad.batch_first)
+
+    def to_user(self, arr):
+        return _encode(arr, "time" if self.time else "", self.ad.batch_first)
+
+
+class _FunctionStage(_Stage):
+    """``out, cache = forward(*args)``; ``grads = backward(dout, cache)``, by ``"grads"``."""
+
+    def forward(self, arrays):
+        self.arrays = arrays
+        fn = _attr(self.ad.module, self.entry.get("forward", self.entry.get("function")),
+                   "function")
+        got, self.cache = fn(*[self.ad.enc(a, arrays) for a in self.entry["args"]])
+        return self.from_user(got)
+
+    def backward(self, dout):
+        back = _attr(self.ad.module, self.entry["backward"], "function")(self.to_user(dout),
+                                                                         self.cache)
+        if not isinstance(back, (tuple, list)):
+            back = (back,)                     # one gradient (an embedding's dW)
         grads = {}
-        for layer in (_OUT, _RNN, _FIRST):
-            if layer not in self.instances:
-                continue
-            obj = self.instances[layer]
-            d = obj.backward(d)
-            grads.update(self.gradients(L[layer], obj, params))
-        if "x" not in self.skip:
-            grads["x"] = _decode(d, "time", None, bf)
-        if "h0" not in self.skip:
-            grads["h0"] = np.array(getattr(rnn, L[_RNN].get("dh0", "dh")), copy=True)
-        for i, o in self.model.extra_states:   # the attributes the entry names, if any
-            if i not in self.skip:
-                grads[i] = np.array(getattr(rnn, L[_RNN]["d" + i]), copy=True)
-            if o not in self.skip:
-                self.states_out[o] = np.array(getattr(rnn, L[_RNN][o]), copy=True)
-        h_last = np.array(rnn.h, copy=True) if getattr(rnn, "h", None) is not None else None
-        return value, grads, h_last
+        for item, g in zip(self.entry["grads"], back):
+            if not item.startswith("-") and _split(item)[1] != "zeros":
+                name, arr = self.ad.dec(item, g, self.arrays)
+                grads[name] = arr
+        return grads
 
 
-class _Cells(_Adapted):
-    """Per-step cells: ``out_t = cell.forward(in_t[, h_prev])``, ``din_t[, dh_prev] =
-    cell.backward(dout_t)`` in reverse order; gradients summed by the cell in a dict."""
-    instances = None
+class _FunctionLoss(_Stage):
+    """``loss, dz3 = function(*args)``."""
 
-    def window(self, params, x, y, h0):
-        L, m, d = self.decl["layers"], self.module, self.decl
-        if self.instances is None:
-            self.instances = {layer: self.cell(L[layer], params)
-                              for layer in (_FIRST, _RNN, _OUT) if layer in L}
+    def forward(self, arrays):
+        fn = _attr(self.ad.module, self.entry["function"], "function")
+        value, self.dz3 = fn(*[self.ad.enc(a, arrays) for a in self.entry["args"]])
+        return value
+
+    def backward(self, dout):
+        return {"z3": _decode(np.asarray(self.dz3), "time", None, self.ad.batch_first)}
+
+
+def _steps(arr):
+    return [arr[t] for t in range(len(arr))]
+
+
+class _ClassStage(_Stage):
+    """A layer object built once (``construct``), loaded before each call; ``forward(input)``,
+    ``backward(dout) -> dinput``, gradients read from it; the RNN given its state with
+    ``set_state`` (or ``reset_state`` under ``"h0": "zeros"``) and its dh0 read from the
+    attribute ``"dh0"``. ``"sequence"``: ``"list"``, the layer takes and returns a list of
+    per-step arrays; ``"steps"``, its forward is called once per step and its backward
+    once, with the list of every step's upstream gradient."""
+    obj = None
+
+    def load(self, arrays):
+        self.arrays = arrays
+        if self.obj is None:
+            self.obj = self.ad.construct(self.entry, arrays)
         else:
-            for layer, obj in self.instances.items():
-                self.load_cell(L[layer], obj, params)
-        fwd, bwd = d.get("forward", "forward"), d.get("backward", "backward")
-        loss_fn = _attr(m, L["loss"]["function"], "function")
-        T = x.shape[0]
-        h = h0.copy()
-        inside = d.get("carries_state", False)    # the cell keeps h and dh_next itself
-        attrs = _state_attrs(d)
-        if attrs and d.get("h0") != "zeros":      # ... and takes h0 as an attribute
-            setattr(self.instances[_RNN], attrs[0], h0.copy())
-        value, dz3 = 0.0, []
-        for t in range(T):
-            a = x[t]
-            if _FIRST in self.instances:
-                a = getattr(self.instances[_FIRST], fwd)(a)
-            h = getattr(self.instances[_RNN], fwd)(*((a,) if inside else (a, h)))
-            z = getattr(self.instances[_OUT], fwd)(h)
-            lv, dz = loss_fn(z, y[t])
-            value += lv
-            dz3.append(dz)
-        h_last = np.array(h, copy=True)
-        dx = np.zeros_like(x)
-        dh_next = np.zeros_like(h0)
-        for t in reversed(range(T)):
-            dh = getattr(self.instances[_OUT], bwd)(dz3[t])
-            if inside:
-                da = getattr(self.instances[_RNN], bwd)(dh)
+            self.ad.load(self.entry, self.obj, arrays)
+        if self.state is not None:
+            if self.ad.decl.get("h0") == "zeros":
+                getattr(self.obj, self.entry.get("reset_state", "reset_state"))()
+            else:                            # with the further states (c0) it takes
+                getattr(self.obj, self.entry.get("set_state", "set_state"))(
+                    arrays[self.state].copy(), *(s.copy() for s in self.ad.states_in.values()))
+
+    def forward(self, arrays):
+        seq = self.entry.get("sequence")
+        x = self.ad.enc(self.inp, arrays)
+        if seq in ("list", "steps"):
+            x = _steps(np.swapaxes(x, 0, 1) if self.ad.batch_first else x)
+            got = (self.obj.forward(x) if seq == "list" else [self.obj.forward(x_t) for x_t in x])
+            return np.stack(got)
+        return self.from_user(self.obj.forward(x))
+
+    def backward(self, dout):
+        seq = self.entry.get("sequence")
+        d = self.obj.backward(_steps(dout) if seq in ("list", "steps") else self.to_user(dout))
+        grads = self.ad.gradients(self.entry, self.obj, self.arrays)
+        if d is not None:
+            grads[self.inp] = (np.stack(d) if isinstance(d, (list, tuple))
+                               else self.from_user(d))
+        if self.state is not None:
+            dh0 = getattr(self.obj, self.entry.get("dh0", "dh"), None)
+            if dh0 is not None:
+                grads[self.state] = np.array(dh0, copy=True)
+            skip = self.ad.skip
+            for i, o in self.ad.model.extra_states:    # the attributes the entry names
+                if i not in skip:
+                    grads[i] = np.array(getattr(self.obj, self.entry["d" + i]), copy=True)
+                if o not in skip:
+                    self.ad.states_out[o] = np.array(getattr(self.obj, self.entry[o]), copy=True)
+        return grads
+
+    def h_last(self, h):
+        return np.array(self.obj.h, copy=True) if getattr(self.obj, "h", None) is not None \
+            else None
+
+
+class _ClassLoss(_ClassStage):
+    """``loss = obj.forward(z3, y)``; ``dz3 = obj.backward()``."""
+
+    def forward(self, arrays):
+        bf = self.ad.batch_first
+        return self.obj.forward(_encode(arrays["z3"], "time", bf),
+                                _encode(arrays["y"], "time", bf))
+
+    def backward(self, dout):
+        return {"z3": _decode(self.obj.backward(), "time", None, self.ad.batch_first)}
+
+
+class _CellStage(_Stage):
+    """A per-step cell, built once (``cell``), loaded before each call: ``out_t =
+    forward(in_t[, h_prev])`` for each step, then ``din_t[, dh_prev] = backward(dout_t)``
+    in reverse order; its gradients summed in its dict. Under ``"carries_state"`` the cell
+    keeps h and dh_next itself (``forward(x_t)``, ``backward(dh_t) -> dx_t``) and, with
+    ``"state"``, takes h0 and leaves dh0 in the declared attributes."""
+    obj = None
+
+    def load(self, arrays):
+        ad = self.ad
+        self.arrays = arrays
+        if self.obj is None:
+            self.obj = ad.cell(self.entry, arrays)
+        else:
+            ad.load_cell(self.entry, self.obj, arrays)
+        self.inside = self.state is not None and ad.decl.get("carries_state", False)
+        attrs = _state_attrs(ad.decl)
+        if self.inside and attrs and ad.decl.get("h0") != "zeros":
+            setattr(self.obj, attrs[0], np.array(arrays[self.state], copy=True))
+
+    def forward(self, arrays):
+        fwd = getattr(self.obj, self.ad.decl.get("forward", "forward"))
+        xs = _steps(arrays[self.inp]) if self.time else [arrays[self.inp]]
+        h, out = (arrays[self.state] if self.state else None), []
+        for x_t in xs:
+            h = fwd(x_t) if self.state is None or self.inside else fwd(x_t, h)
+            out.append(h)
+        return np.stack(out) if self.time else out[0]
+
+    def backward(self, dout):
+        bwd = getattr(self.obj, self.ad.decl.get("backward", "backward"))
+        douts = _steps(dout) if self.time else [dout]
+        din, dh_next = [None] * len(douts), np.zeros_like(douts[0])
+        for t in reversed(range(len(douts))):
+            if self.state is None or self.inside:     # a carrying cell adds its own dh_next
+                din[t] = bwd(douts[t])
             else:
-                da, dh_next = getattr(self.instances[_RNN], bwd)(dh + dh_next)
-            dx[t] = getattr(self.instances[_FIRST], bwd)(da) if _FIRST in self.instances else da
-        grads = {"x": dx}
-        if not inside:
-            grads["h0"] = np.array(dh_next, copy=True)
-        elif attrs and "h0" not in self.skip:
-            grads["h0"] = np.array(getattr(self.instances[_RNN], attrs[1]), copy=True)
-        for layer, obj in self.instances.items():
-            grads.update(self.cell_gradients(L[layer], obj, params))
-        return value, grads, h_last
+                din[t], dh_next = bwd(douts[t] + dh_next)
+        grads = self.ad.cell_gradients(self.entry, self.obj, self.arrays)
+        grads[self.inp] = np.stack(din) if self.time else din[0]
+        attrs = _state_attrs(self.ad.decl)
+        if self.state is not None and not self.inside:
+            grads[self.state] = np.array(dh_next, copy=True)
+        elif self.state is not None and attrs:
+            grads[self.state] = np.array(getattr(self.obj, attrs[1]), copy=True)
+        return grads
+
+    def h_last(self, h):
+        return np.array(h[-1], copy=True)
+
+
+class _CellLoss(_Stage):
+    """A per-step loss function: ``loss_t, dz_t = function(z_t, y_t)``, summed over steps."""
+
+    def forward(self, arrays):
+        fn = _attr(self.ad.module, self.entry["function"], "function")
+        got = [fn(z_t, y_t) for z_t, y_t in zip(arrays["z3"], arrays["y"])]
+        self.dz3 = np.stack([dz for _, dz in got])
+        return sum(v for v, _ in got)
+
+    def backward(self, dout):
+        return {"z3": self.dz3}
 
 
 class _Function(_Adapted):
@@ -819,150 +929,56 @@ class _Function(_Adapted):
 
 def layer_impl(spec, adapter, layer, names, output_has_time):
     """(forward, backward) with the layer contract of layer_check for the user's code
-    of ``layer`` under ``adapter``. ``names``: the layer's inputs in the contract's order.
-    ``forward.label`` names the user's code (``rnn_layers.py: rnn_forward``), not this
-    module's inner function."""
-    forward, backward = _layer_impl(spec, adapter, layer, names, output_has_time)
+    of ``layer`` under ``adapter``, built by the same stages as the whole window, so every
+    key the whole window honours is honoured here. ``names``: the layer's inputs in the
+    contract's order. ``forward.label`` names the user's code (``rnn_layers.py:
+    rnn_forward``), not this module's inner function."""
     decl = declaration(adapter)
-    entry = decl.get("layers", {}).get(layer) or decl.get("layers", {}).get(_RNN, {})
-    what = entry.get("forward") or entry.get("class") or entry.get("function") or layer
+    module = _module_of(spec, decl)
+    entries = decl.get("layers", {})
+    entry = layer if layer in entries else (
+        _RNN if layer == "rnn_step" and decl["style"] == "cells" else None)
+    if entry is None:
+        raise UsageError("layer", layer, f"the {decl['style']} declaration has no entry for it "
+                         f"(it has {', '.join(entries) or 'none'})")
+    ad = _Adapted(module, decl)
+    if names[0] in _STATE_OF:
+        _givable_state(decl)
+
+    def forward(*inputs, **kw):
+        ad.expect(layer, kw)
+        arrays = dict(zip(names, inputs))
+        if layer == "loss":
+            arrays.update(y=inputs[1], mask=np.ones(np.shape(inputs[1])[:2], bool))
+        stage = ad.stage(layer, entry, names[0], output_has_time)
+        stage.load(arrays)
+        out = stage.forward(arrays)
+        if layer == "loss":
+            T, B = np.shape(inputs[0])[:2]
+            c = ad._factor(T, B, kw.get("reduction"))
+            return float(out) * c, (stage, c)
+        return out, (stage, 1.0)
+
+    def backward(dout, cache):
+        stage, c = cache
+        if layer == "loss":
+            return (stage.backward(None)["z3"] * c * dout,)
+        grads = stage.backward(dout)
+        return tuple(grads.get(n) for n in names)
+
+    what = entries[entry].get("forward") or entries[entry].get("class") or \
+        entries[entry].get("function") or layer
     where = spec if isinstance(spec, str) else getattr(spec, "__name__", repr(spec))
     forward.label = f"{where}: {what} ({decl['style']}, layer {layer})"
     return forward, backward
 
 
-def _layer_impl(spec, adapter, layer, names, output_has_time):
-    decl = declaration(adapter)
-    module = _module_of(spec, decl)
-    entries = decl.get("layers", {})
-    if layer not in entries and not (layer == "rnn_step" and decl["style"] == "cells"):
-        raise UsageError("layer", layer, f"the {decl['style']} declaration has no entry for it "
-                         f"(it has {', '.join(entries) or 'none'})")
-    ad = _Adapted(module, decl)
-    kind = decl["style"]
-    entry = entries.get(layer) or entries[_RNN]
-
-    def expect(kw):
-        act = kw.get("activation")
-        index = {"dense1": 0, "rnn_step": 1, "rnn": 1, "dense2": 2, "loss": 2}[layer]
-        if act is not None and act != ad.activations[index]:
-            raise NotImplementedError(f"this code's {layer} computes activation "
-                                      f"{ad.activations[index]}; asked for {act}")
-        if layer == "loss" and kw.get("loss") != ad.loss:
-            raise NotImplementedError(f"this code's loss is {ad.loss}; asked for {kw.get('loss')}")
-
-    def arrays_of(inputs, y=None):
-        arrays = dict(zip(names, inputs))
-        if y is not None:
-            arrays["y"] = y
-            arrays["mask"] = np.ones(np.shape(y)[:2], bool)
-        return arrays
-
-    def out_of(arr):
-        return _decode(arr, "time" if output_has_time else "", None, ad.batch_first)
-
-    def factor(z3, kw):
-        T, B = np.shape(z3)[:2]
-        divides = {"batch": B, "batch_time": B * T, "none": 1}[
-            decl.get("loss_divides_by", "batch" if ad.reduction == "mean" else "none")]
-        return divides / (B if kw.get("reduction") == "mean" else 1)
-
-    if kind == "layers":
-        fwd = _attr(module, entry.get("forward", entry.get("function")), "function")
-
-        def forward(*inputs, **kw):
-            expect(kw)
-            if layer == "loss":
-                arrays = arrays_of(inputs[:1], inputs[1])
-                value, dz3 = fwd(*[ad.enc(a, arrays) for a in entry["args"]])
-                c = factor(inputs[0], kw)
-                return float(value) * c, _decode(np.asarray(dz3), "time", None,
-                                                 ad.batch_first) * c
-            arrays = arrays_of(inputs)
-            out, cache = fwd(*[ad.enc(a, arrays) for a in entry["args"]])
-            return out_of(out), (cache, arrays)
-
-        def backward(dout, cache):
-            if layer == "loss":
-                return (dout * cache,)
-            inner, arrays = cache
-            got = _attr(module, entry["backward"], "function")(
-                _encode(dout, "time" if output_has_time else "", ad.batch_first), inner)
-            grads = {}
-            for item, g in zip(entry["grads"], got):
-                if _split(item)[1] != "zeros" and not item.startswith("-"):
-                    name, arr = ad.dec(item, g, arrays)
-                    grads[name] = arr
-            return tuple(grads.get(n) for n in names)
-        return forward, backward
-
-    if kind == "classes":
-        cls = _attr(module, entry["class"], "class")
-
-        def forward(*inputs, **kw):
-            expect(kw)
-            if layer == "loss":
-                obj = cls(**entry.get("kwargs", {}))
-                value = obj.forward(_encode(inputs[0], "time", ad.batch_first),
-                                    _encode(inputs[1], "time", ad.batch_first))
-                c = factor(inputs[0], kw)
-                return float(value) * c, (obj, c)
-            arrays = arrays_of(inputs)
-            obj = ad.construct(entry, arrays)
-            if layer == _RNN:
-                getattr(obj, entry.get("set_state", "set_state"))(arrays["h0"].copy())
-            first = names[0]
-            return out_of(obj.forward(ad.enc(first, arrays))), (obj, arrays)
-
-        def backward(dout, cache):
-            obj, extra = cache
-            if layer == "loss":
-                return (_decode(obj.backward(), "time", None, ad.batch_first) * extra * dout,)
-            d = obj.backward(_encode(dout, "time" if output_has_time else "", ad.batch_first))
-            grads = {names[0]: out_of(d), **ad.gradients(entry, obj, extra)}
-            if layer == _RNN:
-                grads["h0"] = np.array(getattr(obj, entry.get("dh0", "dh")), copy=True)
-            return tuple(grads.get(n) for n in names)
-        return forward, backward
-
-    if kind == "cells" and layer in ("rnn_step", _RNN):
-        fwd_name, bwd_name = decl.get("forward", "forward"), decl.get("backward", "backward")
-        inside, attrs = decl.get("carries_state", False), _state_attrs(decl)
-        if inside and not attrs:
-            raise UsageError("adapter", "carries_state", "a cell that keeps its own state is "
-                             "checked by itself only with \"state\": {\"h0\": ATTRIBUTE, "
-                             "\"dh0\": ATTRIBUTE}: where it takes h0 and leaves dh0")
-
-        def step(obj, a_t, h_prev):
-            return getattr(obj, fwd_name)(*((a_t,) if inside else (a_t, h_prev)))
-
-        def forward(*inputs, **kw):
-            expect(kw)
-            arrays = arrays_of(inputs)
-            obj = ad.cell(entry, arrays)
-            if inside:
-                setattr(obj, attrs[0], np.array(inputs[1], copy=True))
-            if layer == "rnn_step":
-                return step(obj, inputs[0], inputs[1]), (obj, arrays, 1)
-            h, out = inputs[1], []
-            for t in range(inputs[0].shape[0]):
-                h = step(obj, inputs[0][t], h)
-                out.append(h)
-            return np.stack(out), (obj, arrays, inputs[0].shape[0])
-
-        def backward(dout, cache):
-            obj, arrays, T = cache
-            douts = [dout] if layer == "rnn_step" else list(dout)
-            da, dh_prev = [None] * T, np.zeros_like(douts[0])
-            for t in reversed(range(T)):
-                if inside:                  # the cell adds its own dh_next
-                    da[t] = getattr(obj, bwd_name)(douts[t])
-                else:
-                    da[t], dh_prev = getattr(obj, bwd_name)(douts[t] + dh_prev)
-            if inside:
-                dh_prev = getattr(obj, attrs[1])
-            da = da[0] if layer == "rnn_step" else np.stack(da)
-            grads = {names[0]: da, names[1]: dh_prev, **ad.cell_gradients(entry, obj, arrays)}
-            return tuple(grads.get(n) for n in names)
-        return forward, backward
-    raise UsageError("layer", layer, f"a {kind} declaration cannot check it by itself")
+def _givable_state(decl):
+    """A layer check gives the RNN its state: UsageError for code that cannot take it."""
+    if decl.get("carries_state") and not _state_attrs(decl):
+        raise UsageError("adapter", "carries_state", "a cell that keeps its own state is "
+                         "checked by itself only with \"state\": {\"h0\": ATTRIBUTE, "
+                         "\"dh0\": ATTRIBUTE}: where it takes h0 and leaves dh0")
+    if decl.get("h0") == "zeros":
+        raise UsageError("adapter", "h0", "code that starts every window from a zero state "
+                         "cannot be given the state a layer check gives it")

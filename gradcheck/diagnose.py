@@ -662,13 +662,15 @@ _LAYER_WORDS = {"zeros": "returned as zeros", "transposed": "transposed",
 
 
 def diagnose_layer(layer, meaning, out_name, failing, kinds, dtype, loss, float32=None,
-                   candidate=None):
+                   candidate=None, unclear=None):
     """The Diagnosis of a layer check (layer_check), or None when everything agrees.
 
     failing: the failing Results, one per array; kinds: {name: mismatch_kind(...)};
     float32: float32_ratio(...) of the failing arrays in a float64 check (None: beyond);
     candidate: (kind, sentence, first_step, flaw) of the one candidate mistake of the
-    layer that reproduces the numbers, or None.
+    layer that reproduces the numbers (flaw None: several do; the sentence names them),
+    or None; unclear: (kind, clause) of the pattern that the failing steps show when no
+    candidate reproduces the numbers, or None.
     """
     if not failing:
         return None
@@ -703,10 +705,16 @@ def diagnose_layer(layer, meaning, out_name, failing, kinds, dtype, loss, float3
         text += (" l2 is 0.5 * sum of squares: the 0.5 is left out (a factor of 2 "
                  "in the loss and every gradient, not a wrong reduction).")
         kind = "l2_half"
-    if candidate is not None:
+    if candidate is not None and candidate[3] is None:          # several reproduce them
+        kind, what, _, _ = candidate
+        text = f"{head}{'; '.join(parts)}. {what}"
+    elif candidate is not None:
         kind, what, _, flaw = candidate
         text = (head + (f"only d{failing[0].name} disagrees, and one candidate mistake "
                         f"reproduces it: {what}." if len(failing) == 1 else
                         f"{'; '.join(parts)}: {what} (this mistake reproduces the numbers)."))
         facts["candidate"] = flaw
+    elif unclear is not None and kind == "arrays_disagree":
+        kind, clause = unclear
+        text = f"{head}{'; '.join(parts)}: {clause}."
     return Diagnosis(kind, text, facts)

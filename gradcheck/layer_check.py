@@ -5,8 +5,9 @@ every element), judged with the whole window's tolerances, into the same Report.
 
 The layer contract (time first, model names; the reference's own layers have it):
 
-    out, cache = forward(*inputs, **options)
-    grads      = backward(dout, cache)        # one per input, in the inputs' order
+    *outputs, cache = forward(*inputs, **options)
+    grads           = backward(*douts, cache)   # one dout per output; one grad per input,
+                                                # in the inputs' order
 
     dense1    forward(x, W1, b1, activation=f1)        x [T,B,I]        -> a [T,B,H]
     rnn_step  forward(a_t, h_prev, W2, U, b2, activation=f2)            -> h_t [B,R]
@@ -14,87 +15,103 @@ The layer contract (time first, model names; the reference's own layers have it)
     dense2    forward(h, W3, b3, activation=f3)        h [T,B,R]        -> yhat [T,B,O]
     loss      forward(z3, y, loss=, activation=f3, reduction=)           -> a float
               (its backward returns (dz3,); y gets no gradient)
+    lstm_step forward(a_t, h_prev, c_prev, Wx, Wh, b)  Wx [H,4R] (i,f,g,o) -> h_t, c_t [B,R]
+    lstm      forward(a, h0, c0, Wx, Wh, b)            a [T,B,H]         -> h [T,B,R]
+    gru_step  forward(a_t, h_prev, Wx, Wh, b[, bh])    Wx [H,3R] (r,z,n) -> h_t [B,R]
+    gru       forward(a, h0, Wx, Wh, b[, bh])          a [T,B,H]         -> h [T,B,R]
+              (bh, last, with reset_after=True: the reset gate after the product)
+
+The cells' layers are declared by the cells (model.LayerSpec in each cell's module, read
+from the registry); their reference layers are the cell's reference module's
+``NAME_forward``/``NAME_backward``, their JAX functions the cell's "layer_jax" side.
 
 Code in another shape is reached through an adapter's entry for that layer
 (gradcheck.adapters: ``layers`` and ``classes`` declarations).
 """
 import time
-from typing import NamedTuple
 
 import numpy as np
 
-from ._reference import reference
+from ._reference import cell_module, reference
 from .compare import compare
 from .diagnose import diagnose_layer, float32_ratio, mismatch_kind
 from .errors import UsageError
 from .judge import result_of
 from .kinds import Diagnosis
-from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_LOSS, DEFAULT_REDUCTION,
-                    DEFAULT_SIZES, DTYPES, LOSSES, REDUCTIONS, SIZES, shape_of)
+from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_LOSS,
+                    DEFAULT_REDUCTION, DEFAULT_SIZES, DTYPES, LOSSES, REDUCTIONS, SIZES, Array,
+                    LayerSpec, array, cell, cell_layers, layer_spec, shape_of, side)
 from .report import Report, Result
 from .tolerances import tolerance
 
-__all__ = ["LAYER_SPECS", "check_layer"]
+__all__ = ["LAYER_SPECS", "LayerSpec", "check_layer", "spec_of"]
+
+_DENSE1 = LayerSpec("dense1", tuple(map(array, ("x", "W1", "b1"))), (Array("a", "TBH", "input"),),
+                    0, "first dense layer: a = f1(x W1 + b1)")
+_DENSE2 = LayerSpec("dense2", (Array("h", "TBR", "input"), array("W3"), array("b3")),
+                    (Array("yhat", "TBO", "input"),), 2,
+                    "output (temporal) affine layer: yhat = f3(h W3 + b3)")
+_LOSS = LayerSpec("loss", (Array("z3", "TBO", "input"),), (Array("loss", "", "input"),), 2,
+                  "the loss on z3 (f3 inside for l2)")
+# The network's layers in its order for the default cell, then the other cells' layers
+# (a layer's random draws are seeded by its place here: added layers go last).
+LAYER_SPECS = {s.name: s for s in (_DENSE1, *cell(DEFAULT_CELL).layers, _DENSE2, _LOSS)}
+LAYER_SPECS.update({n: s for n, s in cell_layers().items() if n not in LAYER_SPECS})
+_REFERENCE = {"dense1": "dense", "dense2": "dense", "loss": "loss"}
 
 
-class LayerSpec(NamedTuple):
-    """A layer's differentiable inputs (name, shape letters), output, activation index."""
-    inputs: tuple
-    output: tuple
-    activation: int
-    meaning: str
+def spec_of(layer):
+    """The LayerSpec called ``layer``; UsageError for a name that is none."""
+    if layer not in LAYER_SPECS:
+        raise UsageError("layer", layer, f"expected one of {', '.join(LAYER_SPECS)}")
+    return LAYER_SPECS[layer]
 
 
-LAYER_SPECS = {
-    "dense1": LayerSpec((("x", "TBI"), ("W1", "IH"), ("b1", "H")), ("a", "TBH"), 0,
-                        "first dense layer: a = f1(x W1 + b1)"),
-    "rnn_step": LayerSpec((("a_t", "BH"), ("h_prev", "BR"), ("W2", "HR"), ("U", "RR"),
-                           ("b2", "R")), ("h_t", "BR"), 1,
-                          "one RNN step: h_t = f2(a_t W2 + h_prev U + b2)"),
-    "rnn": LayerSpec((("a", "TBH"), ("h0", "BR"), ("W2", "HR"), ("U", "RR"), ("b2", "R")),
-                     ("h", "TBR"), 1, "the RNN over a window of T steps"),
-    "dense2": LayerSpec((("h", "TBR"), ("W3", "RO"), ("b3", "O")), ("yhat", "TBO"), 2,
-                        "output (temporal) affine layer: yhat = f3(h W3 + b3)"),
-    "loss": LayerSpec((("z3", "TBO"),), ("loss", ""), 2, "the loss on z3 (f3 inside for l2)"),
-}
-_REFERENCE = {"dense1": "dense", "dense2": "dense", "rnn_step": "rnn_step", "rnn": "rnn",
-              "loss": "loss"}
-
-
-def _reference_layer(layer):
-    L = reference.layers
-    base = _REFERENCE[layer]
+def _reference_layer(spec):
+    if spec.cell is None:
+        L, base = reference.layers, _REFERENCE[spec.name]
+    else:
+        L, base = cell_module(cell(spec.cell).sides["layer_reference"]), spec.name
     return getattr(L, f"{base}_forward"), getattr(L, f"{base}_backward")
 
 
-def _inputs(layer, sizes, T, loss, dtype, seed):
-    """Random inputs: weights ~ N(0, 1/fan_in), biases ~ N(0, 0.5^2), the rest ~ N(0, 1)
-    (states ~ U(-1, 1)); y per loss; the upstream gradient g ~ N(0, 1)."""
-    rng = np.random.default_rng([seed, list(LAYER_SPECS).index(layer)])
+def _inputs(spec, sizes, T, loss, dtype, seed):
+    """Random inputs: weights ~ N(0, 1/fan_in), biases ~ N(0, 0.5^2), states ~ U(-1, 1),
+    the rest ~ N(0, 1); y per loss; one upstream gradient g ~ N(0, 1) per output."""
+    rng = np.random.default_rng([seed, list(LAYER_SPECS).index(spec.name)])
     dims = {s.letter: sizes[s.option] for s in SIZES}
     dims["T"] = T
+
+    def shape(a):
+        s = [dims[c] for c in a.letters]
+        if s:
+            s[-1] *= a.blocks
+        return tuple(s)
+
     arrays = []
-    for name, letters in LAYER_SPECS[layer].inputs:
-        shape = tuple(dims[c] for c in letters)
-        if name in ("h0", "h_prev"):
-            v = rng.uniform(-1.0, 1.0, shape)
-        elif len(letters) == 2 and name[0] in "WU":
-            v = rng.normal(size=shape) / np.sqrt(shape[0])
-        elif len(letters) == 1:
-            v = 0.5 * rng.normal(size=shape)
+    for a in spec.inputs:
+        if a.role == "state":
+            v = rng.uniform(-1.0, 1.0, shape(a))
+        elif a.fan_in is not None:
+            v = rng.normal(size=shape(a)) / np.sqrt(shape(a)[0])
+        elif len(a.letters) == 1:
+            v = 0.5 * rng.normal(size=shape(a))
         else:
-            v = rng.normal(size=shape)
+            v = rng.normal(size=shape(a))
         arrays.append(v.astype(dtype))
     y = None
-    if layer == "loss":
-        spec = LOSSES[loss]
-        shape = shape_of(f"{loss}:y", sizes, T)
-        y = (rng.integers(0, sizes["output_size"], size=shape) if spec.target == "class_ids"
-             else rng.uniform(0, 1, shape).astype(dtype) if spec.target == "probabilities"
-             else rng.normal(size=shape).astype(dtype))
-    out_shape = tuple(dims[c] for c in LAYER_SPECS[layer].output[1])
-    g = rng.normal(size=out_shape)
-    return arrays, y, (g if out_shape else np.float64(g)).astype(dtype)
+    if spec.name == "loss":
+        target = LOSSES[loss]
+        y_shape = shape_of(f"{loss}:y", sizes, T)
+        y = (rng.integers(0, sizes["output_size"], size=y_shape)
+             if target.target == "class_ids"
+             else rng.uniform(0, 1, y_shape).astype(dtype) if target.target == "probabilities"
+             else rng.normal(size=y_shape).astype(dtype))
+    gs = []
+    for out in spec.outputs:
+        g = rng.normal(size=shape(out))
+        gs.append((g if shape(out) else np.float64(g)).astype(dtype))
+    return arrays, y, tuple(gs)
 
 
 def _result(name, oracle, comparison, tol, steps=None):
@@ -104,46 +121,76 @@ def _result(name, oracle, comparison, tol, steps=None):
     return result
 
 
-def _options(layer, activations, loss, reduction):
-    f = activations[LAYER_SPECS[layer].activation]
-    if layer == "loss":
-        return {"loss": loss, "activation": f, "reduction": reduction}
-    return {"activation": f}
+def _options(spec, activations, loss, reduction):
+    if spec.name == "loss":
+        return {"loss": loss, "activation": activations[spec.activation], "reduction": reduction}
+    return {} if spec.activation is None else {"activation": activations[spec.activation]}
 
 
-def _call(forward, backward, layer, arrays, y, g, kw):
-    """(out, grads) of the implementation; grads a tuple, one per input."""
+class _Broken(Exception):
+    """The layer under test broke the layer contract (its sentence is the message)."""
+
+
+def _signature(spec):
+    return f"({', '.join([o.name for o in spec.outputs] + ['cache'])})"
+
+
+def _call(forward, backward, spec, arrays, y, gs, kw):
+    """(outputs, grads) of the implementation, float64: outputs a tuple, one per output;
+    grads a tuple, one per input. _Broken when what it returns breaks the contract."""
     args = [np.array(a, copy=True) for a in arrays]
-    if layer == "loss":
-        out, cache = forward(args[0], np.array(y, copy=True), **kw)
+    if spec.name == "loss":
+        got = forward(args[0], np.array(y, copy=True), **kw)
     else:
-        out, cache = forward(*args, **kw)
-    grads = backward(np.array(g, copy=True), cache)
+        got = forward(*args, **kw)
+    n = len(spec.outputs) + 1
+    if not isinstance(got, (tuple, list)) or len(got) != n:
+        what = (f"returned {len(got)} values" if isinstance(got, (tuple, list))
+                else f"returned one {type(got).__name__}")
+        raise _Broken(f"forward {what}; layer {spec.name} expects {_signature(spec)}")
+    *outs, cache = got
+    grads = backward(*(np.array(g, copy=True) for g in gs), cache)
     if not isinstance(grads, (tuple, list)):
         grads = (grads,)
-    return np.asarray(out, np.float64), tuple(np.asarray(x, np.float64) for x in grads)
+    return (tuple(_float64(o, f"forward's {a.name}") for o, a in zip(outs, spec.outputs)),
+            tuple(_float64(g, f"backward's d{a.name}") for g, a in zip(grads, spec.inputs)))
 
 
-def _rnn_steps(forward, backward, arrays, g, kw, per_step, states, tol):
-    """1-based steps whose contributions to dW2, dU, db2 disagree, from suffix windows
-    (steps t..T started from the true h_{t-1}); None where the code cannot run them."""
-    a, h0, W2, U, b2 = arrays
-    T = a.shape[0]
+def _float64(value, what):
+    try:
+        if value is None:                    # (NumPy would make it a NaN)
+            raise TypeError("None")
+        arr = np.asarray(value, np.float64)
+    except (TypeError, ValueError) as exc:
+        raise _Broken(f"{what} is not an array of numbers ({type(value).__name__}: "
+                      f"{exc})") from None
+    return arr
+
+
+def _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states, tol):
+    """{param: 1-based steps whose contributions to its gradient disagree}, from suffix
+    windows (steps t..T started from JAX's states entering step t); {} where the code
+    cannot run them."""
+    T = arrays[[a.role for a in spec.inputs].index("input")].shape[0]
     sums = []
     for t in range(T):
+        suffix = [v[t:] if a.role == "input" else states[a.name][t].astype(v.dtype)
+                  if a.role == "state" else v for v, a in zip(arrays, spec.inputs)]
         try:
-            _, got = _call(forward, backward, "rnn",
-                           [a[t:], states[t].astype(a.dtype), W2, U, b2], None, g[t:], kw)
+            _, got = _call(forward, backward, spec, suffix, None, (gs[0][t:],), kw)
         except Exception:
             return {}
-        sums.append(got[2:])
+        sums.append(got)
     out = {}
-    for i, name in enumerate(("W2", "U", "b2")):
-        s = np.stack([x[i] for x in sums] + [np.zeros_like(sums[0][i])])
+    for i, a in enumerate(spec.inputs):
+        if a.role != "param" or any(len(g) <= i for g in sums):
+            continue
+        s = np.stack([g[i] for g in sums] + [np.zeros_like(sums[0][i])])
         contrib = s[:-1] - s[1:]
-        scale = float(np.max(np.abs(per_step[name]), initial=0.0))
-        out[name] = [t + 1 for t in range(T)
-                     if not compare(contrib[t], per_step[name][t], tol, scale=scale).passed]
+        want = per_step[a.name]
+        scale = float(np.max(np.abs(want), initial=0.0))
+        out[a.name] = [t + 1 for t in range(T)
+                       if not compare(contrib[t], want[t], tol, scale=scale).passed]
     return out
 
 
@@ -224,20 +271,43 @@ def _dense_candidate(layer, arrays, g, grads, tol):
             False, f"{f}_grad_forgotten")
 
 
+def _cell_options(spec, given):
+    """The LayerSpec with its cell's options ``given`` (keywords of check_layer that are
+    not its own); UsageError for one its cell has not, or a value not True/False."""
+    known = [o.name for o in cell(spec.cell).options] if spec.cell else []
+    for name, value in given.items():
+        if name not in known:
+            raise UsageError(name, value, f"not an option of check_layer, nor of layer "
+                             f"{spec.name} (its cell's options: {', '.join(known) or 'none'})")
+        if not isinstance(value, bool):
+            raise UsageError(name, value, "expected True or False")
+    return layer_spec(spec, **given)
+
+
+def _unique(failing):
+    seen, unique = set(), []
+    for r in failing:
+        if r.name not in seen:
+            seen.add(r.name)
+            unique.append(r)
+    return unique
+
+
 def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
                 input_size=DEFAULT_SIZES["input_size"], hidden_size=DEFAULT_SIZES["hidden_size"],
                 state_size=DEFAULT_SIZES["state_size"], output_size=DEFAULT_SIZES["output_size"],
                 loss=DEFAULT_LOSS, activations=DEFAULT_ACTIVATIONS, reduction=DEFAULT_REDUCTION,
-                dtype="float64", seed=0, adapter=None):
+                dtype="float64", seed=0, adapter=None, **cell_options):
     """Check one layer (a key of LAYER_SPECS) against its JAX model and finite differences.
 
     ``forward``/``backward``: callables with the layer contract (module docstring);
     default: the reference's own layer. ``interval`` is T for the layers over time.
+    ``cell_options``: the options of the layer's cell (``reset_after=True`` for gru_step
+    and gru: the reset gate after the product, with bh as the last input).
     With ``adapter`` (gradcheck.adapters), ``forward`` is the module of the code instead
     (``FILE.py``, ``MODULE`` or a module) and the declaration's entry for ``layer`` is used.
     Returns a Report (window 1 is the one call; ``config["layer"]`` names the layer)."""
-    if layer not in LAYER_SPECS:
-        raise UsageError("layer", layer, f"expected one of {', '.join(LAYER_SPECS)}")
+    spec = _cell_options(spec_of(layer), cell_options)
     if dtype not in DTYPES:
         raise UsageError("dtype", dtype, f"expected one of {', '.join(DTYPES)}")
     activations = tuple(activations.split(",") if isinstance(activations, str) else activations)
@@ -253,41 +323,46 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
     for name, v in list(sizes.items()) + [("interval", interval)]:
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise UsageError(name, v, "expected an integer >= 1")
+    names = list(spec.input_names)
     if adapter is not None:
         from .adapters import layer_impl
         if forward is None or backward is not None:
             raise UsageError("adapter", adapter, "with an adapter, give the module as forward "
                                                  "and no backward")
-        spec = LAYER_SPECS[layer]
-        forward, backward = layer_impl(forward, adapter, layer, [n for n, _ in spec.inputs],
-                                       "T" in spec.output[1])
+        forward, backward = layer_impl(forward, adapter, layer, names, "T" in spec.output[1])
     if (forward is None) != (backward is None):
         raise UsageError("forward", forward, "give both forward and backward, or neither")
     named = forward is not None
     if not named:
-        forward, backward = _reference_layer(layer)
-    from .layer_oracles import fd_vjp, jax_per_step, jax_vjp
+        forward, backward = _reference_layer(spec)
+    from .layer_oracles import fd_vjp, jax_per_step, jax_vjp, jax_window_per_step
     started = time.perf_counter()
     options = {"activations": activations, "loss": loss, "reduction": reduction}
-    arrays, y, g = _inputs(layer, sizes, interval, loss, dtype, seed)
-    kw = _options(layer, activations, loss, reduction)
+    arrays, y, gs = _inputs(spec, sizes, interval, loss, dtype, seed)
+    kw = _options(spec, activations, loss, reduction)
     config = dict(sizes, interval=interval, seq_len=interval, loss=loss,
                   activations=list(activations), reduction=reduction, dtype=dtype, seed=seed,
-                  layer=layer)
+                  layer=layer, **{n: v for n, v in cell_options.items() if v})
     impl_name = (getattr(forward, "label", None)      # an adapter's: the user's code
                  or f"{getattr(forward, '__module__', '?')}."
                     f"{getattr(forward, '__qualname__', repr(forward))}") if named else \
-        f"reference.layers ({layer})"
+        f"reference layer {layer}"
     report = Report(config=config, impl=impl_name, mode="layer",
                     mode_reason=f"layer {layer}: its forward vs JAX; its backward of a random "
                                 f"upstream gradient vs JAX's VJP and finite differences, "
                                 f"every element", windows=[(0, interval)], results=[])
     try:
-        out, grads = _call(forward, backward, layer, arrays, y, g, kw)
+        outs, grads = _call(forward, backward, spec, arrays, y, gs, kw)
     except NotImplementedError as exc:
         report.unsupported = f"NotImplementedError: {exc}"
         report.finding = Diagnosis("not_supported", f"Not supported by this implementation: "
                                                     f"{report.unsupported}")
+        return report
+    except _Broken as exc:          # what it returned breaks the contract: one line
+        report.results.append(Result(name="return_value", oracle="contract", window=1,
+                                     passed=False, message=str(exc)))
+        report.finding = diagnose_layer(layer, spec.meaning, spec.output[0],
+                                        report.results, {}, dtype, loss)
         return report
     except Exception as exc:        # the layer under test raised: a verdict, not a crash
         report.results.append(Result(name="exception", oracle="contract", window=1,
@@ -296,27 +371,28 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         report.finding = Diagnosis("exception", f"Layer {layer} raised {type(exc).__name__}: "
                                                 f"{exc}.", {"windows": [1]})
         return report
-    names = [n for n, _ in LAYER_SPECS[layer].inputs]
-    want_out, want = jax_vjp(layer, options, arrays, g, y)
-    fd = fd_vjp(layer, options, arrays, g, y)
+    want_outs, want = jax_vjp(layer, options, arrays, gs, y)
+    fd = fd_vjp(layer, options, arrays, gs, y)
     tol_jax, tol_fd = tolerance("jax", dtype), tolerance("fd", dtype)
     results, kinds = [], {}
-    out_name = LAYER_SPECS[layer].output[0]
-    if out.shape != want_out.shape:
-        results.append(Result(name="shape", oracle="contract", window=1, passed=False,
-                              message=f"{out_name} has shape {out.shape}; expected "
-                                      f"{want_out.shape}"))
-    else:
+    for a, out, want_out in zip(spec.outputs, outs, want_outs):
+        if out.shape != want_out.shape:
+            results.append(Result(name="shape", oracle="contract", window=1, passed=False,
+                                  message=f"{a.name} has shape {out.shape}; expected "
+                                          f"{want_out.shape}"))
+            continue
         c = compare(out, want_out, tol_jax)
         if not c.passed:
-            kinds[out_name] = mismatch_kind(out_name, out, want_out, None, tol_jax)
-        results.append(_result(out_name, "jax", c, tol_jax))
+            kinds[a.name] = mismatch_kind(a.name, out, want_out, None, tol_jax)
+        results.append(_result(a.name, "jax", c, tol_jax))
     if len(grads) != len(names):
         results.append(Result(name="return_value", oracle="contract", window=1, passed=False,
                               message=f"backward returned {len(grads)} arrays; expected "
                                       f"{len(names)} ({', '.join('d' + n for n in names)})"))
         grads = ()
-    for name, got, w_jax, w_fd in zip(names, grads, want, fd):
+    over_time = spec.step is not None
+    for a, got, w_jax, w_fd in zip(spec.inputs, grads, want, fd):
+        name = a.name
         if got.shape != w_jax.shape:
             results.append(Result(name="shape", oracle="contract", window=1, passed=False,
                                   message=f"d{name} has shape {got.shape}; expected "
@@ -326,40 +402,78 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         c = compare(got, w_jax, tol_jax)
         if not c.passed:
             kinds[name] = mismatch_kind(name, got, w_jax, None, tol_jax)
-            if layer == "rnn" and name in ("a",):
+            if over_time and a.role == "input" and a.letters.startswith("T"):
                 steps = [t + 1 for t in range(got.shape[0]) if not compare(
                     got[t], w_jax[t], tol_jax, scale=float(np.max(np.abs(w_jax)))).passed]
         results.append(_result(name, "jax", c, tol_jax, steps))
         results.append(_result(name, "fd", compare(got, w_fd, tol_fd), tol_fd, steps))
     failing = [r for r in results if not r.passed]
+    params = {a.name for a in spec.inputs if a.role == "param"}
     candidate = None
-    if layer == "rnn" and any(r.name in ("W2", "U", "b2") for r in failing):
-        per_step, states = jax_per_step(options, arrays, g)
-        steps = _rnn_steps(forward, backward, arrays, g, kw, per_step, states, tol_jax)
-        if {r.name for r in failing} == {"U"}:
+    if over_time and grads and any(r.name in params for r in failing):
+        per_step, states = jax_window_per_step(spec, options, arrays, gs[0])
+        steps = _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states,
+                              tol_jax)
+        if layer == "rnn" and {r.name for r in failing} == {"U"}:
+            rnn_steps, rnn_states = jax_per_step(options, arrays, gs[0])
             candidate = _dU_candidate(grads[names.index("U")], want[names.index("U")],
-                                      per_step["d2"], states, tol_jax)
+                                      rnn_steps["d2"], rnn_states, tol_jax)
             if candidate is not None and candidate[2]:
                 steps["U"] = [1]
         for r in failing:
             if steps.get(r.name):
                 r.steps = steps[r.name]
     report.results = results
-    seen, unique = set(), []
-    for r in failing:
-        if r.name not in seen:
-            seen.add(r.name)
-            unique.append(r)
-    if (layer in _DENSE_F and grads and candidate is None
-            and {r.name for r in unique} == set(names)):
-        candidate = _dense_candidate(layer, arrays, g, grads, tol_jax)
-    if layer in ("rnn", "rnn_step") and grads and candidate is None and unique:
-        candidate = _rnn_candidate(layer, arrays, g, grads, kw["activation"], tol_jax)
+    unique = _unique(failing)
+    judged = grads and unique and all(r.oracle != "contract" for r in unique)
+    if judged and spec.name in _DENSE_F and candidate is None \
+            and {r.name for r in unique} == set(names):
+        candidate = _dense_candidate(layer, arrays, gs[0], grads, tol_jax)
+    if judged and spec.cell == DEFAULT_CELL and candidate is None:
+        candidate = _rnn_candidate(layer, arrays, gs[0], grads, kw["activation"], tol_jax)
+    elif judged and spec.cell is not None and candidate is None:
+        candidate = _zoo_candidate(spec, arrays, gs, grads, tol_jax)
     f32 = None
     if dtype == "float64" and unique and all(r.oracle != "contract" for r in unique):
-        values = dict(zip(names, zip(grads, want)), **{out_name: (out, want_out)})
+        values = dict(zip(names, zip(grads, want)),
+                      **{a.name: pair for a, pair in zip(spec.outputs, zip(outs, want_outs))})
         f32 = float32_ratio({r.name: values[r.name] for r in unique}, kinds)
-    report.finding = diagnose_layer(layer, LAYER_SPECS[layer].meaning, out_name, unique,
-                                    kinds, dtype, loss, f32, candidate)
+    report.finding = diagnose_layer(layer, spec.meaning, spec.output[0], unique, kinds, dtype,
+                                    loss, f32, candidate, _unclear(spec, unique, interval))
     report.timings = {"total": round(time.perf_counter() - started, 6)}
     return report
+
+
+def _zoo_candidate(spec, arrays, gs, grads, tol):
+    """The candidate (kind, sentence, False, bug) of the cell's zoo bugs that reproduce
+    the layer's gradients (each bug's backward run on this layer's inputs), or None."""
+    zoo = side(spec.cell, "zoo")
+    inputs = dict(zip(spec.input_names, (np.asarray(v, np.float64) for v in arrays)))
+    fits = zoo.layer_reproducing(spec.name, inputs,
+                                 tuple(np.asarray(g, np.float64) for g in gs),
+                                 dict(zip(spec.input_names, grads)), tol)
+    found = zoo.finding(fits)
+    if found is None:
+        return None
+    kind, text = found
+    if len(fits) == 1:
+        bug = next(iter(fits))
+        return kind, zoo.BUGS[bug].what, False, bug
+    return kind, text, False, None
+
+
+def _unclear(spec, failing, T):
+    """The cell's own words for params that disagree at every step but the last (the
+    derivative of its states from the future), or None."""
+    if spec.step is None or T < 2:
+        return None
+    params = [r for r in failing if r.oracle == "jax" and r.steps is not None
+              and r.name in {a.name for a in spec.inputs if a.role == "param"}]
+    if not params or any(r.steps != list(range(1, T)) for r in params):
+        return None
+    carried = [f"d{a.name[0]}_next" for a in spec.inputs if a.role == "state"]
+    return ("state_derivative_unclear",
+            f"they disagree at every step but the last: the derivative of the state from "
+            f"the future ({' or '.join(carried)}) is wrong on its way back, but no "
+            f"{cell(spec.cell).label} zoo mistake "
+            f"reproduces the numbers")

@@ -28,6 +28,7 @@ __all__ = [
     "REDUCTIONS", "DEFAULT_LOSS", "DEFAULT_REDUCTION", "DTYPES", "DEFAULT_DTYPE",
     "array", "shape_of", "layer_of", "Cell", "CellOption", "Model", "CELL_MODULES",
     "DEFAULT_CELL", "register_cell", "cell", "cell_names", "describe", "ordered_names", "side",
+    "LayerSpec", "cell_layers", "layer_spec",
 ]
 
 
@@ -182,6 +183,38 @@ class CellOption(NamedTuple):
     arrays: tuple = ()
 
 
+class LayerSpec(NamedTuple):
+    """A layer checked by itself (``gradcheck layer NAME``): its contract, as data.
+
+        *outputs, cache = forward(*inputs, **options)     # activation=f (when ``activation``)
+        grads = backward(*douts, cache)                    # one dout per output;
+                                                           # grads: one per input, in order
+
+    ``inputs``: Arrays, the forward's positional arguments in order (role "input": one
+    slice per step when its letters start with T; "state": a state entering; "param":
+    weights); ``outputs``: Arrays, what the forward returns before its cache;
+    ``activation``: the index in (f1, f2, f3) of the activation it takes as keyword
+    ``activation``, or None (a cell's own nonlinearities are fixed); ``cell``: the cell
+    it belongs to (None: a dense layer, the loss); ``step``: for a cell's layer over a
+    window, the layer of one step that it repeats (its states carried from step to step)."""
+    name: str
+    inputs: tuple
+    outputs: tuple
+    activation: object
+    meaning: str
+    cell: object = None
+    step: object = None
+
+    @property
+    def output(self):
+        """(name, letters) of the first output."""
+        return self.outputs[0].name, self.outputs[0].letters
+
+    @property
+    def input_names(self):
+        return tuple(a.name for a in self.inputs)
+
+
 class Cell(NamedTuple):
     """The middle layer of the network, declared once.
 
@@ -195,8 +228,13 @@ class Cell(NamedTuple):
     ``conventions``: {adapter key: cells.conventions.Convention}, how hand-written code of
     the cell commonly differs from the contract without being wrong;
     ``sides``: {side: module} for each side that has its own maths: "reference" (a
-    module of reference/), "jax", "fd", "zoo" (modules of gradcheck), the coverage
-    test's list; ``label``: its name in sentences ("LSTM")."""
+    module of reference/), "jax", "fd", "zoo" (modules of gradcheck), "layer_reference"
+    (the module of reference/ with each layer's ``NAME_forward``, ``NAME_backward``),
+    "layer_jax" (the module with each layer's JAX function of one step, written from
+    the equations: ``step_function(layer)``), the coverage test's list;
+    ``layers``: its LayerSpecs for ``gradcheck layer``, the step first (an option's
+    arrays, such as the GRU's bh, are appended to their inputs when it is on);
+    ``label``: its name in sentences ("LSTM")."""
     name: str
     arrays: tuple
     states: tuple
@@ -208,6 +246,7 @@ class Cell(NamedTuple):
     sides: dict = {}
     conventions: dict = {}
     label: str = ""
+    layers: tuple = ()
 
 
 DEFAULT_CELL = "rnn"
@@ -335,15 +374,43 @@ def ordered_names():
     return tuple(names)
 
 
+def cell_layers():
+    """{name: LayerSpec} of every cell's layers, the default cell's first."""
+    return {spec.name: spec for n in cell_names() for spec in cell(n).layers}
+
+
+def layer_spec(spec, **options):
+    """``spec`` with its cell's ``options`` applied (each on option's arrays appended to
+    its inputs); TypeError for an option its cell has not."""
+    known = {o.name: o for o in (cell(spec.cell).options if spec.cell else ())}
+    unknown = [n for n in options if n not in known]
+    if unknown:
+        raise TypeError(f"layer {spec.name!r} has no option {unknown[0]!r}")
+    on = [n for n in known if options.get(n)]
+    if not on:
+        return spec
+    return spec._replace(inputs=spec.inputs + tuple(a for n in on for a in known[n].arrays),
+                         meaning=f"{spec.meaning}; with {', '.join(on)}")
+
+
 def side(cell_name, what):
     """The module of cell ``cell_name``'s side ``what`` ("jax", "fd", "reference", ...)."""
     return importlib.import_module(cell(cell_name).sides[what])
 
 
+_RNN_WEIGHTS = tuple(a for a in ARRAYS if a.name in LAYERS[1].arrays and a.role == "param")
 register_cell(Cell(
-    "rnn", arrays=tuple(a for a in ARRAYS if a.name in LAYERS[1].arrays and a.role == "param"),
+    "rnn", arrays=_RNN_WEIGHTS,
     states=((STATE_NAME, STATE_OUT_NAME),), equations=LAYERS[1].meaning,
     contract="loss_and_grads(params, x, y, h0, *, loss, activations, reduction) -> "
              "(loss, grads, h_last)",
     sides={"reference": "network", "jax": "gradcheck.oracle_jax",
-           "fd": "gradcheck.oracle_fd", "zoo": "gradcheck.zoo"}, label="RNN"))
+           "fd": "gradcheck.oracle_fd", "zoo": "gradcheck.zoo", "layer_reference": "layers",
+           "layer_jax": "gradcheck.layer_oracles"},
+    layers=(LayerSpec("rnn_step", (Array("a_t", "BH", "input"), Array("h_prev", "BR", "state"))
+                      + _RNN_WEIGHTS, (Array("h_t", "BR", "state"),), 1,
+                      "one RNN step: h_t = f2(a_t W2 + h_prev U + b2)", "rnn"),
+            LayerSpec("rnn", (Array("a", "TBH", "input"), Array("h0", "BR", "state"))
+                      + _RNN_WEIGHTS, (Array("h", "TBR", "state"),), 1,
+                      "the RNN over a window of T steps", "rnn", step="rnn_step")),
+    label="RNN"))

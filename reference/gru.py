@@ -23,7 +23,8 @@ import numpy as np
 from .activations import ACTIVATIONS, sigmoid
 from .losses import loss_and_delta
 
-__all__ = ["PARAM_NAMES", "GATES", "forward", "backward", "loss_and_grads"]
+__all__ = ["PARAM_NAMES", "GATES", "forward", "backward", "loss_and_grads",
+           "gru_step_forward", "gru_step_backward", "gru_forward", "gru_backward"]
 
 PARAM_NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3")      # and bh when the reset is after
 GATES = "rzn"                    # the order of the three blocks of Wx, Wh, b (and bh)
@@ -117,3 +118,74 @@ def loss_and_grads(params, x, y, h0, *, loss="l2", activations=("tanh", "tanh", 
     value, cache = forward(params, x, y, h0, loss=loss, activations=tuple(activations),
                            reduction=reduction)
     return value, backward(params, cache), cache[5][-1].copy()
+
+
+# ------------------------------------------------------------------ the cell as layers
+# The GRU layer by itself (``gradcheck layer gru_step|gru``): each forward returns its
+# output and a cache, each backward takes the output's upstream derivative. Given ``bh``
+# (last), the reset gate is after the recurrent product, and dbh is returned last.
+
+def gru_step_forward(a_t, h_prev, Wx, Wh, b, bh=None):
+    """One step; returns (h_t, cache). a_t [B, H]; h_prev [B, R]; Wx [H, 3R], Wh [R, 3R],
+    b [3R] and bh [3R] or None (blocks r, z, n)."""
+    R = Wh.shape[0]
+    zx = a_t @ Wx + b                                     # [B, 3R]
+    u = h_prev @ Wh + (0.0 if bh is None else bh)         # [B, 3R]
+    r = sigmoid(zx[:, :R] + u[:, :R])
+    z = sigmoid(zx[:, R:2 * R] + u[:, R:2 * R])
+    if bh is None:
+        n = np.tanh(zx[:, 2 * R:] + (r * h_prev) @ Wh[:, 2 * R:])
+    else:
+        n = np.tanh(zx[:, 2 * R:] + r * u[:, 2 * R:])
+    h_t = (1.0 - z) * n + z * h_prev                      # [B, R]
+    return h_t, (a_t, h_prev, Wx, Wh, bh is not None, r, z, n, u)
+
+
+def gru_step_backward(dh_t, cache):
+    """(da_t, dh_prev, dWx, dWh, db[, dbh]) from dh_t [B, R], the step's whole derivative."""
+    a_t, h_prev, Wx, Wh, after, r, z, n, u = cache
+    R = Wh.shape[0]
+    dWh = np.zeros_like(Wh)
+    dzn = dh_t * (1.0 - z) * (1.0 - n ** 2)               # through n, then tanh
+    dzz = dh_t * (h_prev - n) * z * (1.0 - z)             # through z, then the sigmoid
+    if after:
+        dzr = dzn * u[:, 2 * R:] * r * (1.0 - r)
+        du = np.concatenate([dzr, dzz, dzn * r], axis=1)  # [B, 3R], of h_prev Wh + bh
+        dWh += h_prev.T @ du
+        dh_prev = dh_t * z + du @ Wh.T
+    else:
+        drh = dzn @ Wh[:, 2 * R:].T                       # of r * h_prev
+        dzr = drh * h_prev * r * (1.0 - r)
+        drz = np.concatenate([dzr, dzz], axis=1)          # [B, 2R]
+        dWh[:, :2 * R] += h_prev.T @ drz
+        dWh[:, 2 * R:] += (r * h_prev).T @ dzn
+        dh_prev = dh_t * z + drh * r + drz @ Wh[:, :2 * R].T
+    dzx = np.concatenate([dzr, dzz, dzn], axis=1)         # [B, 3R], of a_t Wx + b
+    grads = (dzx @ Wx.T, dh_prev, a_t.T @ dzx, dWh, dzx.sum(axis=0))
+    return grads + (du.sum(axis=0),) if after else grads
+
+
+def gru_forward(a, h0, Wx, Wh, b, bh=None):
+    """Every step of the window; returns (h [T, B, R], cache). a [T, B, H]; h0 [B, R]."""
+    T = a.shape[0]
+    h = np.empty((T,) + h0.shape, dtype=np.result_type(a, h0))
+    caches, h_t = [], h0
+    for t in range(T):
+        h_t, cache = gru_step_forward(a[t], h_t, Wx, Wh, b, bh)
+        h[t] = h_t
+        caches.append(cache)
+    return h, caches
+
+
+def gru_backward(dh, cache):
+    """(da, dh0, dWx, dWh, db[, dbh]) from dh [T, B, R], each step's derivative from above;
+    one dh_next carries the future's part back."""
+    caches = cache
+    a0, h0 = caches[0][:2]
+    T = len(caches)
+    da = np.empty((T,) + a0.shape, dtype=dh.dtype)
+    sums, dh_next = None, np.zeros_like(h0)
+    for t in reversed(range(T)):
+        da[t], dh_next, *weights = gru_step_backward(dh[t] + dh_next, caches[t])
+        sums = weights if sums is None else [s + w for s, w in zip(sums, weights)]
+    return (da, dh_next, *sums)

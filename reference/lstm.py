@@ -27,7 +27,8 @@ from .losses import LOSSES, loss_and_delta
 from .network import ReferenceInputError
 
 __all__ = ["PARAM_NAMES", "GRAD_NAMES", "GATES", "Cache", "forward", "backward",
-           "loss_and_grads"]
+           "loss_and_grads", "lstm_step_forward", "lstm_step_backward", "lstm_forward",
+           "lstm_backward"]
 
 PARAM_NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3")
 GRAD_NAMES = PARAM_NAMES + ("x", "h0", "c0")
@@ -156,3 +157,64 @@ def loss_and_grads(params, x, y, h0, c0, *, loss="l2",
                            reduction=reduction)
     grads = backward(params, cache)
     return value, grads, cache.h[-1].copy(), cache.c[-1].copy()
+
+
+# ------------------------------------------------------------------ the cell as layers
+# The LSTM layer by itself (``gradcheck layer lstm_step|lstm``): each forward returns its
+# outputs and a cache, each backward takes one upstream derivative per output.
+
+def lstm_step_forward(a_t, h_prev, c_prev, Wx, Wh, b):
+    """One step; returns (h_t, c_t, cache). a_t [B, H]; h_prev, c_prev [B, R];
+    Wx [H, 4R], Wh [R, 4R], b [4R] (blocks i, f, g, o)."""
+    R = Wh.shape[0]
+    zg = a_t @ Wx + h_prev @ Wh + b                       # [B, 4R]
+    i, f, o = (sigmoid(zg[:, k * R:(k + 1) * R]) for k in (0, 1, 3))
+    g = np.tanh(zg[:, 2 * R:3 * R])
+    c_t = f * c_prev + i * g                              # [B, R]
+    tc = np.tanh(c_t)
+    h_t = o * tc                                          # [B, R]
+    return h_t, c_t, (a_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tc)
+
+
+def lstm_step_backward(dh_t, dc_t, cache):
+    """(da_t, dh_prev, dc_prev, dWx, dWh, db) from dh_t and dc_t [B, R], each the step's
+    whole derivative (from above and from the future)."""
+    a_t, h_prev, c_prev, Wx, Wh, i, f, g, o, tc = cache
+    dc = dh_t * o * (1.0 - tc ** 2) + dc_t                # through h = o tanh(c), and dc_t
+    dzg = np.concatenate([dc * g * i * (1.0 - i),         # di * s'(zi)
+                          dc * c_prev * f * (1.0 - f),    # df * s'(zf), with c_{t-1}
+                          dc * i * (1.0 - g ** 2),        # dg * tanh'(zg)
+                          dh_t * tc * o * (1.0 - o)],     # do * s'(zo)
+                         axis=1)                          # [B, 4R]
+    return (dzg @ Wx.T, dzg @ Wh.T, dc * f, a_t.T @ dzg, h_prev.T @ dzg, dzg.sum(axis=0))
+
+
+def lstm_forward(a, h0, c0, Wx, Wh, b):
+    """Every step of the window; returns (h [T, B, R], cache). a [T, B, H]; h0, c0 [B, R].
+    The last cell state is not returned (the layer's output is h)."""
+    T = a.shape[0]
+    h = np.empty((T,) + h0.shape, dtype=np.result_type(a, h0))
+    caches, h_t, c_t = [], h0, c0
+    for t in range(T):
+        h_t, c_t, cache = lstm_step_forward(a[t], h_t, c_t, Wx, Wh, b)
+        h[t] = h_t
+        caches.append(cache)
+    return h, caches
+
+
+def lstm_backward(dh, cache):
+    """(da, dh0, dc0, dWx, dWh, db) from dh [T, B, R], each step's derivative from above;
+    dh_next and dc_next carry the future's part back."""
+    caches = cache
+    a0, h0, c0, Wx, Wh = caches[0][:5]
+    T = len(caches)
+    da = np.empty((T,) + a0.shape, dtype=dh.dtype)
+    dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(Wh.shape[1], dh.dtype)
+    dh_next, dc_next = np.zeros_like(h0), np.zeros_like(c0)
+    for t in reversed(range(T)):
+        da[t], dh_next, dc_next, gWx, gWh, gb = lstm_step_backward(dh[t] + dh_next, dc_next,
+                                                                   caches[t])
+        dWx += gWx
+        dWh += gWh
+        db += gb
+    return da, dh_next, dc_next, dWx, dWh, db

@@ -188,7 +188,8 @@ def test_adapter_needs_impl(capsys):
 
 @pytest.mark.parametrize("style,layer", [("course", "rnn"), ("course", "rnn_step"),
                                          ("course", "loss"), ("textbook", "rnn"),
-                                         ("textbook", "dense2"), ("cell", "rnn_step")])
+                                         ("textbook", "dense2"), ("cell", "rnn_step"),
+                                         ("cell", "dense1"), ("cell", "dense2"), ("cell", "loss")])
 def test_a_style_layer_checked_by_itself(style, layer):
     from gradcheck.layer_check import check_layer
     acts = adapters.supported(adapters.declaration(style))[1]

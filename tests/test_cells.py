@@ -73,6 +73,28 @@ def test_every_side_of_every_cell_covers_every_name_of_its_model(cell):
     assert len(ref) == len(m.output_names) + 1
 
 
+@pytest.mark.parametrize("cell", model.cell_names())
+def test_every_layer_side_of_every_cell_covers_every_layer_of_it(cell):
+    """The layer side: a cell declares a layer of one step and a layer over a window that
+    repeats it; its reference has each layer's NAME_forward and NAME_backward, its JAX side
+    each step's function; the layer check offers them all; their params are the cell's."""
+    from gradcheck.layer_check import LAYER_SPECS
+    c = model.cell(cell)
+    steps = {s.name for s in c.layers if s.step is None}
+    windows = [s for s in c.layers if s.step is not None]
+    assert steps and windows and {w.step for w in windows} <= steps
+    reference_side = cell_module(c.sides["layer_reference"])
+    jax_side = model.side(cell, "layer_jax")
+    options = {"activations": model.DEFAULT_ACTIVATIONS, "loss": "l2", "reduction": "mean"}
+    for spec in c.layers:
+        assert LAYER_SPECS[spec.name] == spec
+        assert callable(getattr(reference_side, f"{spec.name}_forward"))
+        assert callable(getattr(reference_side, f"{spec.name}_backward"))
+        assert [a for a in spec.inputs if a.role == "param"] == list(c.arrays)
+        if spec.name in steps:
+            assert callable(jax_side.step_function(spec.name, options))
+
+
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize(("cell", "cell_options"), CASES, ids=CASE_IDS)
 def test_the_reference_agrees_with_the_jax_oracle(cell, cell_options, name):
@@ -134,8 +156,9 @@ def test_the_lstm_s_one_column_first_step_is_the_dense_step(name, monkeypatch):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_the_jax_oracle_is_written_from_the_equations_not_from_the_reference(cell):
-    source = importlib.util.find_spec(model.cell(cell).sides["jax"]).origin
+@pytest.mark.parametrize("side", ["jax", "layer_jax"])
+def test_the_jax_oracle_is_written_from_the_equations_not_from_the_reference(cell, side):
+    source = importlib.util.find_spec(model.cell(cell).sides[side]).origin
     with open(source) as f:
         text = f.read()
     assert "_reference" not in text and "cell_module" not in text

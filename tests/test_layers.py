@@ -47,7 +47,7 @@ def test_reference_layers_pass_their_layer_check(layer, dtype):
     report = check_layer(layer, dtype=dtype, **SMALL)
     assert report.passed, report.format_table()
     names = {r.name for r in report.results}
-    assert {n for n, _ in LAYER_SPECS[layer].inputs} <= names
+    assert set(LAYER_SPECS[layer].input_names) <= names
     assert {r.oracle for r in report.results} == {"jax", "fd"}
 
 
@@ -127,7 +127,8 @@ def test_a_layer_that_declines_is_not_supported():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"layer": "lstm"}, "layer='lstm': expected one of dense1, rnn_step, rnn, dense2, loss"),
+    ({"layer": "lstm_cell"}, "layer='lstm_cell': expected one of dense1, rnn_step, rnn, dense2, "
+                             "loss, lstm_step, lstm, gru_step, gru"),
     ({"layer": "rnn", "activations": ("tanh",)}, "activations=('tanh',): expected three"),
     ({"layer": "rnn", "dtype": "float16"}, "dtype='float16': expected one of float64"),
     ({"layer": "rnn", "batch": 0}, "batch=0: expected an integer >= 1"),
@@ -144,8 +145,8 @@ def test_cli_layer_subcommand(capsys):
     assert main(["layer", "rnn", "--json"] + flags) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["passed"] and doc["config"]["layer"] == "rnn"
-    assert main(["layer", "lstm"]) == 2
-    assert "--layer lstm: expected one of" in capsys.readouterr().err
+    assert main(["layer", "lstm_cell"]) == 2
+    assert "--layer lstm_cell: expected one of" in capsys.readouterr().err
 
 
 def test_a_layer_result_with_a_non_finite_oracle_says_so():

@@ -9,7 +9,7 @@ Plain data (no NumPy): the command line reads it for --help.
 """
 from .bugs import declare_bugs
 from .conventions import declare_conventions
-from ..model import Array, Cell, CellOption, register_cell
+from ..model import Array, Cell, CellOption, LayerSpec, register_cell
 
 __all__ = ["GRU", "GATES", "BUGS", "CONVENTIONS"]
 
@@ -70,6 +70,28 @@ BUGS = declare_bugs(
         "Part of the state's derivative misses a factor.", AFTER),
 )
 
+_WEIGHTS = (Array("Wx", "HR", "param", fan_in="H", blocks=3),
+            Array("Wh", "RR", "param", fan_in="R", blocks=3),
+            Array("b", "R", "param", blocks=3))
+
+# The layer checks' contracts (gradcheck layer gru_step|gru [--reset-after]); the argument
+# names are stable (adapters map other styles onto them); with --reset-after, bh [3R]
+# comes last among the inputs and its gradient last among the grads:
+#   h_t, cache = gru_step_forward(a_t, h_prev, Wx, Wh, b[, bh])
+#   da_t, dh_prev, dWx, dWh, db[, dbh] = gru_step_backward(dh_t, cache)
+#   h, cache = gru_forward(a, h0, Wx, Wh, b[, bh])
+#   da, dh0, dWx, dWh, db[, dbh] = gru_backward(dh, cache)
+LAYERS = (
+    LayerSpec("gru_step", (Array("a_t", "BH", "input"), Array("h_prev", "BR", "state"))
+              + _WEIGHTS, (Array("h_t", "BR", "state"),), None,
+              "one GRU step: r, z = s(a_t Wx + h_prev Wh + b) (blocks r, z, n), n = tanh(a_t "
+              "Wx_n + (r*h_prev) Wh_n + b_n), h_t = (1-z)*n + z*h_prev", "gru"),
+    LayerSpec("gru", (Array("a", "TBH", "input"), Array("h0", "BR", "state")) + _WEIGHTS,
+              (Array("h", "TBR", "state"),), None,
+              "the GRU over a window of T steps from h0 (returns every h_t)", "gru",
+              step="gru_step"),
+)
+
 CONVENTIONS = declare_conventions(
     "gru",
     ("gate_order", {"rzn": "gate blocks r, z, n", "zrn": "gate blocks z, r, n"}, "order",
@@ -86,9 +108,7 @@ CONVENTIONS = declare_conventions(
 
 GRU = register_cell(Cell(
     "gru",
-    arrays=(Array("Wx", "HR", "param", fan_in="H", blocks=3),
-            Array("Wh", "RR", "param", fan_in="R", blocks=3),
-            Array("b", "R", "param", blocks=3)),
+    arrays=_WEIGHTS,
     states=(("h0", "h_last"),),
     equations="GRU: r, z = s(a Wx + h_{t-1} Wh + b) (blocks r, z), n = tanh(a Wx_n + "
               "(r*h_{t-1}) Wh_n + b_n), h = (1-z)*n + z*h_{t-1}",
@@ -102,5 +122,7 @@ GRU = register_cell(Cell(
     kinds=tuple(b.kind for b in BUGS.values()) + tuple(c.kind for c in CONVENTIONS.values()),
     conventions=CONVENTIONS,
     sides={"reference": "gru", "jax": "gradcheck.cells.gru_jax", "fd": "gradcheck.cells.gru_fd",
-           "zoo": "gradcheck.cells.gru_zoo"},
+           "zoo": "gradcheck.cells.gru_zoo", "layer_reference": "gru",
+           "layer_jax": "gradcheck.cells.gru_layers"},
+    layers=LAYERS,
     label="GRU"))

@@ -10,9 +10,9 @@ import numpy as np
 
 from .._reference import cell_module
 from .gru import AFTER, BUGS
-from .zoo_match import finding as match_finding, reproducing_bugs
+from .zoo_match import finding as match_finding, layer_window, reproducing_bugs
 
-__all__ = ["BUGS", "gru_bptt", "reproducing", "finding"]
+__all__ = ["BUGS", "gru_bptt", "reproducing", "layer_reproducing", "finding"]
 
 GRAD_NAMES = ("W1", "b1", "Wx", "Wh", "b", "bh", "W3", "b3", "x", "h0")
 
@@ -125,6 +125,29 @@ def reproducing(params, x, y, h0, impl_grads, options, tol):
                                           np.asarray(h0, np.float64), **options)
     return reproducing_bugs(bugs, lambda c, bug: _backward(f64, c, bug), cache, impl_grads,
                             tol, GRAD_NAMES)
+
+
+def layer_reproducing(layer, inputs, upstreams, impl_grads, tol):
+    """{bug: worst error / tol} of the bugs of the layer's form (bh: the reset after the
+    product) whose gradients of the GRU layer ``layer`` ("gru_step" or "gru",
+    gradcheck.cells.gru's LAYERS) all agree with ``impl_grads`` ({input name: gradient})
+    at ``tol``: each bug's window run on the layer (zoo_match.layer_window), the upstream
+    derivative as d3. ``inputs``: {input name: array} in the layer's order, float64."""
+    names = list(inputs)                                # a (or a_t), h0, Wx, Wh, b[, bh]
+    step = layer == "gru_step"
+    after = "bh" in inputs
+    bugs = [name for name, bug in BUGS.items() if (AFTER[0] in bug.options) == after]
+    x, params, y = layer_window(inputs[names[0]], {n: inputs[n] for n in names[2:]}, step)
+    _, cache = cell_module("gru").forward(params, x, y, inputs[names[1]], loss="l2",
+                                          reduction="sum",
+                                          activations=("identity", "tanh", "identity"))
+    cache = cache[:6] + (upstreams[0][None] if step else upstreams[0],) + cache[7:]
+    got = dict(zip(("x", "h0"), (impl_grads[n] for n in names)),
+               **{n: impl_grads[n] for n in names[2:]})
+    if step:
+        got["x"] = np.asarray(got["x"])[None]
+    return reproducing_bugs(bugs, lambda c, bug: _backward(params, c, bug), cache, got, tol,
+                            GRAD_NAMES)
 
 
 def finding(fits):

@@ -7,7 +7,7 @@ Plain data (no NumPy): the command line reads it for --help.
 """
 from .bugs import declare_bugs
 from .conventions import declare_conventions
-from ..model import Array, Cell, register_cell
+from ..model import Array, Cell, LayerSpec, register_cell
 
 __all__ = ["LSTM", "GATES", "BUGS", "CONVENTIONS"]
 
@@ -53,6 +53,29 @@ BUGS = declare_bugs(
         "The derivative from h to c misses a factor."),
 )
 
+_WEIGHTS = (Array("Wx", "HR", "param", fan_in="H", blocks=4),
+            Array("Wh", "RR", "param", fan_in="R", blocks=4),
+            Array("b", "R", "param", blocks=4))
+
+# The layer checks' contracts (gradcheck layer lstm_step|lstm); the argument names are
+# stable (adapters map other styles onto them):
+#   h_t, c_t, cache = lstm_step_forward(a_t, h_prev, c_prev, Wx, Wh, b)
+#   da_t, dh_prev, dc_prev, dWx, dWh, db = lstm_step_backward(dh_t, dc_t, cache)
+#   h, cache = lstm_forward(a, h0, c0, Wx, Wh, b)          (c_last is not returned)
+#   da, dh0, dc0, dWx, dWh, db = lstm_backward(dh, cache)
+LAYERS = (
+    LayerSpec("lstm_step", (Array("a_t", "BH", "input"), Array("h_prev", "BR", "state"),
+                            Array("c_prev", "BR", "state")) + _WEIGHTS,
+              (Array("h_t", "BR", "state"), Array("c_t", "BR", "state")), None,
+              "one LSTM step: zg = a_t Wx + h_prev Wh + b (blocks i, f, g, o), "
+              "c_t = f*c_prev + i*g, h_t = o*tanh(c_t)", "lstm"),
+    LayerSpec("lstm", (Array("a", "TBH", "input"), Array("h0", "BR", "state"),
+                       Array("c0", "BR", "state")) + _WEIGHTS,
+              (Array("h", "TBR", "state"),), None,
+              "the LSTM over a window of T steps from h0, c0 (returns every h_t)", "lstm",
+              step="lstm_step"),
+)
+
 CONVENTIONS = declare_conventions(
     "lstm",
     ("gate_order", {"ifgo": "gate order i, f, g, o", "ifog": "gate order i, f, o, g",
@@ -66,9 +89,7 @@ CONVENTIONS = declare_conventions(
 
 LSTM = register_cell(Cell(
     "lstm",
-    arrays=(Array("Wx", "HR", "param", fan_in="H", blocks=4),
-            Array("Wh", "RR", "param", fan_in="R", blocks=4),
-            Array("b", "R", "param", blocks=4)),
+    arrays=_WEIGHTS,
     states=(("h0", "h_last"), ("c0", "c_last")),
     equations="LSTM: zg = a Wx + h_{t-1} Wh + b (blocks i, f, g, o), c = f*c_{t-1} + i*g, "
               "h = o*tanh(c)",
@@ -78,5 +99,7 @@ LSTM = register_cell(Cell(
     kinds=tuple(b.kind for b in BUGS.values()) + tuple(c.kind for c in CONVENTIONS.values()),
     conventions=CONVENTIONS,
     sides={"reference": "lstm", "jax": "gradcheck.cells.lstm_jax",
-           "fd": "gradcheck.cells.lstm_fd", "zoo": "gradcheck.cells.lstm_zoo"},
+           "fd": "gradcheck.cells.lstm_fd", "zoo": "gradcheck.cells.lstm_zoo",
+           "layer_reference": "lstm", "layer_jax": "gradcheck.cells.lstm_layers"},
+    layers=LAYERS,
     label="LSTM"))

@@ -14,15 +14,17 @@ import numpy as np
 
 from .._reference import cell_module
 from .lstm import BUGS
-from .zoo_match import finding as match_finding, reproducing_bugs
+from .zoo_match import finding as match_finding, layer_window, reproducing_bugs
 
-__all__ = ["BUGS", "lstm_bptt", "reproducing", "finding"]
+__all__ = ["BUGS", "lstm_bptt", "reproducing", "layer_reproducing", "finding"]
 
 GRAD_NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3", "x", "h0", "c0")
 
 
-def _backward(params, cache, flaw=None):
-    """The gradients of the window from the reference's cache, with mistake ``flaw``."""
+def _backward(params, cache, flaw=None, dc_last=None):
+    """The gradients of the window from the reference's cache, with mistake ``flaw``;
+    ``dc_last``: the derivative arriving at the last cell state from outside (a layer's
+    upstream dc_t), or None (zero)."""
     W1, Wx, Wh, W3 = (params[n] for n in ("W1", "Wx", "Wh", "W3"))
     x, df1, a, gates, c, tc, h, d3 = cache
     T, B, _ = x.shape
@@ -31,7 +33,7 @@ def _backward(params, cache, flaw=None):
     dx = np.empty(x.shape)
     grads["W3"] += h[1:].reshape(T * B, R).T @ d3.reshape(T * B, O)
     grads["b3"] += d3.reshape(T * B, O).sum(axis=0)
-    dh_next, dc_next = np.zeros((B, R)), np.zeros((B, R))
+    dh_next, dc_next = np.zeros((B, R)), np.zeros((B, R)) if dc_last is None else dc_last
     order = (0, 1, 3, 2) if flaw == "gate_order_backward" else (0, 1, 2, 3)
     for t in reversed(range(T)):
         i, f, g, o = (gates[t][:, k * R:(k + 1) * R] for k in range(4))
@@ -90,6 +92,28 @@ def reproducing(params, x, y, h0, c0, impl_grads, options, tol):
     _, cache = cell_module("lstm").forward(f64, *args, **options)
     return reproducing_bugs(BUGS, lambda c, bug: _backward(f64, c, bug), cache, impl_grads,
                             tol, GRAD_NAMES)
+
+
+def layer_reproducing(layer, inputs, upstreams, impl_grads, tol):
+    """{bug: worst error / tol} of the bugs whose gradients of the LSTM layer ``layer``
+    ("lstm_step" or "lstm", gradcheck.cells.lstm's LAYERS) all agree with ``impl_grads``
+    ({input name: gradient}) at ``tol``: each bug's window run on the layer
+    (zoo_match.layer_window), the upstream derivative as d3; an LSTM step's upstream dc_t
+    arrives as dc_next. ``inputs``: {input name: array} in the layer's order, float64."""
+    names = list(inputs)                                # a (or a_t), h0, c0, Wx, Wh, b
+    step = layer == "lstm_step"
+    x, params, y = layer_window(inputs[names[0]], {n: inputs[n] for n in names[3:]}, step)
+    _, cache = cell_module("lstm").forward(params, x, y, inputs[names[1]], inputs[names[2]],
+                                           loss="l2", reduction="sum",
+                                           activations=("identity", "tanh", "identity"))
+    cache = cache._replace(d3=upstreams[0][None] if step else upstreams[0])
+    dc_last = upstreams[1] if step else None
+    got = dict(zip(("x", "h0", "c0"), (impl_grads[n] for n in names)),
+               **{n: impl_grads[n] for n in names[3:]})
+    if step:
+        got["x"] = np.asarray(got["x"])[None]
+    return reproducing_bugs(BUGS, lambda c, bug: _backward(params, c, bug, dc_last), cache,
+                            got, tol, GRAD_NAMES)
 
 
 def finding(fits):

@@ -2,7 +2,9 @@
 reproduce an implementation's gradients, and the sentence that names them."""
 from ..compare import compare
 
-__all__ = ["reproducing_bugs", "finding"]
+import numpy as np
+
+__all__ = ["reproducing_bugs", "finding", "layer_window"]
 
 
 def reproducing_bugs(bugs, backward, cache, impl_grads, tol, grad_names):
@@ -28,3 +30,16 @@ def finding(bugs, cell, fits):
         return "ambiguous", (f"Unclear which of these {cell} mistakes it is; each reproduces "
                              f"the numbers: " + "; or ".join(bugs[b].what for b in fits) + ".")
     return None
+
+
+def layer_window(first, weights, step):
+    """A cell's layer as a window a zoo can run: (x [T, B, H], params, y [T, B, R]) with
+    the dense layers the identity (W1 = I, b1 = 0, W3 = I, b3 = 0; run with f1 = f3 =
+    identity, so the window's x is the layer's a and its d3 the layer's upstream).
+    ``first``: the layer's a [T, B, H] (a_t [B, H] for a ``step`` layer); ``weights``:
+    the cell's own params by name (Wx, Wh, b, ...)."""
+    x = first[None] if step else first
+    T, B, H = x.shape
+    R = weights["Wh"].shape[0]
+    params = dict(weights, W1=np.eye(H), b1=np.zeros(H), W3=np.eye(R), b3=np.zeros(R))
+    return x, params, np.zeros((T, B, R))

@@ -1,7 +1,10 @@
 """``gradcheck layer NAME ...``: check one layer by itself (``gradcheck.layer_check``)."""
+from typing import NamedTuple
+
 from ..errors import ExitCode, UsageError
-from ..layer_check import LAYER_SPECS, check_layer
-from ..model import DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS, DEFAULT_REDUCTION, SIZES
+from ..layer_check import LAYER_SPECS, check_layer, spec_of
+from ..model import (DEFAULT_ACTIVATIONS, DEFAULT_DTYPE, DEFAULT_LOSS, DEFAULT_REDUCTION, SIZES,
+                     cell)
 from ..text import answer
 from .skeleton import BadUsage, Outcome, Parser, flag, integer, run
 
@@ -20,11 +23,18 @@ def build_parser():
                    "in gradcheck.layer_check); default: the reference's own layer")
     p.add_argument("--backward", metavar="FILE.py:FUNC",
                    help="the layer's backward (required with --forward)")
-    p.add_argument("--impl", metavar="FILE.py|MODULE",
-                   help="with --adapter: the module of code written in another shape")
+    p.add_argument("--impl", metavar="FILE.py[:FORWARD,BACKWARD]",
+                   help="the layer's two functions: FILE.py:FORWARD,BACKWARD or "
+                        "MODULE:FORWARD,BACKWARD (FILE.py alone: its LAYER_forward and "
+                        "LAYER_backward); with --adapter: the module (FILE.py or MODULE) of "
+                        "code written in another shape")
     p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON", action="append",
                    help="how --impl's code is shaped (see README, Adapters); given again, "
                         "merged over the earlier (a .json file, then overrides)")
+    for option in _cell_options().values():
+        p.add_argument(flag(option.name), action="store_true", help=(
+            f"layers of the {option.cell} cell ({', '.join(option.layers)}): "
+            + option.help.split(": ", 1)[-1]))
     p.add_argument("--interval", type=integer, default=3, metavar="T",
                    help="time steps of the layer's input (default 3)")
     for size in SIZES:
@@ -49,6 +59,44 @@ def build_parser():
     return p
 
 
+class _Option(NamedTuple):
+    """A cell's option as a layer flag: the option's name, help, its cell and layers."""
+    name: str
+    help: str
+    cell: str
+    layers: tuple
+
+
+def _cell_options():
+    """{name: _Option} of the options of the cells that have layers here."""
+    found = {}
+    for spec in LAYER_SPECS.values():
+        if spec.cell is None:
+            continue
+        for o in cell(spec.cell).options:
+            layers = found[o.name].layers if o.name in found else ()
+            found[o.name] = _Option(o.name, o.help, spec.cell, layers + (spec.name,))
+    return found
+
+
+# --impl without --adapter: the layer's own two functions
+_IMPL_PAIR = ("expected FILE.py:FORWARD,BACKWARD or MODULE:FORWARD,BACKWARD (the layer's two "
+              "functions), FILE.py alone (its LAYER_forward, LAYER_backward), or the module "
+              "of code in another shape with --adapter")
+
+
+def _pair(impl, layer):
+    """(forward, backward) loaded from --impl's FILE.py:FORWARD,BACKWARD (or FILE.py)."""
+    from ..untrusted import load_impl
+    where, colon, funcs = impl.rpartition(":")
+    if not colon and impl.endswith(".py"):
+        where, funcs = impl, f"{layer}_forward,{layer}_backward"
+    names = funcs.split(",")
+    if not where or len(names) != 2 or not all(n.isidentifier() for n in names):
+        raise BadUsage(f"--impl {impl}: {_IMPL_PAIR}")
+    return tuple(load_impl(f"{where}:{n}") for n in names)
+
+
 def body(args):
     forward = backward = adapter = None
     loss, acts = args.loss, args.activations
@@ -63,8 +111,10 @@ def body(args):
         loss = loss or d_loss
         forward = args.impl
     elif args.impl is not None:
-        raise UsageError("impl", args.impl, "needs --adapter (a layer's own functions are "
-                                            "--forward and --backward)")
+        if args.forward or args.backward:
+            raise BadUsage(f"--impl {args.impl}: names the layer's two functions already; "
+                           f"give it or --forward/--backward, not both")
+        forward, backward = _pair(args.impl, spec_of(args.layer).name)
     elif args.forward or args.backward:
         from ..untrusted import load_impl
         if not (args.forward and args.backward):
@@ -76,7 +126,8 @@ def body(args):
         input_size=args.input_size, hidden_size=args.hidden_size,
         state_size=args.state_size, output_size=args.output_size, loss=loss or DEFAULT_LOSS,
         activations=acts or ",".join(DEFAULT_ACTIVATIONS), reduction=args.reduction,
-        dtype=args.dtype, seed=args.seed, adapter=adapter)
+        dtype=args.dtype, seed=args.seed, adapter=adapter,
+        **{n: True for n in _cell_options() if getattr(args, n)})
     code = ExitCode.OK if report.passed else ExitCode.FAILED
     return Outcome(code, text=answer(report, verbose=args.verbose), document=report.to_dict())
 

@@ -1,7 +1,8 @@
 """NumPy-library style: layers that make their own parameters when constructed (from sizes
 given as keyword arguments), keep them as attributes (biases as [1, n] rows, broadcast),
 accumulate gradients into attributes until their own reset method (each layer names its
-own) clears them, and take the whole sequence at once, batch first. Written here.
+own) clears them, and take the whole sequence at once, batch first (the output layer as a
+list of steps). Written here.
 
 Declared by library.json beside it (no glue code).
 """
@@ -9,13 +10,14 @@ import numpy as np
 
 
 class Dense:
-    """y = x W + b over a whole sequence [N, T, D]."""
+    """y = x W + b over a whole sequence [N, T, D]. Its gradient buffers are made by
+    zero_grad, which the training loop calls before each backward."""
 
     def __init__(self, n_in, n_out, seed=0):
         rng = np.random.default_rng(seed)
         self.W = rng.normal(0.0, 1.0 / np.sqrt(n_in), (n_in, n_out))
         self.b = np.zeros((1, n_out))
-        self.dW, self.db = np.zeros_like(self.W), np.zeros_like(self.b)
+        self.dW = self.db = None
 
     def zero_grad(self):
         self.dW, self.db = np.zeros_like(self.W), np.zeros_like(self.b)
@@ -29,6 +31,46 @@ class Dense:
         self.dW = self.dW + self.x.reshape(N * T, D).T @ dy.reshape(N * T, -1)
         self.db = self.db + dy.sum(axis=(0, 1)).reshape(1, -1)
         return dy @ self.W.T
+
+
+class SequenceDense:
+    """y_t = h_t W + b applied to a sequence given as a list of steps [N, D]: forward keeps
+    every step's input; backward takes the list of every step's upstream gradient, pairs it
+    with the stored inputs and returns the list of input gradients. Its gradient buffers are
+    made by zero_grad, as Dense's."""
+
+    def __init__(self, n_in, n_out):
+        self.W = np.zeros((n_in, n_out))
+        self.b = np.zeros((1, n_out))
+        self.dW = self.db = None
+
+    def zero_grad(self):
+        self.dW, self.db = np.zeros_like(self.W), np.zeros_like(self.b)
+
+    def forward(self, hs):
+        self.hs = list(hs)
+        return [h @ self.W + self.b for h in self.hs]
+
+    def backward(self, dys):
+        dhs = []
+        for h, dy in zip(self.hs, dys):
+            self.dW = self.dW + h.T @ dy
+            self.db = self.db + dy.sum(axis=0, keepdims=True)
+            dhs.append(dy @ self.W.T)
+        return dhs
+
+
+class StepDense(SequenceDense):
+    """SequenceDense called once per step (forward(h_t) keeps each step's input); its
+    backward still takes the list of every step's upstream gradient."""
+
+    def zero_grad(self):
+        super().zero_grad()
+        self.hs = []
+
+    def forward(self, h_t):
+        self.hs.append(h_t)
+        return h_t @ self.W + self.b
 
 
 class SimpleRNN:

@@ -1,0 +1,258 @@
+"""Layer checks of the cells (lstm_step, lstm, gru_step, gru): the reference's layers pass
+and compose to its window; the command line takes a layer's two functions; every error."""
+import json
+import re
+
+import numpy as np
+import pytest
+
+from gradcheck._reference import cell_module
+from gradcheck.cli import main
+from gradcheck.errors import UsageError
+from gradcheck.layer_check import LAYER_SPECS, check_layer
+from tests.helpers import SMALL
+
+CELL_LAYERS = ["lstm_step", "lstm", "gru_step", "gru"]
+# Two float64 evaluations of the same sums in other orders: ~1e-15 of the scale.
+AGREE = 1e-12
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("layer", ["gru_step", "gru"])
+def test_reference_gru_layers_pass_with_the_reset_after(layer, dtype):
+    report = check_layer(layer, dtype=dtype, reset_after=True, **SMALL)
+    assert report.passed, report.format_table()
+    assert {"bh"} <= {r.name for r in report.results}
+    assert report.to_dict()["config"]["reset_after"] is True
+
+
+@pytest.mark.parametrize("cell,states", [("lstm", ("h0", "c0")), ("gru", ("h0",))])
+def test_reference_cell_layers_compose_to_the_window_s_cell(cell, states):
+    """The layer over a window with W1 = I, W3 = I and the l2 loss's d3 as its upstream
+    gives the window's gradients of the cell's arrays, x and the states."""
+    rng = np.random.default_rng(0)
+    ref = cell_module(cell)
+    T, B, H, R = 3, 4, 3, 2
+    k = 4 if cell == "lstm" else 3
+    params = {"W1": np.eye(H), "b1": np.zeros(H), "Wx": rng.normal(size=(H, k * R)),
+              "Wh": rng.normal(size=(R, k * R)), "b": rng.normal(size=k * R),
+              "W3": np.eye(R), "b3": np.zeros(R)}
+    x, y = rng.normal(size=(T, B, H)), rng.normal(size=(T, B, R))
+    init = [rng.uniform(-1, 1, (B, R)) for _ in states]
+    value, grads, *_ = ref.loss_and_grads(params, x, y, *init, loss="l2", reduction="sum",
+                                          activations=("identity", "tanh", "identity"))
+    forward, backward = (getattr(ref, f"{cell}_{what}") for what in ("forward", "backward"))
+    h, cache = forward(x, *init, params["Wx"], params["Wh"], params["b"])
+    got = backward(h - y, cache)                                  # l2, sum: d3 = h - y
+    assert abs(0.5 * np.sum((h - y) ** 2) - value) <= AGREE * value
+    for name, g in zip(("x",) + states + ("Wx", "Wh", "b"), got):
+        assert np.max(np.abs(g - grads[name])) <= AGREE * np.max(np.abs(grads[name])), name
+
+
+def _module(tmp_path, text):
+    path = tmp_path / "my_cell.py"
+    path.write_text(text)
+    return str(path)
+
+
+COPY = """from gradcheck._reference import cell_module
+_ref = cell_module("{cell}")
+{layer}_forward = _ref.{layer}_forward
+{layer}_backward = _ref.{layer}_backward
+def two_values(*args):
+    return _ref.{layer}_forward(*args)[:2]
+def not_an_array(*args):
+    *outs, cache = _ref.{layer}_forward(*args)
+    return (None,) * len(outs) + (cache,)
+def five_grads(*douts):
+    return _ref.{layer}_backward(*douts)[:5]
+def wrong_shape(*douts):
+    grads = list(_ref.{layer}_backward(*douts))
+    grads[4] = grads[4].T
+    return tuple(grads)
+"""
+
+
+@pytest.mark.parametrize("layer", CELL_LAYERS)
+def test_cli_takes_a_layer_s_two_functions(layer, tmp_path, capsys):
+    path = _module(tmp_path, COPY.format(cell=layer.split("_")[0], layer=layer))
+    flags = [a for k, v in SMALL.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+    assert main(["layer", layer, "--impl", path, "--json"] + flags) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] and doc["config"]["layer"] == layer
+    assert main(["layer", layer, "--impl", f"{path}:{layer}_forward,{layer}_backward"]
+                + flags) == 0
+
+
+@pytest.mark.parametrize("forward,backward,line", [
+    ("two_values", "lstm_step_backward",
+     "forward returned 2 values; layer lstm_step expects (h_t, c_t, cache)"),
+    ("not_an_array", "lstm_step_backward",
+     "forward's h_t is not an array of numbers (NoneType"),
+    ("lstm_step_forward", "five_grads",
+     "backward returned 5 arrays; expected 6 (da_t, dh_prev, dc_prev, dWx, dWh, db)"),
+    ("lstm_step_forward", "wrong_shape", "dWh has shape (20, 5); expected (5, 20)"),
+], ids=["forward-arity", "not-an-array", "backward-arity", "shape"])
+def test_a_broken_return_is_one_clear_line(forward, backward, line, tmp_path, capsys):
+    path = _module(tmp_path, COPY.format(cell="lstm", layer="lstm_step"))
+    code = main(["layer", "lstm_step", "--impl", f"{path}:{forward},{backward}", "--json"])
+    assert code == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert line in doc["diagnosis"]
+    assert doc["diagnosis"].count("\n") == 0
+    assert doc["diagnosis_kind"] in ("return_value", "shape")
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["layer", "lstm_step", "--impl", "my.py:f"],
+     "--impl my.py:f: expected FILE.py:FORWARD,BACKWARD or MODULE:FORWARD,BACKWARD"),
+    (["layer", "lstm_step", "--impl", "my.py:f,b,c"], "--impl my.py:f,b,c: expected FILE.py"),
+    (["layer", "lstm_step", "--impl", "m:f,b", "--forward", "m:f", "--backward", "m:b"],
+     "--impl m:f,b: names the layer's two functions already; give it or --forward/--backward"),
+    (["layer", "lstm_stp", "--impl", "my.py"], "--layer lstm_stp: expected one of dense1"),
+    (["layer", "lstm", "--reset-after"],
+     "--reset-after True: not an option of check_layer, nor of layer lstm (its cell's "
+     "options: none)"),
+    (["layer", "gru", "--impl", "no_such_file.py:f,b"], "no such file 'no_such_file.py'"),
+], ids=["one-function", "three-functions", "impl-and-forward", "unknown-layer",
+        "option-of-another-cell", "no-file"])
+def test_bad_layer_command_lines_are_one_usage_line(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"reset_after": True}, "reset_after=True: not an option of check_layer, nor of layer "
+                            "lstm_step (its cell's options: none)"),
+    ({"reset_afte": True}, "reset_afte=True: not an option of check_layer, nor of layer "
+                           "lstm_step"),
+], ids=["option-of-another-cell", "typo"])
+def test_bad_cell_options_of_check_layer(kwargs, message):
+    with pytest.raises(UsageError, match="^" + re.escape(message)):
+        check_layer("lstm_step", **kwargs)
+
+
+def test_a_cell_option_is_true_or_false():
+    with pytest.raises(UsageError, match=re.escape("reset_after='yes': expected True or False")):
+        check_layer("gru", reset_after="yes")
+
+
+def test_every_cell_layer_flag_has_help():
+    from gradcheck.cli.layer import build_parser
+    actions = {a.dest: a for a in build_parser()._actions}
+    assert "gru_step, gru" in actions["reset_after"].help
+    assert all(a.help for a in actions.values())
+
+
+def test_the_layer_specs_name_the_contract_s_arguments():
+    """Adapters map other styles onto these names: they are part of the contract."""
+    assert LAYER_SPECS["lstm_step"].input_names == ("a_t", "h_prev", "c_prev", "Wx", "Wh", "b")
+    assert [o.name for o in LAYER_SPECS["lstm_step"].outputs] == ["h_t", "c_t"]
+    assert LAYER_SPECS["lstm"].input_names == ("a", "h0", "c0", "Wx", "Wh", "b")
+    assert LAYER_SPECS["gru_step"].input_names == ("a_t", "h_prev", "Wx", "Wh", "b")
+    assert LAYER_SPECS["gru"].input_names == ("a", "h0", "Wx", "Wh", "b")
+
+
+# ------------------------------------------------------------------ wrong layers
+
+# One-line (or one-mistake) mutants of the reference's cell layers (reference/lstm.py,
+# reference/gru.py): (cell, the reference's text, the wrong text).
+MUTANTS = {
+    "dc_next_not_carried": ("lstm", "lstm_step_backward(dh[t] + dh_next, dc_next,",
+                            "lstm_step_backward(dh[t] + dh_next, 0.0 * dc_next,"),
+    "dc_t_ignored": ("lstm", "dc = dh_t * o * (1.0 - tc ** 2) + dc_t",
+                     "dc = dh_t * o * (1.0 - tc ** 2)"),
+    "forget_with_c_t": ("lstm", "dc * c_prev * f * (1.0 - f),",
+                        "dc * (f * c_prev + i * g) * f * (1.0 - f),"),
+    "no_tanh_prime_c": ("lstm", "dc = dh_t * o * (1.0 - tc ** 2) + dc_t", "dc = dh_t * o + dc_t"),
+    "z_swapped": ("gru", "dzn = dh_t * (1.0 - z) * (1.0 - n ** 2)",
+                  "dzn = dh_t * z * (1.0 - n ** 2)",
+                  "dh_prev = dh_t * z + drh * r", "dh_prev = dh_t * (1.0 - z) + drh * r"),
+    "dr_without_bh": ("gru", "dzr = dzn * u[:, 2 * R:] * r * (1.0 - r)",
+                      "dzr = dzn * (h_prev @ Wh[:, 2 * R:]) * r * (1.0 - r)"),
+    "half_dh_next": ("lstm", "lstm_step_backward(dh[t] + dh_next,",
+                     "lstm_step_backward(dh[t] + 0.5 * dh_next,"),
+}
+
+
+def _mutant(tmp_path, name):
+    """The reference's module of the cell with mutation ``name``, loaded from a file."""
+    import importlib.util
+    from gradcheck._reference import REFERENCE_DIR
+    cell, *edits = MUTANTS[name]
+    text = (REFERENCE_DIR / f"{cell}.py").read_text()
+    for old, new in zip(edits[::2], edits[1::2]):
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    text = text.replace("from .activations import", "from gradcheck._reference import reference\n"
+                        "from _gradcheck_reference.activations import")
+    text = re.sub(r"from \.(\w+) import", r"from _gradcheck_reference.\1 import", text)
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(f"_mutant_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# (mutant, layer, the diagnosis kind, {array: the steps named}) for the layers over T = 3
+CAUGHT = [
+    ("dc_next_not_carried", "lstm", "lstm_no_dc_next",
+     {"a": [1, 2], "Wx": [1, 2], "Wh": [1, 2], "b": [1, 2]}),
+    ("dc_t_ignored", "lstm_step", "lstm_no_dc_next", {}),
+    ("forget_with_c_t", "lstm", "lstm_forget_grad_with_c_t",
+     {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
+    ("forget_with_c_t", "lstm_step", "lstm_forget_grad_with_c_t", {}),
+    ("no_tanh_prime_c", "lstm", "lstm_no_tanh_prime_c",
+     {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
+    ("no_tanh_prime_c", "lstm_step", "lstm_no_tanh_prime_c", {}),
+    ("z_swapped", "gru", "gru_z_swapped", {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
+    ("z_swapped", "gru_step", "gru_z_swapped", {}),
+]
+
+
+@pytest.mark.parametrize("mutant,layer,kind,steps", CAUGHT,
+                         ids=[f"{m}-{layer}" for m, layer, _, _ in CAUGHT])
+def test_a_wrong_cell_layer_fails_with_its_zoo_diagnosis_and_steps(mutant, layer, kind, steps,
+                                                                   tmp_path):
+    module = _mutant(tmp_path, mutant)
+    report = check_layer(layer, getattr(module, f"{layer}_forward"),
+                         getattr(module, f"{layer}_backward"), **SMALL)
+    assert not report.passed
+    assert report.finding.kind == kind, report.diagnosis
+    assert report.finding.evidence["steps"] == {n: s for n, s in steps.items()
+                                                if n in report.finding.evidence["arrays"]}
+    assert set(steps) <= set(report.finding.evidence["arrays"])
+    assert json.dumps(report.to_dict(), allow_nan=False)
+
+
+@pytest.mark.parametrize("layer", ["gru_step", "gru"])
+def test_a_wrong_reset_after_gru_layer_fails_with_its_zoo_diagnosis(layer, tmp_path):
+    module = _mutant(tmp_path, "dr_without_bh")
+    report = check_layer(layer, getattr(module, f"{layer}_forward"),
+                         getattr(module, f"{layer}_backward"), reset_after=True, **SMALL)
+    assert report.finding.kind == "gru_after_dr_without_bh", report.diagnosis
+    assert check_layer(layer, getattr(module, f"{layer}_forward"),
+                       getattr(module, f"{layer}_backward"), **SMALL).passed   # reset before
+
+
+def test_a_wrong_lstm_layer_no_zoo_bug_explains_is_told_in_the_lstm_s_words(tmp_path):
+    module = _mutant(tmp_path, "half_dh_next")
+    report = check_layer("lstm", module.lstm_forward, module.lstm_backward, **SMALL)
+    assert report.finding.kind == "state_derivative_unclear", report.diagnosis
+    assert "dh_next or dc_next" in report.diagnosis
+    assert "LSTM zoo mistake" in report.diagnosis
+    assert "dWh wrong at steps [1, 2]" in report.diagnosis
+    assert not re.search(r"\bd?U\b|\bW2\b|f2", report.diagnosis)
+
+
+@pytest.mark.parametrize("mutant,layer,kind,steps", CAUGHT[:1] + CAUGHT[-2:-1],
+                         ids=["lstm", "gru"])
+def test_a_wrong_cell_layer_in_float32_is_still_caught(mutant, layer, kind, steps, tmp_path):
+    module = _mutant(tmp_path, mutant)
+    report = check_layer(layer, getattr(module, f"{layer}_forward"),
+                         getattr(module, f"{layer}_backward"), dtype="float32", **SMALL)
+    assert not report.passed
+    assert report.finding.kind == kind, report.diagnosis
