@@ -216,7 +216,8 @@ CAUGHT = [
     ("no_tanh_prime_c", "lstm", "lstm_no_tanh_prime_c",
      {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
     ("no_tanh_prime_c", "lstm_step", "lstm_no_tanh_prime_c", {}),
-    ("z_swapped", "gru", "gru_z_swapped", {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
+    ("z_swapped", "gru", "gru_z_swapped",
+     {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
     ("z_swapped", "gru_step", "gru_z_swapped", {}),
 ]
 
