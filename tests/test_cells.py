@@ -216,8 +216,6 @@ def test_command_line_lstm_check_of_the_reference_exits_0(capsys):
     pytest.param(["--cell", "lstm", "--activations", "tanh,relu,identity"],
                  "--activations tanh,relu,identity: --cell lstm keeps f2 = tanh: the LSTM's "
                  "own nonlinearities", id="lstm-f2"),
-    pytest.param(["--cell", "gru", "--mode", "projections"],
-                 "--mode projections: --cell gru is checked in full mode only", id="projections"),
     pytest.param(["--reset-after"], "--reset-after True: only for --cell gru", id="option-cell"),
 ])
 def test_bad_cell_usage_is_one_line_exit_2(capsys, argv, message):
@@ -236,11 +234,3 @@ CELL_SWEEP_EXAMPLES = 4
 def test_the_reference_of_every_cell_passes_over_a_sweep(options):
     report = gradcheck.check(**options)
     assert report.passed, [r.message for r in report.results if not r.passed]
-
-
-def test_a_large_cell_check_is_in_full_mode():
-    from gradcheck.check import choose_mode
-    from gradcheck.config import make_config
-    config = make_config(cell="lstm", interval=8, batch=1024)
-    assert config.n_elements > 50_000
-    assert choose_mode(config)[0] == "full"
