@@ -272,7 +272,8 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         if forward is None or backward is not None:
             raise UsageError("adapter", adapter, "with an adapter, give the module as forward "
                                                  "and no backward")
-        forward, backward = layer_impl(forward, adapter, layer, names, "T" in spec.output[1])
+        forward, backward = layer_impl(forward, adapter, layer, names, "T" in spec.output[1],
+                                       spec.cell)
     if (forward is None) != (backward is None):
         raise UsageError("forward", forward, "give both forward and backward, or neither")
     named = forward is not None
