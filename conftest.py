@@ -44,3 +44,14 @@ def sandbox_mechanism():
     from gradcheck.isolation import Worker, fork_server
     with fork_server(), Worker({"spec": "tests/impls/correct.py:loop_bptt"}) as worker:
         return worker.mechanism
+
+
+@pytest.fixture(scope="session")
+def sandbox_reach():
+    """Whether a worker here can signal processes outside its own: "none" where it has
+    a uid of its own or a PID namespace of its own, "user" where it can signal every
+    process of the user (then an attack that signals everyone would end the tests)."""
+    from gradcheck.isolation import Worker, fork_server
+    with fork_server(), Worker({"spec": "tests/impls/correct.py:loop_bptt"}) as worker:
+        own = worker.pid_namespace or worker.mechanism in ("namespaces+uid", "uid")
+        return "none" if own else "user"

@@ -33,8 +33,6 @@ def choose_mode(config):
     if config.mode is not None:
         return config.mode, "chosen with --mode"
     n = config.n_elements
-    if config.cell != DEFAULT_CELL:      # the cells' finite differences have no projections yet
-        return "full", f"{n} elements, every one is checked (--cell {config.cell})"
     if n <= FULL_MODE_MAX_ELEMENTS:
         return "full", f"{n} elements <= {FULL_MODE_MAX_ELEMENTS}: every one is checked"
     return "projections", (f"{n} elements > {FULL_MODE_MAX_ELEMENTS}: {PROJECTIONS} random "
@@ -319,7 +317,8 @@ def _isolation(runner):
     from .sandbox import describe
     return {"isolated": True, "timeout": runner.timeout, "time_budget": runner.budget,
             "memory_limit": format_size(runner.memory_limit), "calls": runner.calls,
-            "seconds_in_impl": round(runner.spent, 6), **describe(runner.mechanism)}
+            "seconds_in_impl": round(runner.spent, 6),
+            **describe(runner.mechanism, runner.pid_namespace)}
 
 
 def _skip_names(skip, grad_names=GRAD_NAMES, extra_states=()):

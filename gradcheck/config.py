@@ -175,9 +175,6 @@ def make_config(*, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_SIZES[
     _int_option("seed", seed, 0)
     if mode is not None:
         _choice("mode", mode, MODES)
-        if mode != "full" and cell != DEFAULT_CELL:
-            raise UsageError("mode", mode, f"--cell {cell} is checked in full mode only (its "
-                                           f"finite differences have no projections yet)")
     config = Config(interval=interval, seq_len=seq_len, loss=loss, activations=activations,
                     reduction=reduction, dtype=dtype, seed=seed, mode=mode, cell=cell,
                     cell_options=cell_options, **sizes)

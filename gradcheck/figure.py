@@ -71,7 +71,8 @@ def _heatmap(ax, fig, trace):
     im = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", cmap=cmap,
                    norm=TwoSlopeNorm(vmin=-LOG_SPAN, vcenter=0, vmax=LOG_SPAN),
                    interpolation="nearest")
-    ax.set_yticks(range(len(rows)), labels=[r if r != "dh" else "dh (state)" for r in rows])
+    states = trace.get("state_rows", ["dh"])
+    ax.set_yticks(range(len(rows)), labels=[f"{r} (state)" if r in states else r for r in rows])
     every = max(1, len(steps) // 24)
     ax.set_xticks(range(0, len(steps), every), labels=[str(s) for s in steps[::every]])
     ax.set_xlabel("time step (window boundaries: white lines)")

@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import re
+import resource
 import select
 import signal
 import subprocess
@@ -193,6 +194,8 @@ class _ForkServer:
                     or server.proc.poll() is not None):
                 if server is not None and server.owner == os.getpid():
                     server.sock.close()
+                    server.proc.kill()   # (stopped, or its limits lowered: it may not
+                    server.proc.wait()   # read the socket's end)
                 server = cls._instance = cls()
             return server
 
@@ -206,6 +209,9 @@ class _ForkServer:
             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
         theirs.close()
         self.sock = ours
+        # what it inherited and should keep (but the core file size: it sets that to 0)
+        self.limits = {r: v for r, v in _limits(os.getpid()).items()
+                       if r != resource.RLIMIT_CORE}
         self.exits = {}                  # pid -> returncode, as the server reported them
         self.pids = []                   # pids of workers forked, not yet taken by spawn
         self.ignored = set()             # pids whose end nobody will ask about
@@ -233,11 +239,28 @@ class _ForkServer:
             elif type(message.get("pid")) is int:
                 self.pids.append(message["pid"])
                 self.mechanism = str(message.get("sandbox", "same-user"))[:40]
+                self.pid_namespace = message.get("pidns") is True
             else:
                 raise ValueError(message)
         except (ValueError, TypeError, AttributeError, RecursionError):
             raise OSError("the fork server sent something that is not its message") from None
         return message
+
+    def limits_lowered(self):
+        """Whether a resource limit of the server is now below what it started with
+        (prlimit by code under test running as the same user, where it can name the
+        server), after raising them back where this process may: its next workers would
+        inherit them, or it could not receive their descriptors."""
+        now = _limits(self.proc.pid)
+        lowered = [r for r, (soft, hard) in self.limits.items()
+                   if r in now and (_below(now[r][0], soft) or _below(now[r][1], hard))]
+        for r in lowered:
+            try:
+                resource.prlimit(self.proc.pid, r, self.limits[r])
+            except (OSError, ValueError):
+                return True              # (raising a hard limit needs root)
+        now = _limits(self.proc.pid)
+        return any(now.get(r) != self.limits[r] for r in lowered)
 
     def stopped(self):
         """Whether the server has ended or is stopped (SIGSTOP): it will not answer."""
@@ -353,11 +376,13 @@ def sweep():
             return
         for pid in left:
             _kill_tree(pid)
-        for pid in left:
+        # reap whichever ends first: the init of a worker's PID namespace, adopted here,
+        # ends only once its namespace's other processes (adopted here too) are reaped
+        for _ in left:
             try:
-                os.waitpid(pid, 0)
+                os.waitpid(-1, 0)
             except ChildProcessError:
-                pass
+                break
 
 
 @contextlib.contextmanager
@@ -462,6 +487,7 @@ class Worker:
         self.started = time.perf_counter()
         self._require_isolation = require_isolation
         self.mechanism = "not started"
+        self.pid_namespace = False      # its own PID namespace (sandbox._split_off)
         try:
             self._start()
         except OSError as exc:           # no descriptors or processes left for it
@@ -493,12 +519,15 @@ class Worker:
             self._guard.enter_context(sandbox.checker_guard())   # before its code runs
             try:
                 server = _ForkServer.get()
+                if server.limits_lowered():      # replaced: its limits are this process's
+                    server = _ForkServer.get(fresh=True)
                 pid = server.spawn(limits, fds, self.timeout)
             except OSError:              # the server died or stopped: start another, once
                 server = _ForkServer.get(fresh=True)
                 pid = server.spawn(limits, fds, self.timeout)
             self.proc = _Forked(pid, server)
             self.mechanism = server.mechanism
+            self.pid_namespace = server.pid_namespace
             sandbox.note_mechanism(self.mechanism)     # before its code is loaded
         except BaseException:
             for fd in opened:
@@ -591,9 +620,22 @@ class Worker:
         if self._watcher is not threading.current_thread():
             self._watcher.join()         # no thread of the check outlives it
 
+    def processes(self):
+        """The worker's processes: the one the fork server forked and all below it;
+        in a PID namespace of its own, without that one and the namespace's init
+        (gradcheck's own, which only wait: sandbox._split_off)."""
+        tree = _descendants(self.proc.pid)
+        if self.pid_namespace:
+            tree = [p for p in tree[1:] if not _namespace_init(p)]
+        return tree
+
+    def _run_delay(self):
+        """Seconds the worker's processes have waited for a CPU, together."""
+        return sum(_run_delay(p) for p in self.processes())
+
     def memory_in_use(self):
         """The memory of the worker and every descendant (bytes): _tree_memory."""
-        return _tree_memory(_descendants(self.proc.pid))
+        return _tree_memory(self.processes())
 
     def _watch(self):
         """Kill the worker and its descendants when their memory, counted together
@@ -642,7 +684,7 @@ class Worker:
     def _waited_for_cpu(self, since):
         """Seconds the worker has waited for a CPU since its run delay was ``since``,
         up to LOAD_MARGIN_SECONDS."""
-        return min(max(_run_delay(self.proc.pid) - since, 0.0), LOAD_MARGIN_SECONDS)
+        return min(max(self._run_delay() - since, 0.0), LOAD_MARGIN_SECONDS)
 
     def _io(self, deadline, delay_since):
         """Send what is pending, then read one whole answer, by ``deadline`` (a
@@ -703,7 +745,7 @@ class Worker:
                                          f"the implementation ({self.budget:g} s) is spent")
         self._max_payload = max_payload
         start = time.perf_counter() if start is None else start
-        delay_since = _run_delay(self.proc.pid) if delay_since is None else delay_since
+        delay_since = self._run_delay() if delay_since is None else delay_since
         got = self._io(start + seconds, delay_since)
         _restore_file_limit()            # if it lowered ours meanwhile (root can undo it)
         self.spent += max(time.perf_counter() - start - self._waited_for_cpu(delay_since), 0.0)
@@ -799,7 +841,7 @@ class Worker:
         most = 4 * (8 * sum(int(np.prod(s)) for s in shapes.values()) + 8) + (1 << 20)
         inputs = list(params.items()) + [("x", x), ("y", y), ("h0", h0)] + list(states.items())
         self._submitted = (what, shapes, most, time.perf_counter(),
-                           _run_delay(self.proc.pid) if self.proc else 0.0)
+                           self._run_delay() if self.proc else 0.0)
         if self.ended is None:
             self._pending += encode({"op": "call", "options": _plain(options)}, inputs)
             try:
@@ -1000,6 +1042,26 @@ def _restore_file_limit():
             continue
 
 
+def _limits(pid):
+    """Every resource limit of process ``pid``: {resource: (soft, hard)} ({} where they
+    cannot be read)."""
+    found = {}
+    for name in dir(resource):
+        if name.startswith("RLIMIT_"):
+            r = getattr(resource, name)
+            try:
+                found[r] = resource.prlimit(pid, r)
+            except (OSError, ValueError):
+                pass
+    return found
+
+
+def _below(value, than):
+    """Whether limit ``value`` is lower than ``than`` (RLIM_INFINITY is the highest)."""
+    inf = resource.RLIM_INFINITY
+    return than != value and (than == inf or (value != inf and value < than))
+
+
 def _run_delay(pid):
     """Seconds process ``pid`` has spent runnable but waiting for a CPU (Linux
     schedstat; 0 where it cannot be read)."""
@@ -1008,6 +1070,19 @@ def _run_delay(pid):
             return int(f.read().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def _namespace_init(pid):
+    """Whether process ``pid`` is pid 1 of a PID namespace below this process's."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"NSpid:"):
+                    ids = line.split()[1:]
+                    return len(ids) > 1 and ids[-1] == b"1"
+    except OSError:
+        pass
+    return False
 
 
 def _resident_bytes(pid):

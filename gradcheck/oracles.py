@@ -83,19 +83,16 @@ class FiniteDifferences:
     def expect(self, w):
         if w.cell != DEFAULT_CELL:
             states, options = w.cell_args()
-            engine = side(w.cell, "fd")
-            if w.mode == "full":
-                fd = engine.fd_window(w.params, w.x, w.y, w.h0, *states, **options)
-                return [Expected(n, "fd", "fd", fd.grads[n], fd.kinks[n])
-                        for n in w.model.grad_names], fd
-            raise ValueError(f"--cell {w.cell}: no projections (config allows full mode only)")
-        from .oracle_fd import fd_directional, fd_window
+            names = w.model.grad_names
+        else:
+            states, options, names = (), w.options, GRAD_NAMES
+        engine = side(w.cell, "fd")           # the cell's engine: fd_window, fd_directional
         if w.mode == "full":
-            fd = fd_window(w.params, w.x, w.y, w.h0, **w.options)
-            return [Expected(n, "fd", "fd", fd.grads[n], fd.kinks[n]) for n in GRAD_NAMES], fd
-        arrays = dict(w.params, x=w.x, h0=w.h0)
-        return self._projected(w, GRAD_NAMES, arrays, lambda dirs: fd_directional(
-            w.params, w.x, w.y, w.h0, dirs, **w.options))
+            fd = engine.fd_window(w.params, w.x, w.y, w.h0, *states, **options)
+            return [Expected(n, "fd", "fd", fd.grads[n], fd.kinks[n]) for n in names], fd
+        arrays = dict(w.params, x=w.x, h0=w.h0, **w.states)
+        return self._projected(w, names, arrays, lambda dirs: engine.fd_directional(
+            w.params, w.x, w.y, w.h0, *states, dirs, **options))
 
     def _projected(self, w, names, arrays, directional):
         rng = np.random.default_rng([w.seed, w.index])

@@ -107,6 +107,13 @@ CONFIGS = {
     "all_sizes_1": dict(interval=1, seq_len=2, batch=1, input_size=1, hidden_size=1,
                         state_size=1, output_size=1),
     "long_interval": dict(interval=32, **_SMALL),
+    # The cells: their reference against their own oracles (the LSTM carries c too).
+    "lstm_windows": dict(interval=3, seq_len=7, cell="lstm", **_SMALL),
+    "lstm_ce_float32": dict(interval=3, seq_len=5, cell="lstm", loss="ce", dtype="float32",
+                            **_SMALL),
+    "gru_windows": dict(interval=3, seq_len=7, cell="gru", **_SMALL),
+    "gru_reset_after_bce": dict(interval=3, seq_len=5, cell="gru", reset_after=True,
+                                loss="bce", **_SMALL),
 }
 
 # The configurations a user's implementation (--impl) is measured over.

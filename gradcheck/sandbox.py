@@ -35,6 +35,7 @@ import errno
 import os
 import secrets
 import shutil
+import signal
 import stat
 import sys
 import tempfile
@@ -44,15 +45,23 @@ from pathlib import Path
 __all__ = ["MECHANISMS", "STRONG", "HIDING", "GUARANTEES", "UID_RANGE", "KEPT_ENV", "View",
            "CopyRefused", "probe", "enter", "describe", "preload", "checker_guard",
            "cache_may_be_written", "private_copy", "checker_folders", "Slots", "REQUIRED",
-           "WARNING", "expected_mechanism", "note_mechanism", "HIDING"]
+           "WARNING", "expected_mechanism", "note_mechanism", "pid_namespace",
+           "PID_GUARANTEE", "space_note"]
 
+# What a PID namespace of its own gives the worker (both namespace mechanisms, where the
+# kernel lets the fork server's probe make one and mount its /proc), and what is said
+# where it could not be made.
+PID_GUARANTEE = ("own PID namespace: sees and signals no process outside it, and every "
+                 "process it starts ends with it")
+NO_PID_NAMESPACE = "no PID namespace: same uid: can signal the checker"
 # The mechanisms, strongest first, and what each guarantees (the JSON's "guarantees",
 # the README's table).
 GUARANTEES = {
     "namespaces+uid": ["own uid and gid, no supplementary groups",
                        "file system read-only; checker's package, cache, home and the "
                        "source folder hidden", "no network", "private size-capped tmp",
-                       "process-count limit", "cannot read or signal the checker"],
+                       "process-count limit", "cannot read or signal the checker",
+                       PID_GUARANTEE],
     "uid": ["own uid and gid, no supplementary groups", "cannot write the user's files",
             "cannot read or signal the checker", "process-count limit",
             "can read world-readable files (the checker's source among them)",
@@ -60,7 +69,7 @@ GUARANTEES = {
     "namespaces": ["file system read-only; checker's package, cache, home and the "
                    "source folder hidden", "no network", "private size-capped tmp",
                    "process-count limit", "checker's memory unreadable (non-dumpable)",
-                   "same uid: can signal the checker"],
+                   PID_GUARANTEE],
     "same-user": ["checker's memory unreadable (non-dumpable)",
                   "can write the user's files", "network reachable"],
 }
@@ -104,12 +113,15 @@ _ROOT = Path(__file__).resolve().parent.parent          # holds gradcheck/ and r
 
 # Linux constants (include/uapi/linux/sched.h, mount.h, fcntl.h).
 CLONE_NEWNS, CLONE_NEWIPC = 0x00020000, 0x08000000
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 4096, 16384, 1 << 18
+CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWPID = 0x10000000, 0x40000000, 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
 AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 MOUNT_ATTR_RDONLY = 0x1
 SYS_MOUNT_SETATTR = 442           # the same number on x86_64 and aarch64 (added in 5.12)
 PR_SET_DUMPABLE, PR_GET_DUMPABLE = 4, 3
+PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS = 1, 24, 38
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 _libc = None
 
@@ -393,9 +405,14 @@ def note_mechanism(mechanism):
         exe_cache.distrust()
 
 
-def describe(mechanism):
-    """The JSON's ``"isolation"`` keys for the sandbox."""
-    out = {"mechanism": mechanism, "guarantees": list(GUARANTEES.get(mechanism, []))}
+def describe(mechanism, pid_namespace=True):
+    """The JSON's ``"isolation"`` keys for the sandbox; ``pid_namespace``: whether the
+    worker had its own (its fork server's word)."""
+    said = list(GUARANTEES.get(mechanism, []))
+    if not pid_namespace and PID_GUARANTEE in said:
+        said[said.index(PID_GUARANTEE)] = (NO_PID_NAMESPACE if mechanism == "namespaces"
+                                           else "no PID namespace")
+    out = {"mechanism": mechanism, "guarantees": said}
     if mechanism == "same-user":
         out["warning"] = WARNING
     return out
@@ -496,26 +513,101 @@ def _end_all_of(uid):
     os.waitpid(pid, 0)
 
 
+# Whether this process's workers get a PID namespace of their own (probe sets it, in the
+# fork server, before any worker is forked).
+_PID_NAMESPACE = {"on": False}
+
+
+def pid_namespace():
+    """Whether this fork server's workers get their own PID namespace (after probe)."""
+    return _PID_NAMESPACE["on"]
+
+
 def probe():
-    """The strongest mechanism this process can give a worker: tried in a throwaway
-    child (the fork server calls it once, before it serves)."""
+    """The strongest mechanism this process can give a worker: tried in throwaway
+    children (the fork server calls it once, before it serves); with a PID namespace
+    and its own /proc where the kernel allows both (``pid_namespace()``)."""
     root = os.geteuid() == 0
     if not sys.platform.startswith("linux"):
         return "uid" if root else "same-user"
-    with tempfile.TemporaryDirectory(prefix="gradcheck-probe-") as d:
-        os.mkdir(os.path.join(d, "tmp"))
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _namespaces({"dir": d, "hide": [], "cwd": d}, root)
-                code = 0
-            except BaseException:
+    for pid_ns in (True, False):
+        with tempfile.TemporaryDirectory(prefix="gradcheck-probe-") as d:
+            os.mkdir(os.path.join(d, "tmp"))
+            pid = os.fork()
+            if pid == 0:
                 code = 1
-            os._exit(code)
-        _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 0:
-        return "namespaces+uid" if root else "namespaces"
+                try:
+                    _namespaces({"dir": d, "hide": [], "cwd": d}, root, pid=pid_ns)
+                    if pid_ns:           # its first child is the namespace's init
+                        child = os.fork()
+                        if child == 0:
+                            try:
+                                _fresh_proc()
+                            finally:
+                                os._exit(0 if os.getpid() == 1 else 1)
+                        _, status = os.waitpid(child, 0)
+                        code = os.waitstatus_to_exitcode(status)
+                    else:
+                        code = 0
+                finally:
+                    os._exit(code)
+            _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) == 0:
+            _PID_NAMESPACE["on"] = pid_ns
+            return "namespaces+uid" if root else "namespaces"
     return "uid" if root else "same-user"
+
+
+def _fresh_proc():
+    """Mount a /proc of this process's PID namespace over the system's: the processes
+    outside it (the checker, the fork server, the user's others) are not listed."""
+    _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+
+
+def _split_off():
+    """In a process that has unshared a PID namespace (its children are in it): fork
+    the namespace's init (pid 1, which only waits: when it ends, the kernel kills every
+    process in the namespace) and the worker proper (pid 2), and return in the worker.
+    This process stays outside, in no view of the worker's: it waits for the worker,
+    then ends the namespace, and ends as the worker ended (its exit status, or killed
+    by the same signal), which is what the checker reads. It never returns."""
+    init = os.fork()
+    if init == 0:
+        try:
+            _c().prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+            os.closerange(0, 1 << 20)
+            for number in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+                signal.signal(number, signal.SIG_DFL)     # (unhandled: ignored, as init)
+            while True:
+                signal.pause()
+        finally:
+            os._exit(0)
+    try:
+        runner = os.fork()
+    except BaseException:
+        os.kill(init, 9)
+        raise
+    if runner == 0:
+        _c().prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+        os.setpgid(0, 0)                 # kill(0) reaches its own group, not this one
+        return
+    code = 70
+    try:
+        os.closerange(0, 1 << 20)        # its pipes: the worker's end is their end
+        _, status = os.waitpid(runner, 0)
+        os.kill(init, 9)
+        os.waitpid(init, 0)
+        if os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            if number not in (signal.SIGKILL, signal.SIGSTOP):
+                signal.signal(number, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [number])
+            os.kill(os.getpid(), number)
+            code = 128 + number          # a signal that does not end a process
+        else:
+            code = os.waitstatus_to_exitcode(status)
+    finally:
+        os._exit(code)
 
 
 # The top-level folders a worker sees (read-only): the system's programs, libraries and
@@ -544,13 +636,15 @@ def _outermost(paths):
     return [p for p in paths if not _under(p, [q for q in paths if q != p])]
 
 
-def _namespaces(plan, root, owner=None):
-    """Enter mount, network and IPC namespaces (and a user namespace when not root);
+def _namespaces(plan, root, owner=None, pid=False):
+    """Enter mount, network and IPC namespaces (and a user namespace when not root; and,
+    ``pid``, a PID namespace for this process's children);
     show only the system's folders, Python, the worker's folder (and what the plan
     exposes), hide what the plan lists even there, make every mount read-only, and
     mount the private tmp (owned by ``owner``, a uid) and the shared folder, if any."""
     uid, gid = os.getuid(), os.getgid()
-    _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | (0 if root else CLONE_NEWUSER))
+    _unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | (0 if root else CLONE_NEWUSER)
+             | (CLONE_NEWPID if pid else 0))
     if not root:                         # the same uid inside: a mapping of one
         for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"),
                            ("gid_map", f"{gid} {gid} 1")):
@@ -602,6 +696,31 @@ def _namespaces(plan, root, owner=None):
                f"size={TMP_BYTES},mode=0700,uid={owner},gid={owner}")
 
 
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+def _drop_privileges():
+    """No capability left, and none to be gained: the bounding set emptied where it may
+    be, every set cleared, and no_new_privs (a setuid program or file capabilities give
+    nothing). In a user namespace its creator holds every capability there: kept, the
+    code under test could unmount what hides the user's files and make the file system
+    writable again; a namespace it makes itself from here copies these mounts locked."""
+    libc = _c()
+    _check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl no_new_privs")
+    cap = 0
+    while libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) == 0:       # EINVAL past the last;
+        cap += 1                                                 # EPERM: none to drop
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(libc.capset(ctypes.byref(header), data), "capset")
+
+
 def _give_folder(uid, plan):
     """The worker's folder for ``uid``: the copy readable (not writable), tmp its own."""
     folder = plan["dir"]
@@ -629,6 +748,21 @@ def _drop_to(uid):
         pass
 
 
+_SPACE = {"private": False}          # whether this worker's /dev/shm and tmp are its tmpfs
+
+
+def space_note(exc):
+    """What to add to the message of ``exc``, raised by the code under test, when it ran
+    out of room to write: the limits that stopped it (else "")."""
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EFBIG):
+        return ""
+    size = f"{TMP_BYTES >> 20} MiB"
+    if _SPACE["private"]:
+        return (f" (the worker's files: {size} in all, in its private /dev/shm and "
+                f"temporary folder, and {size} per file)")
+    return f" (the worker's files: {size} per file)"
+
+
 def enter(mechanism, plan, env, uid=None):
     """In the worker, after fork and before any user code: apply ``mechanism`` to this
     process as ``plan`` (View.plan) says; the environment becomes ``env`` scrubbed.
@@ -641,12 +775,18 @@ def enter(mechanism, plan, env, uid=None):
             if uid is None:
                 raise OSError("no worker uid")
             _give_folder(uid, plan)
-        if mechanism in ("namespaces+uid", "namespaces"):
-            _namespaces(plan, root, uid)
+        if mechanism in HIDING:
+            _SPACE["private"] = True
+            _namespaces(plan, root, uid, pid=pid_namespace())
+            if pid_namespace():
+                _split_off()             # returns in the worker, pid 2 of its namespace
+                _fresh_proc()
         if root:
             _drop_to(uid)
         if root or mechanism == "namespaces":   # (in a user namespace: counted within it)
             resource.setrlimit(resource.RLIMIT_NPROC, (NPROC, NPROC))
+        if sys.platform.startswith("linux"):
+            _drop_privileges()
         tmp = os.path.join(plan["dir"], "tmp")
         try:
             os.chdir(plan["cwd"])

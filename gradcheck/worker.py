@@ -59,7 +59,7 @@ def _set_limits(limits):
         import ctypes
         import signal
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)      # PR_SET_PDEATHSIG
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     except (OSError, AttributeError):                    # pragma: no cover - not Linux
         pass
 
@@ -75,6 +75,7 @@ def _prctl(option, value):
 # A subreaper adopts the orphans among its descendants (a double fork, a parent that
 # exits): they stay below it, where they can be found and killed.
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_PDEATHSIG = 1
 
 
 def _own_children():
@@ -138,7 +139,7 @@ def _call(fn, header, raw, untrusted, np, model):
     except BaseException as exc:       # untrusted: even SystemExit is a verdict
         name = "memory" if isinstance(exc, MemoryError) else "exception"
         message = untrusted.exception_message(exc, fn, header["options"])
-        return {"problems": [[name, message]]}, []
+        return {"problems": [[name, message + sandbox.space_note(exc)]]}, []
     changed = [n for n in raw if inputs[n].tobytes() != raw[n][2]]
     problems = [untrusted.modified_problem(changed)] if changed else []
     try:
@@ -268,6 +269,7 @@ def serve_forks(control_fd):
             pid = os.fork()
             if pid == 0:
                 try:
+                    _prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL))   # ends with the server
                     signal.set_wakeup_fd(-1)
                     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                     control.close()
@@ -304,7 +306,7 @@ def serve_forks(control_fd):
                 os.close(fd)
             if lock is not None:
                 slots.hold(pid, uid, lock)
-            send({"pid": pid, "sandbox": mechanism})
+            send({"pid": pid, "sandbox": mechanism, "pidns": sandbox.pid_namespace()})
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Small shared helpers for the tests: configs and data without going through the CLI."""
+import os
 import threading
 
 from gradcheck.config import make_config
@@ -31,6 +32,27 @@ def assert_figures_agree(finding):
             assert d.evidence["ratio"] <= d.evidence["allowance"], d.evidence
         for m in re.finditer(r"relative errors? up to " + number + r"[^;:]*within", d.text):
             assert float(m.group(1)) <= tolerance("jax", "float32").rtol, d.text
+
+
+def processes_named(name):
+    """The pids of live processes whose name (``/proc/PID/comm``, PR_SET_NAME) is
+    ``name``: how a test finds a process that a worker started in a PID namespace of
+    its own, where the pid it saw is not the pid outside."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() != name:
+                    continue
+            with open(f"/proc/{entry}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    continue                 # a zombie is dead
+        except OSError:
+            continue
+        found.append(int(entry))
+    return found
 
 
 def record_threads(monkeypatch, module, name):

@@ -77,7 +77,8 @@ def test_every_side_of_every_cell_covers_every_name_of_its_model(cell):
 def test_every_layer_side_of_every_cell_covers_every_layer_of_it(cell):
     """The layer side: a cell declares a layer of one step and a layer over a window that
     repeats it; its reference has each layer's NAME_forward and NAME_backward, its JAX side
-    each step's function; the layer check offers them all; their params are the cell's."""
+    each step's function, its layer zoo the hook that names its mistakes; the layer check
+    offers them all; their params are the cell's."""
     from gradcheck.layer_check import LAYER_SPECS
     c = model.cell(cell)
     steps = {s.name for s in c.layers if s.step is None}
@@ -85,6 +86,7 @@ def test_every_layer_side_of_every_cell_covers_every_layer_of_it(cell):
     assert steps and windows and {w.step for w in windows} <= steps
     reference_side = cell_module(c.sides["layer_reference"])
     jax_side = model.side(cell, "layer_jax")
+    assert callable(model.side(cell, "layer_zoo").layer_candidate)
     options = {"activations": model.DEFAULT_ACTIVATIONS, "loss": "l2", "reduction": "mean"}
     for spec in c.layers:
         assert LAYER_SPECS[spec.name] == spec
@@ -216,8 +218,6 @@ def test_command_line_lstm_check_of_the_reference_exits_0(capsys):
     pytest.param(["--cell", "lstm", "--activations", "tanh,relu,identity"],
                  "--activations tanh,relu,identity: --cell lstm keeps f2 = tanh: the LSTM's "
                  "own nonlinearities", id="lstm-f2"),
-    pytest.param(["--cell", "gru", "--mode", "projections"],
-                 "--mode projections: --cell gru is checked in full mode only", id="projections"),
     pytest.param(["--reset-after"], "--reset-after True: only for --cell gru", id="option-cell"),
 ])
 def test_bad_cell_usage_is_one_line_exit_2(capsys, argv, message):
@@ -236,11 +236,3 @@ CELL_SWEEP_EXAMPLES = 4
 def test_the_reference_of_every_cell_passes_over_a_sweep(options):
     report = gradcheck.check(**options)
     assert report.passed, [r.message for r in report.results if not r.passed]
-
-
-def test_a_large_cell_check_is_in_full_mode():
-    from gradcheck.check import choose_mode
-    from gradcheck.config import make_config
-    config = make_config(cell="lstm", interval=8, batch=1024)
-    assert config.n_elements > 50_000
-    assert choose_mode(config)[0] == "full"

@@ -20,7 +20,7 @@ from gradcheck import _reference
 from gradcheck.judge import NOT_JUDGED
 from gradcheck.cli import main
 from gradcheck.errors import ExitCode
-from tests.helpers import SMALL
+from tests.helpers import SMALL, processes_named
 from tests.test_cli import IMPLS, SMALL_FLAGS, strict_json
 
 HOSTILE = IMPLS / "hostile" / "hostile.py"
@@ -139,40 +139,34 @@ def test_the_command_exits_1_with_one_json_document_when_the_worker_exits_0():
     assert strict_json(out)["passed"] is False
 
 
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"     # a zombie is dead
-    except FileNotFoundError:
-        return False
-
-
 def test_ctrl_c_is_one_line_exit_130_and_kills_the_worker(shared_dir):
     pidfile = shared_dir / "pids"
-    env = dict(os.environ, GRADCHECK_TEST_PIDFILE=str(pidfile))
+    name = f"gchost-{os.getpid()}"
+    env = dict(os.environ, GRADCHECK_TEST_PIDFILE=str(pidfile), GRADCHECK_TEST_NAME=name)
     proc = _command(*_flags("pid_then_loop", "60", "4G"), env=env)
     deadline = time.monotonic() + 60
-    while not (pidfile.exists() and pidfile.read_text().count(" ") == 1):
+    while not (pidfile.exists() and pidfile.read_text().count(" ") == 1
+               and len(processes_named(name)) == 2):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
-    pids = [int(p) for p in pidfile.read_text().split()]
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert err.strip() == "gradcheck: interrupted" and out == ""
     time.sleep(0.2)
-    assert not any(_alive(p) for p in pids)
+    assert not processes_named(name)
 
 
 def test_children_of_the_implementation_die_with_the_check(shared_dir, monkeypatch):
     pidfile = shared_dir / "pids"
+    name = f"gchost-{os.getpid()}"
     monkeypatch.setenv("GRADCHECK_TEST_PIDFILE", str(pidfile))
+    monkeypatch.setenv("GRADCHECK_TEST_NAME", name)
     report = gradcheck.check(f"{HOSTILE}:child_processes", interval=3, timeout=3, **SMALL)
     assert [r.name for r in report.failures] == ["timeout"]
-    pids = [int(p) for p in pidfile.read_text().split()]
-    assert len(pids) == 4
+    assert len(pidfile.read_text().split()) == 4
     time.sleep(0.2)
-    assert not any(_alive(p) for p in pids)
+    assert not processes_named(name)
 
 
 # ------------------------------------------------------------------ calibration

@@ -15,7 +15,7 @@ from gradcheck.errors import ExitCode
 from gradcheck.figure import FigureError, figure, figure_png, pyplot
 from gradcheck.html import html_report
 from gradcheck.report import Report
-from gradcheck.trace import DH_ROW, ROWS
+from gradcheck.trace import DH_ROW, ROWS, rows_of, state_row
 from tests.helpers import SMALL
 
 # interval 3 over 5 steps: windows [1, 3] and [4, 5]
@@ -280,3 +280,77 @@ def test_step_contributions_are_differences_of_consecutive_suffixes():
     suffixes = [steps[t:].sum(axis=0) for t in range(3)]
     np.testing.assert_array_equal(step_contributions(suffixes), steps)
     np.testing.assert_array_equal(step_contributions([6.0, 3.0, 1.0]), [3.0, 2.0, 1.0])
+
+
+# ------------------------------------------------------------ the cells' pictures
+
+# One zoo bug of each cell, the heatmap row of the state derivative it breaks, and the
+# steps where: every step but each window's last (a derivative from the future dropped),
+# or every step (a path from h_t back to h_{t-1} missing, the last step's too).
+CELL_BUGS = [("lstm", {}, "no_dc_next", "dc", set(range(1, 6)) - LAST_STEPS),
+             ("gru", {}, "no_dh_next", DH_ROW, set(range(1, 6)) - LAST_STEPS),
+             ("gru", {"reset_after": True}, "after_no_reset_path", DH_ROW, set(range(1, 6)))]
+
+
+@pytest.fixture(scope="module", params=CELL_BUGS, ids=[f"{c}-{b}" for c, _, b, *_ in CELL_BUGS])
+def cell_buggy(request):
+    from gradcheck import model
+    cell, on, bug, row, steps = request.param
+    zoo = model.side(cell, "zoo")
+    report = check(getattr(zoo, bug), cell=cell, trace=True, **on, **OPTIONS)
+    return report, model.describe(cell, **on), (row, steps)
+
+
+def test_a_cells_heatmap_has_a_row_per_array_of_the_cell(cell_buggy):
+    report, m, _ = cell_buggy
+    t = report.trace
+    assert t["rows"] == list(rows_of(m))
+    cell_arrays = [n for n in m.layers[1].arrays if n not in m.state_names]   # Wx, Wh, b (bh)
+    assert set(cell_arrays) <= set(t["rows"]) and not {"W2", "U", "b2"} & set(t["rows"])
+    assert t["state_rows"] == [state_row(n) for n in m.state_names]           # dh (, dc)
+    assert all(len(t["errors"][r]) == len(t["steps"]) for r in t["rows"])
+
+
+def test_a_cells_dropped_state_derivative_shows_in_its_row(cell_buggy):
+    report, _, (row, steps) = cell_buggy
+    t = report.trace
+    failing = {s for s, r in zip(t["steps"], t["errors"][row]) if r is None or r > 1}
+    assert failing == steps, t["errors"][row]
+    for name in ("loss", "W3", "b3"):
+        assert max(t["errors"][name]) < 1, (name, t["errors"][name])
+
+
+def test_a_cells_correct_trace_passes_everywhere():
+    report = check(None, cell="lstm", trace=True, **OPTIONS)
+    t = report.trace
+    assert "dc" in t["rows"] and "Wh" in t["rows"]
+    assert all(r is not None and r < 1 for row in t["errors"].values() for r in row)
+    v = t["vcurve"]
+    from gradcheck import model
+    assert v["name"] in model.describe("lstm").grad_names
+    steps, engine = np.array(v["steps"]), np.array(v["engine"])
+    at = int(np.argmin(np.abs(steps - v["check_step"])))
+    assert engine[at] <= v["allowed"] and engine[-1] > 100 * max(engine[at], 1e-17)
+
+
+def test_cli_draws_a_cells_figure_with_its_rows(tmp_path, capsys):
+    png, html = tmp_path / "lstm.png", tmp_path / "lstm.html"
+    code = main(["--cell", "lstm", "--impl", "gradcheck.cells.lstm_zoo:no_dc_next",
+                 "--interval", "3", "--seq-len", "5", *SMALL_FLAGS, "--plot", str(png),
+                 "--html", str(html)])
+    assert code == ExitCode.FAILED
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert "data:image/png;base64," in html.read_text(encoding="utf-8")
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_cells_figure_labels_every_row(cell_buggy):
+    report, m, _ = cell_buggy
+    fig = figure(report)
+    try:
+        heatmap = fig.axes[0]
+        labels = [t.get_text() for t in heatmap.get_yticklabels()]
+        assert labels == [f"{r} (state)" if r in report.trace["state_rows"] else r
+                          for r in report.trace["rows"]]
+    finally:
+        pyplot().close(fig)

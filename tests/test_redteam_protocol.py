@@ -15,9 +15,10 @@ import time
 import pytest
 
 import gradcheck
+from gradcheck import sandbox
 from gradcheck.cli import main
 from gradcheck.errors import ExitCode
-from tests.helpers import SMALL
+from tests.helpers import SMALL, processes_named
 from tests.test_cli import IMPLS, SMALL_FLAGS, strict_json
 
 pytestmark = pytest.mark.redteam
@@ -167,10 +168,6 @@ def _state(pid):
         return "X"
 
 
-def _alive(pid):
-    return _state(pid) not in "XZ"
-
-
 def test_a_worker_that_closes_its_answer_pipe_and_stays_alive_is_a_verdict(capfd):
     started = time.monotonic()
     doc = _failed_with(capfd, _flags("closes_answer_pipe_and_stays", timeout="30"),
@@ -280,21 +277,59 @@ def test_classmates_keep_full_marks_when_a_submission_kills_or_stops_the_fork_se
     assert culprit["score"] < culprit["max_score"]
 
 
+# ------------------------------------------------------------------ signals to everyone
+
+SIGNALLERS = ["terminates_everyone", "kills_everyone"]
+
+
+def _signals_stay_inside(reach):
+    if reach != "none":
+        pytest.skip("the worker keeps the user's uid in no PID namespace: kill(-1) would "
+                    "end every process of the user (README: Isolation, guarantees)")
+
+
+@pytest.mark.parametrize("func", SIGNALLERS)
+def test_a_worker_that_signals_every_process_it_finds_changes_no_verdict(
+        func, monkeypatch, sandbox_reach):
+    """It knows the checker's pid (from the environment), scans /proc and the pids, and
+    signals them all, then everyone it may (kill(-1)): this process, the checker, lives
+    on and the wrong dU fails."""
+    _signals_stay_inside(sandbox_reach)
+    monkeypatch.setenv("GRADCHECK_TEST_CHECKER", str(os.getpid()))
+    report = gradcheck.check(_spec(func), interval=3, timeout=20, **SMALL)
+    assert not report.passed
+    assert "U" in {r.name for r in report.failures}, report.format_table()
+
+
+@pytest.mark.parametrize("func", SIGNALLERS)
+def test_a_submission_that_signals_every_process_it_finds_ends_no_grading(
+        func, tmp_path, sandbox_reach):
+    """In grade, as a real command (whose pid the scan finds where it can): the class
+    is graded in full, the classmates keep their marks."""
+    _signals_stay_inside(sandbox_reach)
+    graded = _grade_class(tmp_path, func)
+    for name in ("correct_loop.py", "correct_vectorized.py"):
+        assert graded[name]["score"] == graded[name]["max_score"], graded[name]
+    culprit = graded[f"protocol.py:{func}"]
+    assert culprit["score"] < culprit["max_score"]
+
+
 # ------------------------------------------------------------------ survivors and outputs
 
 @pytest.mark.parametrize("func", ["setsid_survivor", "double_fork_survivor",
                                   "double_fork_then_exit"])
 def test_no_process_the_worker_started_outlives_the_check(shared_dir, monkeypatch, func):
     pidfile = shared_dir / "pids"
+    name = f"gcrt-{os.getpid()}"
     monkeypatch.setenv("GRADCHECK_TEST_PIDFILE", str(pidfile))
+    monkeypatch.setenv("GRADCHECK_TEST_NAME", name)
     report = gradcheck.check(_spec(func), interval=3, timeout=10, **SMALL)
     assert not report.passed
-    pids = [int(p) for p in pidfile.read_text().split()]
-    assert pids
+    assert pidfile.read_text().split()                   # it did start, named
     deadline = time.monotonic() + 5
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while processes_named(name) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not any(_alive(p) for p in pids)
+    assert not processes_named(name)
 
 
 @pytest.mark.parametrize("func", ["setsid_survivor", "double_fork_then_exit"])
@@ -341,6 +376,20 @@ def test_memory_counts_memfd_pages_and_children(capfd, func):
 
 # ------------------------------------------------------------------ 6. printed output
 
+def test_files_written_to_dev_shm_are_capped_and_the_verdict_names_the_cap(
+        capfd, sandbox_mechanism):
+    """/dev/shm is memory that no process holds once its files are closed: in the
+    namespace mechanisms it is the worker's own tmpfs, capped (and gone with it)."""
+    if sandbox_mechanism not in sandbox.HIDING:
+        pytest.skip(f"under {sandbox_mechanism} /dev/shm is the machine's (README: "
+                    f"Isolation, guarantees)")
+    doc = _failed_with(capfd, _flags("fills_dev_shm", timeout="60"), ["exception"])
+    (message,) = [r["message"] for r in doc["results"] if r["name"] == "exception"]
+    assert "No space left on device" in message
+    assert message.endswith("(the worker's files: 64 MiB in all, in its private /dev/shm "
+                            "and temporary folder, and 64 MiB per file)"), message
+
+
 def test_control_characters_in_printed_output_reach_no_terminal(capfd):
     code = main(_flags("prints_escapes"))
     out, err = capfd.readouterr()
@@ -354,3 +403,61 @@ def test_control_characters_in_printed_output_reach_no_terminal(capfd):
 def test_control_characters_in_an_exception_message_are_escaped():
     from gradcheck.untrusted import printable
     assert printable("a\x1b]0;x\x07b\u202ec\nd\te") == "a\\x1b]0;x\\x07b\\u202ec\nd\te"
+
+
+# ------------------------------------------------------------------ the fork server's limits
+
+@pytest.mark.parametrize("limit", ["RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_DATA"])
+def test_a_fork_server_whose_limits_were_lowered_is_restored_or_replaced(limit):
+    """What a same-user worker could do to the fork server (prlimit): the next worker
+    still starts, with the limits the server began with, and the check is a verdict on
+    the implementation, not "could not be started"."""
+    import resource
+    from gradcheck.isolation import Worker, _ForkServer, fork_server
+    r = getattr(resource, limit)
+    with fork_server():
+        with Worker({"spec": f"{IMPLS / 'correct.py'}:loop_bptt"}) as first:
+            assert first.load() is None
+        server = _ForkServer.get()
+        low = 8 if limit == "RLIMIT_NOFILE" else 16 << 20 if limit == "RLIMIT_DATA" else 4
+        resource.prlimit(server.proc.pid, r, (low, low))
+        report = gradcheck.check(f"{IMPLS / 'correct.py'}:loop_bptt", interval=3,
+                                 timeout=10, **SMALL)
+        assert report.passed, report.format_table()
+        now = _ForkServer.get()
+        assert resource.prlimit(now.proc.pid, r) == resource.getrlimit(r)
+
+
+# ------------------------------------------------------------------ a grade that is killed
+
+def test_a_grade_killed_midway_leaves_the_class_graded_so_far(tmp_path):
+    """SIGKILL to grade (what a worker running as the same user can send, and nothing
+    can catch) while its second submission runs: FILE.partial holds the first one's
+    grade, whole; FILE itself is never written half."""
+    import signal
+    out = tmp_path / "grades.json"
+    partial = tmp_path / "grades.json.partial"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gradcheck", "grade", str(SUBS / "correct_loop.py"),
+         _spec("stops_itself"), "--interval", "3", *SMALL_FLAGS,
+         "--format", "json", "--output", str(out), "--timeout", "60", "--jobs", "1",
+         "--seed", "3", "--allow-import", "reference"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not partial.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    graded = json.loads(partial.read_text())["submissions"]
+    assert [g["submission"].rsplit("/", 1)[-1] for g in graded] == ["correct_loop.py"]
+    assert graded[0]["score"] == graded[0]["max_score"]
+    assert not out.exists()
+
+
+def test_a_grade_that_ends_removes_its_partial_file(tmp_path):
+    graded = _grade_class(tmp_path, "terminates_the_checker", jobs="2")
+    assert len(graded) == 3
+    assert not (tmp_path / "grades.json.partial").exists()

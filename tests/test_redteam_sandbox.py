@@ -28,7 +28,7 @@ import gradcheck
 from gradcheck import exe_cache, sandbox
 from gradcheck.cli import main
 from gradcheck.errors import ExitCode, UsageError
-from tests.helpers import SMALL
+from tests.helpers import SMALL, processes_named
 
 pytestmark = pytest.mark.redteam
 
@@ -51,7 +51,9 @@ def _needs(mechanism, allowed, what):
 
 
 def _attack(func, monkeypatch, target=None):
-    """Check the red-team implementation ``func``: (report, what it printed)."""
+    """Check the red-team implementation ``func``: (report, what it printed). It is
+    told the checker's pid (an attacker who knows it)."""
+    monkeypatch.setenv("GRADCHECK_TEST_CHECKER", str(os.getpid()))
     if target is not None:
         monkeypatch.setenv("GRADCHECK_TEST_TARGET", str(target))
     report = gradcheck.check(f"{REDTEAM}:{func}", interval=3, timeout=TIMEOUT, **SMALL)
@@ -134,18 +136,36 @@ def test_the_user_s_home_cannot_be_written(monkeypatch, restored, sandbox_mechan
     assert not target.exists()
 
 
-def test_a_shared_temporary_folder_cannot_be_planted(monkeypatch, sandbox_mechanism):
-    _needs(sandbox_mechanism, sandbox.HIDING, "may write the machine's shared /tmp")
+@pytest.fixture
+def open_folder():
+    """A folder in the machine's /tmp open to every uid: only the view can keep a
+    worker out of it."""
     folder = Path(tempfile.mkdtemp(prefix="gradcheck-redteam-"))
-    try:
-        folder.chmod(0o777)                   # open to every uid: only the view can stop it
-        target = folder / "planted.py"
-        _fails_unescaped(*_attack("creates_target", monkeypatch, target))
-        assert not target.exists()
-    finally:
-        for p in folder.iterdir():
-            p.unlink()
-        folder.rmdir()
+    folder.chmod(0o777)
+    yield folder
+    for p in folder.iterdir():
+        p.unlink()
+    folder.rmdir()
+
+
+def test_a_shared_temporary_folder_cannot_be_planted(monkeypatch, sandbox_mechanism,
+                                                     open_folder):
+    _needs(sandbox_mechanism, sandbox.HIDING, "may write the machine's shared /tmp")
+    target = open_folder / "planted.py"
+    _fails_unescaped(*_attack("creates_target", monkeypatch, target))
+    assert not target.exists()
+
+
+def test_unmounting_its_view_reveals_and_opens_nothing(monkeypatch, sandbox_mechanism,
+                                                       open_folder):
+    """The worker's view is mounts it could undo with the capabilities a user namespace
+    gives its creator: it keeps none."""
+    _needs(sandbox_mechanism, sandbox.HIDING, "sees the file system as it is")
+    (open_folder / "secret").write_text("the class's answers")
+    (open_folder / "secret").chmod(0o644)
+    target = open_folder / "planted.py"
+    _fails_unescaped(*_attack("unmounts_its_view", monkeypatch, target))
+    assert not target.exists()
 
 
 @pytest.fixture
@@ -265,24 +285,16 @@ def test_a_fork_bomb_hits_the_process_limit(monkeypatch, sandbox_mechanism):
 
 def test_a_double_forked_daemon_dies_with_its_worker(monkeypatch, shared_dir,
                                                     sandbox_mechanism):
-    _needs(sandbox_mechanism, OWN_UID, "keeps the user's uid, which has other processes")
+    _needs(sandbox_mechanism, OWN_UID + sandbox.HIDING,
+           "keeps the user's uid, which has other processes, in no namespace")
+    name = f"gcrt-{os.getpid()}"
+    monkeypatch.setenv("GRADCHECK_TEST_NAME", name)
     _fails_unescaped(*_attack("leaves_a_daemon", monkeypatch, shared_dir))
-    pid, started = (shared_dir / "daemon").read_text().split()
+    assert (shared_dir / "daemon").read_text()            # it did start
     deadline = time.monotonic() + 10
-    while _alive(pid, started) and time.monotonic() < deadline:
+    while processes_named(name) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(pid, started)
-
-
-def _alive(pid, started):
-    """Whether process ``pid`` that started at ``started`` (clock ticks after boot) lives:
-    a pid the kernel has since given to another process does not count."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return False
-    return fields[0] != "Z" and fields[19] == started              # a zombie is dead
+    assert not processes_named(name)
 
 
 # ---------------------------------------------------------------- the JSON and the flag
@@ -295,6 +307,20 @@ def test_the_mechanism_is_in_the_json_and_the_header(sandbox_mechanism):
     assert iso["guarantees"] == sandbox.GUARANTEES[sandbox_mechanism]
     assert f"isolation: {sandbox_mechanism} (" in report.format_table()
     assert ("warning" in iso) == (sandbox_mechanism == "same-user")
+
+
+@pytest.mark.parametrize(("mechanism", "said"), [
+    ("namespaces", "no PID namespace: same uid: can signal the checker"),
+    ("namespaces+uid", "no PID namespace"),
+])
+def test_the_guarantees_say_when_there_was_no_pid_namespace(mechanism, said):
+    """A kernel that refuses the PID namespace (or a /proc of its own) leaves the other
+    namespaces: the JSON's guarantees then say what is missing instead of promising it."""
+    plain = sandbox.describe(mechanism)["guarantees"]
+    without = sandbox.describe(mechanism, pid_namespace=False)["guarantees"]
+    assert sandbox.PID_GUARANTEE in plain
+    assert sandbox.PID_GUARANTEE not in without and said in without
+    assert len(without) == len(plain)
 
 
 def test_the_same_user_fallback_warns_in_the_header():

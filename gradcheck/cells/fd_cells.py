@@ -31,7 +31,7 @@ from ..fd_window_state import activation_change, relu_crossed
 from ..oracle_fd import FDResult, Workers, fd_output_layer
 from ..tolerances import FD_STEP
 
-__all__ = ["fd_window", "by_block", "RECURRENT"]
+__all__ = ["fd_window", "fd_directional", "by_block", "RECURRENT"]
 
 RECURRENT = ("Wh", "bh")          # parameters the cell applies itself (``moved``)
 # Rows x steps x width of one batch of perturbed copies (float64 elements): small enough
@@ -191,3 +191,93 @@ def fd_window(w, names):
                 grads[name], kinks[name] = _example(w, name, w.x.shape if name == "x" else (B, R),
                                                     workers)
     return FDResult(grads, kinks)
+
+
+def _element(w, name, index, step):
+    """The central difference of the loss for one element of a recurrent parameter (Wh,
+    bh) moved by +-``step`` (the cell applies it: ``moved``). Returns dL/d element."""
+    width = w.params["Wx"].shape[1]
+    flat = np.ravel_multi_index(index, w.params[name].shape)
+    r, col = np.divmod(flat, width) if w.params[name].ndim == 2 else (None, flat)
+    moved = (name, None if r is None else np.array([r, r]), np.array([col, col]),
+             np.array([step, -step]))
+    change, _ = w.copies_change(0, 2, {}, None, moved, column=np.array([col, col]))
+    return float(change.sum()) / (2 * step * w.scale)
+
+
+def _into_x_change(w, name, d, e):
+    """The change of a_t Wx + b [T, B, KR] when ``name`` (W1, b1, x, Wx or b) moves by e d."""
+    p = w.params
+    if name in ("W1", "b1", "x"):
+        dz1 = {"W1": lambda: w.x @ d, "b1": lambda: np.broadcast_to(d, w.z1.shape),
+               "x": lambda: d @ p["W1"]}[name]()
+        return activation_change(w.activations[0], e * dz1, w.f1_aux) @ p["Wx"]
+    return e * (w.a @ d) if name == "Wx" else np.broadcast_to(e * d, w.a.shape[:2] + d.shape)
+
+
+def _run_copies(w, copies):
+    """Each copy (name, step, d) as a pair of perturbed copies of the whole batch, all run
+    together, a chunk at a time. Returns [len(copies)]: loss(+) - loss(-) summed over B."""
+    T, B, _ = w.x.shape
+    R, width = w.params["Wh"].shape[0], w.params["Wx"].shape[1]
+    out = []
+    for idx in _chunks(len(copies), B, width, T):
+        group = [copies[i] for i in idx]
+        M = len(group)
+        dzx_in = np.zeros((2 * M, T, B, width))                 # [G, T, B, KR]
+        starts = {}
+        for m, (name, step, d) in enumerate(group):
+            for g, e in ((m, step), (m + M, -step)):            # + copies, then - copies
+                if name in w.params or name == "x":
+                    dzx_in[g] = _into_x_change(w, name, d, e)
+                else:                                            # a state entering the window
+                    starts.setdefault(name, np.zeros((2 * M, B, R)))[g] = e * d
+        dzx_blocks = by_block(dzx_in, width // R)               # [K, G, T, B, R]
+
+        def into_x(t, dzx, dzx_blocks=dzx_blocks):
+            dzx += dzx_blocks[:, :, t]
+        change, _ = w.copies_change(0, 2 * M, starts, into_x, None)
+        out.extend(change.sum(axis=1))
+    return out
+
+
+def fd_directional(w, directions, base_step=FD_STEP):
+    """Central differences of the window ``w``'s loss along given directions (``--mode
+    projections``; the pictures' V curve): directions[name] [K, *shape of name], for any
+    array of the window. The step along d is ``base_step`` / max|d|, shrunk by the reach of
+    the array's elements as fd_window's steps are, so no element moves further than the
+    element-wise check moves it. W3 and b3 move the output layer only (closed form); W1,
+    b1, x, Wx, b and the incoming states are pairs of perturbed copies of the whole batch,
+    run together; the cell's recurrent parameters (RECURRENT), which only the cell can
+    move, move one element (a one-hot direction) or are differenced element by element at
+    FD_STEP and projected. Returns {name: [K] directional derivatives} (relu kinks are
+    not tracked)."""
+    B = w.x.shape[1]
+    every = np.arange(B)
+    out, copies, where = {}, [], []
+    for name, dirs in directions.items():
+        dirs = np.asarray(dirs, np.float64)
+        out[name] = np.empty(len(dirs))
+        shape = dirs.shape[1:]
+        least = float(np.min(_steps(w, name, shape))) / FD_STEP      # 1 / max(1, reach)
+        for k, d in enumerate(dirs):
+            step = base_step * least / max(float(np.max(np.abs(d))), 1e-300)
+            if name in ("W3", "b3"):                             # the output layer only
+                dz3 = 2 * step * (w.h[1:] @ d if name == "W3" else np.broadcast_to(d, w.z3.shape))
+                change = w.loss_change(w.z3 - 0.5 * dz3, dz3, slice(None), every).sum()
+                out[name][k] = change / (2 * step * w.scale)
+            elif name in RECURRENT and np.count_nonzero(d) == 1:
+                index = np.unravel_index(np.flatnonzero(d)[0], shape)
+                out[name][k] = _element(w, name, index, step * abs(d[index])) * d[index]
+            elif name in RECURRENT:
+                if base_step != FD_STEP:
+                    raise ValueError(f"{name}: a direction of more than one element is "
+                                     f"differenced at FD_STEP only")
+                full = fd_window(w, [name]).grads[name]
+                out[name][k] = float(np.sum(d * full))
+            else:
+                copies.append((name, step, d))
+                where.append((name, k, step))
+    for (name, k, step), change in zip(where, _run_copies(w, copies)):
+        out[name][k] = change / (2 * step * w.scale)
+    return out

@@ -19,10 +19,11 @@ Which copies run for each array: gradcheck/cells/fd_cells.py.
 import numpy as np
 
 from ..fd_window_state import WindowState, activation_aux, activation_change
+from ..tolerances import FD_STEP
 from . import fd_cells
 from .fd_cells import by_block
 
-__all__ = ["GRUWindowState", "fd_window", "NAMES"]
+__all__ = ["GRUWindowState", "fd_window", "fd_directional", "NAMES"]
 
 NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3", "x", "h0")
 
@@ -124,3 +125,12 @@ def fd_window(params, x, y, h0, *, loss, activations, reduction, reset_after=Fal
     w = GRUWindowState(params, x, y, h0, reset_after=reset_after, loss=loss,
                        activations=activations, reduction=reduction)
     return fd_cells.fd_window(w, names or NAMES + (("bh",) if reset_after else ()))
+
+
+def fd_directional(params, x, y, h0, directions, *, loss, activations, reduction,
+                   reset_after=False, base_step=FD_STEP):
+    """Central differences of the window's loss along ``directions`` ({name: [K, *shape]},
+    --mode projections). Returns {name: [K]} (fd_cells.fd_directional)."""
+    w = GRUWindowState(params, x, y, h0, reset_after=reset_after, loss=loss,
+                       activations=activations, reduction=reduction)
+    return fd_cells.fd_directional(w, directions, base_step)

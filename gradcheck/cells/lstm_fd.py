@@ -20,10 +20,11 @@ so rounding stays relative to the perturbation and the step can be as tiny as th
 import numpy as np
 
 from ..fd_window_state import WindowState, activation_aux, activation_change
+from ..tolerances import FD_STEP
 from . import fd_cells
 from .fd_cells import by_block
 
-__all__ = ["LSTMWindowState", "fd_window", "NAMES"]
+__all__ = ["LSTMWindowState", "fd_window", "fd_directional", "NAMES"]
 
 NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3", "x", "h0", "c0")
 GATE_ACTIVATIONS = ("sigmoid", "sigmoid", "tanh", "sigmoid")       # i, f, g, o
@@ -182,3 +183,12 @@ def fd_window(params, x, y, h0, c0, *, loss, activations, reduction, names=None)
     w = LSTMWindowState(params, x, y, h0, c0, loss=loss, activations=activations,
                         reduction=reduction)
     return fd_cells.fd_window(w, names or NAMES)
+
+
+def fd_directional(params, x, y, h0, c0, directions, *, loss, activations, reduction,
+                   base_step=FD_STEP):
+    """Central differences of the window's loss along ``directions`` ({name: [K, *shape]},
+    --mode projections). Returns {name: [K]} (fd_cells.fd_directional)."""
+    w = LSTMWindowState(params, x, y, h0, c0, loss=loss, activations=activations,
+                        reduction=reduction)
+    return fd_cells.fd_directional(w, directions, base_step)

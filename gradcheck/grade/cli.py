@@ -18,6 +18,9 @@ from .runner import TIMEOUT_FACTOR, TIMEOUT_FLOOR
 
 __all__ = ["main", "build_parser", "run"]
 
+# Beside --output FILE while grade runs: FILE + this, the results of the submissions
+# graded so far, rewritten whole after each one and removed once FILE is written.
+PARTIAL_SUFFIX = ".partial"
 DEFAULT_MEMORY = "1G"           # of a worker (isolation's RLIMIT_DATA): Python + NumPy ~100M
 
 
@@ -61,7 +64,8 @@ def build_parser():
                         f"(default {DEFAULT_MEMORY})")
     p.add_argument("--format", default="table", help=f"one of {', '.join(FORMATS)} "
                    "(default table)")
-    p.add_argument("--output", metavar="FILE", help="write there instead of stdout")
+    p.add_argument("--output", metavar="FILE", help="write there instead of stdout (while "
+                   "it runs, FILE.partial holds the submissions graded so far)")
     p.add_argument("--entry", metavar="NAME", help="the file to grade inside a folder")
     p.add_argument("--require-isolation", action="store_true",
                    help="refuse to grade (exit 2) where a worker would run as your own "
@@ -126,9 +130,11 @@ def _cores():
         return os.cpu_count() or 1
 
 
-def run(args, memory=None):
+def run(args, memory=None, progress=None):
     """Grade every submission: (SubmissionGrades in the order given, battery, seed).
-    ``memory``: bytes per worker (default: --memory-limit, as the parser read it)."""
+    ``memory``: bytes per worker (default: --memory-limit, as the parser read it);
+    ``progress(grades, battery, seed)``: called with those graded so far, in the order
+    given, each time one more is."""
     from ..isolation import start_fork_server
     start_fork_server()              # it loads NumPy while this process computes the oracles
     from .mark import failed_to_grade, grade_submission
@@ -159,8 +165,13 @@ def run(args, memory=None):
                                    f"({type(exc).__name__}: {exc}); please report this",
                                    feedback=args.feedback)
 
+    grades = [None] * len(subs)
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        grades = list(pool.map(one, subs))
+        running = {pool.submit(one, sub): i for i, sub in enumerate(subs)}
+        for done in concurrent.futures.as_completed(running):
+            grades[running[done]] = done.result()
+            if progress is not None:
+                progress([g for g in grades if g is not None], battery, seed)
     from ..isolation import sweep
     sweep()             # every worker has ended, and all they started, before the results
     return grades, battery, seed
@@ -206,16 +217,29 @@ def body(args):
     if not args.submissions:
         raise BadUsage("the following arguments are required: SUBMISSION (or --bundle)")
     _check(args)
+    from ..atomic import write_atomic
+    partial = None if args.output is None else args.output + PARTIAL_SUFFIX
+
+    def progress(grades, battery, seed):
+        # the results so far, whole, beside the output: what a run that is killed (as a
+        # worker running as the same user can) leaves of its class
+        try:
+            write_atomic(partial, render(args.format, grades, battery, seed))
+        except OSError:
+            pass
     with stdout_to_stderr():         # stdout is the output's; what else prints goes to stderr
-        grades, battery, seed = run(args)
+        grades, battery, seed = run(args, progress=None if partial is None else progress)
     text = render(args.format, grades, battery, seed)
     if args.output is None:
         return Outcome(ExitCode.OK, text=text.rstrip("\n"))
-    from ..atomic import write_atomic
     try:
         write_atomic(args.output, text)
     except OSError as exc:
         raise UsageError("output", args.output, f"cannot write it ({exc.strerror})") from None
+    try:
+        os.unlink(partial)
+    except OSError:
+        pass
     return Outcome(ExitCode.OK)
 
 

@@ -119,11 +119,38 @@ def memory_hog(params, x, y, h0, **options):
         hog.append(np.ones(1 << 27))                 # 1 GiB at a time, touched
 
 
+# A process that sleeps for ever, named GRADCHECK_TEST_NAME (PR_SET_NAME): the test finds
+# it by that name from outside the worker's PID namespace, where its own pid means nothing.
+_SLEEPER = ("import ctypes, os, time\n"
+            "ctypes.CDLL(None).prctl(15, os.environ.get('GRADCHECK_TEST_NAME', 'x').encode())\n"
+            "while True: time.sleep(1)")
+
+
+def _named():
+    ctypes.CDLL(None).prctl(15, os.environ.get("GRADCHECK_TEST_NAME", "x").encode())
+
+
+def _wait_until_named(pids):
+    """Returns once every one of these processes has taken its name (or after 10 s)."""
+    name = os.environ.get("GRADCHECK_TEST_NAME", "x")
+    deadline = time.time() + 10
+    for pid in pids:
+        while time.time() < deadline:
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == name:
+                        break
+            except OSError:
+                pass
+            time.sleep(0.01)
+
+
 def child_processes(params, x, y, h0, **options):
     """Starts children that would outlive it (one in its own session), then hangs."""
-    code = "import time\nwhile True: time.sleep(1)"
+    code = _SLEEPER
     pids = [subprocess.Popen([sys.executable, "-c", code]).pid for _ in range(3)]
     pids.append(subprocess.Popen([sys.executable, "-c", code], start_new_session=True).pid)
+    _wait_until_named(pids)
     with open(os.environ.get("GRADCHECK_TEST_PIDFILE", os.devnull), "w") as f:
         f.write(" ".join(map(str, pids)))
     while True:
@@ -193,8 +220,11 @@ def slow_and_wrong(params, x, y, h0, **options):
 
 
 def pid_then_loop(params, x, y, h0, **options):
-    """Writes its pid (and a child's) where the test says, then hangs."""
-    child = subprocess.Popen([sys.executable, "-c", "import time\nwhile True: time.sleep(1)"])
+    """Names itself and a child GRADCHECK_TEST_NAME, writes their pids where the test
+    says, then hangs."""
+    _named()
+    child = subprocess.Popen([sys.executable, "-c", _SLEEPER])
+    _wait_until_named([child.pid])
     with open(os.environ["GRADCHECK_TEST_PIDFILE"], "w") as f:
         f.write(f"{os.getpid()} {child.pid}")
     while True:

@@ -130,15 +130,65 @@ def _parent_of(pid):
 
 
 def _checker_pid():
-    """The checker: the parent of the fork server that forked this worker."""
-    return _parent_of(os.getppid())
+    """The checker: the pid the test hands over (GRADCHECK_TEST_CHECKER: the worst case,
+    an attacker who knows it), else the parent of the fork server that forked this
+    worker; -1 when neither can be found (in a PID namespace of its own, where its
+    parent is outside and 0)."""
+    if os.environ.get("GRADCHECK_TEST_CHECKER", "").isdigit():
+        return int(os.environ["GRADCHECK_TEST_CHECKER"])
+    try:
+        return _parent_of(os.getppid())
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _others():
+    """Every pid it might signal besides its own: its parent, the checker's, every pid
+    /proc lists, and a scan of the pids below 2**17 that answer signal 0."""
+    found = {os.getppid(), _checker_pid()}
+    found.update(int(p) for p in os.listdir("/proc") if p.isdigit())
+    for pid in range(2, 1 << 17):
+        try:
+            os.kill(pid, 0)
+            found.add(pid)
+        except OSError:
+            pass
+    return sorted(p for p in found if p > 0 and p != os.getpid())
+
+
+def _signals_everyone(number):
+    """Sends signal ``number`` to its parent, the checker (its pid from the environment,
+    /proc or a scan of the pids), every process it can find, and then every process it
+    may signal (kill(-1))."""
+    for pid in _others():
+        try:
+            os.kill(pid, number)
+        except OSError:
+            pass
+    try:
+        os.kill(-1, number)              # everyone it may signal but itself
+    except OSError:
+        pass
+
+
+def terminates_everyone(params, x, y, h0, **options):
+    """SIGTERMs every process it can find (_signals_everyone); returns a wrong dU."""
+    _signals_everyone(signal.SIGTERM)
+    return _wrong(params, x, y, h0, **options)
+
+
+def kills_everyone(params, x, y, h0, **options):
+    """As terminates_everyone, with SIGKILL: nothing can catch it."""
+    _signals_everyone(signal.SIGKILL)
+    return _wrong(params, x, y, h0, **options)
 
 
 def stops_the_checker(params, x, y, h0, **options):
     """SIGSTOPs the checker (and the fork server), then returns a wrong dU."""
     for pid in (_checker_pid(), os.getppid()):
         try:
-            os.kill(pid, signal.SIGSTOP)
+            if pid > 0:
+                os.kill(pid, signal.SIGSTOP)
         except OSError:
             pass
     return _wrong(params, x, y, h0, **options)
@@ -154,14 +204,17 @@ def terminates_the_checker(params, x, y, h0, **options):
 
 
 def kills_the_fork_server(params, x, y, h0, **options):
-    """SIGKILLs its parent (the fork server that forked it), then returns a wrong dU."""
-    os.kill(os.getppid(), signal.SIGKILL)
+    """SIGKILLs its parent (the fork server that forked it; 0, not visible, in a PID
+    namespace of its own), then returns a wrong dU."""
+    if os.getppid() > 0:
+        os.kill(os.getppid(), signal.SIGKILL)
     return _wrong(params, x, y, h0, **options)
 
 
 def stops_the_fork_server(params, x, y, h0, **options):
     """SIGSTOPs its parent (the fork server that forked it), then returns a wrong dU."""
-    os.kill(os.getppid(), signal.SIGSTOP)
+    if os.getppid() > 0:
+        os.kill(os.getppid(), signal.SIGSTOP)
     return _wrong(params, x, y, h0, **options)
 
 
@@ -194,7 +247,8 @@ def lowers_the_file_limit(params, x, y, h0, **options):
     import resource
     for pid in (_checker_pid(), os.getppid()):
         try:
-            resource.prlimit(pid, resource.RLIMIT_NOFILE, (8, 8))
+            if pid > 0:
+                resource.prlimit(pid, resource.RLIMIT_NOFILE, (8, 8))
         except (OSError, ValueError, AttributeError):
             pass
     held = []
@@ -209,8 +263,9 @@ def lowers_the_file_limit(params, x, y, h0, **options):
 # ------------------------------------------------------------------ survivors
 
 _DAEMON = """
-import os, sys, time
-target, pidfile = sys.argv[1], sys.argv[2]
+import ctypes, os, sys, time
+target, pidfile, name = sys.argv[1], sys.argv[2], sys.argv[3]
+ctypes.CDLL(None).prctl(15, name.encode())       # PR_SET_NAME: found by it from outside
 with open(pidfile, "a") as f:
     f.write(f"{os.getpid()} ")
 deadline = time.time() + 30
@@ -230,7 +285,7 @@ def _spawn_survivor(how):
     ``double_fork`` (a grandchild whose parent exits); it rewrites the file named by
     GRADCHECK_TEST_TARGET whenever it finds it, for 30 s."""
     argv = [sys.executable, "-c", _DAEMON, os.environ.get("GRADCHECK_TEST_TARGET", "/nonexistent"),
-            os.environ["GRADCHECK_TEST_PIDFILE"]]
+            os.environ["GRADCHECK_TEST_PIDFILE"], os.environ.get("GRADCHECK_TEST_NAME", "survivor")]
     if how == "setsid":
         subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -303,6 +358,18 @@ def memfd_closed_hog(params, x, y, h0, **options):
             os.write(fd, chunk)
         fds.append(fd)
         time.sleep(0.005)
+
+
+def fills_dev_shm(params, x, y, h0, **options):
+    """Writes 16 MiB files into /dev/shm (tmpfs: memory that no process holds once they
+    are closed), or where it may not, into its temporary folder, until a write fails."""
+    import tempfile
+    chunk = b"\1" * (1 << 24)
+    folder = "/dev/shm" if os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+    for i in range(1 << 16):
+        with open(os.path.join(folder, f"redteam-{os.getpid()}-{i}"), "wb") as f:
+            f.write(chunk)
+    return _wrong(params, x, y, h0, **options)
 
 
 def children_hog(params, x, y, h0, **options):

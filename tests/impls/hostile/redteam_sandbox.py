@@ -31,8 +31,15 @@ def _parent_of(pid):
 
 
 def _checker():
-    """The checker's pid: the worker's parent is the fork server, whose parent it is."""
-    return _parent_of(os.getppid())
+    """The checker's pid: handed over by the test (GRADCHECK_TEST_CHECKER: an attacker
+    who knows it), else the fork server's parent (the worker's parent is the fork
+    server); -1 when neither can be found (its parent is outside its PID namespace)."""
+    if os.environ.get("GRADCHECK_TEST_CHECKER", "").isdigit():
+        return int(os.environ["GRADCHECK_TEST_CHECKER"])
+    try:
+        return _parent_of(os.getppid())
+    except (OSError, IndexError, ValueError):
+        return -1
 
 
 def _target():
@@ -141,14 +148,16 @@ def reads_secrets(params, x, y, h0, **options):
 
 def leaves_a_daemon(params, x, y, h0, **options):
     """Double-forks a daemon in a session of its own (no process group or parent of the
-    worker's reaches it) that writes its pid and start time to the target folder and
-    sleeps."""
+    worker's reaches it) that names itself GRADCHECK_TEST_NAME (so the test finds it from
+    outside a PID namespace, where its own pid means nothing), writes its pid to the
+    target folder and sleeps."""
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
-            with open(os.path.join(_target(), "daemon.tmp"), "w") as f, \
-                    open("/proc/self/stat") as stat:      # its start: a reused pid differs
-                f.write(f"{os.getpid()} {stat.read().rsplit(')', 1)[1].split()[19]}")
+            name = os.environ.get("GRADCHECK_TEST_NAME", "daemon").encode()
+            ctypes.CDLL(None).prctl(15, name)             # PR_SET_NAME: found from outside
+            with open(os.path.join(_target(), "daemon.tmp"), "w") as f:
+                f.write(str(os.getpid()))
             os.rename(os.path.join(_target(), "daemon.tmp"), os.path.join(_target(), "daemon"))
             time.sleep(120)
         os._exit(0)
@@ -156,3 +165,30 @@ def leaves_a_daemon(params, x, y, h0, **options):
     while not os.path.exists(os.path.join(_target(), "daemon")) and time.monotonic() < deadline:
         time.sleep(0.01)
     return _wrong(params, x, y, h0, **options)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def unmounts_its_view(params, x, y, h0, **options):
+    """Unmounts every mount above the target's folder (the tmpfs that hides it), makes
+    the file system writable again (mount_setattr clearing read-only, recursively and
+    mount by mount), then reads the secret beside the target and creates the target."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    folder = os.path.dirname(_target())
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in reversed(points):                      # the last mounted first
+        if folder == point or folder.startswith(point.rstrip("/") + "/"):
+            libc.umount2(point.encode(), 2)             # MNT_DETACH
+    writable = _MountAttr(0, 1, 0, 0)                   # clear MOUNT_ATTR_RDONLY
+    for point, flags in [("/", 0x8000)] + [(p, 0) for p in points]:
+        libc.syscall(442, -100, point.encode(), flags, ctypes.byref(writable), 32)
+    try:
+        with open(os.path.join(folder, "secret")) as f:
+            _escaped(f"read a hidden file: {f.read()}")
+    except OSError:
+        pass
+    return creates_target(params, x, y, h0, **options)
