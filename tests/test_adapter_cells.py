@@ -134,6 +134,13 @@ def test_the_declaration_the_diagnosis_names_makes_the_code_pass():
     assert doc["skipped"] == ["bh"]          # its one bias: bh is zero and not compared
 
 
+def test_an_option_against_the_declaration_is_a_usage_error():
+    adapter = {"style": "textbook", "reset": "after"}
+    with pytest.raises(gradcheck.UsageError, match=r'^reset_after=False: the adapter '
+                       r'declares "reset": "after", which needs reset_after=True$'):
+        gradcheck.check(TEXTBOOK, cell="gru", adapter=adapter, reset_after=False, **SIZES)
+
+
 def test_code_of_the_contract_with_another_gate_order_is_told_to_use_the_contracts():
     from gradcheck._reference import cell_module
     reference = cell_module("lstm")
