@@ -84,6 +84,11 @@ STYLES = {
                            "args": ["a", "h0", "Wx", "Wh", "b"],
                            "grads": ["a", "h0", "Wx", "Wh", "b"]},
                     "rnn_step": None,
+                    "lstm_step": {"forward": "lstm_step_forward",
+                                  "backward": "lstm_step_backward",
+                                  "args": ["a_t", "h_prev", "c_prev", "Wx", "Wh", "b"],
+                                  "returns": ["h_t", "c_t"],
+                                  "grads": ["a_t", "h_prev", "c_prev", "Wx", "Wh", "b"]},
                 },
             },
         },
@@ -496,7 +501,7 @@ def _size(name, arrays):
 # The model's chain of layers, each (layer, its input, its output); the layer checks add
 # "rnn_step" (a_t, h_prev -> h_t) and read the same entries.
 _CHAIN = ((_FIRST, "x", "a"), (_RNN, "a", "h"), (_OUT, "h", "z3"))
-_ACTIVATION_OF = {_FIRST: 0, "rnn_step": 1, _RNN: 1, _OUT: 2, "loss": 2}
+_ACTIVATION_OF = {_FIRST: 0, "rnn_step": 1, _RNN: 1, _OUT: 2, "loss": 2}   # (a cell's: none)
 
 
 class _Adapted:
@@ -528,7 +533,7 @@ class _Adapted:
     def expect(self, layer, kw):
         """A layer checked by itself: the options it is asked for are the code's own."""
         act = kw.get("activation")
-        index = _ACTIVATION_OF[layer]
+        index = _ACTIVATION_OF.get(layer)
         if act is not None and act != self.activations[index]:
             raise NotImplementedError(f"this code's {layer} computes activation "
                                       f"{self.activations[index]}; asked for {act}")
@@ -726,18 +731,23 @@ class _Stage:
 
 
 class _FunctionStage(_Stage):
-    """``out, cache = forward(*args)``; ``grads = backward(dout, cache)``, by ``"grads"``."""
+    """``out, cache = forward(*args)``; ``grads = backward(dout, cache)``, by ``"grads"``.
+    With ``"returns"`` (several outputs before the cache, an LSTM step's ``next_h,
+    next_c``): ``forward`` gives their tuple and ``backward`` takes one dout each."""
 
     def forward(self, arrays):
         self.arrays = arrays
         fn = _attr(self.ad.module, self.entry.get("forward", self.entry.get("function")),
                    "function")
-        got, self.cache = fn(*[self.ad.enc(a, arrays) for a in self.entry["args"]])
-        return self.from_user(got)
+        *got, self.cache = fn(*[self.ad.enc(a, arrays) for a in self.entry["args"]])
+        if "returns" in self.entry:
+            return tuple(self.from_user(g) for g in got)
+        return self.from_user(got[0])
 
     def backward(self, dout):
-        back = _attr(self.ad.module, self.entry["backward"], "function")(self.to_user(dout),
-                                                                         self.cache)
+        douts = dout if "returns" in self.entry else (dout,)
+        back = _attr(self.ad.module, self.entry["backward"], "function")(
+            *(self.to_user(d) for d in douts), self.cache)
         if not isinstance(back, (tuple, list)):
             back = (back,)                     # one gradient (an embedding's dW)
         grads = {}
@@ -932,17 +942,21 @@ class _Function(_Adapted):
 
 # ------------------------------------------------------------------ one layer
 
-def layer_impl(spec, adapter, layer, names, output_has_time):
+def layer_impl(spec, adapter, layer, names, output_has_time, cell=None):
     """(forward, backward) with the layer contract of layer_check for the user's code
     of ``layer`` under ``adapter``, built by the same stages as the whole window, so every
     key the whole window honours is honoured here. ``names``: the layer's inputs in the
-    contract's order. ``forward.label`` names the user's code (``rnn_layers.py:
-    rnn_forward``), not this module's inner function."""
-    decl = declaration(adapter)
+    contract's order; ``cell``: the cell the layer belongs to (its entries and
+    conventions; None: the RNN's). ``forward.label`` names the user's code
+    (``rnn_layers.py: rnn_forward``), not this module's inner function."""
+    decl = declaration(adapter, cell)
     module = _module_of(spec, decl)
     entries = decl.get("layers", {})
     entry = layer if layer in entries else (
-        _RNN if layer == "rnn_step" and decl["style"] == "cells" else None)
+        _RNN if layer == "rnn_step" and decl["style"] == "cells" or layer == decl["cell"]
+        else None)
+    if entry == _RNN and layer == decl["cell"]:
+        _givable_states(decl, layer, names)
     if entry is None:
         raise UsageError("layer", layer, f"the {decl['style']} declaration has no entry for it "
                          f"(it has {', '.join(entries) or 'none'})")
@@ -962,13 +976,13 @@ def layer_impl(spec, adapter, layer, names, output_has_time):
             T, B = np.shape(inputs[0])[:2]
             c = ad._factor(T, B, kw.get("reduction"))
             return float(out) * c, (stage, c)
-        return out, (stage, 1.0)
+        return (*out, (stage, 1.0)) if isinstance(out, tuple) else (out, (stage, 1.0))
 
-    def backward(dout, cache):
-        stage, c = cache
+    def backward(*douts_and_cache):
+        *douts, (stage, c) = douts_and_cache
         if layer == "loss":
-            return (stage.backward(None)["z3"] * c * dout,)
-        grads = stage.backward(dout)
+            return (stage.backward(None)["z3"] * c * douts[0],)
+        grads = stage.backward(tuple(douts) if len(douts) > 1 else douts[0])
         return tuple(grads.get(n) for n in names)
 
     what = entries[entry].get("forward") or entries[entry].get("class") or \
@@ -977,6 +991,22 @@ def layer_impl(spec, adapter, layer, names, output_has_time):
         getattr(spec, "__file__", None) or getattr(spec, "__name__", repr(spec)))
     forward.label = f"{where}: {what} ({decl['style']}, layer {layer})"
     return forward, backward
+
+
+def _givable_states(decl, layer, names):
+    """A layer check of a cell over a window gives it every further state (c0) and compares
+    each one's gradient: UsageError for code that cannot take one or give its gradient."""
+    if resets_states(decl):
+        raise UsageError("layer", layer, f"this code starts every call from zero further "
+                         f"states (its declaration's \"cell_state\": \"reset\"), so it cannot "
+                         f"take the ones the {layer} layer check gives it; check {layer}_step, "
+                         f"or the whole window (--cell {layer})")
+    lacking = [n for n in names if n in _missing_states(decl)]
+    if lacking:
+        raise UsageError("layer", layer, f"the declaration names no attribute holding "
+                         f"{', '.join('d' + n for n in lacking)} (\"d{lacking[0]}\": ATTRIBUTE "
+                         f"in its \"{_RNN}\" entry), which the {layer} layer check compares; "
+                         f"check the whole window (--cell {layer}), where it is skipped")
 
 
 def _givable_state(decl):

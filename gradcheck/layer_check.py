@@ -195,63 +195,6 @@ def _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states, tol
     return out
 
 
-# dU candidates of the rnn layer, from JAX's states h [T+1, B, R] and d2 = dL/dz2 [T, B, R]:
-# (flaw, sentence, whether the error is the first step's alone, diagnosis kind, dU it gives)
-_DU_CANDIDATES = (
-    ("dU_first_from_last_state",
-     "dU's term of the window's first step is built from the LAST state h_T (h[t-1] at "
-     "t = 0 wraps to index -1) instead of h0; the error is in step 1 alone",
-     True, "dU_first_step", lambda dU, h, d2: dU - h[0].T @ d2[0] + h[-1].T @ d2[0]),
-    ("dU_first_from_h1",
-     "dU's term of the window's first step is built from h_1 (the step's output) instead "
-     "of h0; the error is in step 1 alone", True, "dU_first_step",
-     lambda dU, h, d2: dU - h[0].T @ d2[0] + h[1].T @ d2[0]),
-    ("dU_skips_first_step",
-     "dU's term of the window's first step is left out (h0 taken as zero); the error is in "
-     "step 1 alone", True, "dU_first_step", lambda dU, h, d2: dU - h[0].T @ d2[0]),
-    ("dU_from_h_t", "dU is built from h_t instead of h_{t-1} (dU += h_t^T d2_t)", False,
-     "dU_from_h_t", lambda dU, h, d2: np.einsum("tbi,tbj->ij", h[1:], d2)),
-    ("dU_transposed", "dU is transposed (d2^T h for h^T d2)", False, "transposed",
-     lambda dU, h, d2: dU.T),
-)
-
-
-def _dU_candidate(got, dU, d2, states, tol):
-    """(kind, sentence, first_step, flaw) of the one candidate whose dU matches ``got``,
-    or None."""
-    found = [(kind, what, first, flaw) for flaw, what, first, kind, fn in _DU_CANDIDATES
-             if compare(got, fn(dU, states, d2), tol).passed]
-    return found[0] if len(found) == 1 else None
-
-
-def _rnn_candidate(layer, arrays, g, grads, activation, tol):
-    """(kind, sentence, False, flaw) when the rnn layer's backward never adds the state
-    derivative from the future, or the rnn step's sends dh_prev through U instead of
-    U^T (candidates.py's flaws, written for one layer), every gradient reproduced."""
-    from .candidates import CANDIDATES
-    a, h0, W2, U, b2 = (np.asarray(v, np.float64) for v in arrays)
-    g = np.asarray(g, np.float64)
-    step = reference.layers.rnn_step_forward
-    if layer == "rnn_step":
-        _, (_, _, _, _, df2) = step(a, h0, W2, U, b2, activation)
-        d2 = g * df2                                          # [B, R]
-        flaw, want = "dh_next_U_untransposed", (d2 @ W2.T, d2 @ U, a.T @ d2, h0.T @ d2,
-                                                d2.sum(axis=0))
-    else:
-        h_prev, d2 = [h0], []
-        for t in range(a.shape[0]):
-            h_t, (_, _, _, _, df2) = step(a[t], h_prev[-1], W2, U, b2, activation)
-            h_prev.append(h_t)
-            d2.append(g[t] * df2)                             # [B, R], no dh_next added
-        d2, hp = np.stack(d2), np.stack(h_prev[:-1])          # [T, B, R] each
-        flaw, want = "no_dh_next", (d2 @ W2.T, d2[0] @ U.T, np.einsum("tbh,tbr->hr", a, d2),
-                                    np.einsum("tbi,tbj->ij", hp, d2), d2.sum(axis=(0, 1)))
-    if len(grads) != 5 or not all(compare(got, w, tol).passed for got, w in zip(grads, want)):
-        return None
-    c = CANDIDATES[flaw]
-    return c.kind, c.what, False, flaw
-
-
 # What a dense layer's activation derivative is called, per layer (the model's f1, f3).
 _DENSE_F = {"dense1": ("f1", "f1_derivative"), "dense2": ("f3", "output_derivative")}
 
@@ -330,13 +273,14 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         if forward is None or backward is not None:
             raise UsageError("adapter", adapter, "with an adapter, give the module as forward "
                                                  "and no backward")
-        forward, backward = layer_impl(forward, adapter, layer, names, "T" in spec.output[1])
+        forward, backward = layer_impl(forward, adapter, layer, names, "T" in spec.output[1],
+                                       spec.cell)
     if (forward is None) != (backward is None):
         raise UsageError("forward", forward, "give both forward and backward, or neither")
     named = forward is not None
     if not named:
         forward, backward = _reference_layer(spec)
-    from .layer_oracles import fd_vjp, jax_per_step, jax_vjp, jax_window_per_step
+    from .layer_oracles import fd_vjp, jax_vjp, jax_window_per_step
     started = time.perf_counter()
     options = {"activations": activations, "loss": loss, "reduction": reduction}
     arrays, y, gs = _inputs(spec, sizes, interval, loss, dtype, seed)
@@ -410,30 +354,27 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         results.append(_result(name, "fd", compare(got, w_fd, tol_fd), tol_fd, steps))
     failing = [r for r in results if not r.passed]
     params = {a.name for a in spec.inputs if a.role == "param"}
-    candidate = None
     if over_time and grads and any(r.name in params for r in failing):
         per_step, states = jax_window_per_step(spec, options, arrays, gs[0])
         steps = _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states,
                               tol_jax)
-        if layer == "rnn" and {r.name for r in failing} == {"U"}:
-            rnn_steps, rnn_states = jax_per_step(options, arrays, gs[0])
-            candidate = _dU_candidate(grads[names.index("U")], want[names.index("U")],
-                                      rnn_steps["d2"], rnn_states, tol_jax)
-            if candidate is not None and candidate[2]:
-                steps["U"] = [1]
         for r in failing:
             if steps.get(r.name):
                 r.steps = steps[r.name]
     report.results = results
     unique = _unique(failing)
     judged = grads and unique and all(r.oracle != "contract" for r in unique)
-    if judged and spec.name in _DENSE_F and candidate is None \
+    candidate = None
+    if judged and spec.name in _DENSE_F \
             and {r.name for r in unique} == set(names):
         candidate = _dense_candidate(layer, arrays, gs[0], grads, tol_jax)
-    if judged and spec.cell == DEFAULT_CELL and candidate is None:
-        candidate = _rnn_candidate(layer, arrays, gs[0], grads, kw["activation"], tol_jax)
-    elif judged and spec.cell is not None and candidate is None:
-        candidate = _zoo_candidate(spec, arrays, gs, grads, tol_jax)
+    if judged and spec.cell is not None:        # the cell's own mistakes of its layers
+        candidate = side(spec.cell, "layer_zoo").layer_candidate(
+            spec, arrays, gs, grads, want, {r.name for r in unique}, options, tol_jax)
+        if over_time and candidate is not None and candidate[2]:   # in step 1 alone
+            for r in failing:
+                if r.name in params:
+                    r.steps = [1]
     f32 = None
     if dtype == "float64" and unique and all(r.oracle != "contract" for r in unique):
         values = dict(zip(names, zip(grads, want)),
@@ -443,24 +384,6 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
                                     loss, f32, candidate, _unclear(spec, unique, interval))
     report.timings = {"total": round(time.perf_counter() - started, 6)}
     return report
-
-
-def _zoo_candidate(spec, arrays, gs, grads, tol):
-    """The candidate (kind, sentence, False, bug) of the cell's zoo bugs that reproduce
-    the layer's gradients (each bug's backward run on this layer's inputs), or None."""
-    zoo = side(spec.cell, "zoo")
-    inputs = dict(zip(spec.input_names, (np.asarray(v, np.float64) for v in arrays)))
-    fits = zoo.layer_reproducing(spec.name, inputs,
-                                 tuple(np.asarray(g, np.float64) for g in gs),
-                                 dict(zip(spec.input_names, grads)), tol)
-    found = zoo.finding(fits)
-    if found is None:
-        return None
-    kind, text = found
-    if len(fits) == 1:
-        bug = next(iter(fits))
-        return kind, zoo.BUGS[bug].what, False, bug
-    return kind, text, False, None
 
 
 def _unclear(spec, failing, T):

@@ -22,9 +22,8 @@ import numpy as np
 import jax
 import jax.numpy as jnp
 
-from .tolerances import LAYER_FD_STEP
-
 from .model import cell_layers, side
+from .tolerances import LAYER_FD_STEP
 
 __all__ = ["layer_function", "step_function", "window_function", "jax_vjp", "jax_per_step",
            "jax_window_per_step", "fd_vjp"]

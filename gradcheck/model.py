@@ -231,7 +231,9 @@ class Cell(NamedTuple):
     module of reference/), "jax", "fd", "zoo" (modules of gradcheck), "layer_reference"
     (the module of reference/ with each layer's ``NAME_forward``, ``NAME_backward``),
     "layer_jax" (the module with each layer's JAX function of one step, written from
-    the equations: ``step_function(layer)``), the coverage test's list;
+    the equations: ``step_function(layer)``), "layer_zoo" (the module whose
+    ``layer_candidate`` names the cell's mistakes that reproduce a layer check's
+    numbers), the coverage test's list;
     ``layers``: its LayerSpecs for ``gradcheck layer``, the step first (an option's
     arrays, such as the GRU's bh, are appended to their inputs when it is on);
     ``label``: its name in sentences ("LSTM")."""
@@ -406,7 +408,7 @@ register_cell(Cell(
              "(loss, grads, h_last)",
     sides={"reference": "network", "jax": "gradcheck.oracle_jax",
            "fd": "gradcheck.oracle_fd", "zoo": "gradcheck.zoo", "layer_reference": "layers",
-           "layer_jax": "gradcheck.layer_oracles"},
+           "layer_jax": "gradcheck.layer_oracles", "layer_zoo": "gradcheck.layer_candidates"},
     layers=(LayerSpec("rnn_step", (Array("a_t", "BH", "input"), Array("h_prev", "BR", "state"))
                       + _RNN_WEIGHTS, (Array("h_t", "BR", "state"),), 1,
                       "one RNN step: h_t = f2(a_t W2 + h_prev U + b2)", "rnn"),

@@ -134,6 +134,13 @@ def test_the_declaration_the_diagnosis_names_makes_the_code_pass():
     assert doc["skipped"] == ["bh"]          # its one bias: bh is zero and not compared
 
 
+def test_an_option_against_the_declaration_is_a_usage_error():
+    adapter = {"style": "textbook", "reset": "after"}
+    with pytest.raises(gradcheck.UsageError, match=r'^reset_after=False: the adapter '
+                       r'declares "reset": "after", which needs reset_after=True$'):
+        gradcheck.check(TEXTBOOK, cell="gru", adapter=adapter, reset_after=False, **SIZES)
+
+
 def test_code_of_the_contract_with_another_gate_order_is_told_to_use_the_contracts():
     from gradcheck._reference import cell_module
     reference = cell_module("lstm")
@@ -210,3 +217,41 @@ def test_course_code_sliced_in_another_order_is_named_by_that_order():
     assert report.finding.evidence["convention"] == {"gate_order": "iofg"}
     assert gradcheck.check(module, adapter={"style": "course", "gate_order": "iofg"},
                            cell="lstm", **SIZES).passed
+
+
+LAYER_SIZES = dict(batch=4, input_size=3, hidden_size=4, state_size=3, output_size=5)
+
+
+@pytest.mark.parametrize("layer,path,style,bug,kind", [
+    ("lstm_step", COURSE, "course", None, None),
+    ("lstm_step", COURSE, "course", "no_tanh_prime_c", "lstm_no_tanh_prime_c"),
+    ("gru", TEXTBOOK, "textbook", None, None),
+    ("gru", TEXTBOOK, "textbook", "gru_no_direct_path", "gru_no_direct_path"),
+], ids=["lstm_step", "lstm_step-bug", "gru", "gru-bug"])
+def test_a_styles_cell_layer_checked_by_itself(layer, path, style, bug, kind):
+    from gradcheck.layer_check import check_layer
+    cell = layer.split("_")[0]
+    report = check_layer(layer, _module(path, style, cell, BUG=bug), adapter=style,
+                         **LAYER_SIZES)
+    assert report.passed is (bug is None), report.format_table()
+    assert (report.finding and report.finding.kind) == kind, report.diagnosis
+
+
+def test_the_layer_command_takes_the_course_lstm_step(capsys):
+    assert main(["layer", "lstm_step", "--impl", COURSE, "--adapter", "course", "--batch",
+                 "4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["passed"]
+
+
+@pytest.mark.parametrize("path,style,message", [
+    (COURSE, "course", 'this code starts every call from zero further states (its '
+                       'declaration\'s "cell_state": "reset"), so it cannot take the ones the '
+                       'lstm layer check gives it; check lstm_step, or the whole window '
+                       '(--cell lstm)'),
+    (TEXTBOOK, "textbook", 'the declaration names no attribute holding dc0 ("dc0": ATTRIBUTE '
+                           'in its "rnn" entry), which the lstm layer check compares; check '
+                           'the whole window (--cell lstm), where it is skipped'),
+], ids=["reset", "no-dc0"])
+def test_a_cell_layer_the_code_cannot_give_is_one_usage_line(path, style, message, capsys):
+    assert main(["layer", "lstm", "--impl", path, "--adapter", style]) == 2
+    assert capsys.readouterr().err.strip() == f"gradcheck layer: error: --layer lstm: {message}"

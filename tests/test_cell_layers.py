@@ -64,6 +64,10 @@ def two_values(*args):
 def not_an_array(*args):
     *outs, cache = _ref.{layer}_forward(*args)
     return (None,) * len(outs) + (cache,)
+def one_array(*args):
+    return _ref.{layer}_forward(*args)[0]
+def none_grads(*douts):
+    return (None,) * 6
 def five_grads(*douts):
     return _ref.{layer}_backward(*douts)[:5]
 def wrong_shape(*douts):
@@ -89,10 +93,14 @@ def test_cli_takes_a_layer_s_two_functions(layer, tmp_path, capsys):
      "forward returned 2 values; layer lstm_step expects (h_t, c_t, cache)"),
     ("not_an_array", "lstm_step_backward",
      "forward's h_t is not an array of numbers (NoneType"),
+    ("one_array", "lstm_step_backward",
+     "forward returned one ndarray; layer lstm_step expects (h_t, c_t, cache)"),
+    ("lstm_step_forward", "none_grads", "backward's da_t is not an array of numbers (NoneType"),
     ("lstm_step_forward", "five_grads",
      "backward returned 5 arrays; expected 6 (da_t, dh_prev, dc_prev, dWx, dWh, db)"),
     ("lstm_step_forward", "wrong_shape", "dWh has shape (20, 5); expected (5, 20)"),
-], ids=["forward-arity", "not-an-array", "backward-arity", "shape"])
+], ids=["forward-arity", "not-an-array", "not-a-tuple", "grad-not-an-array", "backward-arity",
+        "shape"])
 def test_a_broken_return_is_one_clear_line(forward, backward, line, tmp_path, capsys):
     path = _module(tmp_path, COPY.format(cell="lstm", layer="lstm_step"))
     code = main(["layer", "lstm_step", "--impl", f"{path}:{forward},{backward}", "--json"])
@@ -208,7 +216,8 @@ CAUGHT = [
     ("no_tanh_prime_c", "lstm", "lstm_no_tanh_prime_c",
      {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
     ("no_tanh_prime_c", "lstm_step", "lstm_no_tanh_prime_c", {}),
-    ("z_swapped", "gru", "gru_z_swapped", {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
+    ("z_swapped", "gru", "gru_z_swapped",
+     {"a": [1, 2, 3], "Wx": [1, 2, 3], "Wh": [1, 2, 3], "b": [1, 2, 3]}),
     ("z_swapped", "gru_step", "gru_z_swapped", {}),
 ]
 

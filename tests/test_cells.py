@@ -77,7 +77,8 @@ def test_every_side_of_every_cell_covers_every_name_of_its_model(cell):
 def test_every_layer_side_of_every_cell_covers_every_layer_of_it(cell):
     """The layer side: a cell declares a layer of one step and a layer over a window that
     repeats it; its reference has each layer's NAME_forward and NAME_backward, its JAX side
-    each step's function; the layer check offers them all; their params are the cell's."""
+    each step's function, its layer zoo the hook that names its mistakes; the layer check
+    offers them all; their params are the cell's."""
     from gradcheck.layer_check import LAYER_SPECS
     c = model.cell(cell)
     steps = {s.name for s in c.layers if s.step is None}
@@ -85,6 +86,7 @@ def test_every_layer_side_of_every_cell_covers_every_layer_of_it(cell):
     assert steps and windows and {w.step for w in windows} <= steps
     reference_side = cell_module(c.sides["layer_reference"])
     jax_side = model.side(cell, "layer_jax")
+    assert callable(model.side(cell, "layer_zoo").layer_candidate)
     options = {"activations": model.DEFAULT_ACTIVATIONS, "loss": "l2", "reduction": "mean"}
     for spec in c.layers:
         assert LAYER_SPECS[spec.name] == spec

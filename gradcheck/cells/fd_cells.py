@@ -35,9 +35,12 @@ __all__ = ["fd_window", "fd_directional", "by_block", "RECURRENT"]
 
 RECURRENT = ("Wh", "bh")          # parameters the cell applies itself (``moved``)
 # Rows x steps x width of one batch of perturbed copies (float64 elements): small enough
-# that a step's arrays of a chunk stay in a core's cache (the chunks run on both cores),
-# large enough that NumPy's per-call overhead stays small beside the arithmetic.
-_CHUNK_ELEMENTS = 1 << 18
+# that a step's arrays of a chunk stay in a core's cache (the chunks run on both cores)
+# and that its temporaries stay small for malloc (a library leaves the process's malloc
+# settings as they are: larger ones are mapped and faulted in afresh, see
+# oracle_fd.keep_freed_memory), large enough that NumPy's per-call overhead stays small
+# beside the arithmetic.
+_CHUNK_ELEMENTS = 1 << 17
 
 
 def by_block(arr, K):

@@ -123,6 +123,6 @@ GRU = register_cell(Cell(
     conventions=CONVENTIONS,
     sides={"reference": "gru", "jax": "gradcheck.cells.gru_jax", "fd": "gradcheck.cells.gru_fd",
            "zoo": "gradcheck.cells.gru_zoo", "layer_reference": "gru",
-           "layer_jax": "gradcheck.cells.gru_layers"},
+           "layer_jax": "gradcheck.cells.gru_layers", "layer_zoo": "gradcheck.cells.gru_zoo"},
     layers=LAYERS,
     label="GRU"))

@@ -6,9 +6,9 @@ reference): loss, h_last, every gradient and each step's share of the weights'.
     n = tanh(zx_n + r (h Wh_n + bh_n))     (reset after)
     h_t = (1 - z) n + z h_{t-1}
 
-This module declares the cell's step (each form); the dense layers, the losses, the scan,
-the size buckets, float64 and the compiled-executable cache are the RNN oracle's
-(gradcheck.oracle_jax.cell_window).
+This module declares the cell's step (each form: the layer checks' own,
+cells/gru_layers.py); the dense layers, the losses, the scan, the size buckets, float64
+and the compiled-executable cache are the RNN oracle's (gradcheck.oracle_jax.cell_window).
 """
 import functools
 from pathlib import Path
@@ -41,41 +41,20 @@ class GRUResult(NamedTuple):
         return {"loss": self.loss, "h_last": self.h_last}
 
 
-def _step_before(p, a, carry):
-    """One GRU step, the reset gate before the recurrent product: a [B, H], carry (h,)."""
-    import jax
-    import jax.numpy as jnp
-
+def _step(p, a, carry):
+    """One GRU step: a [B, H], carry (h_prev,) [B, R]; with bh in p, the reset gate after
+    the recurrent product. The layer checks' step (gru_layers, from the equations)."""
+    from .gru_layers import gru_step
     (h_prev,) = carry
-    R = h_prev.shape[-1]
-    zx = a @ p["Wx"] + p["b"]                               # [B, 3R]
-    Wh = p["Wh"]
-    r = jax.nn.sigmoid(zx[:, :R] + h_prev @ Wh[:, :R])
-    z = jax.nn.sigmoid(zx[:, R:2 * R] + h_prev @ Wh[:, R:2 * R])
-    n = jnp.tanh(zx[:, 2 * R:] + (r * h_prev) @ Wh[:, 2 * R:])
-    return ((1.0 - z) * n + z * h_prev,)
-
-
-def _step_after(p, a, carry):
-    """One GRU step, the reset gate after the recurrent product (with bh)."""
-    import jax
-    import jax.numpy as jnp
-
-    (h_prev,) = carry
-    R = h_prev.shape[-1]
-    zx = a @ p["Wx"] + p["b"]                               # [B, 3R]
-    u = h_prev @ p["Wh"] + p["bh"]                          # [B, 3R]
-    r = jax.nn.sigmoid(zx[:, :R] + u[:, :R])
-    z = jax.nn.sigmoid(zx[:, R:2 * R] + u[:, R:2 * R])
-    n = jnp.tanh(zx[:, 2 * R:] + r * u[:, 2 * R:])
-    return ((1.0 - z) * n + z * h_prev,)
+    return (gru_step(a, h_prev, p["Wx"], p["Wh"], p["b"], p.get("bh")),)
 
 
 @functools.lru_cache(maxsize=None)
 def _oracle(after):
+    here = Path(__file__)                # the step's maths lives beside: both key the cache
     model = describe("gru", **({"reset_after": True} if after else {}))
-    return CellOracle("gru-after" if after else "gru", model,
-                      _step_after if after else _step_before, Path(__file__).read_bytes())
+    return CellOracle("gru-after" if after else "gru", model, _step,
+                      here.read_bytes() + here.with_name("gru_layers.py").read_bytes())
 
 
 def jax_window(params, x, y, h0, *, loss, activations, reduction, reset_after=False):

@@ -10,9 +10,11 @@ import numpy as np
 
 from .._reference import cell_module
 from .gru import AFTER, BUGS
-from .zoo_match import finding as match_finding, layer_window, reproducing_bugs
+from .zoo_match import (finding as match_finding, layer_candidate as match_layer,
+                        layer_window, reproducing_bugs)
 
-__all__ = ["BUGS", "gru_bptt", "reproducing", "layer_reproducing", "finding"]
+__all__ = ["BUGS", "gru_bptt", "reproducing", "layer_reproducing", "layer_candidate",
+           "finding"]
 
 GRAD_NAMES = ("W1", "b1", "Wx", "Wh", "b", "bh", "W3", "b3", "x", "h0")
 
@@ -148,6 +150,13 @@ def layer_reproducing(layer, inputs, upstreams, impl_grads, tol):
         got["x"] = np.asarray(got["x"])[None]
     return reproducing_bugs(bugs, lambda c, bug: _backward(params, c, bug), cache, got, tol,
                             GRAD_NAMES)
+
+
+def layer_candidate(spec, arrays, gs, grads, want, failing, options, tol):
+    """The layer check's hook (the cell's "layer_zoo" side): (kind, sentence, False, bug)
+    of this zoo's bugs that reproduce a gru_step or gru layer's gradients, or
+    None (zoo_match.layer_candidate)."""
+    return match_layer(BUGS, layer_reproducing, finding, spec, arrays, gs, grads, tol)
 
 
 def finding(fits):

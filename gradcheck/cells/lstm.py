@@ -100,6 +100,7 @@ LSTM = register_cell(Cell(
     conventions=CONVENTIONS,
     sides={"reference": "lstm", "jax": "gradcheck.cells.lstm_jax",
            "fd": "gradcheck.cells.lstm_fd", "zoo": "gradcheck.cells.lstm_zoo",
-           "layer_reference": "lstm", "layer_jax": "gradcheck.cells.lstm_layers"},
+           "layer_reference": "lstm", "layer_jax": "gradcheck.cells.lstm_layers",
+           "layer_zoo": "gradcheck.cells.lstm_zoo"},
     layers=LAYERS,
     label="LSTM"))

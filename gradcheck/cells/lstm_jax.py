@@ -4,9 +4,9 @@ reference): loss, h_last, c_last, every gradient and each step's share of the we
     zg_t = a_t Wx + h_{t-1} Wh + b     (blocks i, f, g, o)
     c_t = s(zf) c_{t-1} + s(zi) tanh(zg)        h_t = s(zo) tanh(c_t)
 
-This module declares the cell's step; the dense layers, the losses, the scan, the size
-buckets, float64 and the compiled-executable cache are the RNN oracle's
-(gradcheck.oracle_jax.cell_window). Every step has its own copy of the shared weights, so
+This module declares the cell's step (the layer checks' own, cells/lstm_layers.py); the
+dense layers, the losses, the scan, the size buckets, float64 and the compiled-executable
+cache are the RNN oracle's (gradcheck.oracle_jax.cell_window). Every step has its own copy of the shared weights, so
 their gradients are the per-step contributions (``per_step``).
 """
 import functools
@@ -45,24 +45,18 @@ class LSTMResult(NamedTuple):
 
 
 def _step(p, a, carry):
-    """One LSTM step: a [B, H], carry (h_prev, c_prev) [B, R] each."""
-    import jax
-    import jax.numpy as jnp
-
+    """One LSTM step: a [B, H], carry (h_prev, c_prev) [B, R] each; the layer checks'
+    step (lstm_layers, written from the equations)."""
+    from .lstm_layers import lstm_step
     h_prev, c_prev = carry
-    R = h_prev.shape[-1]
-    zg = a @ p["Wx"] + h_prev @ p["Wh"] + p["b"]            # [B, 4R]
-    i = jax.nn.sigmoid(zg[:, :R])
-    f = jax.nn.sigmoid(zg[:, R:2 * R])
-    g = jnp.tanh(zg[:, 2 * R:3 * R])
-    o = jax.nn.sigmoid(zg[:, 3 * R:])
-    c = f * c_prev + i * g
-    return o * jnp.tanh(c), c
+    return lstm_step(a, h_prev, c_prev, p["Wx"], p["Wh"], p["b"])
 
 
 @functools.lru_cache(maxsize=None)
 def _oracle():
-    return CellOracle("lstm", describe("lstm"), _step, Path(__file__).read_bytes())
+    here = Path(__file__)                # the step's maths lives beside: both key the cache
+    return CellOracle("lstm", describe("lstm"), _step,
+                      here.read_bytes() + here.with_name("lstm_layers.py").read_bytes())
 
 
 def jax_window(params, x, y, h0, c0, *, loss, activations, reduction):

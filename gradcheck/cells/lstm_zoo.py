@@ -14,9 +14,11 @@ import numpy as np
 
 from .._reference import cell_module
 from .lstm import BUGS
-from .zoo_match import finding as match_finding, layer_window, reproducing_bugs
+from .zoo_match import (finding as match_finding, layer_candidate as match_layer,
+                        layer_window, reproducing_bugs)
 
-__all__ = ["BUGS", "lstm_bptt", "reproducing", "layer_reproducing", "finding"]
+__all__ = ["BUGS", "lstm_bptt", "reproducing", "layer_reproducing", "layer_candidate",
+           "finding"]
 
 GRAD_NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3", "x", "h0", "c0")
 
@@ -114,6 +116,13 @@ def layer_reproducing(layer, inputs, upstreams, impl_grads, tol):
         got["x"] = np.asarray(got["x"])[None]
     return reproducing_bugs(BUGS, lambda c, bug: _backward(params, c, bug, dc_last), cache,
                             got, tol, GRAD_NAMES)
+
+
+def layer_candidate(spec, arrays, gs, grads, want, failing, options, tol):
+    """The layer check's hook (the cell's "layer_zoo" side): (kind, sentence, False, bug)
+    of this zoo's bugs that reproduce a lstm_step or lstm layer's gradients, or
+    None (zoo_match.layer_candidate)."""
+    return match_layer(BUGS, layer_reproducing, finding, spec, arrays, gs, grads, tol)
 
 
 def finding(fits):

@@ -4,7 +4,7 @@ from ..compare import compare
 
 import numpy as np
 
-__all__ = ["reproducing_bugs", "finding", "layer_window"]
+__all__ = ["reproducing_bugs", "finding", "layer_window", "layer_candidate"]
 
 
 def reproducing_bugs(bugs, backward, cache, impl_grads, tol, grad_names):
@@ -43,3 +43,19 @@ def layer_window(first, weights, step):
     R = weights["Wh"].shape[0]
     params = dict(weights, W1=np.eye(H), b1=np.zeros(H), W3=np.eye(R), b3=np.zeros(R))
     return x, params, np.zeros((T, B, R))
+
+
+def layer_candidate(bugs, reproducing, find, spec, arrays, gs, grads, tol):
+    """(kind, sentence, False, bug) of a cell's ``bugs`` that reproduce a layer check's
+    gradients (bug None: several do, the sentence names them), or None; ``reproducing``
+    and ``find``: the cell zoo's layer_reproducing and finding."""
+    inputs = dict(zip(spec.input_names, (np.asarray(v, np.float64) for v in arrays)))
+    fits = reproducing(spec.name, inputs, tuple(np.asarray(g, np.float64) for g in gs),
+                       dict(zip(spec.input_names, grads)), tol)
+    found = find(fits)
+    if found is None:
+        return None
+    if len(fits) == 1:
+        bug = next(iter(fits))
+        return found[0], bugs[bug].what, False, bug
+    return found[0], found[1], False, None

@@ -109,7 +109,7 @@ def body(args):
         if args.impl is None:
             raise UsageError("adapter", " ".join(args.adapter),
                              "needs --impl naming the code's module")
-        adapter = read_declaration(args.adapter)
+        adapter = read_declaration(args.adapter, spec_of(args.layer).cell)
         d_loss, d_acts, _ = supported(adapter)
         acts = acts or ",".join(d_acts)
         loss = loss or d_loss
