@@ -554,8 +554,65 @@ def probe():
             _, status = os.waitpid(pid, 0)
         if os.waitstatus_to_exitcode(status) == 0:
             _PID_NAMESPACE["on"] = pid_ns
+            if pid_ns:
+                _probe_init(root)
             return "namespaces+uid" if root else "namespaces"
     return "uid" if root else "same-user"
+
+
+# pid 1 of a worker's PID namespace, where these programs exist and serve (probe tries
+# them): one that dies with its parent and sleeps, started by posix_spawn, which copies
+# nothing of the parent (a fork copies the page tables of a process holding NumPy: the
+# worker's start-up is one fork less). Else a fork of the parent (_split_off).
+_INIT = {"argv": None}
+
+
+def _init_argv():
+    found = [shutil.which(name, path="/usr/bin:/bin") for name in ("setpriv", "sleep")]
+    if None in found:
+        return None
+    return [found[0], "--pdeathsig", "KILL", "--", found[1], "infinity"]
+
+
+def _spawn_init(argv):
+    """Start ``argv`` (the namespace's init) with none of this process's descriptors."""
+    fds = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            os.fstat(int(name))
+            fds.append(int(name))
+        except OSError:                  # the listing's own, closed by now
+            pass
+    return os.posix_spawn(argv[0], argv, {},
+                          file_actions=[(os.POSIX_SPAWN_CLOSE, fd) for fd in fds])
+
+
+def _probe_init(root):
+    """Whether _init_argv's program serves as a PID namespace's init here: spawned as
+    pid 1, it is alive once a second process has started in the namespace as pid 2."""
+    argv = _init_argv()
+    if argv is None:
+        return
+    with tempfile.TemporaryDirectory(prefix="gradcheck-probe-") as d:
+        os.mkdir(os.path.join(d, "tmp"))
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _namespaces({"dir": d, "hide": [], "cwd": d}, root, pid=True)
+                init = _spawn_init(argv)
+                child = os.fork()
+                if child == 0:
+                    os._exit(0 if os.getpid() == 2 else 1)
+                _, status = os.waitpid(child, 0)
+                alive = os.waitpid(init, os.WNOHANG) == (0, 0)
+                os.kill(init, signal.SIGKILL)
+                code = 0 if alive and os.waitstatus_to_exitcode(status) == 0 else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) == 0:
+        _INIT["argv"] = argv
 
 
 def _fresh_proc():
@@ -565,13 +622,21 @@ def _fresh_proc():
 
 
 def _split_off():
-    """In a process that has unshared a PID namespace (its children are in it): fork
+    """In a process that has unshared a PID namespace (its children are in it): start
     the namespace's init (pid 1, which only waits: when it ends, the kernel kills every
-    process in the namespace) and the worker proper (pid 2), and return in the worker.
+    process in the namespace; _INIT's program, else a fork) and fork the worker proper
+    (pid 2), and return in the worker.
     This process stays outside, in no view of the worker's: it waits for the worker,
     then ends the namespace, and ends as the worker ended (its exit status, or killed
     by the same signal), which is what the checker reads. It never returns."""
-    init = os.fork()
+    init = None
+    if _INIT["argv"]:
+        try:
+            init = _spawn_init(_INIT["argv"])
+        except OSError:
+            init = None
+    if init is None:
+        init = os.fork()
     if init == 0:
         try:
             _c().prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
