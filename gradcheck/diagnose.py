@@ -22,7 +22,7 @@ import numpy as np
 
 from .attribution import disagreeing_steps
 from .compare import compare
-from .judge import NOT_JUDGED, ORDER
+from .judge import NOT_JUDGED, ORDER, OUTPUTS
 from .kinds import Diagnosis
 from .model import DEFAULT_CELL, GRAD_NAMES, INPUT_NAME, STATE_NAME, cell, describe, side
 from .tolerances import tolerance
@@ -119,7 +119,7 @@ def _where(keys):
         by_name.setdefault(n, []).append(w)
     groups = {}
     for n in sorted(by_name, key=lambda n: ORDER.get(n, len(ORDER))):
-        groups.setdefault(tuple(by_name[n]), []).append("d" + n if n in GRADS else n)
+        groups.setdefault(tuple(by_name[n]), []).append(n if n in OUTPUTS else "d" + n)
     return " and ".join(f"{', '.join(names)} in {_spans(ws)}" for ws, names in groups.items())
 
 
@@ -167,8 +167,10 @@ def _pair(name, out, ref):
     """(impl's, JAX's) value of ``name`` in a window, or None when the impl has none."""
     if name == "loss":
         return (None if out.loss is None else (np.float64(out.loss), np.float64(ref.loss)))
-    if name == "h_last":
-        return None if out.h_last is None else (out.h_last, ref.h_last)
+    if name in OUTPUTS:                 # a returned state: h_last, an LSTM's c_last
+        got = out.outputs().get(name)
+        want = ref.h_last if name == "h_last" else getattr(ref, "outputs", {}).get(name)
+        return None if got is None or want is None else (got, want)
     if out.grads is None or out.grads.get(name) is None or name not in ref.grads:
         return None
     return out.grads[name], ref.grads[name]
@@ -513,9 +515,11 @@ def _pattern(failing, windows, config, kinds, self_consistent, evidence):
         scale = scales.pop()
         return ("reduction", f"The loss and every gradient are off by the same factor "
                 f"{scale:.6g}: the reduction divides by the wrong number.", {"scale": scale})
-    if "h_last" in names and not arrays:
-        return ("h_last", "h_last is wrong while the loss and gradients agree: the returned "
-                "state is not h_T.", {})
+    states = [n for n in m.outputs if n in names]
+    if states and not arrays and "loss" not in names:
+        last = " or ".join(f"{n[0]}_T" for n in states)       # h_last -> h_T
+        return ("h_last", f"{', '.join(states)} {'is' if len(states) == 1 else 'are'} wrong "
+                f"while the loss and gradients agree: the returned state is not {last}.", {})
     # the steps of window w decide the pattern; the message names them in every window
     steps = {r.name: r.steps for r in judged
              if r.oracle == "jax" and r.steps is not None and r.window == w}
@@ -567,7 +571,8 @@ def _pattern(failing, windows, config, kinds, self_consistent, evidence):
                           evidence)
     where = "" if not steps_everywhere else " (" + "; ".join(
         f"{n} at steps {sorted(s)}" for n, s in steps_everywhere.items() if s) + ")"
-    return "arrays_disagree", f"{_names(arrays)} disagree with JAX, first in window {w}{where}.", {}
+    return ("arrays_disagree", f"{_names(arrays or sorted(names, key=ORDER.get))} disagree "
+            f"with JAX, first in window {w}{where}.", {})
 
 
 class ModelWords(NamedTuple):

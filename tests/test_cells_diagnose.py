@@ -106,3 +106,31 @@ def test_the_rnn_keeps_its_own_words():
 def test_a_lost_state_derivative_that_is_a_zoo_bug_is_named_by_the_zoo():
     report = gradcheck.check(_no_carry("gru"), cell="gru", **SIZES)
     assert report.finding.kind == "gru_no_dh_next", report.diagnosis
+
+
+def _lstm_in_float32(params, x, y, h0, c0, **options):
+    """The LSTM reference computing in float32 inside a float64 check."""
+    f32 = {n: p.astype(np.float32) for n, p in params.items()}
+    y = y if y.dtype.kind in "iu" else y.astype(np.float32)
+    value, grads, h_last, c_last = _reference("lstm")(
+        f32, x.astype(np.float32), y, h0.astype(np.float32), c0.astype(np.float32), **options)
+    return (float(value), {n: g.astype(np.float64) for n, g in grads.items()},
+            h_last.astype(np.float64), c_last.astype(np.float64))
+
+
+def test_a_cell_computing_in_float32_is_named_as_such():
+    """Every array, c_last included, is at float32 level: the float32 diagnosis, each
+    gradient named as one (dWx), each returned state by its name."""
+    report = gradcheck.check(_lstm_in_float32, cell="lstm", **SIZES)
+    assert report.finding.kind == "float32", report.diagnosis
+    assert "dWx" in report.diagnosis and "c_last" in report.diagnosis
+    assert "dc_last" not in report.diagnosis
+
+
+def test_a_wrong_returned_cell_state_alone_is_named():
+    def loss_and_grads(*args, **options):
+        value, grads, h_last, c_last = _reference("lstm")(*args, **options)
+        return value, grads, h_last, c_last * 1.5
+    report = gradcheck.check(loss_and_grads, cell="lstm", **SIZES)
+    assert report.finding.kind == "h_last", report.diagnosis
+    assert report.diagnosis.startswith("c_last is wrong") and "c_T" in report.diagnosis
