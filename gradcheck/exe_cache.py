@@ -19,9 +19,10 @@ which is a pickle: loading it can run code. So nothing is unpickled unless its t
 verifies under the folder's key (``key``, 32 random bytes, mode 0600, owned by this
 user; made when first needed), which no worker can read (gradcheck.sandbox hides the
 folder, or the worker is another uid); a file whose tag does not verify (tampered, or
-signed with another key) is ignored and reported once on stderr. And the cache is off
-whenever the code under test could write where it lives (``sandbox.cache_may_be_written``:
-a worker running as the user without namespaces, or a folder others may write).
+signed with another key) is ignored and reported on stderr, once per folder. And the
+cache is off whenever the code under test could write where it lives
+(``sandbox.cache_may_be_written``: a worker running as the user without namespaces, or a
+folder others may write).
 """
 import contextlib
 import hashlib
@@ -44,7 +45,7 @@ _dir = None                 # the enabled folder (Path), or None: the cache is o
 # What happened in this process, for tests and the curious: files loaded, compiled
 # functions written, files found but ignored.
 _stats = {"loaded": 0, "stored": 0, "ignored": 0}
-_reported = []              # a tampered file was reported on stderr (once per process)
+_reported = set()           # folders whose tampered file was reported on stderr (once each)
 
 
 def default_cache_dir():
@@ -150,10 +151,10 @@ def _tag(key, key_bytes, payload):
 
 
 def _report(why):
-    if not _reported:
-        _reported.append(why)
+    if _dir not in _reported:
+        _reported.add(_dir)
         print(f"gradcheck: ignored a compiled-cache file in {_dir} ({why}); it is "
-              f"recompiled instead (reported once)", file=sys.stderr)
+              f"recompiled instead (reported once per folder)", file=sys.stderr)
 
 
 def _cpu_features():

@@ -129,6 +129,27 @@ def test_a_bad_file_is_ignored_and_replaced(stored, fresh_oracle, tmp_path, tamp
     assert exe_cache.stats()["loaded"] == after["loaded"] + 1
 
 
+def test_a_bad_file_is_reported_once_per_folder(stored, fresh_oracle, tmp_path, monkeypatch,
+                                                capsys):
+    """Once per folder, not once per process: an earlier report about another folder
+    (another check in the same process) never silences this one's."""
+    folder, _ = stored
+    (path,) = folder.glob("*.exe")
+    bad = _corrupt(path.read_bytes())
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        for _ in range(2):                                   # the second time: silent
+            (tmp_path / name / path.name).write_bytes(bad)
+            exe_cache.enable_cache(tmp_path / name)
+            monkeypatch.setattr(oracle_jax, "_compiled", {})
+            _window()
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if "ignored a compiled-cache file" in line]
+    assert len(lines) == 2, lines
+    assert [str(tmp_path / name) in line for name, line in zip(("first", "second"), lines)] \
+        == [True, True]
+
+
 def test_an_unwritable_folder_is_ignored(stored, fresh_oracle, tmp_path):
     _, want = stored
     (tmp_path / "file").write_text("not a folder")
