@@ -29,6 +29,7 @@ differentiable there and the comparison excludes it.
 """
 import concurrent.futures
 import ctypes
+import functools
 import os
 from typing import NamedTuple
 
@@ -98,8 +99,17 @@ class Workers:
                 max_workers=os.cpu_count() or 1, thread_name_prefix="gradcheck-fd")
         # one BLAS thread per worker: BLAS's own threads on top of ours oversubscribe the
         # cores; the previous limits are restored when the block ends
-        with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        with _blas_controller().limit(limits=1, user_api="blas"):
             return list(self._pool.map(fn, jobs))
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    """The process's native thread pools, found once: a ``threadpool_limits`` call scans
+    every loaded library again (dl_iterate_phdr) on each use, which cost more than a
+    small chunk's arithmetic. NumPy's BLAS is loaded before the first check, so a
+    controller made then sees it."""
+    return threadpoolctl.ThreadpoolController()
 
 
 def _steps(shape, reach=1.0):
