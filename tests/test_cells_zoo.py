@@ -62,3 +62,51 @@ def test_every_form_of_a_cell_has_its_mistakes(cell, on):
         with pytest.raises(NotImplementedError, match=r"--reset-after"):
             getattr(zoo, mine[0].name)(data.params, data.x, data.y, data.h0,
                                        **config.model_options)
+
+
+# --- the command line's --bug and --list-bugs read the chosen cell's zoo ---------------
+
+@pytest.mark.parametrize("cell_name", ["lstm", "gru"])
+def test_list_bugs_prints_the_cell_s_own_zoo(cell_name, capsys):
+    from gradcheck.cli import main
+    assert main(["--cell", cell_name, "--list-bugs"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()]
+    assert names == sorted(model.side(cell_name, "zoo").BUGS)
+
+
+def test_list_bugs_names_the_form_of_a_reset_after_bug(capsys):
+    from gradcheck.cli import main
+    assert main(["--cell", "gru", "--list-bugs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    bugs = model.side("gru", "zoo").BUGS
+    assert [line.endswith("(--reset-after)") for line in lines] == [
+        "reset_after" in bugs[line.split()[0]].options for line in lines]
+    assert any(line.endswith("(--reset-after)") for line in lines)
+
+
+@pytest.mark.parametrize("argv, kind, reset_after", [
+    (["--cell", "lstm", "--bug", "dc_next_without_f"], "lstm_dc_next_without_f", False),
+    (["--cell", "gru", "--bug", "after_dbh_n_missing"], "gru_after_dbh_n_missing", True),
+])
+def test_bug_runs_the_cell_s_zoo_in_its_form(argv, kind, reset_after, capsys):
+    import json
+    from gradcheck.cli import main
+    assert main(argv + ["--interval", "3", "--batch", "4", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["diagnosis_kind"] == kind
+    assert doc["config"]["cell"] == argv[1]
+    assert doc["config"].get("reset_after", False) is reset_after
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--cell", "lstm", "--bug", "dU_transposed"],
+     "gradcheck: error: --bug dU_transposed: expected one of the names --cell lstm "
+     "--list-bugs prints"),
+    (["--cell", "gru", "--bug", "dWh_from_h_t", "--reset-after"],
+     "gradcheck: error: --reset-after: --bug dWh_from_h_t is a mistake of the form without "
+     "--reset-after"),
+])
+def test_a_bug_outside_the_cell_or_its_form_is_a_usage_error(argv, message, capsys):
+    from gradcheck.cli import main
+    assert main(argv + ["--interval", "3"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [message]

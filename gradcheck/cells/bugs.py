@@ -23,6 +23,22 @@ class Bug(NamedTuple):
     def kind(self):
         return f"{self.cell}_{self.name}"
 
+    @property
+    def doc(self):
+        """What ``gradcheck --cell CELL --list-bugs`` prints (as the RNN zoo's ``doc``)."""
+        return self.what
+
+    @property
+    def config(self):
+        """Options of the check that shows the bug, beyond its form (none: the defaults)."""
+        return {}
+
+    def make(self):
+        """A fresh ``loss_and_grads`` with this mistake, from the cell's zoo module (which
+        loads NumPy: only when a bug is run)."""
+        from ..model import side
+        return getattr(side(self.cell, "zoo"), self.name)
+
 
 def declare_bugs(cell, *bugs):
     """{name: Bug} of ``cell``'s mistakes, given as (name, what, title, hint[, options]);

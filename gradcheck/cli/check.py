@@ -83,7 +83,8 @@ def build_parser():
     p.add_argument("--plot", metavar="FILE.png", help="also write the figure: per-step errors, "
                    "the state derivative per step, the V curve of the worst element")
     p.add_argument("--list-bugs", action="store_true",
-                   help="list the zoo of deliberately wrong implementations and exit")
+                   help="list the zoo of deliberately wrong implementations (of --cell's cell) "
+                        "and exit")
     p.add_argument("--bug", metavar="NAME",
                    help="check one zoo implementation (with its demonstration options "
                         "unless given on the command line), as a demonstration")
@@ -95,10 +96,18 @@ def cell_options():
     return {o.name: o for n in cell_names() for o in cell(n).options}
 
 
-def _list_bugs():
-    from .. import zoo
-    width = max(len(b.name) for b in zoo.list_bugs())
-    return "\n".join(f"{bug.name.ljust(width)}  {bug.doc}" for bug in zoo.list_bugs())
+def _zoo_bugs(cell_name):
+    """{name: bug} of ``cell_name``'s zoo (each with ``doc`` and ``make()``; a cell's bug
+    also names the cell options of the form it is a mistake of)."""
+    from ..model import side
+    return side(cell_name, "zoo").BUGS
+
+
+def _list_bugs(cell_name):
+    bugs = [b for _, b in sorted(_zoo_bugs(cell_name).items())]
+    width = max(len(b.name) for b in bugs)
+    return "\n".join(f"{bug.name.ljust(width)}  {bug.doc}" + "".join(
+        f" (--{o.replace('_', '-')})" for o in getattr(bug, "options", ())) for bug in bugs)
 
 
 class Progress:
@@ -123,14 +132,18 @@ class Progress:
 def _run(args, given):
     options = {name: getattr(args, name) for name in OPTIONS}
     impl = None
+    bug_form = None                      # a cell bug's options: the form it is a mistake of
     if args.bug is not None:
-        from .. import zoo
+        bugs = _zoo_bugs(args.cell)
         if args.impl is not None:
             raise BadUsage("--bug and --impl: choose one implementation to check")
-        if args.bug not in zoo.BUGS:
-            raise UsageError("bug", args.bug, "expected one of the names --list-bugs prints")
-        bug = zoo.BUGS[args.bug]
+        if args.bug not in bugs:
+            listing = ("--list-bugs" if args.cell == DEFAULT_CELL
+                       else f"--cell {args.cell} --list-bugs")
+            raise UsageError("bug", args.bug, f"expected one of the names {listing} prints")
+        bug = bugs[args.bug]
         impl = bug.make()
+        bug_form = set(getattr(bug, "options", ()))
         demo = {k: v for k, v in bug.config.items() if k not in given}
         options.update(demo)
         if options["interval"] is None:
@@ -165,6 +178,13 @@ def _run(args, given):
     if args.skip:
         extra["skip"] = args.skip
     extra.update({n: True for n in cell_options() if getattr(args, n)})
+    if bug_form is not None:
+        for name in cell_options():
+            if name in given and (name in extra) != (name in bug_form):
+                flag = "--" + name.replace("_", "-")
+                raise BadUsage(f"{flag}: --bug {args.bug} is a mistake of the form "
+                               f"{'with' if name in bug_form else 'without'} {flag}")
+        extra.update({n: True for n in bug_form})
     progress = None
     if not args.json and sys.stderr.isatty():
         progress = Progress(sys.stderr)
@@ -246,7 +266,7 @@ def given_options(argv):
 def body(args, argv):
     """The check the arguments ask for: an Outcome (the table, or the JSON document)."""
     if args.list_bugs:
-        return Outcome(ExitCode.OK, text=_list_bugs())
+        return Outcome(ExitCode.OK, text=_list_bugs(args.cell))
     report = _run(args, given_options(argv))
     _show_output(report)
     code = ExitCode.OK if report.passed else ExitCode.FAILED
