@@ -21,6 +21,7 @@ Backward walks t = T..1 with ONE accumulator ``dh_next``:
 import numpy as np
 
 from .activations import ACTIVATIONS, sigmoid
+from .cell_inputs import validate
 from .losses import loss_and_delta
 
 __all__ = ["PARAM_NAMES", "GATES", "forward", "backward", "loss_and_grads",
@@ -33,7 +34,8 @@ GATES = "rzn"                    # the order of the three blocks of Wx, Wh, b (a
 def forward(params, x, y, h0, *, loss="l2", activations=("tanh", "tanh", "identity"),
             reduction="mean"):
     """Run one window forward; return (loss, cache). The reset is after the recurrent
-    product when params hold ``bh``. Inputs are not modified."""
+    product when params hold ``bh``. Inputs are validated and not modified."""
+    validate(params, x, {"h0": h0}, loss, activations, reduction, PARAM_NAMES, blocks=3)
     W1, b1, Wx, Wh, b, W3, b3 = (params[n] for n in PARAM_NAMES)
     after = "bh" in params
     dtype = W1.dtype

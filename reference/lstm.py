@@ -23,8 +23,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .activations import ACTIVATIONS, sigmoid
-from .losses import LOSSES, loss_and_delta
-from .network import ReferenceInputError
+from .cell_inputs import validate
+from .losses import loss_and_delta
 
 __all__ = ["PARAM_NAMES", "GRAD_NAMES", "GATES", "Cache", "forward", "backward",
            "loss_and_grads", "lstm_step_forward", "lstm_step_backward", "lstm_forward",
@@ -50,35 +50,11 @@ class Cache(NamedTuple):
     d3: np.ndarray
 
 
-def _validate(params, x, y, h0, c0, loss, activations, reduction):
-    if loss not in LOSSES:
-        raise ReferenceInputError(f"loss={loss!r}; expected one of {', '.join(LOSSES)}")
-    if reduction not in ("mean", "sum"):
-        raise ReferenceInputError(f"reduction={reduction!r}; expected mean or sum")
-    if (not isinstance(activations, (tuple, list)) or len(activations) != 3
-            or any(a not in ACTIVATIONS for a in activations)):
-        raise ReferenceInputError(
-            f"activations={activations!r}; expected three of {', '.join(ACTIVATIONS)}")
-    missing = [n for n in PARAM_NAMES if n not in params]
-    if missing:
-        raise ReferenceInputError(f"params is missing {', '.join(missing)}")
-    T, B, I = x.shape
-    H, R4 = params["Wx"].shape
-    R = R4 // 4
-    want = {"W1": (I, H), "b1": (H,), "Wx": (H, 4 * R), "Wh": (R, 4 * R), "b": (4 * R,),
-            "W3": (R, params["b3"].shape[0])}
-    for name, shape in want.items():
-        if params[name].shape != shape:
-            raise ReferenceInputError(f"{name} has shape {params[name].shape}; expected {shape}")
-    for name, state in (("h0", h0), ("c0", c0)):
-        if state.shape != (B, R):
-            raise ReferenceInputError(f"{name} has shape {state.shape}; expected {(B, R)}")
-
-
 def forward(params, x, y, h0, c0, *, loss="l2", activations=("tanh", "tanh", "identity"),
             reduction="mean"):
     """Run one window forward; return (loss, cache). Inputs are not modified."""
-    _validate(params, x, y, h0, c0, loss, activations, reduction)
+    validate(params, x, {"h0": h0, "c0": c0}, loss, activations, reduction, PARAM_NAMES,
+             blocks=4)
     W1, b1, Wx, Wh, b, W3, b3 = (params[n] for n in PARAM_NAMES)
     dtype = W1.dtype
     f1, df1_of = ACTIVATIONS[activations[0]]

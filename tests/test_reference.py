@@ -202,3 +202,55 @@ def test_state_derivative_takes_constant_memory_whatever_the_interval():
     # the same working set at every interval, and far below one [k, B, R] buffer at k = 64
     assert max(working) - min(working) < 8 * B * R, working
     assert max(working) < 64 * 8 * B * R, working
+
+
+# --- the gated cells' references check their inputs as the RNN's does ----------------
+
+CELL_REFERENCES = {"lstm": ("lstm", {}), "gru": ("gru", {}),
+                   "gru-reset-after": ("gru", {"reset_after": True})}
+
+BAD_CELL_INPUTS = [
+    ("loss", lambda p, s: ({}, dict(loss="l3")), r"loss='l3'; expected one of"),
+    ("reduction", lambda p, s: ({}, dict(reduction="max")), r"reduction='max'; expected mean"),
+    ("activations", lambda p, s: ({}, dict(activations=("tanh", "tanh"))),
+     r"activations=\('tanh', 'tanh'\); expected three of"),
+    ("missing-Wh", lambda p, s: ({"params": {k: v for k, v in p.items() if k != "Wh"}}, {}),
+     r"params is missing Wh"),
+    ("Wh-one-block-short", lambda p, s: ({"params": dict(p, Wh=p["Wh"][:, :-p["Wh"].shape[0]])},
+                                        {}), r"Wh has shape \(3, \d+\); expected \(3, \d+\)"),
+    ("h0-shape", lambda p, s: ({"h0": s["h0"][:, :-1]}, {}),
+     r"h0 has shape \(2, 2\); expected \(2, 3\)"),
+]
+
+
+@pytest.mark.parametrize("case", CELL_REFERENCES)
+@pytest.mark.parametrize("bad, message", [b[1:] for b in BAD_CELL_INPUTS],
+                         ids=[b[0] for b in BAD_CELL_INPUTS])
+def test_a_cell_reference_names_a_bad_input(case, bad, message):
+    import importlib
+    cell_name, cell_options = CELL_REFERENCES[case]
+    config, data = small_data(cell=cell_name, cell_options=tuple(cell_options), batch=2,
+                              state_size=3)
+    states = dict(h0=data.h0, **data.states)
+    arrays, options = bad(data.params, states)
+    args = dict(params=data.params, **states)
+    args.update(arrays)
+    impl = importlib.import_module(f"reference.{cell_name}")
+    with pytest.raises(reference.ReferenceInputError, match=message):
+        impl.loss_and_grads(args.pop("params"), data.x, data.y, args.pop("h0"),
+                            *args.values(), **options)
+
+
+@pytest.mark.parametrize("name", ["c0", "bh"])
+def test_the_lstm_s_c0_and_the_gru_s_bh_are_checked_too(name):
+    from reference import gru, lstm
+    cell_name = "lstm" if name == "c0" else "gru"
+    config, data = small_data(cell=cell_name, batch=2, state_size=3,
+                              cell_options=() if name == "c0" else ("reset_after",))
+    if name == "c0":
+        with pytest.raises(reference.ReferenceInputError, match=r"c0 has shape \(2, 2\)"):
+            lstm.loss_and_grads(data.params, data.x, data.y, data.h0, data.states["c0"][:, :2])
+    else:
+        params = dict(data.params, bh=data.params["bh"][:-1])
+        with pytest.raises(reference.ReferenceInputError, match=r"bh has shape \(8,\)"):
+            gru.loss_and_grads(params, data.x, data.y, data.h0)
