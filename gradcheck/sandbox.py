@@ -551,33 +551,43 @@ def probe():
     if not sys.platform.startswith("linux"):
         return "uid" if root else "same-user"
     for pid_ns in (True, False):
-        with tempfile.TemporaryDirectory(prefix="gradcheck-probe-") as d:
-            os.mkdir(os.path.join(d, "tmp"))
-            pid = os.fork()
-            if pid == 0:
-                code = 1
-                try:
-                    _namespaces({"dir": d, "hide": [], "cwd": d}, root, pid=pid_ns)
-                    if pid_ns:           # its first child is the namespace's init
-                        child = os.fork()
-                        if child == 0:
-                            try:
-                                _fresh_proc()
-                            finally:
-                                os._exit(0 if os.getpid() == 1 else 1)
-                        _, status = os.waitpid(child, 0)
-                        code = os.waitstatus_to_exitcode(status)
-                    else:
-                        code = 0
-                finally:
-                    os._exit(code)
-            _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) == 0:
+        if _in_probe_child(root, pid_ns, _first_child_is_init if pid_ns else lambda: True):
             _PID_NAMESPACE["on"] = pid_ns
             if pid_ns:
                 _probe_init(root)
             return "namespaces+uid" if root else "namespaces"
     return "uid" if root else "same-user"
+
+
+def _in_probe_child(root, pid_ns, test):
+    """Whether ``test()`` returns True in a throwaway child that made a worker's
+    namespaces (with a PID namespace when ``pid_ns``: its children are in it) over a
+    scratch folder; an exception there is False."""
+    with tempfile.TemporaryDirectory(prefix="gradcheck-probe-") as d:
+        os.mkdir(os.path.join(d, "tmp"))
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _namespaces({"dir": d, "hide": [], "cwd": d}, root, pid=pid_ns)
+                code = 0 if test() else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
+
+
+def _first_child_is_init():
+    """In a process that unshared a PID namespace: its first child is pid 1 there and
+    can mount the namespace's own /proc."""
+    child = os.fork()
+    if child == 0:
+        try:
+            _fresh_proc()
+        finally:
+            os._exit(0 if os.getpid() == 1 else 1)
+    _, status = os.waitpid(child, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 # pid 1 of a worker's PID namespace, where these programs exist and serve (probe tries
@@ -613,25 +623,17 @@ def _probe_init(root):
     argv = _init_argv()
     if argv is None:
         return
-    with tempfile.TemporaryDirectory(prefix="gradcheck-probe-") as d:
-        os.mkdir(os.path.join(d, "tmp"))
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                _namespaces({"dir": d, "hide": [], "cwd": d}, root, pid=True)
-                init = _spawn_init(argv)
-                child = os.fork()
-                if child == 0:
-                    os._exit(0 if os.getpid() == 2 else 1)
-                _, status = os.waitpid(child, 0)
-                alive = os.waitpid(init, os.WNOHANG) == (0, 0)
-                os.kill(init, signal.SIGKILL)
-                code = 0 if alive and os.waitstatus_to_exitcode(status) == 0 else 1
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-    if os.waitstatus_to_exitcode(status) == 0:
+
+    def serves():
+        init = _spawn_init(argv)
+        child = os.fork()
+        if child == 0:
+            os._exit(0 if os.getpid() == 2 else 1)
+        _, status = os.waitpid(child, 0)
+        alive = os.waitpid(init, os.WNOHANG) == (0, 0)
+        os.kill(init, signal.SIGKILL)
+        return alive and os.waitstatus_to_exitcode(status) == 0
+    if _in_probe_child(root, True, serves):
         _INIT["argv"] = argv
 
 
