@@ -102,6 +102,8 @@ def test_bug_runs_the_cell_s_zoo_in_its_form(argv, kind, reset_after, capsys):
     (["--cell", "lstm", "--bug", "dU_transposed"],
      "gradcheck: error: --bug dU_transposed: expected one of the names --cell lstm "
      "--list-bugs prints"),
+    (["--bug", "no_dh_next", "--reset-after"],
+     "gradcheck: error: --reset-after: only for --cell gru (this check's cell is rnn)"),
     (["--cell", "gru", "--bug", "dWh_from_h_t", "--reset-after"],
      "gradcheck: error: --reset-after: --bug dWh_from_h_t is a mistake of the form without "
      "--reset-after"),

@@ -179,7 +179,7 @@ def _run(args, given):
         extra["skip"] = args.skip
     extra.update({n: True for n in cell_options() if getattr(args, n)})
     if bug_form is not None:
-        for name in cell_options():
+        for name in (o.name for o in cell(args.cell).options):   # others: refused below
             if name in given and (name in extra) != (name in bug_form):
                 flag = "--" + name.replace("_", "-")
                 raise BadUsage(f"{flag}: --bug {args.bug} is a mistake of the form "
