@@ -44,6 +44,7 @@ from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_LOSS
                     LayerSpec, array, cell, cell_layers, layer_spec, shape_of, side)
 from .report import Report, Result
 from .tolerances import tolerance
+from .untrusted import exception_message
 
 __all__ = ["LAYER_SPECS", "LayerSpec", "check_layer", "spec_of"]
 
@@ -310,11 +311,11 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
                                         report.results, {}, dtype, loss)
         return report
     except Exception as exc:        # the layer under test raised: a verdict, not a crash
+        message = exception_message(exc)          # where in the user's code, never ours
         report.results.append(Result(name="exception", oracle="contract", window=1,
-                                     passed=False,
-                                     message=f"raised {type(exc).__name__}: {exc}"))
-        report.finding = Diagnosis("exception", f"Layer {layer} raised {type(exc).__name__}: "
-                                                f"{exc}.", {"windows": [1]})
+                                     passed=False, message=message))
+        report.finding = Diagnosis("exception", f"Layer {layer} raised an exception: "
+                                                f"{message}.", {"windows": [1]})
         return report
     want_outs, want = jax_vjp(layer, options, arrays, gs, y)
     fd = fd_vjp(layer, options, arrays, gs, y)

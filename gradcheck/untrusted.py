@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import DeclarationError, UsageError
 from .model import GRAD_NAMES
 from .model import (DEFAULT_CELL, INPUT_NAME, LOSS_NAME, STATE_NAME, STATE_OUT_NAME, array,
                     describe)
@@ -209,19 +209,27 @@ def fill_skipped(fn, skip, model=None):
     return filled
 
 
+_PACKAGE_DIR = os.path.dirname(__file__) + os.sep
+_ADAPTERS = os.path.join(_PACKAGE_DIR, "adapters.py")
 _LIBRARY_DIRS = tuple(os.path.dirname(p) + os.sep for p in
-                      (os.__file__, np.__file__, __file__))
+                      (os.__file__, np.__file__)) + (_PACKAGE_DIR,)
 
 
 def where_raised(exc):
     """`` at FILE:LINE in FUNC`` of the innermost frame in the user's code (not the
-    standard library's, NumPy's or gradcheck's), else of the innermost frame; "" if none."""
+    standard library's, NumPy's or gradcheck's), else of the innermost frame outside
+    gradcheck; never a frame of gradcheck's own: an exception that only gradcheck's frames
+    saw, in an adapter, was raised on what the user's code returned, and is said so; else
+    ""."""
     frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return ""
-    mine = [f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
-    last = (mine or frames)[-1]
-    return f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
+    mine = ([f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
+            or [f for f in frames if not f.filename.startswith(_PACKAGE_DIR)])
+    if mine:
+        last = mine[-1]
+        return f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
+    if any(f.filename == _ADAPTERS for f in frames):
+        return ", in the adapter, on what your code returned"
+    return ""
 
 
 def exception_message(exc, fn=None, options=None):
@@ -235,6 +243,8 @@ def exception_message(exc, fn=None, options=None):
         text = "<message could not be shown>"
     if len(text) > 300:
         text = text[:300] + "..."
+    if isinstance(exc, DeclarationError):      # its one line says it all: no frame to name
+        return printable(text)
     if fn is not None and _did_not_bind(exc):
         return printable(f"cannot be called the way the contract calls it, "
                          f"{contract_call(fn, options or {})}: TypeError: {text}"

@@ -359,3 +359,76 @@ def test_its_file_form_says_to_use_the_module_form():
     assert done.returncode == 2
     assert "No module named 'common'" in done.stderr
     assert "from the package's root as --impl PACKAGE.MODULE:FUNC" in done.stderr
+
+
+# Code whose adapter-made calls fail: the blame names the user's code (its frame that
+# raised, or the declaration's key and what the code lacks), never gradcheck's own files.
+USER_CODE = '''from textbook import *  # noqa: F401,F403
+from textbook import TimeRNN as _TimeRNN
+
+
+class RaisingRNN(_TimeRNN):
+    def set_state(self, h):
+        raise ValueError("no state today")
+
+
+class PropertyRNN(_TimeRNN):
+    @property
+    def set_state(self):
+        raise AttributeError("a property of the user's")
+'''
+WRONG_DECLARATIONS = {
+    "missing_method": ({"layers": {"rnn": {"set_state": "load_state"}}},
+                       'adapter key "set_state": TimeRNN has no method "load_state"'),
+    "missing_class": ({"layers": {"dense1": {"class": "Dense"}}},
+                      'adapter key "class": user_code.py has no class "Dense"'),
+    "user_method_raises": ({"layers": {"rnn": {"class": "RaisingRNN"}}},
+                           "raised ValueError: no state today at user_code.py:7 in set_state"),
+    "user_property_raises": ({"layers": {"rnn": {"class": "PropertyRNN"}}},
+                             "raised AttributeError: a property of the user's at "
+                             "user_code.py:13 in set_state"),
+}
+
+
+@pytest.fixture
+def user_code(tmp_path):
+    (tmp_path / "textbook.py").write_text((STYLES_DIR / "textbook.py").read_text())
+    path = tmp_path / "user_code.py"
+    path.write_text(USER_CODE)
+    return str(path)
+
+
+@pytest.mark.parametrize("in_process", [False, True], ids=["worker", "in_process"])
+@pytest.mark.parametrize("case", WRONG_DECLARATIONS)
+def test_a_failing_adapter_made_call_blames_the_users_code(user_code, case, in_process):
+    override, blame = WRONG_DECLARATIONS[case]
+    report = gradcheck.check(user_code, adapter=dict(override, style="textbook"),
+                             in_process=in_process, **LAYERED)
+    assert not report.passed and report.finding.kind == "exception"
+    assert f"raised an exception: {blame} (window 1)." in report.diagnosis
+    assert "adapters.py" not in json.dumps(report.to_dict())
+
+
+@pytest.mark.parametrize("case", WRONG_DECLARATIONS)
+def test_a_failing_adapter_made_call_in_a_layer_check_blames_the_users_code(user_code, case):
+    from gradcheck.layer_check import check_layer
+    override, blame = WRONG_DECLARATIONS[case]
+    layer = "dense1" if case == "missing_class" else "rnn"
+    report = check_layer(layer, user_code, adapter=dict(override, style="textbook"),
+                         activations=adapters.supported(adapters.declaration("textbook"))[1],
+                         batch=4, input_size=3, hidden_size=4, state_size=3, output_size=5)
+    assert report.diagnosis == f"Layer {layer} raised an exception: {blame}."
+
+
+@pytest.mark.parametrize("in_process", [False, True], ids=["worker", "in_process"])
+def test_what_only_the_adapter_saw_fail_is_said_to_be_on_what_the_code_returned(tmp_path,
+                                                                                 in_process):
+    (tmp_path / "course.py").write_text((STYLES_DIR / "course.py").read_text())
+    (tmp_path / "returns_none.py").write_text(
+        "from course import *  # noqa: F401,F403\n\n\n"
+        "def rnn_forward(x, h0, Wx, Wh, b):\n    return None\n")
+    report = gradcheck.check(str(tmp_path / "returns_none.py"), adapter="course",
+                             in_process=in_process, **LAYERED)
+    assert ("raised TypeError: cannot unpack non-iterable NoneType object, in the adapter, on "
+            "what your code returned (window 1)") in report.diagnosis
+    assert "adapters.py" not in json.dumps(report.to_dict())
