@@ -761,9 +761,13 @@ class _FunctionStage(_Stage):
             *(self.to_user(d) for d in douts), self.cache)
         if not isinstance(back, (tuple, list)):
             back = (back,)                     # one gradient (an embedding's dW)
+        if len(back) < len(self.entry["grads"]):
+            raise DeclarationError(f'adapter key "grads": {self.entry["backward"]} returned '
+                                   f'{len(back)} values; the declaration names '
+                                   f'{len(self.entry["grads"])} ({", ".join(self.entry["grads"])})')
         grads = {}
-        for item, g in zip(self.entry["grads"], back):
-            if not item.startswith("-") and _split(item)[1] != "zeros":
+        for item, g in zip(self.entry["grads"], back):     # (None: not given, so missing)
+            if not item.startswith("-") and _split(item)[1] != "zeros" and g is not None:
                 name, arr = self.ad.dec(item, g, self.arrays)
                 grads[name] = arr
         return grads

@@ -154,19 +154,20 @@ def _call(forward, backward, spec, arrays, y, gs, kw):
     grads = backward(*(np.array(g, copy=True) for g in gs), cache)
     if not isinstance(grads, (tuple, list)):
         grads = (grads,)
-    return (tuple(_float64(o, f"forward's {a.name}") for o, a in zip(outs, spec.outputs)),
-            tuple(_float64(g, f"backward's d{a.name}") for g, a in zip(grads, spec.inputs)))
+    return (tuple(_float64(o, "forward", a.name) for o, a in zip(outs, spec.outputs)),
+            tuple(_float64(g, "backward", "d" + a.name) for g, a in zip(grads, spec.inputs)))
 
 
-def _float64(value, what):
+def _float64(value, who, name):
+    """``value``, what ``who`` (forward or backward) returned as ``name``, as a float64
+    array; _Broken when it is missing (None: NumPy would make it a NaN) or not numbers."""
+    if value is None:
+        raise _Broken(f"{who} returned no {name} (None)")
     try:
-        if value is None:                    # (NumPy would make it a NaN)
-            raise TypeError("None")
-        arr = np.asarray(value, np.float64)
+        return np.asarray(value, np.float64)
     except (TypeError, ValueError) as exc:
-        raise _Broken(f"{what} is not an array of numbers ({type(value).__name__}: "
+        raise _Broken(f"{who}'s {name} is not an array of numbers ({type(value).__name__}: "
                       f"{exc})") from None
-    return arr
 
 
 def _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states, tol):

@@ -12,7 +12,7 @@ import pytest
 import gradcheck
 from gradcheck import adapters
 from gradcheck.cli import main
-from tests.helpers import assert_figures_agree
+from tests.helpers import SMALL, assert_figures_agree
 
 STYLES_DIR = Path(__file__).resolve().parent / "impls" / "styles"
 FILES = {"course": "course.py", "textbook": "textbook.py", "cell": "cell.py",
@@ -416,7 +416,7 @@ def test_a_failing_adapter_made_call_in_a_layer_check_blames_the_users_code(user
     layer = "dense1" if case == "missing_class" else "rnn"
     report = check_layer(layer, user_code, adapter=dict(override, style="textbook"),
                          activations=adapters.supported(adapters.declaration("textbook"))[1],
-                         batch=4, input_size=3, hidden_size=4, state_size=3, output_size=5)
+                         **SMALL)
     assert report.diagnosis == f"Layer {layer} raised an exception: {blame}."
 
 
@@ -432,3 +432,34 @@ def test_what_only_the_adapter_saw_fail_is_said_to_be_on_what_the_code_returned(
     assert ("raised TypeError: cannot unpack non-iterable NoneType object, in the adapter, on "
             "what your code returned (window 1)") in report.diagnosis
     assert "adapters.py" not in json.dumps(report.to_dict())
+
+
+# A declared backward that gives no gradient for an input (None) or fewer values than its
+# "grads" names: the gradient is said to be missing, in a layer check and the whole window.
+NO_GRADIENT = {
+    "none": ("    return (*_rnn_backward(dh, cache)[:1], None, *_rnn_backward(dh, cache)[2:])",
+             "Layer rnn (the RNN over a window of T steps): backward returned no dh0 (None).",
+             "grads has keys W3, b3, W2, U, b2, W1, b1, x; expected W1, b1, W2, U, b2, W3, b3, "
+             "x, h0 (missing h0)"),
+    "fewer": ("    return _rnn_backward(dh, cache)[:4]",
+              'Layer rnn raised an exception: adapter key "grads": rnn_backward returned 4 '
+              'values; the declaration names 5 (a, h0, W2, U, b2).',
+              'adapter key "grads": rnn_backward returned 4 values; the declaration names 5 '
+              '(a, h0, W2, U, b2)'),
+}
+
+
+@pytest.mark.parametrize("case", NO_GRADIENT)
+def test_a_declared_backward_that_gives_no_gradient_is_said_to(tmp_path, case):
+    from gradcheck.layer_check import check_layer
+    body, layer_line, window_text = NO_GRADIENT[case]
+    (tmp_path / "course.py").write_text((STYLES_DIR / "course.py").read_text())
+    path = tmp_path / "no_gradient.py"
+    path.write_text("from course import *  # noqa: F401,F403\n"
+                    "from course import rnn_backward as _rnn_backward\n\n\n"
+                    f"def rnn_backward(dh, cache):\n{body}\n")
+    acts = adapters.supported(adapters.declaration("course"))[1]
+    report = check_layer("rnn", str(path), adapter="course", activations=acts, **SMALL)
+    assert report.diagnosis == layer_line
+    window = gradcheck.check(str(path), adapter="course", **LAYERED)
+    assert not window.passed and window_text in window.diagnosis
