@@ -82,19 +82,20 @@ _ALLOWED = "expected FILE.py[:FUNC] or MODULE:FUNC naming a function"
 DEFAULT_FUNC = "loss_and_grads"     # the contract's name: what FILE.py alone names
 
 
-def check_spec(spec):
+def check_spec(spec, option="impl"):
     """(where, func) of a well-formed ``FILE.py:FUNC`` (an existing file; ``FILE.py``
-    alone names its ``loss_and_grads``) or ``MODULE:FUNC``; UsageError otherwise.
-    Imports nothing (the checker calls it before starting a worker)."""
+    alone names its ``loss_and_grads``) or ``MODULE:FUNC``; UsageError naming ``option``
+    (the one the user gave it as) otherwise. Imports nothing (the checker calls it before
+    starting a worker)."""
     if isinstance(spec, str) and ":" not in spec and spec.endswith(".py"):
         spec = f"{spec}:{DEFAULT_FUNC}"
     if not isinstance(spec, str) or spec.count(":") < 1:
-        raise UsageError("impl", spec, _ALLOWED)
+        raise UsageError(option, spec, _ALLOWED)
     where, _, func = spec.rpartition(":")
     if not where or not func.isidentifier():
-        raise UsageError("impl", spec, _ALLOWED)
+        raise UsageError(option, spec, _ALLOWED)
     if _is_file(where) and not os.path.isfile(where):
-        raise UsageError("impl", spec, f"no such file {where!r}; {_ALLOWED}")
+        raise UsageError(option, spec, f"no such file {where!r}; {_ALLOWED}")
     return where, func
 
 
@@ -102,10 +103,12 @@ def _is_file(where):
     return where.endswith(".py") or os.sep in where
 
 
-def load_impl(spec):
-    """``FILE.py:FUNC`` or ``MODULE:FUNC`` -> the callable; UsageError when it cannot load."""
+def load_impl(spec, option="impl"):
+    """``FILE.py:FUNC`` or ``MODULE:FUNC`` -> the callable; UsageError naming ``option``
+    (the one the user gave it as: ``forward`` for ``gradcheck layer --forward``) when it
+    cannot load."""
     allowed = _ALLOWED
-    where, func = check_spec(spec)
+    where, func = check_spec(spec, option)
     try:
         if _is_file(where):
             name = "_gradcheck_impl_" + os.path.splitext(os.path.basename(where))[0]
@@ -129,15 +132,15 @@ def load_impl(spec):
             raise
         at = "" if isinstance(exc, SyntaxError) else where_raised(exc)   # (it names its line)
         hint = ("; code that imports its own package is checked from the package's root as "
-                "--impl PACKAGE.MODULE:FUNC, or given that root with --path DIR"
+                f"--{option} PACKAGE.MODULE:FUNC, or given that root with --path DIR"
                 if isinstance(exc, ModuleNotFoundError) and _is_file(where) else "")
-        raise UsageError("impl", spec, f"importing {where} raised {type(exc).__name__}: "
+        raise UsageError(option, spec, f"importing {where} raised {type(exc).__name__}: "
                                        f"{exc}{at}{hint}") from None
     fn = getattr(module, func, None)
     if fn is None:
-        raise UsageError("impl", spec, f"{where} has no attribute {func!r}; {allowed}")
+        raise UsageError(option, spec, f"{where} has no attribute {func!r}; {allowed}")
     if not callable(fn):
-        raise UsageError("impl", spec, f"{where}.{func} is not callable; {allowed}")
+        raise UsageError(option, spec, f"{where}.{func} is not callable; {allowed}")
     return fn
 
 
