@@ -215,18 +215,16 @@ def fill_skipped(fn, skip, model=None):
 _PACKAGE_DIR = os.path.dirname(__file__) + os.sep
 _ADAPTERS = os.path.join(_PACKAGE_DIR, "adapters.py")
 _LIBRARY_DIRS = tuple(os.path.dirname(p) + os.sep for p in
-                      (os.__file__, np.__file__)) + (_PACKAGE_DIR,)
+                      (os.__file__, np.__file__)) + (_PACKAGE_DIR, "<frozen ")
 
 
 def where_raised(exc):
     """`` at FILE:LINE in FUNC`` of the innermost frame in the user's code (not the
-    standard library's, NumPy's or gradcheck's), else of the innermost frame outside
-    gradcheck; never a frame of gradcheck's own: an exception that only gradcheck's frames
-    saw, in an adapter, was raised on what the user's code returned, and is said so; else
-    ""."""
+    standard library's, its frozen import machinery's, NumPy's or gradcheck's); else, when
+    an adapter of gradcheck's saw it alone, that it was raised on what the user's code
+    returned; else "" (no frame of the user's ran: naming another would blame it)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    mine = ([f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
-            or [f for f in frames if not f.filename.startswith(_PACKAGE_DIR)])
+    mine = [f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
     if mine:
         last = mine[-1]
         return f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
