@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 from .battery import BATTERY
 from .check import check
-from .errors import ExitCode, UsageError
+from .errors import UsageError
 from .model import DEFAULT_ACTIVATIONS, DEFAULT_CELL
 from .model import cell as model_cell
 
