@@ -246,6 +246,22 @@ def test_a_function_of_the_rnn_contract_gets_one_line_naming_the_lstm_s():
     assert messages == ["returned 3 values; --cell lstm expects (loss, grads, h_last, c_last)"]
 
 
+@pytest.mark.parametrize("in_process", [False, True], ids=["isolated", "in-process"])
+def test_a_function_of_the_rnn_signature_is_told_the_lstm_s_call(in_process):
+    """Its arguments do not bind: the message shows the call the LSTM's contract makes
+    (c0 after h0), not the RNN's, beside the function's own signature."""
+    from tests.impls import correct
+    impl = correct.loop_bptt if in_process else "tests/impls/correct.py:loop_bptt"
+    report = gradcheck.check(impl, cell="lstm", interval=2, batch=4, in_process=in_process)
+    assert not report.passed
+    [message] = [r.message for r in report.results if r.oracle == "contract"]
+    assert message.startswith(
+        "cannot be called the way the contract of --cell lstm calls it, loop_bptt(params, "
+        "x, y, h0, c0, loss=..., activations=..., reduction=...): TypeError: "), message
+    assert message.endswith("; its signature is (params, x, y, h0, *, loss='l2', "
+                            "activations=('tanh', 'tanh', 'identity'), reduction='mean')")
+
+
 def test_command_line_lstm_check_of_the_reference_exits_0(capsys):
     assert main(["--cell", "lstm", "--interval", "3", "--batch", "8"]) == ExitCode.OK
     out = capsys.readouterr().out
