@@ -49,7 +49,7 @@ import sys
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import DeclarationError, UsageError
 from .model import (DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_LOSS, DEFAULT_REDUCTION,
                     GRAD_NAMES, LAYERS, cell as cell_of, cell_names, describe)
 
@@ -479,11 +479,21 @@ def load_module(spec, adapter):
     return _module_of(spec, declaration(adapter))
 
 
-def _attr(module, name, what):
-    obj = getattr(module, name, None)
-    if obj is None:
-        raise UsageError("adapter", name, f"the module has no {what} {name!r}")
-    return obj
+_ABSENT = object()
+
+
+def _member(owner, name, key, what):
+    """``owner``'s ``name`` (a class or function of the user's module, a method or an
+    attribute of a user's object), which the declaration's ``key`` names: DeclarationError,
+    one line naming the key and what ``owner`` lacks, when it has no such name. Looked up
+    without running code first, so that an AttributeError the user's own property or
+    ``__getattr__`` raises keeps its frame (and its blame)."""
+    if (inspect.getattr_static(owner, name, _ABSENT) is _ABSENT
+            and inspect.getattr_static(owner, "__getattr__", None) is None):
+        whose = (os.path.basename(getattr(owner, "__file__", None) or owner.__name__)
+                 if inspect.ismodule(owner) else type(owner).__name__)
+        raise DeclarationError(f'adapter key "{key}": {whose} has no {what} "{name}"')
+    return getattr(owner, name)
 
 
 def build(spec, adapter):
@@ -676,7 +686,7 @@ class _Adapted:
         """One layer object of ``spec``: its class called with the declared ``args`` and
         ``kwargs`` (``"R:size"``: the integer), then ``load``."""
         args = [self.enc(a, arrays).copy() for a in spec.get("args", [])]
-        obj = _attr(self.module, spec["class"], "class")(*args, **self.kwargs(spec, arrays))
+        obj = _member(self.module, spec["class"], "class", "class")(*args, **self.kwargs(spec, arrays))
         self.load(spec, obj, arrays)
         return obj
 
@@ -692,7 +702,7 @@ class _Adapted:
             for item, p in zip(spec.get("args", []), getattr(obj, "params", [])):
                 np.copyto(p, self.enc(item, arrays))
         if spec.get("reset"):
-            _attr(obj, spec["reset"], "method")()
+            _member(obj, spec["reset"], "reset", "method")()
 
     def gradients(self, spec, obj, arrays):
         """{model name: gradient} the layer object holds: ``"get": {attribute: "W1"}``, or
@@ -703,7 +713,8 @@ class _Adapted:
         for key, item in pairs:
             if _split(item)[1] == "zeros":
                 continue
-            g = getattr(obj, key) if "get" in spec else obj.grads[key]
+            g = (_member(obj, key, "get", "attribute") if "get" in spec
+                 else _member(obj, "grads", "style", "attribute")[key])
             name, arr = self.dec(item, np.array(g, copy=True), arrays)
             out[name] = arr
         return out
@@ -712,7 +723,7 @@ class _Adapted:
         """A cell object of ``spec``: built from its ``args`` (or, with ``"keys"``, without
         them), then ``load_cell``."""
         args = [] if "keys" in spec else [self.enc(a, arrays).copy() for a in spec["args"]]
-        obj = _attr(self.module, spec["class"], "class")(*args, **self.kwargs(spec, arrays))
+        obj = _member(self.module, spec["class"], "class", "class")(*args, **self.kwargs(spec, arrays))
         self.load_cell(spec, obj, arrays)
         return obj
 
@@ -724,11 +735,11 @@ class _Adapted:
             for item, key in zip(spec["args"], spec.get("keys", list(p))):
                 p[key] = np.array(self.enc(item, arrays), copy=True)
         if self.decl.get("zero"):
-            getattr(obj, self.decl["zero"])()
+            _member(obj, self.decl["zero"], "zero", "method")()
 
     def cell_gradients(self, spec, obj, arrays):
         """{model name: gradient} of the cell's grads dict or list; none for ``:zeros``."""
-        g = getattr(obj, self.decl.get("grads", "grads"))
+        g = _member(obj, self.decl.get("grads", "grads"), "grads", "attribute")
         keys = spec.get("keys", list(g) if isinstance(g, dict) else range(len(g)))
         out = {}
         for item, key in zip(spec["args"], keys):
@@ -775,8 +786,8 @@ class _FunctionStage(_Stage):
 
     def forward(self, arrays):
         self.arrays = arrays
-        fn = _attr(self.ad.module, self.entry.get("forward", self.entry.get("function")),
-                   "function")
+        key = "forward" if "forward" in self.entry else "function"
+        fn = _member(self.ad.module, self.entry[key], key, "function")
         *got, self.cache = fn(*[self.ad.enc(a, arrays) for a in self.entry["args"]])
         if "returns" in self.entry:
             return tuple(self.from_user(g) for g in got)
@@ -784,13 +795,17 @@ class _FunctionStage(_Stage):
 
     def backward(self, dout):
         douts = dout if "returns" in self.entry else (dout,)
-        back = _attr(self.ad.module, self.entry["backward"], "function")(
+        back = _member(self.ad.module, self.entry["backward"], "backward", "function")(
             *(self.to_user(d) for d in douts), self.cache)
         if not isinstance(back, (tuple, list)):
             back = (back,)                     # one gradient (an embedding's dW)
+        if len(back) < len(self.entry["grads"]):
+            raise DeclarationError(f'adapter key "grads": {self.entry["backward"]} returned '
+                                   f'{len(back)} values; the declaration names '
+                                   f'{len(self.entry["grads"])} ({", ".join(self.entry["grads"])})')
         grads = {}
-        for item, g in zip(self.entry["grads"], back):
-            if not item.startswith("-") and _split(item)[1] != "zeros":
+        for item, g in zip(self.entry["grads"], back):     # (None: not given, so missing)
+            if not item.startswith("-") and _split(item)[1] != "zeros" and g is not None:
                 name, arr = self.ad.dec(item, g, self.arrays)
                 grads[name] = arr
         return grads
@@ -800,7 +815,7 @@ class _FunctionLoss(_Stage):
     """``loss, dz3 = function(*args)``."""
 
     def forward(self, arrays):
-        fn = _attr(self.ad.module, self.entry["function"], "function")
+        fn = _member(self.ad.module, self.entry["function"], "function", "function")
         value, self.dz3 = fn(*[self.ad.enc(a, arrays) for a in self.entry["args"]])
         return value
 
@@ -828,24 +843,25 @@ class _ClassStage(_Stage):
         else:
             self.ad.load(self.entry, self.obj, arrays)
         if self.state is not None:
-            if self.ad.decl.get("h0") == "zeros":
-                getattr(self.obj, self.entry.get("reset_state", "reset_state"))()
+            key = "reset_state" if self.ad.decl.get("h0") == "zeros" else "set_state"
+            method = _member(self.obj, self.entry.get(key, key), key, "method")
+            if key == "reset_state":
+                method()
             else:                            # with the further states (c0) it takes
-                getattr(self.obj, self.entry.get("set_state", "set_state"))(
-                    arrays[self.state].copy(), *(s.copy() for s in self.ad.states_in.values()))
+                method(arrays[self.state].copy(), *(s.copy() for s in self.ad.states_in.values()))
 
     def forward(self, arrays):
         seq = self.entry.get("sequence")
         x = self.ad.enc(self.inp, arrays)
-        if seq in ("list", "steps"):
-            x = _steps(np.swapaxes(x, 0, 1) if self.ad.batch_first else x)
-            got = (self.obj.forward(x) if seq == "list" else [self.obj.forward(x_t) for x_t in x])
-            return np.stack(got)
-        return self.from_user(self.obj.forward(x))
+        forward = _member(self.obj, "forward", "style", "method")
+        if seq not in ("list", "steps"):
+            return self.from_user(forward(x))
+        x = _steps(np.swapaxes(x, 0, 1) if self.ad.batch_first else x)
+        return np.stack(forward(x) if seq == "list" else [forward(x_t) for x_t in x])
 
     def backward(self, dout):
         seq = self.entry.get("sequence")
-        d = self.obj.backward(_steps(dout) if seq in ("list", "steps") else self.to_user(dout))
+        d = _member(self.obj, "backward", "style", "method")(_steps(dout) if seq in ("list", "steps") else self.to_user(dout))
         grads = self.ad.gradients(self.entry, self.obj, self.arrays)
         if d is not None:
             grads[self.inp] = (np.stack(d) if isinstance(d, (list, tuple))
@@ -857,9 +873,11 @@ class _ClassStage(_Stage):
             skip = self.ad.skip
             for i, o in self.ad.model.extra_states:    # the attributes the entry names
                 if i not in skip:
-                    grads[i] = np.array(getattr(self.obj, self.entry["d" + i]), copy=True)
+                    grads[i] = np.array(_member(self.obj, self.entry["d" + i], "d" + i,
+                                                "attribute"), copy=True)
                 if o not in skip:
-                    self.ad.states_out[o] = np.array(getattr(self.obj, self.entry[o]), copy=True)
+                    self.ad.states_out[o] = np.array(_member(self.obj, self.entry[o], o,
+                                                             "attribute"), copy=True)
         return grads
 
     def h_last(self, h):
@@ -872,11 +890,12 @@ class _ClassLoss(_ClassStage):
 
     def forward(self, arrays):
         bf = self.ad.batch_first
-        return self.obj.forward(_encode(arrays["z3"], "time", bf),
-                                _encode(arrays["y"], "time", bf))
+        return _member(self.obj, "forward", "style", "method")(
+            _encode(arrays["z3"], "time", bf), _encode(arrays["y"], "time", bf))
 
     def backward(self, dout):
-        return {"z3": _decode(self.obj.backward(), "time", None, self.ad.batch_first)}
+        dz3 = _member(self.obj, "backward", "style", "method")()
+        return {"z3": _decode(dz3, "time", None, self.ad.batch_first)}
 
 
 class _CellStage(_Stage):
@@ -900,7 +919,7 @@ class _CellStage(_Stage):
             setattr(self.obj, attrs[0], np.array(arrays[self.state], copy=True))
 
     def forward(self, arrays):
-        fwd = getattr(self.obj, self.ad.decl.get("forward", "forward"))
+        fwd = _member(self.obj, self.ad.decl.get("forward", "forward"), "forward", "method")
         xs = _steps(arrays[self.inp]) if self.time else [arrays[self.inp]]
         h, out = (arrays[self.state] if self.state else None), []
         for x_t in xs:
@@ -909,7 +928,7 @@ class _CellStage(_Stage):
         return np.stack(out) if self.time else out[0]
 
     def backward(self, dout):
-        bwd = getattr(self.obj, self.ad.decl.get("backward", "backward"))
+        bwd = _member(self.obj, self.ad.decl.get("backward", "backward"), "backward", "method")
         douts = _steps(dout) if self.time else [dout]
         din, dh_next = [None] * len(douts), np.zeros_like(douts[0])
         for t in reversed(range(len(douts))):
@@ -923,7 +942,8 @@ class _CellStage(_Stage):
         if self.state is not None and not self.inside:
             grads[self.state] = np.array(dh_next, copy=True)
         elif self.state is not None and attrs:
-            grads[self.state] = np.array(getattr(self.obj, attrs[1]), copy=True)
+            grads[self.state] = np.array(_member(self.obj, attrs[1], "state", "attribute"),
+                                         copy=True)
         return grads
 
     def h_last(self, h):
@@ -934,7 +954,7 @@ class _CellLoss(_Stage):
     """A per-step loss function: ``loss_t, dz_t = function(z_t, y_t)``, summed over steps."""
 
     def forward(self, arrays):
-        fn = _attr(self.ad.module, self.entry["function"], "function")
+        fn = _member(self.ad.module, self.entry["function"], "function", "function")
         got = [fn(z_t, y_t) for z_t, y_t in zip(arrays["z3"], arrays["y"])]
         self.dz3 = np.stack([dz for _, dz in got])
         return sum(v for v, _ in got)
@@ -953,14 +973,14 @@ class _Function(_Adapted):
         arrays = dict(params, x=x, y=y, h0=h0)
         if "object" in d and self.owner is None:    # a method of an object built once
             spec = d["object"]
-            self.owner = _attr(m, spec["class"], "class")(
+            self.owner = _member(m, spec["class"], "class", "class")(
                 *[self.enc(a, arrays) for a in spec.get("args", [])],
                 **self.kwargs(spec, arrays))
         owner = m if self.owner is None else self.owner
         for key, item in d.get("globals", {}).items():   # module globals, or its attributes
             value = self.enc(item, arrays)
             setattr(owner, key, value if isinstance(value, int) else value.copy())
-        out = _attr(owner, d["function"], "function")(*[self.enc(a, arrays) for a in d["args"]])
+        out = _member(owner, d["function"], "function", "function")(*[self.enc(a, arrays) for a in d["args"]])
         like = dict(arrays, h_last=h0)
         value, grads, h_last = None, {}, None
         for item, arr in zip(d["returns"], out):

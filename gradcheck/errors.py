@@ -1,7 +1,8 @@
-"""The one error type for bad usage, and the documented exit codes."""
+"""The one error type for bad usage, the error for code that lacks what its adapter
+declaration names, and the documented exit codes."""
 import enum
 
-__all__ = ["UsageError", "ExitCode"]
+__all__ = ["UsageError", "DeclarationError", "ExitCode"]
 
 
 class ExitCode(enum.IntEnum):
@@ -25,3 +26,10 @@ class UsageError(ValueError):
         flag = f"--{self.option.replace('_', '-')}"
         return f"{flag}: {self.allowed}" if self.value is True else \
             f"{flag} {self.value}: {self.allowed}"
+
+
+class DeclarationError(AttributeError):
+    """The user's code lacks a name its adapter declaration gives (a class, a function, a
+    method, an attribute), found when the adapter calls it: a verdict whose whole message
+    is the one line naming the declaration's key and what is missing, since no frame of
+    the user's code ran to point at."""

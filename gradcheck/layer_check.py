@@ -44,6 +44,7 @@ from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_LOSS
                     LayerSpec, array, cell, cell_layers, layer_spec, shape_of, side)
 from .report import Report, Result
 from .tolerances import tolerance
+from .untrusted import exception_message
 
 __all__ = ["LAYER_SPECS", "LayerSpec", "check_layer", "spec_of"]
 
@@ -156,19 +157,20 @@ def _call(forward, backward, spec, arrays, y, gs, kw, skip=()):
         grads = (grads,)
     grads = [np.zeros(np.shape(arrays[i])) if i < len(spec.inputs) and spec.inputs[i].name in skip
              else g for i, g in enumerate(grads)]
-    return (tuple(_float64(o, f"forward's {a.name}") for o, a in zip(outs, spec.outputs)),
-            tuple(_float64(g, f"backward's d{a.name}") for g, a in zip(grads, spec.inputs)))
+    return (tuple(_float64(o, "forward", a.name) for o, a in zip(outs, spec.outputs)),
+            tuple(_float64(g, "backward", "d" + a.name) for g, a in zip(grads, spec.inputs)))
 
 
-def _float64(value, what):
+def _float64(value, who, name):
+    """``value``, what ``who`` (forward or backward) returned as ``name``, as a float64
+    array; _Broken when it is missing (None: NumPy would make it a NaN) or not numbers."""
+    if value is None:
+        raise _Broken(f"{who} returned no {name} (None)")
     try:
-        if value is None:                    # (NumPy would make it a NaN)
-            raise TypeError("None")
-        arr = np.asarray(value, np.float64)
+        return np.asarray(value, np.float64)
     except (TypeError, ValueError) as exc:
-        raise _Broken(f"{what} is not an array of numbers ({type(value).__name__}: "
+        raise _Broken(f"{who}'s {name} is not an array of numbers ({type(value).__name__}: "
                       f"{exc})") from None
-    return arr
 
 
 def _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states, tol, skip=()):
@@ -344,11 +346,11 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
                                         report.results, {}, dtype, loss)
         return report
     except Exception as exc:        # the layer under test raised: a verdict, not a crash
+        message = exception_message(exc)          # where in the user's code, never ours
         report.results.append(Result(name="exception", oracle="contract", window=1,
-                                     passed=False,
-                                     message=f"raised {type(exc).__name__}: {exc}"))
-        report.finding = Diagnosis("exception", f"Layer {layer} raised {type(exc).__name__}: "
-                                                f"{exc}.", {"windows": [1]})
+                                     passed=False, message=message))
+        report.finding = Diagnosis("exception", f"Layer {layer} raised an exception: "
+                                                f"{message}.", {"windows": [1]})
         return report
     want_outs, want = jax_vjp(layer, options, arrays, gs, y)
     fd = fd_vjp(layer, options, arrays, gs, y)

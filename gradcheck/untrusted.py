@@ -20,7 +20,7 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import DeclarationError, UsageError
 from .model import GRAD_NAMES
 from .model import (DEFAULT_CELL, INPUT_NAME, LOSS_NAME, STATE_NAME, STATE_OUT_NAME, array,
                     describe)
@@ -82,19 +82,20 @@ _ALLOWED = "expected FILE.py[:FUNC] or MODULE:FUNC naming a function"
 DEFAULT_FUNC = "loss_and_grads"     # the contract's name: what FILE.py alone names
 
 
-def check_spec(spec):
+def check_spec(spec, option="impl"):
     """(where, func) of a well-formed ``FILE.py:FUNC`` (an existing file; ``FILE.py``
-    alone names its ``loss_and_grads``) or ``MODULE:FUNC``; UsageError otherwise.
-    Imports nothing (the checker calls it before starting a worker)."""
+    alone names its ``loss_and_grads``) or ``MODULE:FUNC``; UsageError naming ``option``
+    (the one the user gave it as) otherwise. Imports nothing (the checker calls it before
+    starting a worker)."""
     if isinstance(spec, str) and ":" not in spec and spec.endswith(".py"):
         spec = f"{spec}:{DEFAULT_FUNC}"
     if not isinstance(spec, str) or spec.count(":") < 1:
-        raise UsageError("impl", spec, _ALLOWED)
+        raise UsageError(option, spec, _ALLOWED)
     where, _, func = spec.rpartition(":")
     if not where or not func.isidentifier():
-        raise UsageError("impl", spec, _ALLOWED)
+        raise UsageError(option, spec, _ALLOWED)
     if _is_file(where) and not os.path.isfile(where):
-        raise UsageError("impl", spec, f"no such file {where!r}; {_ALLOWED}")
+        raise UsageError(option, spec, f"no such file {where!r}; {_ALLOWED}")
     return where, func
 
 
@@ -102,10 +103,12 @@ def _is_file(where):
     return where.endswith(".py") or os.sep in where
 
 
-def load_impl(spec):
-    """``FILE.py:FUNC`` or ``MODULE:FUNC`` -> the callable; UsageError when it cannot load."""
+def load_impl(spec, option="impl"):
+    """``FILE.py:FUNC`` or ``MODULE:FUNC`` -> the callable; UsageError naming ``option``
+    (the one the user gave it as: ``forward`` for ``gradcheck layer --forward``) when it
+    cannot load."""
     allowed = _ALLOWED
-    where, func = check_spec(spec)
+    where, func = check_spec(spec, option)
     try:
         if _is_file(where):
             name = "_gradcheck_impl_" + os.path.splitext(os.path.basename(where))[0]
@@ -129,15 +132,15 @@ def load_impl(spec):
             raise
         at = "" if isinstance(exc, SyntaxError) else where_raised(exc)   # (it names its line)
         hint = ("; code that imports its own package is checked from the package's root as "
-                "--impl PACKAGE.MODULE:FUNC, or given that root with --path DIR"
+                f"--{option} PACKAGE.MODULE:FUNC, or given that root with --path DIR"
                 if isinstance(exc, ModuleNotFoundError) and _is_file(where) else "")
-        raise UsageError("impl", spec, f"importing {where} raised {type(exc).__name__}: "
+        raise UsageError(option, spec, f"importing {where} raised {type(exc).__name__}: "
                                        f"{exc}{at}{hint}") from None
     fn = getattr(module, func, None)
     if fn is None:
-        raise UsageError("impl", spec, f"{where} has no attribute {func!r}; {allowed}")
+        raise UsageError(option, spec, f"{where} has no attribute {func!r}; {allowed}")
     if not callable(fn):
-        raise UsageError("impl", spec, f"{where}.{func} is not callable; {allowed}")
+        raise UsageError(option, spec, f"{where}.{func} is not callable; {allowed}")
     return fn
 
 
@@ -209,19 +212,27 @@ def fill_skipped(fn, skip, model=None):
     return filled
 
 
+_PACKAGE_DIR = os.path.dirname(__file__) + os.sep
+_ADAPTERS = os.path.join(_PACKAGE_DIR, "adapters.py")
 _LIBRARY_DIRS = tuple(os.path.dirname(p) + os.sep for p in
-                      (os.__file__, np.__file__, __file__))
+                      (os.__file__, np.__file__)) + (_PACKAGE_DIR,)
 
 
 def where_raised(exc):
     """`` at FILE:LINE in FUNC`` of the innermost frame in the user's code (not the
-    standard library's, NumPy's or gradcheck's), else of the innermost frame; "" if none."""
+    standard library's, NumPy's or gradcheck's), else of the innermost frame outside
+    gradcheck; never a frame of gradcheck's own: an exception that only gradcheck's frames
+    saw, in an adapter, was raised on what the user's code returned, and is said so; else
+    ""."""
     frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return ""
-    mine = [f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
-    last = (mine or frames)[-1]
-    return f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
+    mine = ([f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
+            or [f for f in frames if not f.filename.startswith(_PACKAGE_DIR)])
+    if mine:
+        last = mine[-1]
+        return f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
+    if any(f.filename == _ADAPTERS for f in frames):
+        return ", in the adapter, on what your code returned"
+    return ""
 
 
 def exception_message(exc, fn=None, options=None):
@@ -235,6 +246,8 @@ def exception_message(exc, fn=None, options=None):
         text = "<message could not be shown>"
     if len(text) > 300:
         text = text[:300] + "..."
+    if isinstance(exc, DeclarationError):      # its one line says it all: no frame to name
+        return printable(text)
     if fn is not None and _did_not_bind(exc):
         return printable(f"cannot be called the way the contract calls it, "
                          f"{contract_call(fn, options or {})}: TypeError: {text}"

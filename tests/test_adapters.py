@@ -12,7 +12,7 @@ import pytest
 import gradcheck
 from gradcheck import adapters
 from gradcheck.cli import main
-from tests.helpers import assert_figures_agree
+from tests.helpers import SMALL, assert_figures_agree
 
 STYLES_DIR = Path(__file__).resolve().parent / "impls" / "styles"
 FILES = {"course": "course.py", "textbook": "textbook.py", "cell": "cell.py",
@@ -359,3 +359,107 @@ def test_its_file_form_says_to_use_the_module_form():
     assert done.returncode == 2
     assert "No module named 'common'" in done.stderr
     assert "from the package's root as --impl PACKAGE.MODULE:FUNC" in done.stderr
+
+
+# Code whose adapter-made calls fail: the blame names the user's code (its frame that
+# raised, or the declaration's key and what the code lacks), never gradcheck's own files.
+USER_CODE = '''from textbook import *  # noqa: F401,F403
+from textbook import TimeRNN as _TimeRNN
+
+
+class RaisingRNN(_TimeRNN):
+    def set_state(self, h):
+        raise ValueError("no state today")
+
+
+class PropertyRNN(_TimeRNN):
+    @property
+    def set_state(self):
+        raise AttributeError("a property of the user's")
+'''
+WRONG_DECLARATIONS = {
+    "missing_method": ({"layers": {"rnn": {"set_state": "load_state"}}},
+                       'adapter key "set_state": TimeRNN has no method "load_state"'),
+    "missing_class": ({"layers": {"dense1": {"class": "Dense"}}},
+                      'adapter key "class": user_code.py has no class "Dense"'),
+    "user_method_raises": ({"layers": {"rnn": {"class": "RaisingRNN"}}},
+                           "raised ValueError: no state today at user_code.py:7 in set_state"),
+    "user_property_raises": ({"layers": {"rnn": {"class": "PropertyRNN"}}},
+                             "raised AttributeError: a property of the user's at "
+                             "user_code.py:13 in set_state"),
+}
+
+
+@pytest.fixture
+def user_code(tmp_path):
+    (tmp_path / "textbook.py").write_text((STYLES_DIR / "textbook.py").read_text())
+    path = tmp_path / "user_code.py"
+    path.write_text(USER_CODE)
+    return str(path)
+
+
+@pytest.mark.parametrize("in_process", [False, True], ids=["worker", "in_process"])
+@pytest.mark.parametrize("case", WRONG_DECLARATIONS)
+def test_a_failing_adapter_made_call_blames_the_users_code(user_code, case, in_process):
+    override, blame = WRONG_DECLARATIONS[case]
+    report = gradcheck.check(user_code, adapter=dict(override, style="textbook"),
+                             in_process=in_process, **LAYERED)
+    assert not report.passed and report.finding.kind == "exception"
+    assert f"raised an exception: {blame} (window 1)." in report.diagnosis
+    assert "adapters.py" not in json.dumps(report.to_dict())
+
+
+@pytest.mark.parametrize("case", WRONG_DECLARATIONS)
+def test_a_failing_adapter_made_call_in_a_layer_check_blames_the_users_code(user_code, case):
+    from gradcheck.layer_check import check_layer
+    override, blame = WRONG_DECLARATIONS[case]
+    layer = "dense1" if case == "missing_class" else "rnn"
+    report = check_layer(layer, user_code, adapter=dict(override, style="textbook"),
+                         activations=adapters.supported(adapters.declaration("textbook"))[1],
+                         **SMALL)
+    assert report.diagnosis == f"Layer {layer} raised an exception: {blame}."
+
+
+@pytest.mark.parametrize("in_process", [False, True], ids=["worker", "in_process"])
+def test_what_only_the_adapter_saw_fail_is_said_to_be_on_what_the_code_returned(tmp_path,
+                                                                                 in_process):
+    (tmp_path / "course.py").write_text((STYLES_DIR / "course.py").read_text())
+    (tmp_path / "returns_none.py").write_text(
+        "from course import *  # noqa: F401,F403\n\n\n"
+        "def rnn_forward(x, h0, Wx, Wh, b):\n    return None\n")
+    report = gradcheck.check(str(tmp_path / "returns_none.py"), adapter="course",
+                             in_process=in_process, **LAYERED)
+    assert ("raised TypeError: cannot unpack non-iterable NoneType object, in the adapter, on "
+            "what your code returned (window 1)") in report.diagnosis
+    assert "adapters.py" not in json.dumps(report.to_dict())
+
+
+# A declared backward that gives no gradient for an input (None) or fewer values than its
+# "grads" names: the gradient is said to be missing, in a layer check and the whole window.
+NO_GRADIENT = {
+    "none": ("    return (*_rnn_backward(dh, cache)[:1], None, *_rnn_backward(dh, cache)[2:])",
+             "Layer rnn (the RNN over a window of T steps): backward returned no dh0 (None).",
+             "grads has keys W3, b3, W2, U, b2, W1, b1, x; expected W1, b1, W2, U, b2, W3, b3, "
+             "x, h0 (missing h0)"),
+    "fewer": ("    return _rnn_backward(dh, cache)[:4]",
+              'Layer rnn raised an exception: adapter key "grads": rnn_backward returned 4 '
+              'values; the declaration names 5 (a, h0, W2, U, b2).',
+              'adapter key "grads": rnn_backward returned 4 values; the declaration names 5 '
+              '(a, h0, W2, U, b2)'),
+}
+
+
+@pytest.mark.parametrize("case", NO_GRADIENT)
+def test_a_declared_backward_that_gives_no_gradient_is_said_to(tmp_path, case):
+    from gradcheck.layer_check import check_layer
+    body, layer_line, window_text = NO_GRADIENT[case]
+    (tmp_path / "course.py").write_text((STYLES_DIR / "course.py").read_text())
+    path = tmp_path / "no_gradient.py"
+    path.write_text("from course import *  # noqa: F401,F403\n"
+                    "from course import rnn_backward as _rnn_backward\n\n\n"
+                    f"def rnn_backward(dh, cache):\n{body}\n")
+    acts = adapters.supported(adapters.declaration("course"))[1]
+    report = check_layer("rnn", str(path), adapter="course", activations=acts, **SMALL)
+    assert report.diagnosis == layer_line
+    window = gradcheck.check(str(path), adapter="course", **LAYERED)
+    assert not window.passed and window_text in window.diagnosis

@@ -62,13 +62,18 @@ _ref = cell_module("{cell}")
 {layer}_backward = _ref.{layer}_backward
 def two_values(*args):
     return _ref.{layer}_forward(*args)[:2]
-def not_an_array(*args):
+def none_out(*args):
     *outs, cache = _ref.{layer}_forward(*args)
     return (None,) * len(outs) + (cache,)
+def not_an_array(*args):
+    *outs, cache = _ref.{layer}_forward(*args)
+    return ("h",) * len(outs) + (cache,)
 def one_array(*args):
     return _ref.{layer}_forward(*args)[0]
 def none_grads(*douts):
     return (None,) * 6
+def word_grads(*douts):
+    return ("d",) * 6
 def five_grads(*douts):
     return _ref.{layer}_backward(*douts)[:5]
 def wrong_shape(*douts):
@@ -92,16 +97,17 @@ def test_cli_takes_a_layer_s_two_functions(layer, tmp_path, capsys):
 @pytest.mark.parametrize("forward,backward,line", [
     ("two_values", "lstm_step_backward",
      "forward returned 2 values; layer lstm_step expects (h_t, c_t, cache)"),
-    ("not_an_array", "lstm_step_backward",
-     "forward's h_t is not an array of numbers (NoneType"),
+    ("none_out", "lstm_step_backward", "forward returned no h_t (None)"),
+    ("not_an_array", "lstm_step_backward", "forward's h_t is not an array of numbers (str"),
     ("one_array", "lstm_step_backward",
      "forward returned one ndarray; layer lstm_step expects (h_t, c_t, cache)"),
-    ("lstm_step_forward", "none_grads", "backward's da_t is not an array of numbers (NoneType"),
+    ("lstm_step_forward", "none_grads", "backward returned no da_t (None)"),
+    ("lstm_step_forward", "word_grads", "backward's da_t is not an array of numbers (str"),
     ("lstm_step_forward", "five_grads",
      "backward returned 5 arrays; expected 6 (da_t, dh_prev, dc_prev, dWx, dWh, db)"),
     ("lstm_step_forward", "wrong_shape", "dWh has shape (20, 5); expected (5, 20)"),
-], ids=["forward-arity", "not-an-array", "not-a-tuple", "grad-not-an-array", "backward-arity",
-        "shape"])
+], ids=["forward-arity", "no-output", "not-an-array", "not-a-tuple", "no-grad",
+        "grad-not-an-array", "backward-arity", "shape"])
 def test_a_broken_return_is_one_clear_line(forward, backward, line, tmp_path, capsys):
     path = _module(tmp_path, COPY.format(cell="lstm", layer="lstm_step"))
     code = main(["layer", "lstm_step", "--impl", f"{path}:{forward},{backward}", "--json"])

@@ -149,6 +149,41 @@ def test_cli_layer_subcommand(capsys):
     assert "--layer lstm_cell: expected one of" in capsys.readouterr().err
 
 
+GOOD_FORWARD, GOOD_BACKWARD = "reference.layers:rnn_forward", "reference.layers:rnn_backward"
+
+
+@pytest.mark.parametrize("given,bad,message", [
+    ("forward", "no_such_file.py:f", "no such file 'no_such_file.py'"),
+    ("backward", "no_such_file.py:f", "no such file 'no_such_file.py'"),
+    ("forward", "reference.layers:nope", "reference.layers has no attribute 'nope'"),
+    ("backward", "reference.layers:nope", "reference.layers has no attribute 'nope'"),
+    ("forward", "no_such_module_here:f", "importing no_such_module_here raised "
+                                         "ModuleNotFoundError"),
+    ("backward", "no_such_module_here:f", "importing no_such_module_here raised "
+                                          "ModuleNotFoundError"),
+    ("forward", "f", "expected FILE.py[:FUNC] or MODULE:FUNC naming a function"),
+], ids=["forward-file", "backward-file", "forward-name", "backward-name", "forward-import",
+        "backward-import", "forward-form"])
+def test_a_forward_or_backward_that_cannot_load_names_its_own_option(given, bad, message,
+                                                                      capsys):
+    pair = {"forward": GOOD_FORWARD, "backward": GOOD_BACKWARD, given: bad}
+    assert main(["layer", "rnn", "--forward", pair["forward"],
+                 "--backward", pair["backward"]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gradcheck layer: error: --{given} {bad}: {message}"), err
+    assert err.count("\n") == 1 and "--impl" not in err
+
+
+def test_a_forward_whose_package_is_missing_is_told_the_forward_option(tmp_path, capsys):
+    path = tmp_path / "imports_its_package.py"
+    path.write_text("import no_such_package_here  # noqa: F401\n")
+    assert main(["layer", "rnn", "--forward", f"{path}:f", "--backward", GOOD_BACKWARD]) == 2
+    err = capsys.readouterr().err
+    assert ("checked from the package's root as --forward PACKAGE.MODULE:FUNC, or given "
+            "that root with --path DIR") in err
+    assert "--impl" not in err
+
+
 def test_a_layer_result_with_a_non_finite_oracle_says_so():
     """A layer's Result is judge.result_of's (its own copy formatted None and crashed)."""
     import numpy as np

@@ -141,7 +141,8 @@ def body(args):
             given, missing = ("forward", "backward") if args.forward else ("backward", "forward")
             raise BadUsage(f"--{given} needs --{missing}: a layer is checked as the pair")
         with on_path(args.path):
-            forward, backward = load_impl(args.forward), load_impl(args.backward)
+            forward = load_impl(args.forward, "forward")
+            backward = load_impl(args.backward, "backward")
     elif args.path is not None:
         raise BadUsage("--path needs --impl or --forward/--backward: it is where their own "
                        "package is found")
