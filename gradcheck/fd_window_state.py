@@ -20,12 +20,14 @@ stays relative to the perturbation and ``oracle_fd`` can take tiny steps.
 
 Dimension letters: T (steps of the window), B, I, H, R, O (gradcheck/model.py).
 """
+import math
+import threading
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["WindowState", "CopiesChange", "activation_aux", "activation_change", "relu_crossed",
-           "ACTIVATIONS"]
+__all__ = ["WindowState", "CopiesChange", "Scratch", "activation_aux", "activation_change",
+           "relu_crossed", "tanh_aux_scaled", "tanh_change_into", "ACTIVATIONS"]
 
 
 def _sigmoid(z):
@@ -75,6 +77,12 @@ def _softplus_change(z, dz):
 _SERIES_MAX = 1e-4
 
 
+# dz^2 below this: the series' factor 1 - s^2 dz^2 / 3 (s <= 1) is 1 in float64 (the term
+# is below 2^-53 / 3, under half the spacing of the floats just below 1, 2^-54), so u = dz
+# exactly, and the three passes that form the factor are skipped.
+_SERIES_EXACT = 2.0 ** -53
+
+
 def _tanh_series(x):
     """tanh(x) = x (1 - x^2/3) for |x| <= _SERIES_MAX (in 4 passes, cheaper than
     np.tanh here); garbage beyond, which activation_change replaces."""
@@ -83,6 +91,62 @@ def _tanh_series(x):
     out += 1.0
     out *= x
     return out
+
+
+def tanh_aux_scaled(z, s):
+    """What tanh_change_into needs to give s (tanh(z + s dz) - tanh(z)): (-s^2/3, s tanh(z),
+    s^2 sech^2(z)), broadcasting like z; ``s`` broadcasts against z (1 for tanh itself,
+    1/2 for a sigmoid written as a tanh: s(v) = (1 + tanh(v / 2)) / 2, z = v / 2)."""
+    _, fz, sech2 = activation_aux("tanh", z, np.tanh(z))
+    s = np.asarray(s, np.float64)
+    return np.broadcast_to(-s * s / 3.0, fz.shape), s * fz, s * s * sech2
+
+
+def tanh_change_into(dz, aux, out, work):
+    """s (tanh(z + s dz) - tanh(z)) written into ``out`` (``work``: a scratch array shaped
+    like dz), from ``aux = tanh_aux_scaled(z, s)``; the scale folded into the series and
+    the addition formula (u = dz (1 - s^2 dz^2 / 3) = tanh(s dz) / s to 1.3e-17 relative;
+    s (tanh(z + s dz) - tanh(z)) = u s^2 sech^2 / (1 + s tanh(z) u)), without the
+    temporaries activation_change makes. Returns False, out unset, when some
+    |dz| > _SERIES_MAX (only exploding states): the caller takes activation_change."""
+    series, sfz, s2sech2 = aux
+    np.multiply(dz, dz, out=work)
+    largest = work.max(initial=0.0)
+    if largest > _SERIES_MAX * _SERIES_MAX:                  # |s dz| <= |dz|: s <= 1
+        return False
+    if largest < _SERIES_EXACT:                              # 1 - s^2 dz^2 / 3 rounds to 1
+        u = dz
+    else:
+        work *= series
+        work += 1.0
+        work *= dz
+        u = work
+    np.multiply(sfz, u, out=out)
+    out += 1.0
+    np.divide(s2sech2, out, out=out)
+    out *= u
+    return True
+
+
+class Scratch:
+    """Arrays a thread reuses across the steps and chunks of one finite-difference call.
+
+    A step's temporaries are a few hundred KB: each one made afresh is, by glibc's
+    default, mapped and faulted in (or trimmed back and faulted in again), which costs
+    more than the arithmetic on it; a library leaves the process's malloc settings as
+    they are (oracle_fd.keep_freed_memory), so the engine keeps its own. ``get(key,
+    shape)``: the thread's array ``key`` (contents undefined), grown when too small."""
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def get(self, key, shape):
+        buffers = self._local.__dict__.setdefault("buffers", {})
+        size = math.prod(shape)
+        flat = buffers.get(key)
+        if flat is None or flat.size < size:
+            flat = buffers[key] = np.empty(size)
+        return flat[:size].reshape(shape)
 
 
 def activation_aux(name, z, fz):
@@ -189,6 +253,7 @@ class WindowState:
             self._hG_c = self.h[1:] @ (2.0 * self._half_gram) + c_l2   # [T, B, R]
         self.growth = max(1.0, self.cell_growth(), float(np.max(np.abs(self.z3), initial=0.0)))
         self.f1_aux = activation_aux(self.activations[0], self.z1, self.a)
+        self.scratch = Scratch()                  # the copies' reused arrays (cells' engines)
 
     # ---- the cell: the vanilla RNN here; a subclass overrides these two for another
 

@@ -38,7 +38,7 @@ from typing import NamedTuple
 
 from .battery import BATTERY
 from .check import check
-from .errors import ExitCode, UsageError
+from .errors import UsageError
 from .model import DEFAULT_ACTIVATIONS, DEFAULT_CELL
 from .model import cell as model_cell
 
@@ -142,11 +142,11 @@ def _jsonable(options):
     return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
 
 
-def _measure_one(options, impl=None):
+def _measure_one(options, impl=None, path=None):
     entry = {"options": _jsonable(options), "config": None, "passed": False, "error": None,
              "results": {}}
     try:
-        report = check(impl, **options)
+        report = check(impl, **options, **({} if path is None else {"path": path}))
     except UsageError as e:
         if e.option == "impl":    # an implementation that cannot be loaded: bad usage
             raise
@@ -169,13 +169,15 @@ def _measure_one(options, impl=None):
     return entry
 
 
-def measure(configs=None, impl=None):
+def measure(configs=None, impl=None, path=None):
     """Check ``impl`` under every named config; the document the baseline stores.
 
     ``configs`` maps a name to keyword arguments of ``gradcheck.check`` (default
     ``CONFIGS``); ``impl`` is what ``gradcheck.check`` takes (None: the reference; a
-    ``FILE.py:FUNC`` spec is recorded under "impl"). Deterministic: the same code gives
-    the same document. Raises UsageError when ``impl`` cannot be loaded.
+    ``FILE.py:FUNC`` spec is recorded under "impl"); ``path``: its package's root
+    (``gradcheck.check``'s ``path``; not recorded, so the baseline does not depend on
+    where the package lies). Deterministic: the same code gives the same document. Raises
+    UsageError when ``impl`` cannot be loaded.
     """
     configs = CONFIGS if configs is None else configs
     if impl is None:
@@ -187,7 +189,8 @@ def measure(configs=None, impl=None):
                  "result window/array/oracle. Written by gradcheck regression --impl ... "
                  "--baseline FILE --update; compared by the same without --update.")
     doc = {"about": about, "format": FORMAT,
-           "configs": {name: _measure_one(options, impl) for name, options in configs.items()}}
+           "configs": {name: _measure_one(options, impl, path)
+                       for name, options in configs.items()}}
     if impl is not None:
         doc["impl"] = _label(impl)
     return doc

@@ -215,18 +215,16 @@ def fill_skipped(fn, skip, model=None):
 _PACKAGE_DIR = os.path.dirname(__file__) + os.sep
 _ADAPTERS = os.path.join(_PACKAGE_DIR, "adapters.py")
 _LIBRARY_DIRS = tuple(os.path.dirname(p) + os.sep for p in
-                      (os.__file__, np.__file__)) + (_PACKAGE_DIR,)
+                      (os.__file__, np.__file__)) + (_PACKAGE_DIR, "<frozen ")
 
 
 def where_raised(exc):
     """`` at FILE:LINE in FUNC`` of the innermost frame in the user's code (not the
-    standard library's, NumPy's or gradcheck's), else of the innermost frame outside
-    gradcheck; never a frame of gradcheck's own: an exception that only gradcheck's frames
-    saw, in an adapter, was raised on what the user's code returned, and is said so; else
-    ""."""
+    standard library's, its frozen import machinery's, NumPy's or gradcheck's); else, when
+    an adapter of gradcheck's saw it alone, that it was raised on what the user's code
+    returned; else "" (no frame of the user's ran: naming another would blame it)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    mine = ([f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
-            or [f for f in frames if not f.filename.startswith(_PACKAGE_DIR)])
+    mine = [f for f in frames if not f.filename.startswith(_LIBRARY_DIRS)]
     if mine:
         last = mine[-1]
         return f" at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
@@ -235,11 +233,12 @@ def where_raised(exc):
     return ""
 
 
-def exception_message(exc, fn=None, options=None):
+def exception_message(exc, fn=None, options=None, model=None):
     """``raised TYPE: message at FILE:LINE in FUNC``, bounded in length. Given the
     function and the options it was called with: a TypeError raised by the call itself
     (its arguments did not bind, so no frame of the function ran) names the call the
-    contract makes and the function's own signature, instead of the checker's frame."""
+    contract of ``model``'s cell makes (default: the RNN's) and the function's own
+    signature, instead of the checker's frame."""
     try:
         text = str(exc)
     except BaseException:                  # its __str__ is user code too
@@ -249,18 +248,22 @@ def exception_message(exc, fn=None, options=None):
     if isinstance(exc, DeclarationError):      # its one line says it all: no frame to name
         return printable(text)
     if fn is not None and _did_not_bind(exc):
-        return printable(f"cannot be called the way the contract calls it, "
-                         f"{contract_call(fn, options or {})}: TypeError: {text}"
+        states = model.state_names if model is not None else (STATE_NAME,)
+        whose = ("the contract" if model is None or model.cell.name == DEFAULT_CELL
+                 else f"the contract of --cell {model.cell.name}")
+        return printable(f"cannot be called the way {whose} calls it, "
+                         f"{contract_call(fn, options or {}, states)}: TypeError: {text}"
                          f"{_signature(fn)}")
     return printable(f"raised {type(exc).__name__}: {text}{where_raised(exc)}")
 
 
-def contract_call(fn, options):
-    """``loss_and_grads(params, x, y, h0, loss=..., activations=..., reduction=...)``."""
+def contract_call(fn, options, states=(STATE_NAME,)):
+    """``loss_and_grads(params, x, y, h0, loss=..., activations=..., reduction=...)``,
+    with the cell's incoming ``states`` (h0, c0 for the LSTM)."""
     name = getattr(fn, "__name__", None)
     name = name if isinstance(name, str) and name.isidentifier() else "loss_and_grads"
     keywords = "".join(f", {k}=..." for k in options)
-    return f"{name}(params, x, y, h0{keywords})"
+    return f"{name}(params, x, y, {', '.join(states)}{keywords})"
 
 
 def _did_not_bind(exc):
@@ -485,7 +488,7 @@ def call_impl(impl, params, x, y, h0, options, states=None, model=None):
         if isinstance(exc, KeyboardInterrupt):
             raise
         return Outcome(None, None, None,
-                       [Problem("exception", exception_message(exc, impl, options))])
+                       [Problem("exception", exception_message(exc, impl, options, model))])
     changed = modified(before, args)
     problems = [modified_problem(changed)] if changed else []
     arrays, more, grads_given = convert_return(out, model)

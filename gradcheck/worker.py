@@ -138,7 +138,7 @@ def _call(fn, header, raw, untrusted, np, model):
         out = fn(params, x, y, h0, *states, **header["options"])
     except BaseException as exc:       # untrusted: even SystemExit is a verdict
         name = "memory" if isinstance(exc, MemoryError) else "exception"
-        message = untrusted.exception_message(exc, fn, header["options"])
+        message = untrusted.exception_message(exc, fn, header["options"], model)
         return {"problems": [[name, message + sandbox.space_note(exc)]]}, []
     changed = [n for n in raw if inputs[n].tobytes() != raw[n][2]]
     problems = [untrusted.modified_problem(changed)] if changed else []

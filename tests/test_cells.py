@@ -136,6 +136,45 @@ def test_the_finite_differences_run_in_chunks_on_threads_identically(cell, cell_
         np.testing.assert_array_equal(chunked.kinks[n], whole.kinks[n], n)
 
 
+# A loss difference of copies moved by 1e-3 (beyond the series' range of the gates'
+# changes, which are then differenced directly) against JAX's two float64 losses: their
+# own rounding is a few eps of the loss (a sum of T B O terms), and the difference cancels
+# to ~1e-6 of it, so the bound is that rounding, 64 eps |loss|, beside 1e-10 of the
+# difference (the engine's own rounding there); a wrong step is off by O(1) of it.
+LARGE_MOVE_RTOL = 1e-10
+LARGE_MOVE_LOSS_ULPS = 64 * np.finfo(np.float64).eps
+
+
+@pytest.mark.parametrize(("cell", "cell_options"), CASES, ids=CASE_IDS)
+def test_copies_moved_beyond_the_series_range_agree_with_two_forwards(cell, cell_options,
+                                                                       monkeypatch):
+    """An incoming state moved by 1e-3 (as exploding states move the gates): the engine's
+    loss difference of the copies against JAX's two forwards (a model of reduction sum),
+    the gates' changes differenced directly."""
+    from gradcheck.cells import gru_fd, lstm_fd
+    engine = {"lstm": lstm_fd, "gru": gru_fd}[cell]
+    config, data = _cell_data(cell, "l2-sigmoid-out", cell_options)
+    options = dict(config.model_options, **config.model.options)
+    states = tuple(data.states.values())
+    w = {"lstm": lstm_fd.LSTMWindowState, "gru": gru_fd.GRUWindowState}[cell](
+        data.params, data.x, data.y, data.h0, *states, **options)
+    direct = []
+
+    def spy(name, dz, aux):
+        direct.append(float(np.max(np.abs(dz))))
+        return activation_change(name, dz, aux)
+    activation_change = engine.activation_change
+    monkeypatch.setattr(engine, "activation_change", spy)
+    move = 1e-3 * np.random.default_rng(0).uniform(-1.0, 1.0, data.h0.shape)
+    change, _ = w.copies_change(0, 2, {"h0": np.stack([move, -move])})     # G = 2 copies
+    assert max(direct) > 1e-4                                   # beyond the series' range
+    jax = model.side(cell, "jax")
+    plus, minus = (jax.jax_window(data.params, data.x, data.y, data.h0 + m, *states,
+                                  **options).loss for m in (move, -move))
+    bound = LARGE_MOVE_RTOL * abs(plus - minus) + LARGE_MOVE_LOSS_ULPS * abs(plus)
+    assert abs(change.sum() - (plus - minus)) <= bound
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_the_lstm_s_one_column_first_step_is_the_dense_step(name, monkeypatch):
     """Wx, b and Wh copies run their first step on the one column they move; the
@@ -205,6 +244,22 @@ def test_a_function_of_the_rnn_contract_gets_one_line_naming_the_lstm_s():
     assert not report.passed
     messages = [r.message for r in report.results if r.oracle == "contract"]
     assert messages == ["returned 3 values; --cell lstm expects (loss, grads, h_last, c_last)"]
+
+
+@pytest.mark.parametrize("in_process", [False, True], ids=["isolated", "in-process"])
+def test_a_function_of_the_rnn_signature_is_told_the_lstm_s_call(in_process):
+    """Its arguments do not bind: the message shows the call the LSTM's contract makes
+    (c0 after h0), not the RNN's, beside the function's own signature."""
+    from tests.impls import correct
+    impl = correct.loop_bptt if in_process else "tests/impls/correct.py:loop_bptt"
+    report = gradcheck.check(impl, cell="lstm", interval=2, batch=4, in_process=in_process)
+    assert not report.passed
+    [message] = [r.message for r in report.results if r.oracle == "contract"]
+    assert message.startswith(
+        "cannot be called the way the contract of --cell lstm calls it, loop_bptt(params, "
+        "x, y, h0, c0, loss=..., activations=..., reduction=...): TypeError: "), message
+    assert message.endswith("; its signature is (params, x, y, h0, *, loss='l2', "
+                            "activations=('tanh', 'tanh', 'identity'), reduction='mean')")
 
 
 def test_command_line_lstm_check_of_the_reference_exits_0(capsys):

@@ -8,7 +8,8 @@ import pytest
 import reference
 from gradcheck import oracle_fd
 from gradcheck.compare import compare
-from gradcheck.fd_window_state import ACTIVATIONS, WindowState
+from gradcheck.fd_window_state import (ACTIVATIONS, Scratch, WindowState, tanh_aux_scaled,
+                                       tanh_change_into)
 from gradcheck.model import GRAD_NAMES
 from gradcheck.oracle_fd import fd_directional, fd_window
 from gradcheck.oracle_jax import jax_window
@@ -169,6 +170,46 @@ def test_activation_change_is_relative_to_the_perturbation(name):
     f = ACTIVATIONS[name]
     textbook = f(w.z1 + dz) - f(w.z1)
     assert not np.allclose(textbook, want, rtol=CHANGE_RTOL, atol=0)
+
+
+# dz of 1e-8 takes tanh_change_into's u = dz path (the series factor rounds to 1); 1e-6
+# its series path; both within _SERIES_MAX (1e-4).
+@pytest.mark.parametrize("size", [1e-8, 1e-6])
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_tanh_change_into_is_relative_to_the_perturbation(name, size):
+    """The cells' in-place gate change: tanh itself (s = 1) and a sigmoid written as a
+    tanh (s = 1/2 at z / 2), against the third-order Taylor change, as activation_change."""
+    config, data = small_data(interval=2)
+    z = WindowState(data.params, data.x, data.y, data.h0, **config.model_options).z1
+    dz = size * np.array([-1.0, -0.3, 0.7, 1.0])[:, None, None, None] * np.ones(z.shape)
+    s = 1.0 if name == "tanh" else 0.5
+    out, work = np.empty_like(dz), np.empty_like(dz)
+    assert tanh_change_into(dz, tanh_aux_scaled(s * z, s), out, work)
+    np.testing.assert_allclose(out, _taylor_change(name, z, dz), rtol=CHANGE_RTOL, atol=0)
+
+
+def test_tanh_change_into_leaves_exploding_changes_to_activation_change():
+    """A change beyond the series' range (only exploding states make one) is refused, so
+    the cell's engine differences it directly (activation_change)."""
+    z = np.zeros((2, 3))
+    dz = np.array([[1e-8, 0.0, 0.0], [0.0, 2e-4, 0.0]])
+    assert not tanh_change_into(dz, tanh_aux_scaled(z, 1.0), np.empty_like(dz),
+                                np.empty_like(dz))
+
+
+def test_scratch_reuses_a_thread_s_arrays_and_keeps_threads_apart():
+    scratch = Scratch()
+    a = scratch.get("dh", (4, 5))
+    assert a.shape == (4, 5)
+    assert np.shares_memory(scratch.get("dh", (2, 5)), a)           # smaller: reused
+    assert not np.shares_memory(scratch.get("dc", (4, 5)), a)       # another key
+    bigger = scratch.get("dh", (8, 5))
+    assert bigger.shape == (8, 5) and not np.shares_memory(bigger, a)   # grown
+    other = []
+    thread = threading.Thread(target=lambda: other.append(scratch.get("dh", (8, 5))))
+    thread.start()
+    thread.join()
+    assert not np.shares_memory(other[0], bigger)
 
 
 @pytest.mark.parametrize("engine", ["fd_window", "fd_directional"])

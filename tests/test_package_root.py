@@ -1,7 +1,7 @@
 """--path DIR: code that imports its own package (``from common.layers import ...``) is given
-the package's root, in ``gradcheck``, ``gradcheck layer`` and ``gradcheck grade``; the
-worker gets a private copy of the root's .py tree (with the copy's refusals), and the
-checker's own path never changes."""
+the package's root, in ``gradcheck``, ``gradcheck layer``, ``gradcheck grade`` and
+``gradcheck regression``; the worker gets a private copy of the root's .py tree (with the
+copy's refusals), and the checker's own path never changes."""
 import json
 import os
 import sys
@@ -76,8 +76,9 @@ def test_grade_gives_every_submission_the_class_package(capsys):
 
 
 @pytest.mark.parametrize("command", [["--interval", "2", "--impl", MODEL],
-                                     ["layer", "rnn"], ["grade", MODEL]],
-                         ids=["gradcheck", "layer", "grade"])
+                                     ["layer", "rnn"], ["grade", MODEL],
+                                     ["regression", "--impl", MODEL, "--baseline", "b.json"]],
+                         ids=["gradcheck", "layer", "grade", "regression"])
 @pytest.mark.parametrize("where,message", [
     ("missing", "--path {}: no such folder"),
     ("file", "--path {}: not a folder; expected the package's root folder"),
@@ -100,10 +101,38 @@ def test_a_path_that_is_not_a_folder_is_one_line(command, where, message, tmp_pa
     (["grade", "--bundle", "gradescope", "out"],
      "gradcheck grade: error: --path and --bundle: an autograder carries no folder of yours; "
      "put the package in the submission"),
-], ids=["gradcheck", "layer", "grade-bundle"])
+    (["regression"], "gradcheck regression: error: --path needs --impl: it is where --impl's "
+                     "own package is found"),
+], ids=["gradcheck", "layer", "grade-bundle", "regression"])
 def test_a_path_without_code_to_give_it_to_is_one_line(argv, message, capsys):
     assert main(argv + ["--path", str(PKGROOT)]) == ExitCode.USAGE
     assert capsys.readouterr().err == message + "\n"
+
+
+@pytest.mark.parametrize("impl", [MODEL, "models.rnn:loss_and_grads"], ids=["file", "module"])
+def test_regression_gives_the_package_root_to_every_configuration(impl, tmp_path, monkeypatch,
+                                                                   capsys):
+    from gradcheck import regression
+    monkeypatch.setattr(regression, "IMPL_CONFIGS", {"small": dict(interval=2, batch=2)})
+    baseline = str(tmp_path / "mine.json")
+    argv = ["regression", "--impl", impl, "--baseline", baseline]
+    assert main(argv + ["--update"]) == ExitCode.USAGE        # ('common', or 'models')
+    assert "raised ModuleNotFoundError: No module named" in capsys.readouterr().err
+    assert main(argv + ["--path", str(PKGROOT), "--update"]) == ExitCode.OK
+    doc = regression.load_baseline(baseline)
+    small = doc["configs"]["small"]              # the root is not recorded: it may move
+    assert small["passed"] and "path" not in small["options"] and "path" not in small["config"]
+    assert main(argv + ["--path", str(PKGROOT)]) == ExitCode.OK
+    assert "no regression" in capsys.readouterr().out
+
+
+def test_regression_advice_to_create_the_baseline_keeps_the_path(tmp_path, capsys):
+    baseline = tmp_path / "missing.json"
+    assert main(["regression", "--impl", MODEL, "--path", str(PKGROOT),
+                 "--baseline", str(baseline)]) == ExitCode.USAGE
+    assert capsys.readouterr().err.rstrip().endswith(
+        f"create it with: gradcheck regression --impl {MODEL} --path {PKGROOT} "
+        f"--baseline {baseline} --update")
 
 
 def _root(tmp_path):

@@ -12,9 +12,12 @@ import subprocess
 import sys
 import time
 
-import pytest
+import jax  # noqa: F401  (imported before pytester's in-process runs, as in
+import pytest  # test_pytest_plugin.py: pytester drops the modules an inner run imported,
+#                and a second import of jaxlib in one process aborts it)
 
 import gradcheck
+import gradcheck.oracle_jax  # noqa: F401  (likewise: the inner runs' oracle)
 from gradcheck import sandbox
 from gradcheck.cli import main
 from gradcheck.errors import ExitCode

@@ -120,6 +120,31 @@ def test_no_module_imports_another_modules_private_name():
     assert _private_imports() == set()
 
 
+SOURCES = sorted([*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "reference").rglob("*.py")])
+
+
+def _unused_imports(path):
+    """The names ``path`` imports (at any level; not those on a ``noqa`` line, kept on
+    purpose) that it never reads nor lists in ``__all__``: pyflakes' rule, without it."""
+    text = path.read_text(encoding="utf-8")
+    tree, lines = ast.parse(text), text.splitlines()
+    imported = {(a.asname or a.name.split(".")[0]) for n in ast.walk(tree)
+                if isinstance(n, (ast.Import, ast.ImportFrom))
+                and getattr(n, "module", None) != "__future__"
+                and "noqa" not in lines[n.lineno - 1] for a in n.names} - {"*"}
+    read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    listed = {c.value for n in ast.walk(tree) if isinstance(n, ast.Assign)
+              and any(getattr(t, "id", None) == "__all__" for t in n.targets)
+              for c in ast.walk(n.value) if isinstance(c, ast.Constant)}
+    return imported - read - listed
+
+
+@pytest.mark.parametrize("path", SOURCES,
+                         ids=[p.relative_to(PACKAGE.parent).as_posix() for p in SOURCES])
+def test_no_module_imports_a_name_it_never_uses(path):
+    assert _unused_imports(path) == set()
+
+
 def test_library_modules_do_not_parse_arguments():
     """argparse only in the command-line modules (cli/, grade/cli.py) and the benches."""
     allowed = {"grade/cli.py", "bench.py", "bench_isolation.py", "grade/bench.py"}

@@ -18,7 +18,8 @@ Which copies run for each array: gradcheck/cells/fd_cells.py.
 """
 import numpy as np
 
-from ..fd_window_state import WindowState, activation_aux, activation_change
+from ..fd_window_state import (WindowState, activation_aux, activation_change,
+                               tanh_aux_scaled, tanh_change_into)
 from ..tolerances import FD_STEP
 from . import fd_cells
 from .fd_cells import by_block
@@ -32,7 +33,8 @@ class GRUWindowState(WindowState):
     """The unperturbed window with a GRU cell. Beside WindowState's attributes: after
     (the reset after the product); zx [T, B, 3R]; u [T, B, 3R] (h_{t-1} Wh + bh);
     zr, zz, zn and r, z, n [T, B, R]; rh = r h_{t-1}; aux_rz (of r and z as two
-    blocks [2, T, B, R]), aux_n; u_n [T, B, R] (u's n block); Wh_blocks [3, R, R]."""
+    blocks [2, T, B, R]), aux_n, and their tanh_change_into forms; keep = 1 - z; u_n
+    [T, B, R] (u's n block); Wh_blocks [3, R, R]."""
 
     def __init__(self, params, x, y, h0, *, reset_after=False, **options):
         self.after = bool(reset_after)
@@ -62,6 +64,11 @@ class GRUWindowState(WindowState):
         self.aux_rz = activation_aux("sigmoid", np.stack([self.zr, self.zz]),
                                      np.stack([self.r, self.z]))
         self.aux_n = activation_aux("tanh", self.zn, self.n)
+        # the same changes in place (fd_window_state.tanh_change_into): r and z as tanhs,
+        # s(v) = (1 + tanh(v / 2)) / 2, and n
+        self.aux_rz_scaled = tanh_aux_scaled(np.stack([self.zr, self.zz]) / 2.0, 0.5)
+        self.aux_n_scaled = tanh_aux_scaled(self.zn, 1.0)
+        self.keep = 1.0 - self.z                                 # [T, B, R], 1 - z
         self.u_n = np.ascontiguousarray(self.u[..., 2 * R:])    # [T, B, R]
         self.Wh_blocks = by_block(p["Wh"], 3)                    # [3, R, R]: r, z, n
         return h
@@ -82,12 +89,15 @@ class GRUWindowState(WindowState):
         K = 3 if self.after else 2
         dh = starts["h0"] if "h0" in starts else np.zeros((G, B, R))
         change, kink = np.zeros(N // 2), np.zeros(N // 2, bool)
+        get = self.scratch.get
+        hp, term, dzn = (get(key, (G, B, R)) for key in ("hp", "term", "dzn"))
+        dzx, du = get("dzx", (3, G, B, R)), get("du", (K, G, B, R))
         for t in range(t0, T):
-            hp = self.h[t] + dh                                  # each copy's h_{t-1}
-            dzx = np.zeros((3, G, B, R))
+            np.add(self.h[t], dh, out=hp)                        # each copy's h_{t-1}
+            dzx.fill(0.0)
             if into_x is not None:
                 into_x(t, dzx)
-            du = (dh.reshape(1, N, R) @ self.Wh_blocks[:K]).reshape(K, G, B, R)
+            np.matmul(dh.reshape(1, N, R), self.Wh_blocks[:K], out=du.reshape(K, N, R))
             n_block = None
             if moved is not None:
                 name, row, col, sign = moved
@@ -96,26 +106,65 @@ class GRUWindowState(WindowState):
                 n_block = (block == 2) & (not self.after)        # Wh_n multiplies r h_{t-1}
                 rz = ~n_block
                 du[block[rz], every[rz], :, unit[rz]] += sign[rz, None] * value[rz]
-            dr, dz = activation_change("sigmoid", dzx[:2] + du[:2],
-                                       tuple(a[:, t, None] for a in self.aux_rz))
+            dr, dz = self._rz_changes(t, dzx[:2], du[:2])
             r = self.r[t]
             if self.after:
-                dzn = dzx[2] + dr * (self.u_n[t] + du[2]) + r * du[2]
+                # dzn = dzx_n + dr (u_n + du_n) + r du_n
+                np.add(self.u_n[t], du[2], out=dzn)
+                dzn *= dr
+                dzn += dzx[2]
+                np.multiply(r, du[2], out=term)
+                dzn += term
             else:
-                drh = dr * hp + r * dh                           # d(r h_{t-1})
-                dzn = dzx[2] + (drh.reshape(N, R) @ self.Wh_blocks[2]).reshape(G, B, R)
+                drh = get("drh", (G, B, R))                      # d(r h_{t-1}) = dr hp + r dh
+                np.multiply(dr, hp, out=drh)
+                np.multiply(r, dh, out=term)
+                drh += term
+                np.matmul(drh.reshape(N, R), self.Wh_blocks[2], out=dzn.reshape(N, R))
+                dzn += dzx[2]
                 if n_block is not None and n_block.any():
                     rh = (r + dr) * hp                           # each copy's r h_{t-1}
                     m = every[n_block]
                     dzn[m, :, unit[n_block]] += sign[n_block, None] * rh[m, :, row[n_block]]
-            dn = activation_change("tanh", dzn, tuple(a[t] for a in self.aux_n))
+            dn = self._n_change(t, dzn)
             z, n = self.z[t], self.n[t]
-            dh = (1.0 - z) * dn + z * dh + dz * (hp - n - dn)
+            # dh = (1 - z) dn + z dh + dz (h + dh - n - dn), into the array the previous
+            # step did not use
+            dh_new = get(f"dh{t % 2}", (G, B, R))
+            np.multiply(self.keep[t], dn, out=dh_new)
+            np.multiply(z, dh, out=term)
+            dh_new += term
+            np.subtract(hp, n, out=term)
+            term -= dn
+            term *= dz
+            dh_new += term
+            dh = dh_new
             step, k = self.pair_loss_change(t, dh.reshape(N, R), rows, True)
             change += step
             if k is not None:
                 kink |= k
         return change.reshape(G // 2, B), kink.reshape(G // 2, B)
+
+    def _rz_changes(self, t, dzx_rz, du_rz):
+        """The changes of r and z [2, G, B, R] (a scratch array) at step t from their
+        pre-activations' changes, dzx_rz + du_rz [2, G, B, R]."""
+        pre = self.scratch.get("pre_rz", dzx_rz.shape)
+        np.add(dzx_rz, du_rz, out=pre)
+        out = self.scratch.get("drz", pre.shape)
+        if not tanh_change_into(pre, tuple(a[:, t, None] for a in self.aux_rz_scaled), out,
+                                self.scratch.get("work_rz", pre.shape)):
+            out[...] = activation_change("sigmoid", pre, tuple(a[:, t, None]
+                                                               for a in self.aux_rz))
+        return out
+
+    def _n_change(self, t, dzn):
+        """The change of n [G, B, R] (a scratch array) at step t from its
+        pre-activation's, dzn."""
+        out = self.scratch.get("dn", dzn.shape)
+        if not tanh_change_into(dzn, tuple(a[t] for a in self.aux_n_scaled), out,
+                                self.scratch.get("work_n", dzn.shape)):
+            out[...] = activation_change("tanh", dzn, tuple(a[t] for a in self.aux_n))
+        return out
 
 
 def fd_window(params, x, y, h0, *, loss, activations, reduction, reset_after=False,

@@ -19,7 +19,8 @@ so rounding stays relative to the perturbation and the step can be as tiny as th
 """
 import numpy as np
 
-from ..fd_window_state import WindowState, activation_aux, activation_change
+from ..fd_window_state import (WindowState, activation_aux, activation_change,
+                               tanh_aux_scaled, tanh_change_into)
 from ..tolerances import FD_STEP
 from . import fd_cells
 from .fd_cells import by_block
@@ -73,6 +74,8 @@ class LSTMWindowState(WindowState):
         # (_one_column_step): g for i, c_{t-1} for f, i for g, nothing for o [4, T, B, R]
         self.dc_factor = np.stack([g, c[:-1], i, np.zeros_like(g)])
         self.tc_aux = activation_aux("tanh", c[1:], self.tc)
+        self.gate_aux_scaled = tanh_aux_scaled(scaled, self.gate_scale)
+        self.tc_aux_scaled = tanh_aux_scaled(c[1:], 1.0)
         self.Wh_blocks = by_block(p["Wh"], 4)                    # [4, R, R]
         return h
 
@@ -97,10 +100,13 @@ class LSTMWindowState(WindowState):
         dc = starts["c0"] if "c0" in starts else zeros
         change, kink = np.zeros(N // 2), np.zeros(N // 2, bool)
         one_column = column is not None and not starts
+        dzg = self.scratch.get("dzg", (4, G, B, R))
         for t in range(t0, T):
             first = one_column and t == t0                       # dh = 0: dh Wh = 0
-            dzg = np.zeros((4, G, B, R)) if first else (dh.reshape(1, N, R) @ self.Wh_blocks
-                                                        ).reshape(4, G, B, R)
+            if first:
+                dzg.fill(0.0)
+            else:
+                np.matmul(dh.reshape(1, N, R), self.Wh_blocks, out=dzg.reshape(4, N, R))
             if into_x is not None:
                 into_x(t, dzg)
             if moved is not None:                                # Wh: h_{t-1} of each copy
@@ -108,47 +114,70 @@ class LSTMWindowState(WindowState):
                 every = np.arange(G)
                 dzg[col // R, every, :, col % R] += sign[:, None] * (self.h[t][:, r].T
                                                                      + dh[every, :, r])
+            # the step's (dh, dc) go to the scratch arrays the previous step did not use
+            out = tuple(self.scratch.get(f"{v}{t % 2}", (G, B, R)) for v in ("dh", "dc"))
             if first:
-                dh, dc = self._one_column_step(t, dzg, column)
+                dh, dc = self._one_column_step(t, dzg, column, out)
             else:
-                dh, dc = self._step(t, dzg, dh, dc)
+                dh, dc = self._step(t, dzg, dh, dc, out)
             step, k = self.pair_loss_change(t, dh.reshape(N, R), rows, True)
             change += step
             if k is not None:
                 kink |= k
         return change.reshape(G // 2, B), kink.reshape(G // 2, B)
 
-    def _step(self, t, dzg, dh, dc):
+    def _gate_changes(self, t, dzg):
+        """The four gates' changes [4, G, B, R] (a scratch array) at step t from the
+        change of their pre-activations dzg [4, G, B, R]."""
+        dq = self.scratch.get("dq", dzg.shape)
+        if not tanh_change_into(dzg, tuple(a[:, t, None] for a in self.gate_aux_scaled), dq,
+                                self.scratch.get("work", dzg.shape)):
+            np.multiply(activation_change("tanh", dzg * self.gate_scale,
+                                          tuple(a[:, t, None] for a in self.gate_aux)),
+                        self.gate_scale, out=dq)
+        return dq
+
+    def _tanh_c_change(self, t, dc):
+        """tanh(c_t + dc) - tanh(c_t) [G, B, R] (a scratch array)."""
+        dtc = self.scratch.get("dtc", dc.shape)
+        if not tanh_change_into(dc, tuple(a[t] for a in self.tc_aux_scaled), dtc,
+                                self.scratch.get("work_c", dc.shape)):
+            dtc[...] = activation_change("tanh", dc, tuple(a[t] for a in self.tc_aux))
+        return dtc
+
+    def _step(self, t, dzg, dh, dc, out):
         """Step t of the copies: (dh, dc) [G, B, R] from the previous ones and the change
-        of the gates' pre-activations dzg [4, G, B, R]."""
-        x = dzg * self.gate_scale
-        di, df, dg, do = activation_change("tanh", x, tuple(a[:, t, None] for a in
-                                                             self.gate_aux)) * self.gate_scale
+        of the gates' pre-activations dzg [4, G, B, R], written into ``out`` (two
+        arrays [G, B, R], neither of them dh or dc)."""
+        di, df, dg, do = self._gate_changes(t, dzg)
         i, f, g, o = (v[t] for v in self.gate_values)
+        dh_new, dc_new = out
+        term = self.scratch.get("term", dc.shape)
         # products of gates, each term a change times an O(1) value:
         # dc = f dc + df (c + dc) + i dg + di (g + dg)
-        term = self.c[t] + dc
+        np.add(self.c[t], dc, out=term)
         term *= df
-        dc = f * dc
-        dc += term
+        np.multiply(f, dc, out=dc_new)
+        dc_new += term
         np.multiply(i, dg, out=term)
-        dc += term
+        dc_new += term
         np.add(g, dg, out=term)
         term *= di
-        dc += term
-        dtc = activation_change("tanh", dc, tuple(a[t] for a in self.tc_aux))
+        dc_new += term
+        dtc = self._tanh_c_change(t, dc_new)
         # dh = o dtanh(c) + do (tanh(c) + dtanh(c))
-        dh = self.tc[t] + dtc
-        dh *= do
+        np.add(self.tc[t], dtc, out=dh_new)
+        dh_new *= do
         dtc *= o
-        dh += dtc
-        return dh, dc
+        dh_new += dtc
+        return dh_new, dc_new
 
-    def _one_column_step(self, t, dzg, col):
+    def _one_column_step(self, t, dzg, col, out):
         """Step t of copies that enter it with no state difference and whose gate
         pre-activations move in one column each (col [G]; dzg [4, G, B, R] zero
         elsewhere): one gate changes, and c and h in that column's unit alone. Returns
-        (dh, dc) [G, B, R], the dense step's values (its other terms are exact zeros)."""
+        (dh, dc) [G, B, R] written into ``out``, the dense step's values (its other terms
+        are exact zeros)."""
         _, G, B, R = dzg.shape
         every = np.arange(G)
         gate, unit = np.divmod(col, R)                           # [G]: block (i f g o), unit
@@ -170,7 +199,9 @@ class LSTMWindowState(WindowState):
         dh_u *= np.where((gate == 3)[:, None], dq, 0.0)
         dtc *= at(self.gate_values[3])
         dh_u += dtc
-        dh, dc = np.zeros((2, G, B, R))
+        dh, dc = out
+        dh.fill(0.0)
+        dc.fill(0.0)
         dh[every, :, unit], dc[every, :, unit] = dh_u, dc_u
         return dh, dc
 

@@ -8,7 +8,7 @@ from .. import regression
 from ..errors import ExitCode, UsageError
 from ..model import DEFAULT_CELL
 from .check import cell_options
-from .skeleton import BadUsage, Outcome, Parser, flag, run
+from .skeleton import PATH_HELP, BadUsage, Outcome, Parser, flag, run
 
 __all__ = ["build_parser", "main"]
 
@@ -30,6 +30,7 @@ def build_parser():
                         "configurations (required with --baseline)")
     p.add_argument("--baseline", type=Path, default=None, metavar="FILE",
                    help="your baseline file (required with --impl)")
+    p.add_argument("--path", metavar="DIR", kind="folder", help="with --impl: " + PATH_HELP)
     p.add_argument("--cell", default=DEFAULT_CELL,
                    help=f"the implementation's cell (default {DEFAULT_CELL}; with --impl): "
                         f"the battery's configurations that the cell can run, with it")
@@ -53,6 +54,8 @@ def _target(args):
     if args.baseline is not None and args.impl is None:
         raise BadUsage("--baseline needs --impl naming the implementation it measures "
                        "(without both: the reference against the project's own baseline)")
+    if args.path is not None and args.impl is None:
+        raise BadUsage("--path needs --impl: it is where --impl's own package is found")
     if args.impl is not None:
         return args.baseline, args.impl
     path = regression.project_baseline()
@@ -66,7 +69,8 @@ def _target(args):
 def _update_command(args):
     if args.impl is None:
         return "python -m gradcheck.regression --update"
-    return f"gradcheck regression --impl {args.impl} --baseline {args.baseline} --update"
+    path = "" if args.path is None else f" --path {args.path}"
+    return f"gradcheck regression --impl {args.impl}{path} --baseline {args.baseline} --update"
 
 
 def _count(doc):
@@ -105,7 +109,7 @@ def body(args):
         except (OSError, ValueError) as e:      # missing, unreadable, not JSON, wrong format
             raise BadUsage(f"--baseline {path}: cannot read the baseline ({e}); create it "
                            f"with: {_update_command(args)}") from None
-    current = regression.measure(configs, impl)
+    current = regression.measure(configs, impl, path=args.path)
     n, m = _count(current)
     if args.update:
         try:

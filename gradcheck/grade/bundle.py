@@ -135,7 +135,7 @@ fi
 /autograder/venv/bin/pip install -r /autograder/source/requirements.txt
 """
 
-_DOCKERFILE = f"""# Made by `gradcheck grade --bundle prairielearn`: the external grader's image.
+_DOCKERFILE = """# Made by `gradcheck grade --bundle prairielearn`: the external grader's image.
 # docker build -t YOUR_NAME/gradcheck-grader . && docker push YOUR_NAME/gradcheck-grader
 FROM python:3.11-slim
 COPY requirements.txt /requirements.txt
