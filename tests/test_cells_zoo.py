@@ -100,8 +100,20 @@ def test_bug_runs_the_cell_s_zoo_in_its_form(argv, kind, reset_after, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--cell", "lstm", "--bug", "dU_transposed"],
-     "gradcheck: error: --bug dU_transposed: expected one of the names --cell lstm "
-     "--list-bugs prints"),
+     "gradcheck: error: --bug dU_transposed: in the zoo of --cell rnn, not of --cell lstm "
+     "(give --cell rnn)"),
+    (["--bug", "no_dc_next"],
+     "gradcheck: error: --bug no_dc_next: in the zoo of --cell lstm, not of --cell rnn "
+     "(give --cell lstm)"),
+    (["--cell", "lstm", "--bug", "lstm_no_dc_next"],             # its diagnosis kind
+     "gradcheck: error: --bug lstm_no_dc_next: expected one of the names --cell lstm "
+     "--list-bugs prints (did you mean no_dc_next?)"),
+    (["--cell", "gru", "--bug", "z_swaped"],
+     "gradcheck: error: --bug z_swaped: expected one of the names --cell gru --list-bugs "
+     "prints (did you mean z_swapped?)"),
+    (["--cell", "lstm", "--bug", "nosuch"],
+     "gradcheck: error: --bug nosuch: expected one of the names --cell lstm --list-bugs "
+     "prints"),
     (["--bug", "no_dh_next", "--reset-after"],
      "gradcheck: error: --reset-after: only for --cell gru (this check's cell is rnn)"),
     (["--cell", "gru", "--bug", "dWh_from_h_t", "--reset-after"],

@@ -1,4 +1,5 @@
 """``gradcheck --interval 3``: the whole-window check's command line (``gradcheck --help``)."""
+import difflib
 import os
 import sys
 import time
@@ -129,6 +130,24 @@ class Progress:
             self.stream.write("\n")
 
 
+def _cell_flag(cell_name):
+    return "" if cell_name == DEFAULT_CELL else f"--cell {cell_name} "
+
+
+def _unknown_bug(name, cell_name, bugs):
+    """What to say of a --bug that is not in the cell's zoo: the cell whose zoo has it,
+    or the name meant (a diagnosis kind is the bug's name after the cell's prefix:
+    lstm_no_dc_next), or the closest names."""
+    listing = f"expected one of the names {_cell_flag(cell_name)}--list-bugs prints"
+    others = [c for c in cell_names() if c != cell_name and name in _zoo_bugs(c)]
+    if others:
+        zoos = " or ".join(f"--cell {c}" for c in others)
+        return f"in the zoo of {zoos}, not of --cell {cell_name} (give {zoos})"
+    meant = name.removeprefix(f"{cell_name}_")
+    close = [meant] if meant in bugs else difflib.get_close_matches(meant, bugs, n=1)
+    return f"{listing}" + (f" (did you mean {close[0]}?)" if close else "")
+
+
 def _run(args, given):
     options = {name: getattr(args, name) for name in OPTIONS}
     impl = None
@@ -138,9 +157,7 @@ def _run(args, given):
         if args.impl is not None:
             raise BadUsage("--bug and --impl: choose one implementation to check")
         if args.bug not in bugs:
-            listing = ("--list-bugs" if args.cell == DEFAULT_CELL
-                       else f"--cell {args.cell} --list-bugs")
-            raise UsageError("bug", args.bug, f"expected one of the names {listing} prints")
+            raise UsageError("bug", args.bug, _unknown_bug(args.bug, args.cell, bugs))
         bug = bugs[args.bug]
         impl = bug.make()
         bug_form = set(getattr(bug, "options", ()))
