@@ -54,7 +54,8 @@ from .model import (DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_LOSS, DEFAULT_RED
                     GRAD_NAMES, LAYERS, cell as cell_of, cell_names, describe)
 
 __all__ = ["STYLES", "build", "load_module", "declaration", "read_declaration", "prepare_data",
-           "supported", "skipped", "sizes", "layer_impl", "cell_options", "resets_states"]
+           "supported", "skipped", "sizes", "layer_impl", "cell_options", "declared_options",
+           "resets_states", "conventions_only", "convention_pair", "layer_skips"]
 
 _FIRST, _RNN, _OUT = (layer.name for layer in LAYERS)          # dense1, rnn, dense2
 
@@ -293,6 +294,43 @@ def cell_options(decl):
         if c.effect.startswith("option ") and decl.get(key, c.contract) != c.contract:
             out[c.effect.split(" ", 1)[1]] = True
     return out
+
+
+def declared_options(decl, given):
+    """``given`` ({cell option: value}, the check's) with the options the declaration's
+    conventions turn on; UsageError for one given against what a key the declaration
+    names asks (``"reset": "after"`` with reset_after=False, or "before" with True)."""
+    for key, c in cell_of(decl.get("cell") or DEFAULT_CELL).conventions.items():
+        name = c.effect[len("option "):] if c.effect.startswith("option ") else None
+        if name is None or key not in decl:
+            continue
+        on = decl[key] != c.contract
+        if given.get(name, on) != on:
+            raise UsageError(name, given[name], f"the adapter declares \"{key}\": "
+                             f"\"{decl[key]}\", which needs {name}={on}")
+    return dict(cell_options(decl), **given)
+
+
+def conventions_only(adapter, cell):
+    """{"cell": cell, key: value, ...} when ``adapter`` (a dict, or ``--adapter``'s texts)
+    names no style and holds convention keys alone: a layer's own two functions declared
+    to follow those conventions (a layer check); None for any other adapter. UsageError for
+    a key of another cell or a value ``cell`` does not allow."""
+    cell = cell or DEFAULT_CELL
+    texts = [adapter] if isinstance(adapter, (str, dict)) else list(adapter)
+    merged = {}
+    for one in texts:
+        merged = _merge(merged, one if isinstance(one, dict) else _read_one(one))
+    keys = {k for name in cell_names() for k in cell_of(name).conventions}
+    rest = set(merged) - {"cell"}
+    if "style" in merged or not rest or not rest <= keys:
+        return None
+    if merged.get("cell", cell) != cell:
+        raise UsageError("adapter", f"cell={merged['cell']}", f"this declaration is for "
+                         f"--cell {merged['cell']}; the layer's cell is {cell}")
+    decl = dict(merged, cell=cell)
+    _check_conventions(decl, cell)
+    return decl
 
 
 def resets_states(decl):
@@ -975,8 +1013,6 @@ def layer_impl(spec, adapter, layer, names, output_has_time, cell=None):
     entry = layer if layer in entries else (
         _RNN if layer == "rnn_step" and decl["style"] == "cells" or layer == decl["cell"]
         else None)
-    if entry == _RNN and layer == decl["cell"]:
-        _givable_states(decl, layer, names)
     if entry is None:
         raise UsageError("layer", layer, f"the {decl['style']} declaration has no entry for it "
                          f"(it has {', '.join(entries) or 'none'})")
@@ -987,6 +1023,8 @@ def layer_impl(spec, adapter, layer, names, output_has_time, cell=None):
     def forward(*inputs, **kw):
         ad.expect(layer, kw)
         arrays = dict(zip(names, inputs))
+        ad.states_in = {} if resets_states(decl) else {        # a window's further states
+            i: arrays[i] for i, _ in ad.model.extra_states if i in arrays}
         if layer == "loss":
             arrays.update(y=inputs[1], mask=np.ones(np.shape(inputs[1])[:2], bool))
         stage = ad.stage(layer, entry, names[0], output_has_time)
@@ -1013,20 +1051,51 @@ def layer_impl(spec, adapter, layer, names, output_has_time, cell=None):
     return forward, backward
 
 
-def _givable_states(decl, layer, names):
-    """A layer check of a cell over a window gives it every further state (c0) and compares
-    each one's gradient: UsageError for code that cannot take one or give its gradient."""
-    if resets_states(decl):
-        raise UsageError("layer", layer, f"this code starts every call from zero further "
-                         f"states (its declaration's \"cell_state\": \"reset\"), so it cannot "
-                         f"take the ones the {layer} layer check gives it; check {layer}_step, "
-                         f"or the whole window (--cell {layer})")
-    lacking = [n for n in names if n in _missing_states(decl)]
-    if lacking:
-        raise UsageError("layer", layer, f"the declaration names no attribute holding "
-                         f"{', '.join('d' + n for n in lacking)} (\"d{lacking[0]}\": ATTRIBUTE "
-                         f"in its \"{_RNN}\" entry), which the {layer} layer check compares; "
-                         f"check the whole window (--cell {layer}), where it is skipped")
+def layer_skips(decl, names):
+    """(given as zero, gradient skipped): the inputs among ``names`` (a layer checked by
+    itself) the declared code cannot take, given as zeros, as the whole window gives them
+    (the further states, c0, of code that resets them; an option's array, bh, no entry
+    passes), and those whose gradient it cannot give, never compared, as the whole window
+    skips them (those, and a dc0 a class keeps in no declared attribute). A declaration
+    of conventions alone (``conventions_only``: the contract's functions) skips only
+    what a cell state reset makes zero."""
+    zero = {i for i, _ in _model(decl).extra_states} if resets_states(decl) else set()
+    skip = set(zero)
+    if "style" in decl:
+        zero |= set(_absent_options(decl))
+        skip |= zero | _missing_states(decl)
+    return tuple(n for n in names if n in zero), tuple(n for n in names if n in skip)
+
+
+def convention_pair(forward, backward, decl, names):
+    """A layer's own two functions (the layer contract) declared to follow the conventions
+    of ``decl`` (``conventions_only``), as functions of the contract: the blocked inputs
+    handed over re-arranged as the code reads them and its gradients mapped back
+    (cells/convention_arrays.py). What the code returns is passed on as it is when it is
+    no array of the input's shape (the layer check tells what is wrong with it)."""
+    from .cells.convention_arrays import declared, from_code, to_code
+    values, cell = declared(decl, decl["cell"]), decl["cell"]
+
+    def back(name, g):
+        try:
+            return from_code(name, g, values, cell)
+        except (TypeError, ValueError):       # not an array of blocks: told by the check
+            return g
+
+    def forward_(*inputs, **kw):
+        return forward(*(to_code(n, v, values, cell) for n, v in zip(names, inputs)),
+                       *inputs[len(names):], **kw)
+
+    def backward_(*douts_and_cache):
+        grads = backward(*douts_and_cache)
+        if not isinstance(grads, (tuple, list)):
+            return grads
+        return tuple(back(n, g) for n, g in zip(names, grads)) + tuple(grads[len(names):])
+
+    forward_.label = (f"{getattr(forward, '__module__', '?')}."
+                      f"{getattr(forward, '__qualname__', repr(forward))} (declared "
+                      f"{', '.join(f'{k}={v}' for k, v in decl.items() if k != 'cell')})")
+    return forward_, backward_
 
 
 def _givable_state(decl):

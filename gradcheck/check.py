@@ -200,16 +200,9 @@ def check(impl=None, *, interval=DEFAULT_INTERVAL, seq_len=None, batch=DEFAULT_S
                    else hidden_size)
     if adapter is not None:
         from . import adapters
-        from .model import cell as config_cell
         decl = adapters.declaration(adapter, cell)
         # what the declared code computes turns on the cell's options (a reset after)
-        for name, on in adapters.cell_options(decl).items():
-            if cell_options.get(name, on) != on:
-                key = next(k for k, c in config_cell(cell).conventions.items()
-                           if c.effect == f"option {name}")
-                raise UsageError(name, cell_options[name], f"the adapter declares "
-                                 f"\"{key}\": \"{decl[key]}\", which needs {name}={on}")
-        cell_options = dict(adapters.cell_options(decl), **cell_options)
+        cell_options = adapters.declared_options(decl, cell_options)
         if impl is None:
             raise UsageError("impl", impl, "an adapter needs the module of the code to check")
         # a module named by a string runs in a worker, which builds the adapted code there

@@ -271,7 +271,7 @@ def _convention(params, x, y, ref, out, config, options, tol, decl):
     under other conventions of the cell than those checked (gradcheck/cells/
     convention_arrays.py), else None."""
     from .cells.convention_arrays import declared, follows, sentence
-    checked = declared(decl, config.cell)
+    checked = declared(decl, config.cell, config.cell_options)
     states = {n: s[0] for n, s in ref.extra_states.items()}
     found = follows(params, x, y, ref.states[0], states, out, checked, config.cell, options,
                     tol)

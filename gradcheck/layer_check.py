@@ -137,9 +137,10 @@ def _signature(spec):
     return f"({', '.join([o.name for o in spec.outputs] + ['cache'])})"
 
 
-def _call(forward, backward, spec, arrays, y, gs, kw):
+def _call(forward, backward, spec, arrays, y, gs, kw, skip=()):
     """(outputs, grads) of the implementation, float64: outputs a tuple, one per output;
-    grads a tuple, one per input. _Broken when what it returns breaks the contract."""
+    grads a tuple, one per input (zeros for an input in ``skip``, whose gradient the code
+    does not give: never compared). _Broken when what it returns breaks the contract."""
     args = [np.array(a, copy=True) for a in arrays]
     if spec.name == "loss":
         got = forward(args[0], np.array(y, copy=True), **kw)
@@ -154,6 +155,8 @@ def _call(forward, backward, spec, arrays, y, gs, kw):
     grads = backward(*(np.array(g, copy=True) for g in gs), cache)
     if not isinstance(grads, (tuple, list)):
         grads = (grads,)
+    grads = [np.zeros(np.shape(arrays[i])) if i < len(spec.inputs) and spec.inputs[i].name in skip
+             else g for i, g in enumerate(grads)]
     return (tuple(_float64(o, "forward", a.name) for o, a in zip(outs, spec.outputs)),
             tuple(_float64(g, "backward", "d" + a.name) for g, a in zip(grads, spec.inputs)))
 
@@ -170,7 +173,7 @@ def _float64(value, who, name):
                       f"{exc})") from None
 
 
-def _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states, tol):
+def _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states, tol, skip=()):
     """{param: 1-based steps whose contributions to its gradient disagree}, from suffix
     windows (steps t..T started from JAX's states entering step t); {} where the code
     cannot run them."""
@@ -180,7 +183,7 @@ def _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states, tol
         suffix = [v[t:] if a.role == "input" else states[a.name][t].astype(v.dtype)
                   if a.role == "state" else v for v, a in zip(arrays, spec.inputs)]
         try:
-            _, got = _call(forward, backward, spec, suffix, None, (gs[0][t:],), kw)
+            _, got = _call(forward, backward, spec, suffix, None, (gs[0][t:],), kw, skip)
         except Exception:
             return {}
         sums.append(got)
@@ -217,6 +220,25 @@ def _dense_candidate(layer, arrays, g, grads, tol):
             False, f"{f}_grad_forgotten")
 
 
+def _declaration(adapters, adapter, spec, forward, backward):
+    """The declaration of ``adapter`` for ``spec``'s layer: with the module of the code as
+    ``forward`` (no ``backward``), a style's or a full declaration; with the layer's own
+    two functions, the cell's conventions alone. UsageError otherwise."""
+    if forward is not None and backward is not None:
+        decl = adapters.conventions_only(adapter, spec.cell)
+        if decl is None:
+            keys = cell(spec.cell).conventions if spec.cell else {}
+            raise UsageError("adapter", adapter, f"with the layer's two functions, an "
+                             f"adapter holds only its cell's conventions (keys: "
+                             f"{', '.join(keys) or 'none'}); for code in another shape, "
+                             f"give its module as forward and no backward")
+        return decl
+    if forward is None or backward is not None:
+        raise UsageError("adapter", adapter, "with an adapter, give the module as forward "
+                                             "and no backward")
+    return adapters.declaration(adapter, spec.cell)
+
+
 def _cell_options(spec, given):
     """The LayerSpec with its cell's options ``given`` (keywords of check_layer that are
     not its own); UsageError for one its cell has not, or a value not True/False."""
@@ -251,9 +273,19 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
     ``cell_options``: the options of the layer's cell (``reset_after=True`` for gru_step
     and gru: the reset gate after the product, with bh as the last input).
     With ``adapter`` (gradcheck.adapters), ``forward`` is the module of the code instead
-    (``FILE.py``, ``MODULE`` or a module) and the declaration's entry for ``layer`` is used.
+    (``FILE.py``, ``MODULE`` or a module) and the declaration's entry for ``layer`` is used;
+    or, with ``forward`` and ``backward`` given, ``adapter`` holds the cell's conventions
+    alone (``{"gate_order": "ifog"}``): the layer's own functions follow those. What the
+    declared code cannot take is given as zeros and what it cannot give is skipped
+    (adapters.layer_skips), as in the whole window.
     Returns a Report (window 1 is the one call; ``config["layer"]`` names the layer)."""
-    spec = _cell_options(spec_of(layer), cell_options)
+    spec = spec_of(layer)
+    decl = None
+    if adapter is not None:
+        from . import adapters
+        decl = _declaration(adapters, adapter, spec, forward, backward)
+        cell_options = adapters.declared_options(decl, cell_options)
+    spec = _cell_options(spec, cell_options)
     if dtype not in DTYPES:
         raise UsageError("dtype", dtype, f"expected one of {', '.join(DTYPES)}")
     activations = tuple(activations.split(",") if isinstance(activations, str) else activations)
@@ -270,13 +302,13 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise UsageError(name, v, "expected an integer >= 1")
     names = list(spec.input_names)
-    if adapter is not None:
-        from .adapters import layer_impl
-        if forward is None or backward is not None:
-            raise UsageError("adapter", adapter, "with an adapter, give the module as forward "
-                                                 "and no backward")
-        forward, backward = layer_impl(forward, adapter, layer, names, "T" in spec.output[1],
-                                       spec.cell)
+    zeros = skip = ()
+    if decl is not None:
+        zeros, skip = adapters.layer_skips(decl, names)
+        forward, backward = (
+            adapters.convention_pair(forward, backward, decl, names) if backward is not None
+            else adapters.layer_impl(forward, decl, layer, names, "T" in spec.output[1],
+                                     spec.cell))
     if (forward is None) != (backward is None):
         raise UsageError("forward", forward, "give both forward and backward, or neither")
     named = forward is not None
@@ -286,6 +318,7 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
     started = time.perf_counter()
     options = {"activations": activations, "loss": loss, "reduction": reduction}
     arrays, y, gs = _inputs(spec, sizes, interval, loss, dtype, seed)
+    arrays = [np.zeros_like(v) if a.name in zeros else v for v, a in zip(arrays, spec.inputs)]
     kw = _options(spec, activations, loss, reduction)
     config = dict(sizes, interval=interval, seq_len=interval, loss=loss,
                   activations=list(activations), reduction=reduction, dtype=dtype, seed=seed,
@@ -297,9 +330,10 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
     report = Report(config=config, impl=impl_name, mode="layer",
                     mode_reason=f"layer {layer}: its forward vs JAX; its backward of a random "
                                 f"upstream gradient vs JAX's VJP and finite differences, "
-                                f"every element", windows=[(0, interval)], results=[])
+                                f"every element", windows=[(0, interval)], results=[],
+                    skipped=list(skip))
     try:
-        outs, grads = _call(forward, backward, spec, arrays, y, gs, kw)
+        outs, grads = _call(forward, backward, spec, arrays, y, gs, kw, skip)
     except NotImplementedError as exc:
         report.unsupported = f"NotImplementedError: {exc}"
         report.finding = Diagnosis("not_supported", f"Not supported by this implementation: "
@@ -340,6 +374,8 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
     over_time = spec.step is not None
     for a, got, w_jax, w_fd in zip(spec.inputs, grads, want, fd):
         name = a.name
+        if name in skip:
+            continue
         if got.shape != w_jax.shape:
             results.append(Result(name="shape", oracle="contract", window=1, passed=False,
                                   message=f"d{name} has shape {got.shape}; expected "
@@ -355,24 +391,40 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         results.append(_result(name, "jax", c, tol_jax, steps))
         results.append(_result(name, "fd", compare(got, w_fd, tol_fd), tol_fd, steps))
     failing = [r for r in results if not r.passed]
+    report.results = results
+    report.timings = {"total": round(time.perf_counter() - started, 6)}
+    if spec.cell is not None and all(r.oracle != "contract" for r in failing) and \
+            {r.name for r in failing} & {a.name for a in spec.outputs}:
+        report.finding = _convention(spec, decl, [n for n, v in cell_options.items() if v],
+                                     arrays, outs, gs, options, tol_jax, _unique(failing))
+        if report.finding is not None:      # the forward follows another convention
+            return report
     params = {a.name for a in spec.inputs if a.role == "param"}
-    if over_time and grads and any(r.name in params for r in failing):
+    bad = [f"d{n}" for n in spec.input_names if n in params & {r.name for r in failing}]
+    zeroed = [a.name for a in spec.inputs if a.role == "state" and a.name in zeros]
+    if over_time and grads and bad and zeroed:
+        report.skipped_calls.append(
+            f"naming the time steps of {', '.join(bad)}: this code starts every call from "
+            f"{' and '.join(f'{n} = 0' for n in zeroed)}, so it cannot be started from the "
+            f"state entering a later step, which attributing a step needs")
+    elif over_time and grads and bad:
         per_step, states = jax_window_per_step(spec, options, arrays, gs[0])
         steps = _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states,
-                              tol_jax)
+                              tol_jax, skip)
         for r in failing:
             if steps.get(r.name):
                 r.steps = steps[r.name]
-    report.results = results
     unique = _unique(failing)
     judged = grads and unique and all(r.oracle != "contract" for r in unique)
     candidate = None
     if judged and spec.name in _DENSE_F \
             and {r.name for r in unique} == set(names):
         candidate = _dense_candidate(layer, arrays, gs[0], grads, tol_jax)
-    if judged and spec.cell is not None:        # the cell's own mistakes of its layers
+    if judged and spec.cell is not None and {r.name for r in unique} & set(names):
+        # the cell's own mistakes of its layers (mistakes of the backward: some gradient)
         candidate = side(spec.cell, "layer_zoo").layer_candidate(
-            spec, arrays, gs, grads, want, {r.name for r in unique}, options, tol_jax)
+            spec, arrays, gs, [None if n in skip else g for n, g in zip(names, grads)], want,
+            {r.name for r in unique}, options, tol_jax)
         if over_time and candidate is not None and candidate[2]:   # in step 1 alone
             for r in failing:
                 if r.name in params:
@@ -386,6 +438,32 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
                                     loss, f32, candidate, _unclear(spec, unique, interval))
     report.timings = {"total": round(time.perf_counter() - started, 6)}
     return report
+
+
+def _convention(spec, decl, on, arrays, outs, gs, options, tol, failing):
+    """The Diagnosis when the layer's forward outputs are the JAX layer's under other
+    conventions of its cell than the ones checked (``decl``'s, or the contract's, with the
+    cell options ``on``: names), tried
+    fewest changes first as in the whole window (cells/convention_arrays.py); else None."""
+    from .cells.convention_arrays import declared, first_followed, sentence
+    from .layer_oracles import jax_vjp
+    if not cell(spec.cell).conventions:
+        return None
+    checked = declared(decl, spec.cell, on)
+    plain = spec_of(spec.name).input_names       # an option's arrays (bh) come after
+
+    def run(computed, _after):
+        inputs = [computed[n] for n in plain] + [v for n, v in computed.items()
+                                                 if n not in plain]
+        return jax_vjp(spec.name, options, inputs, gs)[0]
+    found = first_followed(run, outs, dict(zip(spec.input_names, arrays)), checked, spec.cell,
+                           tol, names=spec.input_names)
+    if not found:
+        return None
+    kind, text = sentence(found, checked, spec.cell, decl is not None, layer=True)
+    return Diagnosis(kind, f"Layer {spec.name} ({spec.meaning}): {text[0].lower()}{text[1:]}",
+                     {"windows": [1], "arrays": [r.name for r in failing],
+                      "convention": found, "checked": checked})
 
 
 def _unclear(spec, failing, T):

@@ -157,6 +157,33 @@ def test_code_of_the_contract_with_another_gate_order_is_told_to_use_the_contrac
         "\"fgio\".")
 
 
+@pytest.mark.parametrize("reset_after", [True, False])
+def test_code_of_the_contract_with_the_other_reset_is_told_the_option(reset_after):
+    """Checked with reset_after, code of the reset before (it ignores bh) is named by the
+    reset convention, and told the option, the contract's own form of it (and vice versa:
+    code of the reset after with bh = 0 when it has none)."""
+    import numpy as np
+    from gradcheck._reference import cell_module
+    reference = cell_module("gru")
+
+    def loss_and_grads(params, x, y, h0, **options):
+        mine = {n: p for n, p in params.items() if n != "bh"}
+        if not reset_after:                            # the reset after, with bh = 0
+            mine["bh"] = np.zeros_like(params["b"])
+        value, grads, h = reference.loss_and_grads(mine, x, y, h0, **options)
+        if reset_after:
+            grads["bh"] = np.zeros_like(params["bh"])        # ignored: its gradient zero
+        else:
+            del grads["bh"]
+        return value, grads, h
+    report = gradcheck.check(loss_and_grads, cell="gru", reset_after=reset_after, **SIZES)
+    assert report.finding.kind == "gru_convention_reset", report.diagnosis
+    assert report.diagnosis.endswith(
+        f"write it in the contract's convention, or check it "
+        f"{'without' if reset_after else 'with'} --reset-after (reset_after="
+        f"{not reset_after} in gradcheck.check).")
+
+
 @pytest.mark.parametrize("cell,values", [
     ("lstm", {"gate_order": g}) for g in cell_of("lstm").conventions["gate_order"].values
 ] + [("gru", {"gate_order": g, "update": u})
@@ -243,15 +270,132 @@ def test_the_layer_command_takes_the_course_lstm_step(capsys):
     assert json.loads(capsys.readouterr().out)["passed"]
 
 
-@pytest.mark.parametrize("path,style,message", [
-    (COURSE, "course", 'this code starts every call from zero further states (its '
-                       'declaration\'s "cell_state": "reset"), so it cannot take the ones the '
-                       'lstm layer check gives it; check lstm_step, or the whole window '
-                       '(--cell lstm)'),
-    (TEXTBOOK, "textbook", 'the declaration names no attribute holding dc0 ("dc0": ATTRIBUTE '
-                           'in its "rnn" entry), which the lstm layer check compares; check '
-                           'the whole window (--cell lstm), where it is skipped'),
-], ids=["reset", "no-dc0"])
-def test_a_cell_layer_the_code_cannot_give_is_one_usage_line(path, style, message, capsys):
-    assert main(["layer", "lstm", "--impl", path, "--adapter", style]) == 2
-    assert capsys.readouterr().err.strip() == f"gradcheck layer: error: --layer lstm: {message}"
+# The course style's lstm_forward starts c at zero in every call and takes no c0; the textbook
+# TimeLSTM takes c0 (set_state) but keeps no dc0: c0 is given as zero to the first only, and
+# dc0 is skipped for both, as in the whole window.
+LSTM_LAYER = [(COURSE, "course"), (TEXTBOOK, "textbook")]
+
+
+@pytest.mark.parametrize("path,style", LSTM_LAYER, ids=["course", "textbook"])
+def test_the_styles_lstm_layer_passes_with_dc0_skipped(path, style, capsys):
+    assert main(["layer", "lstm", "--impl", path, "--adapter", style, "--batch", "4",
+                 "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] and doc["skipped"] == ["c0"]
+    assert "c0" not in {r["name"] for r in doc["results"]}
+    assert {"a", "h0", "Wx", "Wh", "b"} <= {r["name"] for r in doc["results"]}
+
+
+def test_the_textbook_lstm_layer_is_given_c0():
+    """c0 is zero only for code that resets it: a TimeLSTM that drops the c0 it is given
+    disagrees in its forward."""
+    module = _module(TEXTBOOK, "textbook", "lstm")
+    module.TimeLSTM.set_state = lambda self, h, c=None: setattr(self, "h", h)
+    from gradcheck.layer_check import check_layer
+    report = check_layer("lstm", module, adapter="textbook", **LAYER_SIZES)
+    assert not report.passed
+    assert "h" in report.finding.evidence["arrays"], report.diagnosis
+
+
+NOT_NAMED = ("naming the time steps of dWx, dWh, db: this code starts every call from c0 = 0, "
+             "so it cannot be started from the state entering a later step, which attributing "
+             "a step needs")
+LSTM_LAYER_BUGS = [
+    # (path, style, bug, kind, the steps of da, of dWx: None when they cannot be named)
+    (COURSE, "course", "no_dnext_c", "lstm_no_dc_next", [1, 2], None),
+    (COURSE, "course", "no_tanh_prime_c", "lstm_no_tanh_prime_c", [1, 2, 3], None),
+    (TEXTBOOK, "textbook", "lstm_df_with_c_t", "lstm_forget_grad_with_c_t", [1, 2, 3],
+     [1, 2, 3]),
+]
+
+
+@pytest.mark.parametrize("path,style,bug,kind,da_steps,dWx_steps", LSTM_LAYER_BUGS,
+                         ids=[b[2] for b in LSTM_LAYER_BUGS])
+def test_a_zoo_bug_in_the_styles_lstm_layer_fails_with_its_diagnosis(path, style, bug, kind,
+                                                                     da_steps, dWx_steps):
+    """Steps of the weights come from windows started at a later step's state: code that
+    resets c cannot run them, and the report says so rather than naming wrong steps."""
+    from gradcheck.layer_check import check_layer
+    report = check_layer("lstm", _module(path, style, "lstm", BUG=bug), adapter=style,
+                         **LAYER_SIZES)
+    assert not report.passed and report.skipped == ["c0"]
+    assert report.finding.kind == kind, report.diagnosis
+    steps = report.finding.evidence["steps"]
+    assert steps["a"] == da_steps and steps.get("Wx") == dWx_steps
+    assert report.skipped_calls == ([NOT_NAMED] if dWx_steps is None else [])
+
+
+def test_the_layer_command_fails_a_course_lstm_bug(tmp_path, capsys):
+    buggy = tmp_path / "rnn_layers.py"
+    text = Path(COURSE).read_text()
+    assert text.count("\nBUG = None") == 1
+    buggy.write_text(text.replace("\nBUG = None", '\nBUG = "no_dnext_c"'))
+    argv = ["layer", "lstm", "--impl", str(buggy), "--path", str(STYLES_DIR), "--adapter",
+            "course", "--batch", "4"]
+    assert main(argv + ["--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["diagnosis_kind"] == "lstm_no_dc_next"
+    assert doc["skipped_calls"] == [NOT_NAMED]
+    assert main(argv) == 1
+    assert f"skipped: {NOT_NAMED}" in capsys.readouterr().out
+
+
+# A declaration naming another convention than the code's, in a layer checked by itself: the
+# diagnosis of the whole window, and the declaration it names makes the layer pass.
+WRONG_LAYER = [
+    ("lstm_step", COURSE, {"style": "course", "gate_order": "ifgo"}, {"gate_order": "ifog"}),
+    ("lstm", COURSE, {"style": "course", "gate_order": "fgio"}, {"gate_order": "ifog"}),
+    ("lstm", COURSE, {"style": "course", "cell_state": "carried"}, {"cell_state": "reset"}),
+    ("gru", TEXTBOOK, {"style": "textbook", "gate_order": "rzn"}, {"gate_order": "zrn"}),
+    ("gru", TEXTBOOK, {"style": "textbook", "update": "z_keeps"}, {"update": "z_takes"}),
+    ("gru", TEXTBOOK, {"style": "textbook", "layers": {"rnn": {"class": "TimeGRUAfter"}}},
+     {"reset": "after"}),
+    ("gru", TEXTBOOK, {"style": "textbook", "reset": "after"}, {"reset": "before"}),
+    ("gru", TEXTBOOK, {"style": "textbook", "gate_order": "rzn", "update": "z_keeps"},
+     {"gate_order": "zrn", "update": "z_takes"}),
+]
+
+
+@pytest.mark.parametrize("layer,path,adapter,found", WRONG_LAYER,
+                         ids=[f"{w[0]}-{'-'.join(w[3].values())}" for w in WRONG_LAYER])
+def test_a_wrong_convention_in_a_layer_is_named_with_its_key(layer, path, adapter, found,
+                                                              capsys):
+    cell = layer.split("_")[0]
+    assert main(["layer", layer, "--impl", path, "--adapter", json.dumps(adapter), "--batch",
+                 "4", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    key = next(iter(found))
+    assert doc["diagnosis_kind"] == f"{cell}_convention_{key}", doc["diagnosis"]
+    assert doc["diagnosis_detail"]["group"] == "contract"
+    assert doc["diagnosis_detail"]["evidence"]["convention"] == found
+    keys = ", ".join(f'"{k}": "{v}"' for k, v in found.items())
+    assert doc["diagnosis"].endswith(f"declare {keys} in the adapter.")
+    assert "the forward disagrees with JAX and it is not a wrong gradient" in doc["diagnosis"]
+    assert main(["layer", layer, "--impl", path, "--adapter", json.dumps(adapter),
+                 "--adapter", json.dumps(found), "--batch", "4", "--json"]) == 0
+    passed = json.loads(capsys.readouterr().out)
+    assert passed["passed"]
+    assert passed["config"].get("reset_after", False) is (found.get("reset") == "after")
+
+
+def test_a_declared_reset_after_gives_the_one_bias_code_bh_as_zero():
+    from gradcheck.layer_check import check_layer
+    report = check_layer("gru", _module(TEXTBOOK, "textbook", "gru"), adapter={
+        "style": "textbook", "reset": "after", "layers": {"rnn": {"class": "TimeGRUAfter"}}},
+        **LAYER_SIZES)
+    assert report.passed, report.format_table()
+    assert report.skipped == ["bh"] and "bh" not in {r.name for r in report.results}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--adapter", '{"style": "textbook", "reset": "before"}', "--reset-after"],
+     '--reset-after: the adapter declares "reset": "before", which needs reset_after=False'),
+    (["--adapter", '{"style": "textbook", "reset": "after"}', "--reset-after"], None),
+], ids=["against", "agreeing"])
+def test_a_declared_reset_against_the_flag_is_a_usage_error(argv, message, capsys):
+    code = main(["layer", "gru", "--impl", TEXTBOOK, "--batch", "4"] + argv)
+    if message is None:          # TimeGRU is before: a verdict, not a usage error
+        assert code == 1
+    else:
+        assert code == 2
+        assert capsys.readouterr().err.strip() == f"gradcheck layer: error: {message}"

@@ -2,6 +2,7 @@
 and compose to its window; the command line takes a layer's two functions; every error."""
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,6 +158,8 @@ def test_every_cell_layer_flag_has_help():
     from gradcheck.cli.layer import build_parser
     actions = {a.dest: a for a in build_parser()._actions}
     assert "gru_step, gru" in actions["reset_after"].help
+    assert "the cell's conventions alone" in actions["adapter"].help
+    assert "is given c0 = 0; a dc0 the code cannot give is skipped" in actions["adapter"].help
     assert all(a.help for a in actions.values())
 
 
@@ -271,3 +274,180 @@ def test_a_wrong_cell_layer_in_float32_is_still_caught(mutant, layer, kind, step
                          getattr(module, f"{layer}_backward"), dtype="float32", **SMALL)
     assert not report.passed
     assert report.finding.kind == kind, report.diagnosis
+
+
+# ------------------------------------------------------------------ other conventions
+
+# Correct code that follows another convention than the contract's (the reference's GRU
+# layers edited consistently, forward and backward): z weighs the candidate, h = (1-z)*h_prev
+# + z*n; the gate blocks in the order z, r, n.
+MUTANTS.update({
+    "z_takes": ("gru", "h_t = (1.0 - z) * n + z * h_prev", "h_t = (1.0 - z) * h_prev + z * n",
+                "dzn = dh_t * (1.0 - z) * (1.0 - n ** 2)", "dzn = dh_t * z * (1.0 - n ** 2)",
+                "dzz = dh_t * (h_prev - n) * z", "dzz = dh_t * (n - h_prev) * z",
+                "dh_prev = dh_t * z + du", "dh_prev = dh_t * (1.0 - z) + du",
+                "dh_prev = dh_t * z + drh", "dh_prev = dh_t * (1.0 - z) + drh"),
+    "blocks_zrn": ("gru", "r = sigmoid(zx[:, :R] + u[:, :R])",
+                   "r = sigmoid(zx[:, R:2 * R] + u[:, R:2 * R])",
+                   "z = sigmoid(zx[:, R:2 * R] + u[:, R:2 * R])", "z = sigmoid(zx[:, :R] + u[:, :R])",
+                   "[dzr, dzz, dzn * r]", "[dzz, dzr, dzn * r]",
+                   "drz = np.concatenate([dzr, dzz], axis=1)          #",
+                   "drz = np.concatenate([dzz, dzr], axis=1)          #",
+                   "dzx = np.concatenate([dzr, dzz, dzn], axis=1)         #",
+                   "dzx = np.concatenate([dzz, dzr, dzn], axis=1)         #"),
+})
+
+# The reset gate on the other side of the product than the check's: code of the reset after
+# whose bh is optional (zero when not given), checked before; code of the reset before that
+# takes bh and ignores it, checked with reset_after.
+RESET_CODE = {"after": """import numpy as np
+from gradcheck._reference import cell_module
+_ref = cell_module("gru")
+def {layer}_forward(a, h, Wx, Wh, b, bh=None):
+    out, cache = _ref.{layer}_forward(a, h, Wx, Wh, b, np.zeros_like(b) if bh is None else bh)
+    return out, (cache, bh is None)
+def {layer}_backward(dh, cache):
+    grads = _ref.{layer}_backward(dh, cache[0])
+    return grads[:5] if cache[1] else grads
+""", "before": """import numpy as np
+from gradcheck._reference import cell_module
+_ref = cell_module("gru")
+def {layer}_forward(a, h, Wx, Wh, b, bh=None):
+    out, cache = _ref.{layer}_forward(a, h, Wx, Wh, b)
+    return out, (cache, bh)
+def {layer}_backward(dh, cache):
+    grads = _ref.{layer}_backward(dh, cache[0])
+    return grads if cache[1] is None else grads + (np.zeros_like(cache[1]),)
+"""}
+
+
+def _declare(keys):
+    words = ", ".join(f'"{k}": "{v}"' for k, v in keys.items())
+    return f"declare it: --adapter '{{{words}}}' (adapter={{{words}}} in check_layer)."
+
+
+# (code, check_layer's options, the convention found, how the diagnosis says to declare it,
+# the options under which the same code passes)
+OTHER_CONVENTIONS = [
+    ("z_takes", {}, {"update": "z_takes"}, _declare({"update": "z_takes"}),
+     {"adapter": {"update": "z_takes"}}),
+    ("blocks_zrn", {}, {"gate_order": "zrn"}, _declare({"gate_order": "zrn"}),
+     {"adapter": {"gate_order": "zrn"}}),
+    ("after", {}, {"reset": "after"},
+     "check it with --reset-after (reset_after=True in check_layer).", {"reset_after": True}),
+    ("before", {"reset_after": True}, {"reset": "before"},
+     "check it without --reset-after (reset_after=False in check_layer).", {}),
+]
+
+
+def _gru_code(tmp_path, code, layer):
+    """(module, its file) of the GRU code ``code`` (a MUTANTS edit or a RESET_CODE text)."""
+    if code in RESET_CODE:
+        path = tmp_path / f"{code}_{layer}.py"
+        path.write_text(RESET_CODE[code].format(layer=layer))
+        import importlib.util
+        spec = importlib.util.spec_from_file_location(f"_reset_{code}_{layer}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module, str(path)
+    return _mutant(tmp_path, code), str(tmp_path / f"{code}.py")
+
+
+@pytest.mark.parametrize("layer", ["gru_step", "gru"])
+@pytest.mark.parametrize("code,options,found,act,passing", OTHER_CONVENTIONS,
+                         ids=[c[0] for c in OTHER_CONVENTIONS])
+def test_a_gru_layer_of_another_convention_is_told_its_convention(code, options, found, act,
+                                                                  passing, layer, tmp_path):
+    module, _ = _gru_code(tmp_path, code, layer)
+    pair = getattr(module, f"{layer}_forward"), getattr(module, f"{layer}_backward")
+    report = check_layer(layer, *pair, **options, **SMALL)
+    key = next(iter(found))
+    assert report.finding.kind == f"gru_convention_{key}", report.diagnosis
+    assert report.finding.evidence["convention"] == found
+    assert report.diagnosis.startswith(f"Layer {layer} (")
+    assert "the forward disagrees with JAX and it is not a wrong gradient: your code follows " \
+           "another convention" in report.diagnosis
+    assert report.diagnosis.endswith("write it in the contract's convention, or " + act)
+    assert check_layer(layer, *pair, **passing, **SMALL).passed
+
+
+@pytest.mark.parametrize("code,found", [("z_takes", {"update": "z_takes"}),
+                                        ("after", {"reset": "after"})])
+def test_the_layer_command_names_the_gru_convention(code, found, tmp_path, capsys):
+    _, path = _gru_code(tmp_path, code, "gru")
+    flags = ["--impl", f"{path}:gru_forward,gru_backward", "--batch", "4", "--json"]
+    assert main(["layer", "gru"] + flags) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["diagnosis_kind"] == f"gru_convention_{next(iter(found))}"
+    assert doc["diagnosis_detail"]["evidence"]["convention"] == found
+    fix = ["--reset-after"] if code == "after" else ["--adapter", json.dumps(found)]
+    assert main(["layer", "gru"] + flags + fix) == 0
+    assert json.loads(capsys.readouterr().out)["passed"]
+
+
+COURSE_DIR = Path(__file__).resolve().parent / "impls" / "styles"
+
+
+def test_the_course_lstm_step_is_told_its_gate_order(capsys):
+    """The course's lstm_step_forward/backward have the contract's arguments and gates
+    i, f, o, g."""
+    flags = ["--impl", str(COURSE_DIR / "course_lstm.py"), "--path", str(COURSE_DIR),
+             "--batch", "4", "--json"]
+    assert main(["layer", "lstm_step"] + flags) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["diagnosis_kind"] == "lstm_convention_gate_order"
+    assert doc["diagnosis"].endswith(
+        "uses gate order i, f, o, g (this check: gate order i, f, g, o); write it in the "
+        "contract's convention, or " + _declare({"gate_order": "ifog"}))
+    assert main(["layer", "lstm_step", "--adapter", '{"gate_order": "ifog"}'] + flags) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] and "declared gate_order=ifog" in doc["impl"]
+
+
+def test_a_wrong_forward_of_no_convention_is_not_called_a_convention(tmp_path):
+    module = _mutant(tmp_path, "z_takes")
+    backward = module.gru_step_backward
+
+    def forward(*args):                  # z_takes, and every h_t off by a little more
+        h_t, cache = module.gru_step_forward(*args)
+        return h_t + 1e-3, cache
+    report = check_layer("gru_step", forward, backward, adapter={"update": "z_takes"}, **SMALL)
+    assert not report.passed
+    assert report.finding.kind == "arrays_disagree", report.diagnosis
+    assert "convention" not in report.finding.evidence
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["layer", "lstm_step", "--adapter", '{"gate_order": "ifog"}'],
+     '--adapter {"gate_order": "ifog"}: of conventions alone needs the layer\'s two functions '
+     '(--impl or --forward/--backward)'),
+    (["layer", "lstm_step", "--impl", "my.py", "--adapter", '{"gate_order": "ifgx"}'],
+     '--adapter gate_order=ifgx: "gate_order" of --cell lstm must be one of ifgo, ifog, fgio, '
+     "igfo, iofg (ifgo: the contract's)"),
+    (["layer", "lstm_step", "--impl", "my.py", "--adapter", '{"update": "z_takes"}'],
+     '--adapter update=z_takes: "update" is not a convention of --cell lstm (its keys: '
+     "gate_order, cell_state)"),
+    (["layer", "rnn", "--impl", "my.py", "--adapter", '{"gate_order": "ifog"}'],
+     '--adapter gate_order=ifog: "gate_order" is not a convention of --cell rnn (its keys: '
+     "none)"),
+    (["layer", "lstm_step", "--impl", "my.py", "--adapter",
+      '{"gate_order": "zrn", "cell": "gru"}'],
+     "--adapter cell=gru: this declaration is for --cell gru; the layer's cell is lstm"),
+], ids=["no-functions", "value", "other-cells-key", "rnn", "cell"])
+def test_a_bad_adapter_of_conventions_is_one_usage_line(argv, message, capsys):
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip() == f"gradcheck layer: error: {message}"
+
+
+@pytest.mark.parametrize("adapter,message", [
+    ("course", "adapter='course': with the layer's two functions, an adapter holds only its "
+               "cell's conventions (keys: gate_order, cell_state); for code in another "
+               "shape, give its module as forward and no backward"),
+    ({"gate_order": "ifog", "layers": {}}, "with the layer's two functions, an adapter holds "
+                                            "only its cell's conventions"),
+], ids=["style", "other-keys"])
+def test_check_layer_takes_conventions_alone_with_two_functions(adapter, message):
+    ref = cell_module("lstm")
+    with pytest.raises(UsageError, match=re.escape(message)):
+        check_layer("lstm_step", ref.lstm_step_forward, ref.lstm_step_backward,
+                    adapter=adapter)

@@ -9,11 +9,15 @@ code's gradients come back by ``from_code``: both maps are a permutation and sig
 The other effects (``option reset_after``, ``zero c0``) change what the oracles compute,
 not the arrays (gradcheck/check.py, gradcheck/adapters.py).
 
-``follows``: when the forward disagrees with the oracle, the forward is run again under the
-other values of the cell's conventions (fewest changed keys first); the first under which
-the code's loss and h_last agree is the convention the code follows. Like the zoo's
-candidate test (a diagnosis, never a verdict), it runs the reference's NumPy window in
-float64: no compile for a form of the cell the check has not run (the reset after).
+``computed`` is the one place that says what code following other conventions computes,
+as the contract's arrays (the blocks as the code reads them, bh for a reset after, a zero
+c0). ``first_followed``: when the forward disagrees with the oracle, the oracle is run again
+on those arrays under the other values of the cell's conventions (fewest changed keys
+first); the first whose forward the code's agrees with is the convention the code follows.
+``follows`` (the whole window) runs the reference's NumPy window in float64, like the zoo's
+candidate test (a diagnosis, never a verdict): no compile for a form of the cell the check
+has not run (the reset after); a layer checked by itself (gradcheck/layer_check.py) runs
+the JAX layer it was checked against.
 """
 import itertools
 
@@ -23,7 +27,8 @@ from .._reference import cell_module
 from ..compare import compare
 from ..model import cell as cell_of, describe
 
-__all__ = ["declared", "to_code", "from_code", "follows", "sentence"]
+__all__ = ["declared", "to_code", "from_code", "computed", "first_followed", "follows",
+           "sentence"]
 
 
 def _conventions(cell):
@@ -34,11 +39,17 @@ def _gates(cell):
     return next(c.contract for c in _conventions(cell).values() if c.effect == "order")
 
 
-def declared(decl, cell):
+def declared(decl, cell, options=()):
     """{key: value} of every convention of ``cell``: the declaration's (a dict, or None
-    for code of the contract) over the contract's values ({} for the RNN)."""
+    for code of the contract) over the contract's values ({} for the RNN); ``options``:
+    the names of the cell options the check has on, whose keys take the option's value
+    (reset_after: "reset" is "after")."""
     decl = decl or {}
-    return {k: decl.get(k, c.contract) for k, c in _conventions(cell).items()}
+    out = {k: decl.get(k, c.contract) for k, c in _conventions(cell).items()}
+    for k, c in _conventions(cell).items():
+        if c.effect.startswith("option ") and c.effect.split(" ", 1)[1] in options:
+            out[k] = next(v for v in c.values if v != c.contract)
+    return out
 
 
 def _blocked(cell):
@@ -86,62 +97,115 @@ def from_code(name, arr, values, cell):
     return np.concatenate(out, axis=-1)
 
 
-def _candidates(cell, checked):
-    """Every other combination of the conventions' values, fewest keys changed first."""
-    convs = _conventions(cell)
-    combos = [dict(zip(convs, vs)) for vs in itertools.product(*(c.values for c in convs.values()))]
+def _applies(c, names, cell):
+    """Whether convention ``c`` changes a computation of the arrays ``names``: a cell state
+    the code resets changes only a window's incoming further states (c0, not a step's
+    c_prev); every other convention changes any."""
+    if c.effect != "zero c0":
+        return True
+    return any(i in names for i, _ in describe(cell).extra_states)
+
+
+def _candidates(cell, checked, names=None):
+    """Every other combination of the conventions' values, fewest keys changed first;
+    ``names``: the arrays computed with (None: a whole window), the conventions that change
+    nothing there held at their checked value."""
+    convs = {k: c for k, c in _conventions(cell).items()
+             if names is None or _applies(c, names, cell)}
+    combos = [dict(checked, **dict(zip(convs, vs)))
+              for vs in itertools.product(*(c.values for c in convs.values()))]
     combos = [c for c in combos if c != checked]
     return sorted(combos, key=lambda c: sum(c[k] != checked[k] for k in c))
 
 
-def _forward(params, x, y, h0, states, values, checked, cell, options):
-    """The (loss, h_last) of code following ``values`` run by an adapter that declared
-    ``checked`` (the reference's window, float64)."""
-    p = {n: np.asarray(from_code(n, to_code(n, a, checked, cell), values, cell), np.float64)
-         for n, a in params.items()}
-    states = {n: np.asarray(s, np.float64) for n, s in states.items()}
+def computed(arrays, values, checked, cell):
+    """(arrays, reset_after): what code following ``values``, handed ``arrays`` ({model
+    name: array}, the contract's layout) by an adapter that declared ``checked``, computes,
+    as the contract's arrays of the same computation (float64): the gate blocks as the code
+    reads them; bh added as zeros for a reset after (the code's one bias) or dropped for a
+    reset before; the incoming further states (c0) zero for a cell state the code resets;
+    ``reset_after``: the computation's reset is after the product."""
+    out = {n: np.asarray(from_code(n, to_code(n, a, checked, cell), values, cell), np.float64)
+           for n, a in arrays.items()}
+    after = "bh" in out
     for key, c in _conventions(cell).items():
         changed = values[key] != c.contract
-        if c.effect == "option reset_after":     # the reference's reset is after with bh
-            if changed and "bh" not in p:
-                p["bh"] = np.zeros_like(p["b"])
+        if c.effect == "option reset_after":
+            after = changed
+            if changed and "bh" not in out:
+                out["bh"] = np.zeros_like(out["b"])
             elif not changed:
-                p.pop("bh", None)
+                out.pop("bh", None)
         elif c.effect == "zero c0" and changed:
-            states["c0"] = np.zeros_like(states["c0"])
-    extra = [states[n] for n in describe(cell).state_names[1:]]
-    y = y if y.dtype.kind in "iu" else np.asarray(y, np.float64)
-    out = cell_module(cell_of(cell).sides["reference"]).loss_and_grads(
-        p, np.asarray(x, np.float64), y, np.asarray(h0, np.float64), *extra, **options)
-    return out[0], out[2]
+            for i, _ in describe(cell).extra_states:
+                if i in out:
+                    out[i] = np.zeros_like(out[i])
+    return out, after
+
+
+def first_followed(run, got, arrays, checked, cell, tol, names=None):
+    """{key: value} (the keys that differ from ``checked``) of the first other combination
+    of the cell's conventions, fewest changes first, under which ``run`` (the oracle of the
+    computation, given ``computed``'s arrays and reset_after) returns what the code
+    returned, ``got`` (a tuple of arrays, each compared at ``tol``); None when none does.
+    ``names``: the arrays of a layer checked by itself (None: a whole window)."""
+    for values in _candidates(cell, checked, names):
+        want = run(*computed(arrays, values, checked, cell))
+        if all(compare(np.asarray(g, np.float64), np.asarray(w), tol).passed
+               for g, w in zip(got, want)):
+            return {k: v for k, v in values.items() if v != checked[k]}
+    return None
 
 
 def follows(params, x, y, h0, states, out, checked, cell, options, tol):
     """{key: value} of the conventions the forward of ``out`` (an Outcome: its loss and
     h_last) follows, only the keys that differ from ``checked`` (what the check assumed),
     or None when no combination of the cell's conventions explains it. ``states``: the
-    window's further incoming states ({"c0": ...}); ``tol``: the comparison's tolerance."""
+    window's further incoming states ({"c0": ...}); ``tol``: the comparison's tolerance.
+    Each combination runs the reference's window (float64)."""
     if out.loss is None or out.h_last is None or not _conventions(cell):
         return None
-    got_loss = np.asarray(out.loss, np.float64)
-    for values in _candidates(cell, checked):
-        loss, h_last = _forward(params, x, y, h0, states, values, checked, cell, options)
-        if (compare(got_loss, np.asarray(loss), tol).passed
-                and compare(out.h_last, h_last, tol).passed):
-            return {k: v for k, v in values.items() if v != checked[k]}
-    return None
+    y = y if y.dtype.kind in "iu" else np.asarray(y, np.float64)
+    extra = describe(cell).state_names[1:]
+    reference = cell_module(cell_of(cell).sides["reference"])
+
+    def run(arrays, _after):          # the reference's reset is after when given bh
+        p = {n: a for n, a in arrays.items() if n not in extra}
+        got = reference.loss_and_grads(p, np.asarray(x, np.float64), y,
+                                       np.asarray(h0, np.float64),
+                                       *(arrays[n] for n in extra), **options)
+        return got[0], got[2]
+    return first_followed(run, (out.loss, out.h_last), dict(params, **states), checked,
+                          cell, tol)
 
 
-def sentence(found, checked, cell, adapted):
+def sentence(found, checked, cell, adapted, layer=False):
     """(kind, text) naming the conventions ``found`` ({key: value}) against ``checked``;
-    ``adapted``: the code was checked through an adapter (else: the contract itself)."""
+    ``adapted``: the code was checked through an adapter (else: the contract itself);
+    ``layer``: a layer checked by itself, whose own two functions an adapter of the
+    conventions alone declares."""
     convs = _conventions(cell)
     uses = "; and ".join(f"{convs[k].values[v]} (this check: {convs[k].values[checked[k]]})"
                          for k, v in found.items())
     keys = ", ".join(f'"{k}": "{v}"' for k, v in found.items())
-    act = (f"declare {keys} in the adapter" if adapted else
-           f"write it in the contract's convention, or check it through an adapter declaring "
-           f"{keys}")
+    act = f"declare {keys} in the adapter" if adapted else _contract_act(found, convs, layer)
     return convs[next(iter(found))].kind, (
         f"The forward disagrees with JAX and it is not a wrong gradient: your code follows "
         f"another convention than the one checked. Your forward uses {uses}; {act}.")
+
+
+def _contract_act(found, convs, layer):
+    """What code of the contract does about the conventions ``found``: declare the keys in
+    an adapter; a key that is a cell option (the reset after) is the option's form of the
+    contract itself (with bh), so its flag and keyword are named instead."""
+    keys = ", ".join(f'"{k}": "{v}"' for k, v in found.items()
+                     if not convs[k].effect.startswith("option "))
+    where = "check_layer" if layer else "gradcheck.check"
+    acts = ([f"declare it: --adapter '{{{keys}}}' (adapter={{{keys}}} in {where})" if layer
+             else f"check it through an adapter declaring {keys}"] if keys else [])
+    for k, v in found.items():
+        if convs[k].effect.startswith("option "):
+            option, on = convs[k].effect.split(" ", 1)[1], v != convs[k].contract
+            acts.append(f"check it {'with' if on else 'without'} --{option.replace('_', '-')} "
+                        f"({option}={on} in {where})")
+    return "write it in the contract's convention, or " + " and ".join(acts)

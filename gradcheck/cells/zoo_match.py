@@ -47,8 +47,9 @@ def layer_window(first, weights, step):
 
 def layer_candidate(bugs, reproducing, find, spec, arrays, gs, grads, tol):
     """(kind, sentence, False, bug) of a cell's ``bugs`` that reproduce a layer check's
-    gradients (bug None: several do, the sentence names them), or None; ``reproducing``
-    and ``find``: the cell zoo's layer_reproducing and finding."""
+    gradients (bug None: several do, the sentence names them), or None; ``grads``: one per
+    input, None for one skipped (never compared); ``reproducing`` and ``find``: the cell
+    zoo's layer_reproducing and finding."""
     inputs = dict(zip(spec.input_names, (np.asarray(v, np.float64) for v in arrays)))
     fits = reproducing(spec.name, inputs, tuple(np.asarray(g, np.float64) for g in gs),
                        dict(zip(spec.input_names, grads)), tol)

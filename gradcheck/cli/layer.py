@@ -33,7 +33,11 @@ def build_parser():
                        " (a private copy of its .py files, in the worker)", ""))
     p.add_argument("--adapter", metavar="STYLE|FILE.json|JSON", action="append",
                    help="how --impl's code is shaped (see README, Adapters); given again, "
-                        "merged over the earlier (a .json file, then overrides)")
+                        "merged over the earlier (a .json file, then overrides). With the "
+                        "layer's own two functions, the cell's conventions alone, e.g. "
+                        "'{\"gate_order\": \"ifog\"}'. Code that starts c at zero (the course "
+                        "style) is given c0 = 0; a dc0 the code cannot give is skipped (not "
+                        "compared)")
     for option in _cell_options().values():
         p.add_argument(flag(option.name), action="store_true", help=(
             f"layers of the {option.cell} cell ({', '.join(option.layers)}): "
@@ -104,7 +108,16 @@ def body(args):
     from ..untrusted import load_impl, on_path
     forward = backward = adapter = None
     loss, acts = args.loss, args.activations
+    conventions = None
     if args.adapter is not None:
+        from ..adapters import conventions_only
+        conventions = conventions_only(args.adapter, spec_of(args.layer).cell)
+    if conventions is not None:         # the layer's own two functions, their conventions
+        if args.impl is None and not (args.forward and args.backward):
+            raise UsageError("adapter", " ".join(args.adapter), "of conventions alone needs "
+                             "the layer's two functions (--impl or --forward/--backward)")
+        adapter = conventions
+    if args.adapter is not None and conventions is None:
         from ..adapters import load_module, read_declaration, supported
         if args.impl is None:
             raise UsageError("adapter", " ".join(args.adapter),
