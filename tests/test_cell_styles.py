@@ -1,9 +1,8 @@
 """Correct cells written in three styles (tests/impls/cells): student loops, whole-window
 matrix operations (vectorized: one matmul for every step's gates, einsum over time in the
 backward) and per-step objects (a cell object per step) pass the check over hypothesis
-sweeps of shapes, intervals, losses, reductions, dtypes and the cells' options; the loops
-do what students' homework does (l2 with tanh, tanh, identity), the others every loss and
-activation. A sweep that cannot fail proves nothing: each style with one gradient
+sweeps of shapes, intervals, losses, activations, reductions, dtypes and the cells'
+options. A sweep that cannot fail proves nothing: each style with one gradient
 off by the relative error the check must catch fails."""
 import pytest
 from hypothesis import given, settings
@@ -11,19 +10,19 @@ from hypothesis import strategies as st
 
 import gradcheck
 from gradcheck.judge import NOT_JUDGED
-from gradcheck.model import DEFAULT_ACTIVATIONS, describe
+from gradcheck.model import describe
 from gradcheck.strategies import configs
 from tests.impls.cells import (gru_classes, gru_loop, gru_vectorized, lstm_classes, lstm_loop,
                                lstm_vectorized)
 
-# (cell, style): the implementation, and the losses it computes (None: every one).
+# (cell, style): the implementation.
 STYLES = {
-    ("lstm", "loop"): (lstm_loop.loss_and_grads, ("l2",)),
-    ("lstm", "vectorized"): (lstm_vectorized.loss_and_grads, None),
-    ("lstm", "classes"): (lstm_classes.loss_and_grads, None),
-    ("gru", "loop"): (gru_loop.loss_and_grads, ("l2",)),
-    ("gru", "vectorized"): (gru_vectorized.loss_and_grads, None),
-    ("gru", "classes"): (gru_classes.loss_and_grads, None),
+    ("lstm", "loop"): lstm_loop.loss_and_grads,
+    ("lstm", "vectorized"): lstm_vectorized.loss_and_grads,
+    ("lstm", "classes"): lstm_classes.loss_and_grads,
+    ("gru", "loop"): gru_loop.loss_and_grads,
+    ("gru", "vectorized"): gru_vectorized.loss_and_grads,
+    ("gru", "classes"): gru_classes.loss_and_grads,
 }
 IDS = [f"{cell}-{style}" for cell, style in STYLES]
 
@@ -46,13 +45,10 @@ def _judged_ok(report):
 @given(data=st.data())
 def test_a_correct_cell_in_every_style_passes_over_a_sweep(cell, data):
     options = data.draw(configs(max_size=5, max_interval=4, cells=(cell,)))
-    for (c, style), (impl, losses) in STYLES.items():
+    for (c, style), impl in STYLES.items():
         if c != cell:
             continue
-        # a style that computes fewer losses is checked on the same shapes with its own
-        mine = options if losses is None else dict(options, loss=losses[0],
-                                                   activations=DEFAULT_ACTIVATIONS)
-        report = gradcheck.check(impl, **mine)
+        report = gradcheck.check(impl, **options)
         assert _judged_ok(report), f"{cell} {style}:\n{report.format_table()}"
 
 
@@ -67,7 +63,7 @@ def _off_by(impl, name, factor):
 @pytest.mark.parametrize(("cell", "style"), STYLES, ids=IDS)
 @pytest.mark.parametrize("dtype", ("float64", "float32"))
 def test_each_style_off_by_a_small_relative_error_fails(cell, style, dtype):
-    impl, _ = STYLES[cell, style]
+    impl = STYLES[cell, style]
     name = "Wh"                                          # the recurrent weight, every cell has it
     assert name in describe(cell).grad_names
     report = gradcheck.check(_off_by(impl, name, 1.0 + MUST_CATCH[dtype]), cell=cell,

@@ -97,6 +97,32 @@ def test_every_layer_side_of_every_cell_covers_every_layer_of_it(cell):
             assert callable(jax_side.step_function(spec.name, options))
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_every_cell_s_zoo_has_the_hooks_made_from_its_bugs(cell):
+    """The zoo and layer_zoo sides answer with the three hooks zoo_match.hooks made from
+    the cell's BUGS (a cell's zoo module writes none of them); they name the cell by its
+    registry label."""
+    from gradcheck.cells import zoo_match
+    zoo, layer_zoo = model.side(cell, "zoo"), model.side(cell, "layer_zoo")
+    assert isinstance(zoo.HOOKS, zoo_match.Hooks)
+    assert (zoo.reproducing, zoo.finding, layer_zoo.layer_candidate) == (
+        zoo.HOOKS.reproducing, zoo.HOOKS.finding, layer_zoo.HOOKS.layer_candidate)
+    bug = next(iter(zoo.BUGS.values()))
+    label = model.cell(cell).label
+    assert zoo.finding({bug.name: 0.5}) == (
+        bug.kind, f"{label}: {bug.what} (this mistake reproduces the numbers).")
+    assert zoo.finding({}) is None
+
+
+@pytest.mark.parametrize(("cell", "cell_options"), CASES, ids=CASE_IDS)
+def test_a_cell_s_bugs_of_a_form_are_told_by_its_arrays(cell, cell_options):
+    from gradcheck.cells import zoo_match
+    config, data = small_data(cell=cell, interval=2, cell_options=cell_options)
+    bugs = model.side(cell, "zoo").BUGS
+    assert zoo_match.of_form(bugs, cell, data.params) == [
+        n for n, b in bugs.items() if set(b.options) == set(cell_options)]
+
+
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize(("cell", "cell_options"), CASES, ids=CASE_IDS)
 def test_the_reference_agrees_with_the_jax_oracle(cell, cell_options, name):

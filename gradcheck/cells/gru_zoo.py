@@ -10,11 +10,10 @@ import numpy as np
 
 from .._reference import cell_module
 from .gru import AFTER, BUGS
-from .zoo_match import (finding as match_finding, layer_candidate as match_layer,
-                        layer_window, reproducing_bugs)
+from .zoo_match import hooks, layer_window, of_form, reproducing_bugs
 
 __all__ = ["BUGS", "gru_bptt", "reproducing", "layer_reproducing", "layer_candidate",
-           "finding"]
+           "finding", "HOOKS"]
 
 GRAD_NAMES = ("W1", "b1", "Wx", "Wh", "b", "bh", "W3", "b3", "x", "h0")
 
@@ -115,20 +114,6 @@ def __getattr__(name):                  # gradcheck.cells.gru_zoo:NAME loads bug
     raise AttributeError(name)
 
 
-def reproducing(params, x, y, h0, impl_grads, options, tol):
-    """{bug: worst error / tol} of the bugs of the form the params are of (bh: the reset
-    after the product) whose gradients all agree with ``impl_grads`` at ``tol`` on these
-    inputs (float64)."""
-    after = "bh" in params
-    bugs = [name for name, bug in BUGS.items() if (AFTER[0] in bug.options) == after]
-    f64 = {n: np.asarray(p, np.float64) for n, p in params.items()}
-    y = y if y.dtype.kind in "iu" else np.asarray(y, np.float64)
-    _, cache = cell_module("gru").forward(f64, np.asarray(x, np.float64), y,
-                                          np.asarray(h0, np.float64), **options)
-    return reproducing_bugs(bugs, lambda c, bug: _backward(f64, c, bug), cache, impl_grads,
-                            tol, GRAD_NAMES)
-
-
 def layer_reproducing(layer, inputs, upstreams, impl_grads, tol):
     """{bug: worst error / tol} of the bugs of the layer's form (bh: the reset after the
     product) whose gradients of the GRU layer ``layer`` ("gru_step" or "gru",
@@ -137,8 +122,7 @@ def layer_reproducing(layer, inputs, upstreams, impl_grads, tol):
     derivative as d3. ``inputs``: {input name: array} in the layer's order, float64."""
     names = list(inputs)                                # a (or a_t), h0, Wx, Wh, b[, bh]
     step = layer == "gru_step"
-    after = "bh" in inputs
-    bugs = [name for name, bug in BUGS.items() if (AFTER[0] in bug.options) == after]
+    bugs = of_form(BUGS, "gru", inputs)
     x, params, y = layer_window(inputs[names[0]], {n: inputs[n] for n in names[2:]}, step)
     _, cache = cell_module("gru").forward(params, x, y, inputs[names[1]], loss="l2",
                                           reduction="sum",
@@ -153,13 +137,6 @@ def layer_reproducing(layer, inputs, upstreams, impl_grads, tol):
                             GRAD_NAMES)
 
 
-def layer_candidate(spec, arrays, gs, grads, want, failing, options, tol):
-    """The layer check's hook (the cell's "layer_zoo" side): (kind, sentence, False, bug)
-    of this zoo's bugs that reproduce a gru_step or gru layer's gradients, or
-    None (zoo_match.layer_candidate)."""
-    return match_layer(BUGS, layer_reproducing, finding, spec, arrays, gs, grads, tol)
-
-
-def finding(fits):
-    """(kind, sentence) for the bugs that reproduce the numbers, or None when none does."""
-    return match_finding(BUGS, "GRU", fits)
+# What the registry calls on this zoo (its "zoo" and "layer_zoo" sides), made from BUGS.
+HOOKS = hooks("gru", BUGS, _backward, layer_reproducing, GRAD_NAMES)
+reproducing, finding, layer_candidate = HOOKS

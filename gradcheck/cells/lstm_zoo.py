@@ -14,11 +14,10 @@ import numpy as np
 
 from .._reference import cell_module
 from .lstm import BUGS
-from .zoo_match import (finding as match_finding, layer_candidate as match_layer,
-                        layer_window, reproducing_bugs)
+from .zoo_match import hooks, layer_window, reproducing_bugs
 
 __all__ = ["BUGS", "lstm_bptt", "reproducing", "layer_reproducing", "layer_candidate",
-           "finding"]
+           "finding", "HOOKS"]
 
 GRAD_NAMES = ("W1", "b1", "Wx", "Wh", "b", "W3", "b3", "x", "h0", "c0")
 
@@ -84,18 +83,6 @@ def __getattr__(name):                  # gradcheck.cells.lstm_zoo:NAME loads bu
     raise AttributeError(name)
 
 
-def reproducing(params, x, y, h0, c0, impl_grads, options, tol):
-    """{bug: worst error / tol} of the bugs whose gradients all agree with ``impl_grads``
-    at ``tol`` on these inputs (run in float64)."""
-    f64 = {n: np.asarray(p, np.float64) for n, p in params.items()}
-    y = y if y.dtype.kind in "iu" else np.asarray(y, np.float64)
-    args = (np.asarray(x, np.float64), y, np.asarray(h0, np.float64),
-            np.asarray(c0, np.float64))
-    _, cache = cell_module("lstm").forward(f64, *args, **options)
-    return reproducing_bugs(BUGS, lambda c, bug: _backward(f64, c, bug), cache, impl_grads,
-                            tol, GRAD_NAMES)
-
-
 def layer_reproducing(layer, inputs, upstreams, impl_grads, tol):
     """{bug: worst error / tol} of the bugs whose gradients of the LSTM layer ``layer``
     ("lstm_step" or "lstm", gradcheck.cells.lstm's LAYERS) all agree with ``impl_grads``
@@ -119,13 +106,6 @@ def layer_reproducing(layer, inputs, upstreams, impl_grads, tol):
                             got, tol, GRAD_NAMES)
 
 
-def layer_candidate(spec, arrays, gs, grads, want, failing, options, tol):
-    """The layer check's hook (the cell's "layer_zoo" side): (kind, sentence, False, bug)
-    of this zoo's bugs that reproduce a lstm_step or lstm layer's gradients, or
-    None (zoo_match.layer_candidate)."""
-    return match_layer(BUGS, layer_reproducing, finding, spec, arrays, gs, grads, tol)
-
-
-def finding(fits):
-    """(kind, sentence) for the bugs that reproduce the numbers, or None when none does."""
-    return match_finding(BUGS, "LSTM", fits)
+# What the registry calls on this zoo (its "zoo" and "layer_zoo" sides), made from BUGS.
+HOOKS = hooks("lstm", BUGS, _backward, layer_reproducing, GRAD_NAMES)
+reproducing, finding, layer_candidate = HOOKS

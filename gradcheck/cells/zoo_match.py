@@ -1,10 +1,17 @@
 """What every cell's zoo does with its bugs once it has the forward's cache: which bugs
-reproduce an implementation's gradients, and the sentence that names them."""
-from ..compare import compare
+reproduce an implementation's gradients, and the sentence that names them; ``hooks``
+makes the three functions the registry calls on a cell's zoo (its "zoo" and "layer_zoo"
+sides) from the cell's bugs, so that a cell's zoo module writes none of them."""
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["reproducing_bugs", "finding", "layer_window", "layer_candidate"]
+from .._reference import cell_module
+from ..compare import compare
+from ..model import cell
+
+__all__ = ["reproducing_bugs", "finding", "layer_window", "layer_candidate", "of_form",
+           "Hooks", "hooks"]
 
 
 def reproducing_bugs(bugs, backward, cache, impl_grads, tol, grad_names):
@@ -30,6 +37,15 @@ def finding(bugs, cell, fits):
         return "ambiguous", (f"Unclear which of these {cell} mistakes it is; each reproduces "
                              f"the numbers: " + "; or ".join(bugs[b].what for b in fits) + ".")
     return None
+
+
+def of_form(bugs, cell_name, arrays):
+    """The names of ``bugs`` (a cell's BUGS) of the form ``arrays`` are of: a bug's options
+    are exactly the cell's options whose own arrays are among them (the GRU's bh: the
+    reset after the product); with no such option, the bugs whose options are none."""
+    on = {o.name for o in cell(cell_name).options
+          if o.arrays and all(a.name in arrays for a in o.arrays)}
+    return [name for name, bug in bugs.items() if set(bug.options) == on]
 
 
 def layer_window(first, weights, step):
@@ -60,3 +76,44 @@ def layer_candidate(bugs, reproducing, find, spec, arrays, gs, grads, tol):
         bug = next(iter(fits))
         return found[0], bugs[bug].what, False, bug
     return found[0], found[1], False, None
+
+
+class Hooks(NamedTuple):
+    """The functions the registry calls on a cell's zoo module (made by ``hooks``):
+    ``reproducing(params, x, y, h0, *states, impl_grads, options, tol)`` -> {bug: worst
+    error / tol} for a whole window (diagnose); ``finding(fits)`` -> (kind, sentence) or
+    None; ``layer_candidate(spec, arrays, gs, grads, want, failing, options, tol)`` ->
+    (kind, sentence, False, bug) or None for a layer check (the "layer_zoo" side)."""
+    reproducing: Callable
+    finding: Callable
+    layer_candidate: Callable
+
+
+def hooks(cell_name, bugs, backward, layer_reproducing, grad_names):
+    """The Hooks of cell ``cell_name``'s zoo, from its ``bugs`` (BUGS), its zoo's
+    ``backward(params, cache, bug)`` (the window's gradients, float64, from the cell
+    reference's forward cache), its ``layer_reproducing(layer, inputs, upstreams,
+    impl_grads, tol)`` and the ``grad_names`` its backward gives; sentences name the cell
+    by its registry label. A whole window's bugs are those of the form of its params
+    (``of_form``)."""
+    label = cell(cell_name).label
+    reference = cell_module(cell(cell_name).sides["reference"])
+
+    def reproducing(params, x, y, h0, *rest):
+        *states, impl_grads, options, tol = rest          # states: the further ones (c0)
+        f64 = {n: np.asarray(p, np.float64) for n, p in params.items()}
+        y = y if y.dtype.kind in "iu" else np.asarray(y, np.float64)
+        incoming = (np.asarray(s, np.float64) for s in (h0, *states))
+        _, cache = reference.forward(f64, np.asarray(x, np.float64), y, *incoming, **options)
+        return reproducing_bugs(of_form(bugs, cell_name, params),
+                                lambda c, bug: backward(f64, c, bug), cache, impl_grads, tol,
+                                grad_names)
+
+    def cell_finding(fits):
+        return finding(bugs, label, fits)
+
+    def cell_layer_candidate(spec, arrays, gs, grads, want, failing, options, tol):
+        return layer_candidate(bugs, layer_reproducing, cell_finding, spec, arrays, gs, grads,
+                               tol)
+
+    return Hooks(reproducing, cell_finding, cell_layer_candidate)

@@ -1,17 +1,41 @@
 """A correct dense -> GRU -> dense BPTT written the way students write it: lists of
-per-step caches, one gate at a time (l2 loss, tanh f1, identity f3, mean or sum); the
+per-step caches, one gate at a time, one step's loss at a time (every loss and
+activation of the contract); it stands alone, as a student's file does; the
 reset before the recurrent product, or after it when params hold bh."""
 import numpy as np
 
 
-def _sigmoid(z):
-    return 1.0 / (1.0 + np.exp(-z))
+def sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))             # no overflow for large |z|
+
+
+# f and f' written from f's output, as the course notes do
+ACT = {"tanh": (np.tanh, lambda f: 1.0 - f ** 2),
+       "sigmoid": (sigmoid, lambda f: f * (1.0 - f)),
+       "relu": (lambda z: np.maximum(z, 0.0), lambda f: (f > 0).astype(f.dtype)),
+       "identity": (lambda z: z, np.ones_like)}
+
+
+def step_loss(loss, f3, z3, y_t, scale):
+    """One step's loss of logits z3 [B, O] and its derivative dL/dz3."""
+    if loss == "l2":
+        f, df = ACT[f3]
+        yhat = f(z3)
+        err = yhat - y_t
+        return 0.5 * np.sum(err ** 2) / scale, err * df(yhat) / scale
+    if loss == "ce":                                   # y_t: class ids [B]
+        p = np.exp(z3 - z3.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        rows = np.arange(len(y_t))
+        value = -np.sum(np.log(p[rows, y_t])) / scale
+        p[rows, y_t] -= 1.0
+        return value, p / scale
+    return np.sum(np.logaddexp(0.0, z3) - y_t * z3) / scale, (sigmoid(z3) - y_t) / scale
 
 
 def loss_and_grads(params, x, y, h0, *, loss="l2", activations=("tanh", "tanh", "identity"),
                    reduction="mean"):
-    if loss != "l2" or tuple(activations) != ("tanh", "tanh", "identity"):
-        raise NotImplementedError("only l2 with tanh, tanh, identity")
+    f1, df1 = ACT[activations[0]]
     W1, b1, Wx, Wh, b, W3, b3 = (params[n] for n in ("W1", "b1", "Wx", "Wh", "b", "W3", "b3"))
     after = "bh" in params
     bh = params["bh"] if after else np.zeros_like(b)
@@ -20,19 +44,19 @@ def loss_and_grads(params, x, y, h0, *, loss="l2", activations=("tanh", "tanh", 
     scale = B if reduction == "mean" else 1
     h, total, steps = h0, 0.0, []
     for t in range(T):
-        a = np.tanh(x[t] @ W1 + b1)
+        a = f1(x[t] @ W1 + b1)
         zx = a @ Wx + b
         uh = h @ Wh + bh
-        r = _sigmoid(zx[:, :R] + uh[:, :R])
-        z = _sigmoid(zx[:, R:2 * R] + uh[:, R:2 * R])
+        r = sigmoid(zx[:, :R] + uh[:, :R])
+        z = sigmoid(zx[:, R:2 * R] + uh[:, R:2 * R])
         if after:
             n = np.tanh(zx[:, 2 * R:] + r * uh[:, 2 * R:])
         else:
             n = np.tanh(zx[:, 2 * R:] + (r * h) @ Wh[:, 2 * R:])
         h_new = (1 - z) * n + z * h
-        err = h_new @ W3 + b3 - y[t]
-        total += 0.5 * np.sum(err ** 2) / scale
-        steps.append((x[t], a, h, uh, r, z, n, h_new, err / scale))
+        value, d3 = step_loss(loss, activations[2], h_new @ W3 + b3, y[t], scale)
+        total += value
+        steps.append((x[t], a, h, uh, r, z, n, h_new, d3))
         h = h_new
     grads = {k: np.zeros_like(params[k]) for k in params}
     dx = np.zeros_like(x)
@@ -61,7 +85,7 @@ def loss_and_grads(params, x, y, h0, *, loss="l2", activations=("tanh", "tanh", 
         dzx = np.concatenate([dr, dzg, dn], axis=1)
         grads["Wx"] += a.T @ dzx
         grads["b"] += dzx.sum(0)
-        d1 = (dzx @ Wx.T) * (1 - a ** 2)
+        d1 = (dzx @ Wx.T) * df1(a)
         grads["W1"] += x_t.T @ d1
         grads["b1"] += d1.sum(0)
         dx[t] = d1 @ W1.T
