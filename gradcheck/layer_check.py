@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 from ._reference import cell_module, reference
+from .attribution import unattributable
 from .compare import compare
 from .diagnose import diagnose_layer, float32_ratio, mismatch_kind
 from .errors import UsageError
@@ -400,13 +401,10 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         if report.finding is not None:      # the forward follows another convention
             return report
     params = {a.name for a in spec.inputs if a.role == "param"}
-    bad = [f"d{n}" for n in spec.input_names if n in params & {r.name for r in failing}]
+    bad = [n for n in spec.input_names if n in params & {r.name for r in failing}]
     zeroed = [a.name for a in spec.inputs if a.role == "state" and a.name in zeros]
     if over_time and grads and bad and zeroed:
-        report.skipped_calls.append(
-            f"naming the time steps of {', '.join(bad)}: this code starts every call from "
-            f"{' and '.join(f'{n} = 0' for n in zeroed)}, so it cannot be started from the "
-            f"state entering a later step, which attributing a step needs")
+        report.skipped_calls.append(unattributable(bad, zeroed))
     elif over_time and grads and bad:
         per_step, states = jax_window_per_step(spec, options, arrays, gs[0])
         steps = _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states,

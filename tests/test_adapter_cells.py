@@ -80,6 +80,23 @@ def test_a_zoo_bug_in_the_styles_code_fails_with_its_diagnosis(path, style, cell
     assert "reproduces the numbers" in report.diagnosis
 
 
+def test_the_steps_of_code_that_resets_c_are_not_named_wrongly():
+    """Suffix windows cannot start the course code from c_{t-1} (it starts at c = 0): the
+    weights' steps are not named (they were: every step, though the last step of a window
+    is right for this bug), the report says why, and dx's steps are still named."""
+    report = gradcheck.check(_module(COURSE, "course", "lstm", BUG="no_dnext_c"),
+                             adapter="course", cell="lstm", **SIZES)
+    assert report.finding.kind == "lstm_no_dc_next", report.diagnosis
+    failing = [r for r in report.results if not r.passed and r.oracle == "jax"]
+    assert {r.name for r in failing} >= {"Wx", "Wh", "b", "x"}
+    assert all(r.steps is None for r in failing if r.name != "x")
+    assert {r.window: r.steps for r in failing if r.name == "x"} == {1: [1, 2], 2: [4, 5]}
+    assert report.skipped_calls == [
+        "naming the time steps of dW1, db1, dWx, dWh, db: this code starts every call from "
+        "c0 = 0, so it cannot be started from the state entering a later step, which "
+        "attributing a step needs"]
+
+
 # A declaration naming another convention than the code's (through the worker): the
 # forward disagrees, and the diagnosis names what the code does and the key to declare.
 WRONG = [
