@@ -182,8 +182,13 @@ def declaration(adapter, cell=None):
     elif style in _KINDS:
         decl = copy.deepcopy(adapter)
     else:
-        raise UsageError("adapter", style,
-                         f"style must be one of {', '.join(list(STYLES) + list(_KINDS))}")
+        styles = ", ".join(dict.fromkeys(list(STYLES) + list(_KINDS)))
+        if style is None:          # keys alone: name the missing style, not "None"
+            raise UsageError("adapter", json.dumps(adapter, default=str),
+                             f"names no \"style\" (one of {styles}); only a layer's own two "
+                             f"functions (gradcheck layer) take a declaration of the cell's "
+                             f"conventions alone")
+        raise UsageError("adapter", style, f"style must be one of {styles}")
     try:
         json.dumps(decl)
     except (TypeError, ValueError):

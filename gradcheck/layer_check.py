@@ -221,10 +221,11 @@ def _dense_candidate(layer, arrays, g, grads, tol):
             False, f"{f}_grad_forgotten")
 
 
-def _declaration(adapters, adapter, spec, forward, backward):
+def _declaration(adapter, spec, forward, backward):
     """The declaration of ``adapter`` for ``spec``'s layer: with the module of the code as
     ``forward`` (no ``backward``), a style's or a full declaration; with the layer's own
     two functions, the cell's conventions alone. UsageError otherwise."""
+    from . import adapters
     if forward is not None and backward is not None:
         decl = adapters.conventions_only(adapter, spec.cell)
         if decl is None:
@@ -284,7 +285,7 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
     decl = None
     if adapter is not None:
         from . import adapters
-        decl = _declaration(adapters, adapter, spec, forward, backward)
+        decl = _declaration(adapter, spec, forward, backward)
         cell_options = adapters.declared_options(decl, cell_options)
     spec = _cell_options(spec, cell_options)
     if dtype not in DTYPES:
@@ -441,8 +442,8 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
 def _convention(spec, decl, on, arrays, outs, gs, options, tol, failing):
     """The Diagnosis when the layer's forward outputs are the JAX layer's under other
     conventions of its cell than the ones checked (``decl``'s, or the contract's, with the
-    cell options ``on``: names), tried
-    fewest changes first as in the whole window (cells/convention_arrays.py); else None."""
+    cell options named in ``on``), tried fewest changes first as in the whole window
+    (cells/convention_arrays.py); else None."""
     from .cells.convention_arrays import declared, first_followed, sentence
     from .layer_oracles import jax_vjp
     if not cell(spec.cell).conventions:
