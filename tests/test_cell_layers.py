@@ -15,6 +15,8 @@ from gradcheck.layer_check import LAYER_SPECS, check_layer
 from tests.helpers import SMALL
 
 CELL_LAYERS = ["lstm_step", "lstm", "gru_step", "gru"]
+# the layer command at the sizes check_layer's tests use (the JAX layers compiled once)
+SMALL_FLAGS = [a for k, v in SMALL.items() for a in (f"--{k.replace('_', '-')}", str(v))]
 # Two float64 evaluations of the same sums in other orders: ~1e-15 of the scale.
 AGREE = 1e-12
 
@@ -290,7 +292,8 @@ MUTANTS.update({
                 "dh_prev = dh_t * z + drh", "dh_prev = dh_t * (1.0 - z) + drh"),
     "blocks_zrn": ("gru", "r = sigmoid(zx[:, :R] + u[:, :R])",
                    "r = sigmoid(zx[:, R:2 * R] + u[:, R:2 * R])",
-                   "z = sigmoid(zx[:, R:2 * R] + u[:, R:2 * R])", "z = sigmoid(zx[:, :R] + u[:, :R])",
+                   "z = sigmoid(zx[:, R:2 * R] + u[:, R:2 * R])",
+                   "z = sigmoid(zx[:, :R] + u[:, :R])",
                    "[dzr, dzz, dzn * r]", "[dzz, dzr, dzn * r]",
                    "drz = np.concatenate([dzr, dzz], axis=1)          #",
                    "drz = np.concatenate([dzz, dzr], axis=1)          #",
@@ -376,7 +379,7 @@ def test_a_gru_layer_of_another_convention_is_told_its_convention(code, options,
                                         ("after", {"reset": "after"})])
 def test_the_layer_command_names_the_gru_convention(code, found, tmp_path, capsys):
     _, path = _gru_code(tmp_path, code, "gru")
-    flags = ["--impl", f"{path}:gru_forward,gru_backward", "--batch", "4", "--json"]
+    flags = ["--impl", f"{path}:gru_forward,gru_backward", *SMALL_FLAGS, "--json"]
     assert main(["layer", "gru"] + flags) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["diagnosis_kind"] == f"gru_convention_{next(iter(found))}"
@@ -393,7 +396,7 @@ def test_the_course_lstm_step_is_told_its_gate_order(capsys):
     """The course's lstm_step_forward/backward have the contract's arguments and gates
     i, f, o, g."""
     flags = ["--impl", str(COURSE_DIR / "course_lstm.py"), "--path", str(COURSE_DIR),
-             "--batch", "4", "--json"]
+             *SMALL_FLAGS, "--json"]
     assert main(["layer", "lstm_step"] + flags) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["diagnosis_kind"] == "lstm_convention_gate_order"
@@ -468,7 +471,7 @@ def lstm_backward(dh, cache):
 def test_an_lstm_layer_that_resets_c_is_told_to_declare_it(tmp_path, capsys):
     path = tmp_path / "resets_c.py"
     path.write_text(RESETS_C)
-    flags = ["layer", "lstm", "--impl", str(path), "--batch", "4", "--json"]
+    flags = ["layer", "lstm", "--impl", str(path), *SMALL_FLAGS, "--json"]
     assert main(flags) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["diagnosis_kind"] == "lstm_convention_cell_state", doc["diagnosis"]
