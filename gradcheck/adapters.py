@@ -182,8 +182,13 @@ def declaration(adapter, cell=None):
     elif style in _KINDS:
         decl = copy.deepcopy(adapter)
     else:
-        raise UsageError("adapter", style,
-                         f"style must be one of {', '.join(list(STYLES) + list(_KINDS))}")
+        styles = ", ".join(dict.fromkeys(list(STYLES) + list(_KINDS)))
+        if style is None:          # keys alone: name the missing style, not "None"
+            raise UsageError("adapter", json.dumps(adapter, default=str),
+                             f"names no \"style\" (one of {styles}); only a layer's own two "
+                             f"functions (gradcheck layer) take a declaration of the cell's "
+                             f"conventions alone")
+        raise UsageError("adapter", style, f"style must be one of {styles}")
     try:
         json.dumps(decl)
     except (TypeError, ValueError):
@@ -461,17 +466,62 @@ def _form(name, form):
 def _module_of(spec, decl):
     if inspect.ismodule(spec):
         return spec
-    from .untrusted import load_impl
+    from .untrusted import import_module_of, load_impl
     if not isinstance(spec, str):
         raise UsageError("impl", spec, "with an adapter, expected FILE.py, MODULE or a module")
-    probe = _PROBE[decl["style"]](decl)
     if spec.count(":") == 0 or spec.endswith(".py") and ":" not in os.path.basename(spec):
-        spec = f"{spec}:{probe}"
+        # (the form untrusted reads; what the declaration names is looked up by the caller)
+        return import_module_of(f"{spec}:{_PROBE[decl['style']](decl)}")
     load_impl(spec)                       # loads it (a UsageError if it cannot) ...
     where = spec.rpartition(":")[0]
     if where.endswith(".py") or os.sep in where:      # ... under the name untrusted gives it
         return sys.modules["_gradcheck_impl_" + os.path.splitext(os.path.basename(where))[0]]
     return importlib.import_module(where)
+
+
+def _module_names(decl, layer=None):
+    """(key, name, what) of each name the declaration looks up in the module (of the
+    entry ``layer`` alone, when given): its layers' classes, and functions (a layers
+    style's forward, backward and loss function; a cells style's loss function), or the
+    function style's function (or, with an object, its class)."""
+    style = decl["style"]
+    if style == "function":
+        spec = decl.get("object")
+        yield (("class", spec["class"], "class") if spec else
+               ("function", decl["function"], "function"))
+        return
+    functions = {"layers": ("forward", "backward", "function"), "cells": ("function",)}
+    for entry, spec in decl.get("layers", {}).items():
+        if spec is None or layer not in (None, entry):
+            continue
+        for key in ("class",) + functions.get(style, ()):
+            if key in spec:
+                yield key, spec[key], "class" if key == "class" else "function"
+
+
+def _lacks(owner, name):
+    """``owner`` (a module or an object) has no ``name``, found without running its code;
+    an owner with ``__getattr__`` may make any name, so it lacks none."""
+    return (inspect.getattr_static(owner, name, _ABSENT) is _ABSENT
+            and inspect.getattr_static(owner, "__getattr__", None) is None)
+
+
+def _whose(owner):
+    """``rnn_layers.py`` for a module loaded from a file, else its name; a class's name."""
+    return (os.path.basename(getattr(owner, "__file__", None) or owner.__name__)
+            if inspect.ismodule(owner) else type(owner).__name__)
+
+
+def _declared(module, decl, spec, layer=None):
+    """UsageError (naming --impl ``spec``, as the worker's load does), one line naming the
+    key, for a class or function the declaration (its entry ``layer``, when given) names
+    that ``module`` does not have: found when the code loads, before anything is called
+    (a method or attribute of the code's objects is found when the adapter calls it:
+    _member)."""
+    for key, name, what in _module_names(decl, layer):
+        if _lacks(module, name):
+            raise UsageError("impl", spec if isinstance(spec, str) else _whose(module),
+                             f'adapter key "{key}": {_whose(module)} has no {what} "{name}"')
 
 
 def load_module(spec, adapter):
@@ -488,11 +538,8 @@ def _member(owner, name, key, what):
     one line naming the key and what ``owner`` lacks, when it has no such name. Looked up
     without running code first, so that an AttributeError the user's own property or
     ``__getattr__`` raises keeps its frame (and its blame)."""
-    if (inspect.getattr_static(owner, name, _ABSENT) is _ABSENT
-            and inspect.getattr_static(owner, "__getattr__", None) is None):
-        whose = (os.path.basename(getattr(owner, "__file__", None) or owner.__name__)
-                 if inspect.ismodule(owner) else type(owner).__name__)
-        raise DeclarationError(f'adapter key "{key}": {whose} has no {what} "{name}"')
+    if _lacks(owner, name):
+        raise DeclarationError(f'adapter key "{key}": {_whose(owner)} has no {what} "{name}"')
     return getattr(owner, name)
 
 
@@ -501,6 +548,7 @@ def build(spec, adapter):
     or either with ``:NAME``) under ``adapter`` (a style or a declaration)."""
     decl = declaration(adapter)
     module = _module_of(spec, decl)
+    _declared(module, decl, spec)
     fn = (_Function if decl["style"] == "function" else _Adapted)(module, decl)
     fn.declaration = decl
     fn.__name__ = fn.__qualname__ = f"{getattr(module, '__name__', spec)}[{decl['style']}]"
@@ -686,7 +734,8 @@ class _Adapted:
         """One layer object of ``spec``: its class called with the declared ``args`` and
         ``kwargs`` (``"R:size"``: the integer), then ``load``."""
         args = [self.enc(a, arrays).copy() for a in spec.get("args", [])]
-        obj = _member(self.module, spec["class"], "class", "class")(*args, **self.kwargs(spec, arrays))
+        cls = _member(self.module, spec["class"], "class", "class")
+        obj = cls(*args, **self.kwargs(spec, arrays))
         self.load(spec, obj, arrays)
         return obj
 
@@ -723,7 +772,8 @@ class _Adapted:
         """A cell object of ``spec``: built from its ``args`` (or, with ``"keys"``, without
         them), then ``load_cell``."""
         args = [] if "keys" in spec else [self.enc(a, arrays).copy() for a in spec["args"]]
-        obj = _member(self.module, spec["class"], "class", "class")(*args, **self.kwargs(spec, arrays))
+        cls = _member(self.module, spec["class"], "class", "class")
+        obj = cls(*args, **self.kwargs(spec, arrays))
         self.load_cell(spec, obj, arrays)
         return obj
 
@@ -861,7 +911,8 @@ class _ClassStage(_Stage):
 
     def backward(self, dout):
         seq = self.entry.get("sequence")
-        d = _member(self.obj, "backward", "style", "method")(_steps(dout) if seq in ("list", "steps") else self.to_user(dout))
+        backward = _member(self.obj, "backward", "style", "method")
+        d = backward(_steps(dout) if seq in ("list", "steps") else self.to_user(dout))
         grads = self.ad.gradients(self.entry, self.obj, self.arrays)
         if d is not None:
             grads[self.inp] = (np.stack(d) if isinstance(d, (list, tuple))
@@ -980,7 +1031,8 @@ class _Function(_Adapted):
         for key, item in d.get("globals", {}).items():   # module globals, or its attributes
             value = self.enc(item, arrays)
             setattr(owner, key, value if isinstance(value, int) else value.copy())
-        out = _member(owner, d["function"], "function", "function")(*[self.enc(a, arrays) for a in d["args"]])
+        fn = _member(owner, d["function"], "function", "function")
+        out = fn(*[self.enc(a, arrays) for a in d["args"]])
         like = dict(arrays, h_last=h0)
         value, grads, h_last = None, {}, None
         for item, arr in zip(d["returns"], out):
@@ -1016,6 +1068,7 @@ def layer_impl(spec, adapter, layer, names, output_has_time, cell=None):
     if entry is None:
         raise UsageError("layer", layer, f"the {decl['style']} declaration has no entry for it "
                          f"(it has {', '.join(entries) or 'none'})")
+    _declared(module, decl, spec, entry)
     ad = _Adapted(module, decl)
     if names[0] in _STATE_OF:
         _givable_state(decl)

@@ -14,12 +14,17 @@ mistake is tied to the window's first step (dU's first term from the wrong state
 every suffix window wrong at ITS first step, so the differences blame every step;
 check._evidence tests such candidates against the numbers (candidates.py) and, when
 one reproduces them, moves the array's steps to each window's first step.
+
+Code that starts every call from a zero further state (an LSTM whose c starts at zero,
+``"cell_state": "reset"``) cannot be started from the state entering a later step: its
+suffix windows would start from c = 0, not c_{t-1}, and blame steps wrongly. Its steps are
+not named (``unattributable`` says why); dx is still per step.
 """
 import numpy as np
 
 from .compare import compare
 
-__all__ = ["disagreeing_steps", "step_contributions"]
+__all__ = ["disagreeing_steps", "step_contributions", "unattributable"]
 
 
 def step_contributions(suffix_sums):
@@ -68,3 +73,12 @@ def disagreeing_steps(call, params, x, y, oracle, impl_grads, names, options, dt
         out[name] = _steps_that_fail(step_contributions([g[name] for g in suffix_grads]),
                                      oracle.per_step[name], tol)
     return out
+
+
+def unattributable(names, zeroed):
+    """The note (a skipped call) for arrays ``names`` (gradients, "loss") whose steps are
+    not named because the code starts every call from the states ``zeroed`` at zero."""
+    arrays = ", ".join(n if n == "loss" else f"d{n}" for n in names)
+    return (f"naming the time steps of {arrays}: this code starts every call from "
+            f"{' and '.join(f'{n} = 0' for n in zeroed)}, so it cannot be started from the "
+            f"state entering a later step, which attributing a step needs")

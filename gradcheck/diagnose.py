@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .attribution import disagreeing_steps
+from .attribution import disagreeing_steps, unattributable
 from .compare import compare
 from .judge import NOT_JUDGED, ORDER, OUTPUTS
 from .kinds import Diagnosis
@@ -205,6 +205,7 @@ def explain(runner, params, seen, results, config, options, skipped, skip=(), de
     or None."""
     tol = tolerance("jax", config.dtype)
     kinds = {}
+    zeroed = _zeroed(decl, config)
     for w, (x, y, ref, out) in enumerate(seen, start=1):
         failing = [r for r in results if r.window == w and not r.passed]
         if not failing or any(r.oracle == "contract" for r in failing):
@@ -212,6 +213,13 @@ def explain(runner, params, seen, results, config, options, skipped, skip=(), de
         if any(r.message.startswith(NOT_JUDGED) for r in failing):
             continue
         names = sorted({r.name for r in failing if r.name != "h_last"})
+        stepped = sorted((n for n in names if n in ref.per_step or n == "loss"),
+                         key=lambda n: ORDER.get(n, len(ORDER)))
+        if zeroed and stepped:          # dx alone is per step without suffix windows
+            note = unattributable(stepped, zeroed)
+            if note not in skipped:
+                skipped.append(note)
+            names = [n for n in names if n == INPUT_NAME]
         what = f"the attribution of window {w} to time steps"
 
         def call(p, x_, y_, h0, o, t, w=w, ref=ref):
@@ -264,6 +272,15 @@ def explain(runner, params, seen, results, config, options, skipped, skip=(), de
     found = diagnose(results, config.windows, config.to_dict(), kinds, consistent,
                      evidence=evidence)
     return found if second is None else replace(found, second=second)
+
+
+def _zeroed(decl, config):
+    """The further states (c0) the declared code starts every call from at zero: it cannot
+    run the suffix windows attribution needs (attribution.unattributable); [] for others."""
+    if decl is None:
+        return []
+    from .adapters import resets_states
+    return [i for i, _ in config.model.extra_states] if resets_states(decl) else []
 
 
 def _convention(params, x, y, ref, out, config, options, tol, decl):

@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 from ._reference import cell_module, reference
+from .attribution import unattributable
 from .compare import compare
 from .diagnose import diagnose_layer, float32_ratio, mismatch_kind
 from .errors import UsageError
@@ -220,10 +221,11 @@ def _dense_candidate(layer, arrays, g, grads, tol):
             False, f"{f}_grad_forgotten")
 
 
-def _declaration(adapters, adapter, spec, forward, backward):
+def _declaration(adapter, spec, forward, backward):
     """The declaration of ``adapter`` for ``spec``'s layer: with the module of the code as
     ``forward`` (no ``backward``), a style's or a full declaration; with the layer's own
     two functions, the cell's conventions alone. UsageError otherwise."""
+    from . import adapters
     if forward is not None and backward is not None:
         decl = adapters.conventions_only(adapter, spec.cell)
         if decl is None:
@@ -283,7 +285,7 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
     decl = None
     if adapter is not None:
         from . import adapters
-        decl = _declaration(adapters, adapter, spec, forward, backward)
+        decl = _declaration(adapter, spec, forward, backward)
         cell_options = adapters.declared_options(decl, cell_options)
     spec = _cell_options(spec, cell_options)
     if dtype not in DTYPES:
@@ -400,13 +402,10 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         if report.finding is not None:      # the forward follows another convention
             return report
     params = {a.name for a in spec.inputs if a.role == "param"}
-    bad = [f"d{n}" for n in spec.input_names if n in params & {r.name for r in failing}]
+    bad = [n for n in spec.input_names if n in params & {r.name for r in failing}]
     zeroed = [a.name for a in spec.inputs if a.role == "state" and a.name in zeros]
     if over_time and grads and bad and zeroed:
-        report.skipped_calls.append(
-            f"naming the time steps of {', '.join(bad)}: this code starts every call from "
-            f"{' and '.join(f'{n} = 0' for n in zeroed)}, so it cannot be started from the "
-            f"state entering a later step, which attributing a step needs")
+        report.skipped_calls.append(unattributable(bad, zeroed))
     elif over_time and grads and bad:
         per_step, states = jax_window_per_step(spec, options, arrays, gs[0])
         steps = _window_steps(forward, backward, spec, arrays, gs, kw, per_step, states,
@@ -443,8 +442,8 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
 def _convention(spec, decl, on, arrays, outs, gs, options, tol, failing):
     """The Diagnosis when the layer's forward outputs are the JAX layer's under other
     conventions of its cell than the ones checked (``decl``'s, or the contract's, with the
-    cell options ``on``: names), tried
-    fewest changes first as in the whole window (cells/convention_arrays.py); else None."""
+    cell options named in ``on``), tried fewest changes first as in the whole window
+    (cells/convention_arrays.py); else None."""
     from .cells.convention_arrays import declared, first_followed, sentence
     from .layer_oracles import jax_vjp
     if not cell(spec.cell).conventions:

@@ -25,7 +25,8 @@ from .model import GRAD_NAMES
 from .model import (DEFAULT_CELL, INPUT_NAME, LOSS_NAME, STATE_NAME, STATE_OUT_NAME, array,
                     describe)
 
-__all__ = ["Problem", "Outcome", "printable", "check_spec", "load_impl", "load_adapted", "build",
+__all__ = ["Problem", "Outcome", "printable", "check_spec", "load_impl", "import_module_of",
+           "load_adapted", "build",
            "model_of",
            "fill_skipped", "call_impl", "convert_return", "validate", "where_raised",
            "PROBLEM_NAMES"]
@@ -109,6 +110,26 @@ def load_impl(spec, option="impl"):
     cannot load."""
     allowed = _ALLOWED
     where, func = check_spec(spec, option)
+    module = _import(where, spec, option)
+    fn = getattr(module, func, None)
+    if fn is None:
+        raise UsageError(option, spec, f"{where} has no attribute {func!r}; {allowed}")
+    if not callable(fn):
+        raise UsageError(option, spec, f"{where}.{func} is not callable; {allowed}")
+    return fn
+
+
+def import_module_of(spec, option="impl"):
+    """The module of ``FILE.py:FUNC`` or ``MODULE:FUNC``, imported as ``load_impl``
+    imports it, FUNC not looked up (an adapter's declaration names what it uses, and
+    says so when the module lacks it); UsageError naming ``option`` when it cannot be."""
+    where, _ = check_spec(spec, option)
+    return _import(where, spec, option)
+
+
+def _import(where, spec, option):
+    """The module ``where`` (a file, or a module's name) of ``spec``, imported; its import
+    runs user code, so whatever it raises is a UsageError naming ``option``."""
     try:
         if _is_file(where):
             name = "_gradcheck_impl_" + os.path.splitext(os.path.basename(where))[0]
@@ -136,12 +157,7 @@ def load_impl(spec, option="impl"):
                 if isinstance(exc, ModuleNotFoundError) and _is_file(where) else "")
         raise UsageError(option, spec, f"importing {where} raised {type(exc).__name__}: "
                                        f"{exc}{at}{hint}") from None
-    fn = getattr(module, func, None)
-    if fn is None:
-        raise UsageError(option, spec, f"{where} has no attribute {func!r}; {allowed}")
-    if not callable(fn):
-        raise UsageError(option, spec, f"{where}.{func} is not callable; {allowed}")
-    return fn
+    return module
 
 
 @contextlib.contextmanager

@@ -80,6 +80,23 @@ def test_a_zoo_bug_in_the_styles_code_fails_with_its_diagnosis(path, style, cell
     assert "reproduces the numbers" in report.diagnosis
 
 
+def test_the_steps_of_code_that_resets_c_are_not_named_wrongly():
+    """Suffix windows cannot start the course code from c_{t-1} (it starts at c = 0): the
+    weights' steps are not named (they were: every step, though the last step of a window
+    is right for this bug), the report says why, and dx's steps are still named."""
+    report = gradcheck.check(_module(COURSE, "course", "lstm", BUG="no_dnext_c"),
+                             adapter="course", cell="lstm", **SIZES)
+    assert report.finding.kind == "lstm_no_dc_next", report.diagnosis
+    failing = [r for r in report.results if not r.passed and r.oracle == "jax"]
+    assert {r.name for r in failing} >= {"Wx", "Wh", "b", "x"}
+    assert all(r.steps is None for r in failing if r.name != "x")
+    assert {r.window: r.steps for r in failing if r.name == "x"} == {1: [1, 2], 2: [4, 5]}
+    assert report.skipped_calls == [
+        "naming the time steps of dW1, db1, dWx, dWh, db: this code starts every call from "
+        "c0 = 0, so it cannot be started from the state entering a later step, which "
+        "attributing a step needs"]
+
+
 # A declaration naming another convention than the code's (through the worker): the
 # forward disagrees, and the diagnosis names what the code does and the key to declare.
 WRONG = [
@@ -247,6 +264,7 @@ def test_course_code_sliced_in_another_order_is_named_by_that_order():
 
 
 LAYER_SIZES = dict(batch=4, input_size=3, hidden_size=4, state_size=3, output_size=5)
+LAYER_FLAGS = [a for k, v in LAYER_SIZES.items() for a in (f"--{k.replace('_', '-')}", str(v))]
 
 
 @pytest.mark.parametrize("layer,path,style,bug,kind", [
@@ -265,8 +283,8 @@ def test_a_styles_cell_layer_checked_by_itself(layer, path, style, bug, kind):
 
 
 def test_the_layer_command_takes_the_course_lstm_step(capsys):
-    assert main(["layer", "lstm_step", "--impl", COURSE, "--adapter", "course", "--batch",
-                 "4", "--json"]) == 0
+    assert main(["layer", "lstm_step", "--impl", COURSE, "--adapter", "course", *LAYER_FLAGS,
+                 "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["passed"]
 
 
@@ -278,7 +296,7 @@ LSTM_LAYER = [(COURSE, "course"), (TEXTBOOK, "textbook")]
 
 @pytest.mark.parametrize("path,style", LSTM_LAYER, ids=["course", "textbook"])
 def test_the_styles_lstm_layer_passes_with_dc0_skipped(path, style, capsys):
-    assert main(["layer", "lstm", "--impl", path, "--adapter", style, "--batch", "4",
+    assert main(["layer", "lstm", "--impl", path, "--adapter", style, *LAYER_FLAGS,
                  "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["passed"] and doc["skipped"] == ["c0"]
@@ -331,7 +349,7 @@ def test_the_layer_command_fails_a_course_lstm_bug(tmp_path, capsys):
     assert text.count("\nBUG = None") == 1
     buggy.write_text(text.replace("\nBUG = None", '\nBUG = "no_dnext_c"'))
     argv = ["layer", "lstm", "--impl", str(buggy), "--path", str(STYLES_DIR), "--adapter",
-            "course", "--batch", "4"]
+            "course", *LAYER_FLAGS]
     assert main(argv + ["--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["diagnosis_kind"] == "lstm_no_dc_next"
@@ -361,8 +379,8 @@ WRONG_LAYER = [
 def test_a_wrong_convention_in_a_layer_is_named_with_its_key(layer, path, adapter, found,
                                                               capsys):
     cell = layer.split("_")[0]
-    assert main(["layer", layer, "--impl", path, "--adapter", json.dumps(adapter), "--batch",
-                 "4", "--json"]) == 1
+    assert main(["layer", layer, "--impl", path, "--adapter", json.dumps(adapter),
+                 *LAYER_FLAGS, "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     key = next(iter(found))
     assert doc["diagnosis_kind"] == f"{cell}_convention_{key}", doc["diagnosis"]
@@ -372,7 +390,7 @@ def test_a_wrong_convention_in_a_layer_is_named_with_its_key(layer, path, adapte
     assert doc["diagnosis"].endswith(f"declare {keys} in the adapter.")
     assert "the forward disagrees with JAX and it is not a wrong gradient" in doc["diagnosis"]
     assert main(["layer", layer, "--impl", path, "--adapter", json.dumps(adapter),
-                 "--adapter", json.dumps(found), "--batch", "4", "--json"]) == 0
+                 "--adapter", json.dumps(found), *LAYER_FLAGS, "--json"]) == 0
     passed = json.loads(capsys.readouterr().out)
     assert passed["passed"]
     assert passed["config"].get("reset_after", False) is (found.get("reset") == "after")
@@ -393,7 +411,7 @@ def test_a_declared_reset_after_gives_the_one_bias_code_bh_as_zero():
     (["--adapter", '{"style": "textbook", "reset": "after"}', "--reset-after"], None),
 ], ids=["against", "agreeing"])
 def test_a_declared_reset_against_the_flag_is_a_usage_error(argv, message, capsys):
-    code = main(["layer", "gru", "--impl", TEXTBOOK, "--batch", "4"] + argv)
+    code = main(["layer", "gru", "--impl", TEXTBOOK, *LAYER_FLAGS] + argv)
     if message is None:          # TimeGRU is before: a verdict, not a usage error
         assert code == 1
     else:

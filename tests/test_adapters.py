@@ -173,8 +173,12 @@ def test_the_declaration_is_plain_json_and_a_file_works(tmp_path, capsys):
     ("nope", "--adapter nope: expected a style (course, textbook, cell, function), a JSON "
              "object or a .json file"),
     ('{"style": "lstm"}', "--adapter lstm: style must be one of course, textbook, cell, "
-                          "function, layers, classes, cells, function"),
-], ids=["name", "style"])
+                          "function, layers, classes, cells"),
+    ('{"layout": "batch_first"}', '--adapter {"layout": "batch_first"}: names no "style" (one '
+                                  'of course, textbook, cell, function, layers, classes, '
+                                  'cells); only a layer\'s own two functions (gradcheck layer) '
+                                  'take a declaration of the cell\'s conventions alone'),
+], ids=["name", "style", "no-style"])
 def test_bad_adapter_is_one_line(adapter, message, capsys):
     assert main(["--interval", "2", "--impl", str(STYLES_DIR / "course.py"),
                  "--adapter", adapter]) == 2
@@ -380,8 +384,6 @@ class PropertyRNN(_TimeRNN):
 WRONG_DECLARATIONS = {
     "missing_method": ({"layers": {"rnn": {"set_state": "load_state"}}},
                        'adapter key "set_state": TimeRNN has no method "load_state"'),
-    "missing_class": ({"layers": {"dense1": {"class": "Dense"}}},
-                      'adapter key "class": user_code.py has no class "Dense"'),
     "user_method_raises": ({"layers": {"rnn": {"class": "RaisingRNN"}}},
                            "raised ValueError: no state today at user_code.py:7 in set_state"),
     "user_property_raises": ({"layers": {"rnn": {"class": "PropertyRNN"}}},
@@ -413,11 +415,51 @@ def test_a_failing_adapter_made_call_blames_the_users_code(user_code, case, in_p
 def test_a_failing_adapter_made_call_in_a_layer_check_blames_the_users_code(user_code, case):
     from gradcheck.layer_check import check_layer
     override, blame = WRONG_DECLARATIONS[case]
-    layer = "dense1" if case == "missing_class" else "rnn"
-    report = check_layer(layer, user_code, adapter=dict(override, style="textbook"),
+    report = check_layer("rnn", user_code, adapter=dict(override, style="textbook"),
                          activations=adapters.supported(adapters.declaration("textbook"))[1],
                          **SMALL)
-    assert report.diagnosis == f"Layer {layer} raised an exception: {blame}."
+    assert report.diagnosis == f"Layer rnn raised an exception: {blame}."
+
+
+# A class or function the declaration names that the module lacks: a usage line when the
+# code loads (exit 2), whichever entry names it, never a verdict from inside a call.
+MISSING_NAMES = {
+    "first_layer_class": ("textbook", {"layers": {"dense1": {"class": "Dense"}}},
+                          'adapter key "class": user_code.py has no class "Dense"'),
+    "rnn_class": ("textbook", {"layers": {"rnn": {"class": "TimeRnn"}}},
+                  'adapter key "class": user_code.py has no class "TimeRnn"'),
+    "backward_function": ("course", {"layers": {"rnn": {"backward": "rnn_back"}}},
+                          'adapter key "backward": user_code.py has no function "rnn_back"'),
+    "loss_function": ("cell", {"layers": {"loss": {"function": "l2"}}},
+                      'adapter key "function": user_code.py has no function "l2"'),
+    "function_style": ("function", {"function": "loss_fun"},
+                       'adapter key "function": user_code.py has no function "loss_fun"'),
+}
+
+
+# Each case run as a whole window in a worker and in-process, and as a layer check of the
+# entry that names it (a function declaration has no layers).
+MISSING_RUNS = [(case, run) for case in MISSING_NAMES for run in ("worker", "in_process", "layer")
+                if not (run == "layer" and MISSING_NAMES[case][0] == "function")]
+
+
+@pytest.mark.parametrize(("case", "run"), MISSING_RUNS, ids=[f"{c}-{r}" for c, r in MISSING_RUNS])
+def test_a_name_the_declaration_gives_that_the_module_lacks_is_one_usage_line(case, run,
+                                                                              tmp_path, capsys):
+    style, override, line = MISSING_NAMES[case]
+    path = tmp_path / "user_code.py"
+    path.write_text((STYLES_DIR / FILES[style]).read_text())
+    decl = json.dumps(dict(override, style=style))
+    if run == "layer":
+        argv = ["layer", next(iter(override["layers"])), "--impl", str(path), "--adapter", decl]
+    else:
+        flags = [a for k, v in _sizes(style).items()
+                 for a in (f"--{k.replace('_', '-')}", str(v))]
+        argv = flags + ["--impl", str(path), "--adapter", decl] + (
+            ["--in-process"] if run == "in_process" else [])
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(f"user_code.py: {line}\n") and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("in_process", [False, True], ids=["worker", "in_process"])

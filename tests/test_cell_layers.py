@@ -3,6 +3,7 @@ and compose to its window; the command line takes a layer's two functions; every
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from gradcheck.layer_check import LAYER_SPECS, check_layer
 from tests.helpers import SMALL
 
 CELL_LAYERS = ["lstm_step", "lstm", "gru_step", "gru"]
+# the layer command at the sizes check_layer's tests use (the JAX layers compiled once)
+SMALL_FLAGS = [a for k, v in SMALL.items() for a in (f"--{k.replace('_', '-')}", str(v))]
 # Two float64 evaluations of the same sums in other orders: ~1e-15 of the scale.
 AGREE = 1e-12
 
@@ -289,7 +292,8 @@ MUTANTS.update({
                 "dh_prev = dh_t * z + drh", "dh_prev = dh_t * (1.0 - z) + drh"),
     "blocks_zrn": ("gru", "r = sigmoid(zx[:, :R] + u[:, :R])",
                    "r = sigmoid(zx[:, R:2 * R] + u[:, R:2 * R])",
-                   "z = sigmoid(zx[:, R:2 * R] + u[:, R:2 * R])", "z = sigmoid(zx[:, :R] + u[:, :R])",
+                   "z = sigmoid(zx[:, R:2 * R] + u[:, R:2 * R])",
+                   "z = sigmoid(zx[:, :R] + u[:, :R])",
                    "[dzr, dzz, dzn * r]", "[dzz, dzr, dzn * r]",
                    "drz = np.concatenate([dzr, dzz], axis=1)          #",
                    "drz = np.concatenate([dzz, dzr], axis=1)          #",
@@ -375,7 +379,7 @@ def test_a_gru_layer_of_another_convention_is_told_its_convention(code, options,
                                         ("after", {"reset": "after"})])
 def test_the_layer_command_names_the_gru_convention(code, found, tmp_path, capsys):
     _, path = _gru_code(tmp_path, code, "gru")
-    flags = ["--impl", f"{path}:gru_forward,gru_backward", "--batch", "4", "--json"]
+    flags = ["--impl", f"{path}:gru_forward,gru_backward", *SMALL_FLAGS, "--json"]
     assert main(["layer", "gru"] + flags) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["diagnosis_kind"] == f"gru_convention_{next(iter(found))}"
@@ -392,7 +396,7 @@ def test_the_course_lstm_step_is_told_its_gate_order(capsys):
     """The course's lstm_step_forward/backward have the contract's arguments and gates
     i, f, o, g."""
     flags = ["--impl", str(COURSE_DIR / "course_lstm.py"), "--path", str(COURSE_DIR),
-             "--batch", "4", "--json"]
+             *SMALL_FLAGS, "--json"]
     assert main(["layer", "lstm_step"] + flags) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["diagnosis_kind"] == "lstm_convention_gate_order"
@@ -451,3 +455,45 @@ def test_check_layer_takes_conventions_alone_with_two_functions(adapter, message
     with pytest.raises(UsageError, match=re.escape(message)):
         check_layer("lstm_step", ref.lstm_step_forward, ref.lstm_step_backward,
                     adapter=adapter)
+
+
+RESETS_C = """import numpy as np
+from gradcheck._reference import cell_module
+_ref = cell_module("lstm")
+def lstm_forward(a, h0, c0, Wx, Wh, b):          # c starts at zero: c0 is not read
+    return _ref.lstm_forward(a, h0, np.zeros_like(c0), Wx, Wh, b)
+def lstm_backward(dh, cache):
+    da, dh0, dc0, dWx, dWh, db = _ref.lstm_backward(dh, cache)
+    return da, dh0, np.zeros_like(dc0), dWx, dWh, db
+"""
+
+
+def test_an_lstm_layer_that_resets_c_is_told_to_declare_it(tmp_path, capsys):
+    path = tmp_path / "resets_c.py"
+    path.write_text(RESETS_C)
+    flags = ["layer", "lstm", "--impl", str(path), *SMALL_FLAGS, "--json"]
+    assert main(flags) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["diagnosis_kind"] == "lstm_convention_cell_state", doc["diagnosis"]
+    assert doc["diagnosis"].endswith(_declare({"cell_state": "reset"}))
+    assert main(flags + ["--adapter", '{"cell_state": "reset"}']) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["passed"] and doc["skipped"] == ["c0"]
+    assert "c0" not in {r["name"] for r in doc["results"]}
+
+
+@pytest.mark.parametrize("layer", ["lstm_step", "gru"])
+def test_a_layer_of_another_convention_is_told_it_in_float32(layer, tmp_path):
+    if layer == "gru":
+        module = _mutant(tmp_path, "blocks_zrn")
+        found = {"gate_order": "zrn"}
+    else:                                # the course's functions: gates i, f, o, g
+        from gradcheck.untrusted import load_impl
+        path = COURSE_DIR / "course_lstm.py"
+        module = SimpleNamespace(**{f"lstm_step_{what}": load_impl(f"{path}:lstm_step_{what}")
+                                    for what in ("forward", "backward")})
+        found = {"gate_order": "ifog"}
+    pair = getattr(module, f"{layer}_forward"), getattr(module, f"{layer}_backward")
+    report = check_layer(layer, *pair, dtype="float32", **SMALL)
+    assert report.finding.evidence.get("convention") == found, report.diagnosis
+    assert check_layer(layer, *pair, dtype="float32", adapter=found, **SMALL).passed

@@ -174,6 +174,23 @@ def test_a_forward_or_backward_that_cannot_load_names_its_own_option(given, bad,
     assert err.count("\n") == 1 and "--impl" not in err
 
 
+@pytest.mark.parametrize("layer", ["rnn", "dense1"])
+def test_a_forward_and_backward_file_alone_name_the_layer_s_functions(layer, tmp_path, capsys):
+    """FILE.py alone means its LAYER_forward / LAYER_backward, as --impl FILE.py does (it
+    named loss_and_grads, the whole window's function)."""
+    path = tmp_path / "my_layers.py"
+    path.write_text("from reference.layers import rnn_forward, rnn_backward  # noqa: F401\n")
+    code = main(["layer", layer, "--forward", str(path), "--backward", str(path)])
+    if layer == "rnn":
+        assert code == 0 and capsys.readouterr().out.startswith("PASSED")
+    else:
+        assert code == 2
+        assert capsys.readouterr().err == (
+            f"gradcheck layer: error: --forward {path}:dense1_forward: {path} has no "
+            f"attribute 'dense1_forward'; expected FILE.py[:FUNC] or MODULE:FUNC naming a "
+            f"function\n")
+
+
 def test_a_forward_whose_package_is_missing_is_told_the_forward_option(tmp_path, capsys):
     path = tmp_path / "imports_its_package.py"
     path.write_text("import no_such_package_here  # noqa: F401\n")

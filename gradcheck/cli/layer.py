@@ -19,10 +19,12 @@ def build_parser():
         "gradient vs JAX's VJP and finite differences, every element)."))
     p.add_argument("layer", metavar="LAYER", help="required, one of: " + "; ".join(
         f"{k} ({v.meaning})" for k, v in LAYER_SPECS.items()))
-    p.add_argument("--forward", metavar="FILE.py:FUNC", help="the layer's forward (contract "
-                   "in gradcheck.layer_check); default: the reference's own layer")
-    p.add_argument("--backward", metavar="FILE.py:FUNC",
-                   help="the layer's backward (required with --forward)")
+    p.add_argument("--forward", metavar="FILE.py[:FUNC]", help="the layer's forward (contract "
+                   "in gradcheck.layer_check; FILE.py alone: its LAYER_forward); default: the "
+                   "reference's own layer")
+    p.add_argument("--backward", metavar="FILE.py[:FUNC]",
+                   help="the layer's backward (required with --forward; FILE.py alone: its "
+                        "LAYER_backward)")
     p.add_argument("--impl", metavar="FILE.py[:FORWARD,BACKWARD]",
                    help="the layer's two functions: FILE.py:FORWARD,BACKWARD or "
                         "MODULE:FORWARD,BACKWARD (FILE.py alone: its LAYER_forward and "
@@ -104,6 +106,16 @@ def _pair(impl, layer):
     return tuple(load_impl(f"{where}:{n}") for n in names)
 
 
+def _one(spec, side, layer):
+    """--forward or --backward (``side``): FILE.py:FUNC or MODULE:FUNC loaded, a FILE.py
+    alone naming its LAYER_forward or LAYER_backward (as --impl FILE.py does), never the
+    whole window's loss_and_grads; a usage error names ``side``."""
+    from ..untrusted import load_impl
+    if ":" not in spec and spec.endswith(".py"):
+        spec = f"{spec}:{spec_of(layer).name}_{side}"
+    return load_impl(spec, side)
+
+
 def body(args):
     from ..untrusted import load_impl, on_path
     forward = backward = adapter = None
@@ -141,8 +153,8 @@ def body(args):
             given, missing = ("forward", "backward") if args.forward else ("backward", "forward")
             raise BadUsage(f"--{given} needs --{missing}: a layer is checked as the pair")
         with on_path(args.path):
-            forward = load_impl(args.forward, "forward")
-            backward = load_impl(args.backward, "backward")
+            forward, backward = (_one(getattr(args, side), side, args.layer)
+                                 for side in ("forward", "backward"))
     elif args.path is not None:
         raise BadUsage("--path needs --impl or --forward/--backward: it is where their own "
                        "package is found")
