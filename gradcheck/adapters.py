@@ -22,6 +22,9 @@ Styles (``STYLES``; a declaration names one and overrides any key):
   gradients in a dict (``grads[name] += ...``); one instance, kept across windows.
 - ``function``: one loss function of one-hot ids, batch 1, column vectors, weights read
   from module globals (``lossFun(inputs, targets, hprev)``), as in minimal char-RNNs.
+- conventions alone (no ``style``: ``{"gate_order": "ifog"}``): the whole-window
+  ``loss_and_grads`` of the contract itself, written in other conventions of its cell
+  (below); the resolved declaration's style is ``"contract"``.
 
 Cells (``--cell lstm|gru``, model.py): a style's ``"cells"`` section holds, per cell, the
 keys that replace the style's own for that cell (``"layers"`` merged entry by entry, null
@@ -136,7 +139,7 @@ STYLES = {
         "returns": ["loss", "W2:T", "U:T", "W3:T", "b2:col", "b3:col", "h_last:col"],
     },
 }
-_KINDS = ("layers", "classes", "cells", "function")
+_KINDS = ("layers", "classes", "cells", "function", "contract")
 _PROBE = {"layers": lambda d: d["layers"][_RNN]["forward"],
           "classes": lambda d: d["layers"][_RNN]["class"],
           "cells": lambda d: d["layers"][_RNN]["class"],
@@ -183,12 +186,15 @@ def declaration(adapter, cell=None):
         decl = copy.deepcopy(adapter)
     else:
         styles = ", ".join(dict.fromkeys(list(STYLES) + list(_KINDS)))
-        if style is None:          # keys alone: name the missing style, not "None"
+        if style is None and _conventions_alone(adapter):
+            decl = dict(copy.deepcopy(adapter), style="contract")
+        elif style is None:        # keys alone: name the missing style, not "None"
             raise UsageError("adapter", json.dumps(adapter, default=str),
-                             f"names no \"style\" (one of {styles}); only a layer's own two "
-                             f"functions (gradcheck layer) take a declaration of the cell's "
-                             f"conventions alone")
-        raise UsageError("adapter", style, f"style must be one of {styles}")
+                             f"names no \"style\" (one of {styles}), and not only a cell's "
+                             f"conventions (the contract's own loss_and_grads in other "
+                             f"conventions: {', '.join(_CONVENTION_KEYS)})")
+        else:
+            raise UsageError("adapter", style, f"style must be one of {styles}")
     try:
         json.dumps(decl)
     except (TypeError, ValueError):
@@ -316,6 +322,17 @@ def declared_options(decl, given):
     return dict(cell_options(decl), **given)
 
 
+# Every cell's convention keys (gradcheck/cells/conventions.py).
+_CONVENTION_KEYS = tuple(dict.fromkeys(k for name in cell_names()
+                                       for k in cell_of(name).conventions))
+
+
+def _conventions_alone(adapter):
+    """``adapter`` (a dict) holds convention keys alone (and perhaps ``"cell"``)."""
+    rest = set(adapter) - {"cell"}
+    return bool(rest) and rest <= set(_CONVENTION_KEYS)
+
+
 def conventions_only(adapter, cell):
     """{"cell": cell, key: value, ...} when ``adapter`` (a dict, or ``--adapter``'s texts)
     names no style and holds convention keys alone: a layer's own two functions declared
@@ -326,9 +343,7 @@ def conventions_only(adapter, cell):
     merged = {}
     for one in texts:
         merged = _merge(merged, one if isinstance(one, dict) else _read_one(one))
-    keys = {k for name in cell_names() for k in cell_of(name).conventions}
-    rest = set(merged) - {"cell"}
-    if "style" in merged or not rest or not rest <= keys:
+    if "style" in merged or not _conventions_alone(merged):
         return None
     if merged.get("cell", cell) != cell:
         raise UsageError("adapter", f"cell={merged['cell']}", f"this declaration is for "
@@ -357,6 +372,8 @@ def _missing_states(decl):
     for i, o in model.extra_states:
         if resets_states(decl):
             out |= {i, o}
+        elif decl["style"] == "contract":       # the contract's own function takes them all
+            continue
         elif decl["style"] == "classes":
             out |= {n for n, attr in ((i, entry.get("d" + i)), (o, entry.get(o))) if not attr}
         else:
@@ -367,6 +384,8 @@ def _missing_states(decl):
 def _absent_options(decl):
     """A cell option's arrays (bh) that no entry of the declaration passes to the code:
     zero in the data (prepare_data) and skipped."""
+    if decl["style"] == "contract":             # the contract's params hold them
+        return []
     model = _model(decl)
     plain = {a.name for a in describe(model.cell.name).arrays}
     given = {_split(a)[0] for entry in decl.get("layers", {}).values() if isinstance(entry, dict)
@@ -547,6 +566,8 @@ def build(spec, adapter):
     """The ``loss_and_grads`` callable for the module ``spec`` (``FILE.py``, ``MODULE``,
     or either with ``:NAME``) under ``adapter`` (a style or a declaration)."""
     decl = declaration(adapter)
+    if decl["style"] == "contract":
+        return _contract_function(spec, decl)
     module = _module_of(spec, decl)
     _declared(module, decl, spec)
     fn = (_Function if decl["style"] == "function" else _Adapted)(module, decl)
@@ -554,6 +575,55 @@ def build(spec, adapter):
     fn.__name__ = fn.__qualname__ = f"{getattr(module, '__name__', spec)}[{decl['style']}]"
     fn.__module__ = "adapter"
     return fn
+
+
+def _contract_function(spec, decl):
+    """The contract's ``loss_and_grads`` (``spec``: ``FILE.py[:FUNC]``, ``MODULE:FUNC`` or
+    the callable) written in the conventions ``decl`` declares, as a function of the
+    contract: the blocked parameters (Wx, Wh, b, bh) handed over as the code reads them
+    and its gradients of them mapped back (cells/convention_arrays.py). What it returns
+    that is no dict of arrays of blocks is passed on as it is (the check tells what is
+    wrong with it)."""
+    from .cells.convention_arrays import declared, from_code, to_code
+    if callable(spec):
+        fn = spec
+    else:
+        from .untrusted import load_impl
+        fn = load_impl(spec)
+    values, cell = declared(decl, decl["cell"]), decl["cell"]
+    # code that resets the further states (c0) may neither take them nor return them
+    resets = len(_model(decl).extra_states) if resets_states(decl) else 0
+
+    def back(name, g):
+        try:
+            return from_code(name, g, values, cell)
+        except (TypeError, ValueError):       # not an array of blocks: told by the check
+            return g
+
+    def loss_and_grads(params, x, y, h0, *states, **options):
+        args = ({n: to_code(n, v, values, cell) for n, v in params.items()}, x, y, h0)
+        out = fn(*args, **options) if resets and _binds(fn, args, options) else \
+            fn(*args, *states, **options)
+        if isinstance(out, tuple) and len(out) > 1 and isinstance(out[1], dict):
+            out = (out[0], {n: back(n, g) for n, g in out[1].items()}, *out[2:])
+            if resets and len(out) == 3:      # no c_last (skipped): a stand-in
+                out += tuple(np.zeros_like(h0) for _ in range(resets))
+        return out
+    loss_and_grads.declaration = decl
+    name = getattr(fn, "__name__", "loss_and_grads")
+    loss_and_grads.__name__ = loss_and_grads.__qualname__ = (
+        name if isinstance(name, str) else "loss_and_grads")
+    loss_and_grads.__module__ = getattr(fn, "__module__", None) or "adapter"
+    return loss_and_grads
+
+
+def _binds(fn, args, options):
+    """``fn`` takes ``args`` and ``options`` alone (its signature says so)."""
+    try:
+        inspect.signature(fn).bind(*args, **options)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def sizes(decl, sizes):
@@ -1060,6 +1130,12 @@ def layer_impl(spec, adapter, layer, names, output_has_time, cell=None):
     conventions; None: the RNN's). ``forward.label`` names the user's code
     (``rnn_layers.py: rnn_forward``), not this module's inner function."""
     decl = declaration(adapter, cell)
+    if decl["style"] == "contract":
+        raise UsageError("adapter", json.dumps({k: v for k, v in decl.items()
+                                                if k not in ("style", "cell")}),
+                         "a declaration of conventions alone goes with the layer's own two "
+                         "functions (--impl FILE.py, or --forward and --backward), not with "
+                         "a module's layers")
     module = _module_of(spec, decl)
     entries = decl.get("layers", {})
     entry = layer if layer in entries else (

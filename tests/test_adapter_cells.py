@@ -165,13 +165,97 @@ def test_code_of_the_contract_with_another_gate_order_is_told_to_use_the_contrac
     def loss_and_grads(params, x, y, h0, c0, **options):      # blocks read as f, g, i, o
         mine = {n: from_code(n, p, {"gate_order": "fgio"}, "lstm") for n, p in params.items()}
         value, grads, h, c = reference.loss_and_grads(mine, x, y, h0, c0, **options)
-        return value, grads, h, c
+        return value, {n: to_code(n, g, {"gate_order": "fgio"}, "lstm")
+                       for n, g in grads.items()}, h, c
     report = gradcheck.check(loss_and_grads, cell="lstm", **SIZES)
     assert report.finding.kind == "lstm_convention_gate_order", report.diagnosis
     assert report.diagnosis.endswith(
         "uses gate order f, g, i, o (this check: gate order i, f, g, o); write it in the "
-        "contract's convention, or check it through an adapter declaring \"gate_order\": "
-        "\"fgio\".")
+        "contract's convention, or declare it: --adapter '{\"gate_order\": \"fgio\"}' "
+        "(adapter={\"gate_order\": \"fgio\"} in gradcheck.check).")
+    declared = gradcheck.check(loss_and_grads, cell="lstm", adapter={"gate_order": "fgio"},
+                               **SIZES)
+    assert declared.passed, declared.format_table()
+
+
+def _edited_loop(tmp_path, edits):
+    """tests/impls/cells/lstm_loop.py with ``edits`` ((old, new) lines, each found once)
+    made, as FILE.py of its own."""
+    text = (Path(__file__).resolve().parent / "impls" / "cells" / "lstm_loop.py").read_text()
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path / "mine.py"
+    path.write_text(text)
+    return str(path)
+
+
+# The loop-style LSTM read as blocks i, f, o, g: the forward's slices and the backward's
+# concatenation, nothing else.
+IFOG = [("g, o = np.tanh(z[:, 2 * R:3 * R]), sigmoid(z[:, 3 * R:])",
+         "o, g = sigmoid(z[:, 2 * R:3 * R]), np.tanh(z[:, 3 * R:])"),
+        ("dc * i * (1 - g ** 2), dh * tc * o * (1 - o)]",
+         "dh * tc * o * (1 - o), dc * i * (1 - g ** 2)]")]
+# ... and one that starts every call from c = 0: it takes no c0 and returns no c_last.
+RESETS_C = [("def loss_and_grads(params, x, y, h0, c0, *,",
+             "def loss_and_grads(params, x, y, h0, *,"),
+            ("h, c, total, steps = h0, c0, 0.0, []",
+             "h, c, total, steps = h0, np.zeros_like(h0), 0.0, []"),
+            ("dh_next, dc_next = np.zeros_like(h0), np.zeros_like(c0)",
+             "dh_next, dc_next = np.zeros_like(h0), np.zeros_like(h0)"),
+            ("grads.update(x=dx, h0=dh_next, c0=dc_next)", "grads.update(x=dx, h0=dh_next)"),
+            ("return total, grads, h, c", "return total, grads, h")]
+
+
+@pytest.mark.parametrize("edits, adapter, kind", [
+    (IFOG, {"gate_order": "ifog"}, "lstm_convention_gate_order"),
+    (RESETS_C, {"cell_state": "reset"}, "exception"),
+], ids=["ifog", "resets-c"])
+def test_a_contract_file_in_another_convention_passes_once_declared(tmp_path, capsys, edits,
+                                                                     adapter, kind):
+    """The whole window's own loss_and_grads, written in another convention: through the
+    worker, told what to declare, then passing with what it declared; on the command
+    line too. Code that resets c is called without c0, and c0 and c_last are skipped."""
+    path = _edited_loop(tmp_path, edits)
+    report = gradcheck.check(path, cell="lstm", **SIZES)
+    assert report.finding.kind == kind, report.diagnosis
+    declared = gradcheck.check(path, cell="lstm", adapter=adapter, **SIZES)
+    assert declared.passed, declared.format_table()
+    assert declared.isolation["isolated"]
+    if "cell_state" in adapter:
+        assert set(declared.skipped) >= {"c0", "c_last"}
+    assert main(["--cell", "lstm", *FLAGS, "--impl", path, "--adapter", json.dumps(adapter),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["passed"]
+
+
+def test_a_gru_of_the_contract_in_blocks_z_r_n_passes_once_declared():
+    """A whole-window GRU whose Wx, Wh and b hold the blocks z, r, n (swapped by hand
+    around the reference: the swap is its own inverse), in-process."""
+    from gradcheck._reference import cell_module
+    reference = cell_module("gru")
+
+    def zr_swapped(a):
+        R = a.shape[-1] // 3
+        return np.concatenate([a[..., R:2 * R], a[..., :R], a[..., 2 * R:]], axis=-1)
+
+    def loss_and_grads(params, x, y, h0, **options):
+        mine = {n: zr_swapped(p) if n in ("Wx", "Wh", "b") else p for n, p in params.items()}
+        value, grads, h = reference.loss_and_grads(mine, x, y, h0, **options)
+        return value, {n: zr_swapped(g) if n in ("Wx", "Wh", "b") else g
+                       for n, g in grads.items()}, h
+    report = gradcheck.check(loss_and_grads, cell="gru", **SIZES)
+    assert report.finding.kind == "gru_convention_gate_order", report.diagnosis
+    declared = gradcheck.check(loss_and_grads, cell="gru", adapter={"gate_order": "zrn"},
+                               **SIZES)
+    assert declared.passed, declared.format_table()
+
+
+def test_conventions_alone_with_a_module_s_layers_is_one_usage_line():
+    from gradcheck.layer_check import check_layer
+    with pytest.raises(gradcheck.UsageError, match=r"a declaration of conventions alone goes "
+                       r"with the layer's own two functions"):
+        check_layer("lstm", COURSE, adapter={"gate_order": "ifog"}, batch=4, interval=2)
 
 
 @pytest.mark.parametrize("reset_after", [True, False])

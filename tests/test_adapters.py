@@ -173,11 +173,12 @@ def test_the_declaration_is_plain_json_and_a_file_works(tmp_path, capsys):
     ("nope", "--adapter nope: expected a style (course, textbook, cell, function), a JSON "
              "object or a .json file"),
     ('{"style": "lstm"}', "--adapter lstm: style must be one of course, textbook, cell, "
-                          "function, layers, classes, cells"),
+                          "function, layers, classes, cells, contract"),
     ('{"layout": "batch_first"}', '--adapter {"layout": "batch_first"}: names no "style" (one '
                                   'of course, textbook, cell, function, layers, classes, '
-                                  'cells); only a layer\'s own two functions (gradcheck layer) '
-                                  'take a declaration of the cell\'s conventions alone'),
+                                  'cells, contract), and not only a cell\'s conventions (the '
+                                  'contract\'s own loss_and_grads in other conventions: '
+                                  'gate_order, cell_state, update, reset)'),
 ], ids=["name", "style", "no-style"])
 def test_bad_adapter_is_one_line(adapter, message, capsys):
     assert main(["--interval", "2", "--impl", str(STYLES_DIR / "course.py"),

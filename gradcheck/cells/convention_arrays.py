@@ -181,9 +181,9 @@ def follows(params, x, y, h0, states, out, checked, cell, options, tol):
 
 def sentence(found, checked, cell, adapted, layer=False):
     """(kind, text) naming the conventions ``found`` ({key: value}) against ``checked``;
-    ``adapted``: the code was checked through an adapter (else: the contract itself);
-    ``layer``: a layer checked by itself, whose own two functions an adapter of the
-    conventions alone declares."""
+    ``adapted``: the code was checked through an adapter (else: the contract itself,
+    which an adapter of the conventions alone declares); ``layer``: a layer checked by
+    itself (its own two functions)."""
     convs = _conventions(cell)
     uses = "; and ".join(f"{convs[k].values[v]} (this check: {convs[k].values[checked[k]]})"
                          for k, v in found.items())
@@ -201,8 +201,7 @@ def _contract_act(found, convs, layer):
     keys = ", ".join(f'"{k}": "{v}"' for k, v in found.items()
                      if not convs[k].effect.startswith("option "))
     where = "check_layer" if layer else "gradcheck.check"
-    acts = ([f"declare it: --adapter '{{{keys}}}' (adapter={{{keys}}} in {where})" if layer
-             else f"check it through an adapter declaring {keys}"] if keys else [])
+    acts = [f"declare it: --adapter '{{{keys}}}' (adapter={{{keys}}} in {where})"] if keys else []
     for k, v in found.items():
         if convs[k].effect.startswith("option "):
             option, on = convs[k].effect.split(" ", 1)[1], v != convs[k].contract
