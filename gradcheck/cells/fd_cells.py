@@ -38,9 +38,11 @@ RECURRENT = ("Wh", "bh")          # parameters the cell applies itself (``moved`
 # that a step's arrays of a chunk stay in a core's cache (the chunks run on both cores),
 # large enough that NumPy's per-call overhead stays small beside the arithmetic, and that
 # every array has chunks for both cores. A step's arrays are the window state's scratch
-# arrays (fd_window_state.Scratch), reused by every chunk a thread runs. Measured as the
-# CPU time of the article's LSTM and GRU windows: 2^18 least, 2^16 and 2^20 both more.
-_CHUNK_ELEMENTS = 1 << 18
+# arrays (fd_window_state.Scratch), reused by every chunk a thread runs. Measured on the
+# article's LSTM and GRU checks (python -m gradcheck.bench, threads on both cores): 2^19
+# took least; 2^18 and 2^20 more (smaller chunks: the Python between NumPy's calls, which
+# holds the GIL, keeps the two threads from running at once; larger: out of cache).
+_CHUNK_ELEMENTS = 1 << 19
 
 
 def by_block(arr, K):
