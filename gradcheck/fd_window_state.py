@@ -131,9 +131,9 @@ def tanh_change_into(dz, aux, out, work):
 class Scratch:
     """Arrays a thread reuses across the steps and chunks of one finite-difference call.
 
-    A step's temporaries are a few hundred KB: each one made afresh is, by glibc's
-    default, mapped and faulted in (or trimmed back and faulted in again), which costs
-    more than the arithmetic on it; a library leaves the process's malloc settings as
+    A step's temporaries are hundreds of KB to a few MB: each one made afresh is, by
+    glibc's default, mapped and faulted in (or trimmed back and faulted in again), which
+    costs more than the arithmetic on it; a library leaves the process's malloc settings as
     they are (oracle_fd.keep_freed_memory), so the engine keeps its own. ``get(key,
     shape)``: the thread's array ``key`` (contents undefined), grown when too small."""
 
