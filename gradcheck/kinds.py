@@ -126,6 +126,9 @@ def _plain(v):
 # -- the problems a call can have (untrusted.PROBLEM_NAMES): one vocabulary for check,
 #    grade and the worker. Their sentences are the Problem's own message.
 register("exception", "contract", "raised an exception", "Your code raised an exception.")
+register("declaration", "contract", "adapter declaration does not match the code",
+         "Your adapter declaration names something your code does not have, or a number of "
+         "values it does not return.")
 register("return_value", "contract", "breaks the return contract",
          "Your function does not return what the contract asks for.")
 register("missing_grad", "contract", "wrong set of gradient keys",

@@ -37,7 +37,7 @@ from ._reference import cell_module, reference
 from .attribution import unattributable
 from .compare import compare
 from .diagnose import diagnose_layer, float32_ratio, mismatch_kind
-from .errors import UsageError
+from .errors import DeclarationError, UsageError
 from .judge import result_of
 from .kinds import Diagnosis
 from .model import (ACTIVATIONS, DEFAULT_ACTIVATIONS, DEFAULT_CELL, DEFAULT_LOSS,
@@ -349,10 +349,13 @@ def check_layer(layer, forward=None, backward=None, *, interval=3, batch=8,
         return report
     except Exception as exc:        # the layer under test raised: a verdict, not a crash
         message = exception_message(exc)          # where in the user's code, never ours
-        report.results.append(Result(name="exception", oracle="contract", window=1,
+        declared = isinstance(exc, DeclarationError)
+        name = "declaration" if declared else "exception"
+        report.results.append(Result(name=name, oracle="contract", window=1,
                                      passed=False, message=message))
-        report.finding = Diagnosis("exception", f"Layer {layer} raised an exception: "
-                                                f"{message}.", {"windows": [1]})
+        lead = (f"Layer {layer}: the adapter declaration does not match the code" if declared
+                else f"Layer {layer} raised an exception")
+        report.finding = Diagnosis(name, f"{lead}: {message}.", {"windows": [1]})
         return report
     want_outs, want = jax_vjp(layer, options, arrays, gs, y)
     fd = fd_vjp(layer, options, arrays, gs, y)

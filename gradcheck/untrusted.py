@@ -29,10 +29,10 @@ __all__ = ["Problem", "Outcome", "printable", "check_spec", "load_impl", "import
            "load_adapted", "build",
            "model_of",
            "fill_skipped", "call_impl", "convert_return", "validate", "where_raised",
-           "PROBLEM_NAMES"]
+           "problem_name", "PROBLEM_NAMES"]
 
 # What a Problem may be called (the worker's messages are checked against this list).
-PROBLEM_NAMES = ("exception", "return_value", "missing_grad", "shape", "nan",
+PROBLEM_NAMES = ("exception", "declaration", "return_value", "missing_grad", "shape", "nan",
                  "inputs_modified", "timeout", "time_limit", "memory", "crashed", "protocol")
 
 
@@ -247,6 +247,15 @@ def where_raised(exc):
     if any(f.filename == _ADAPTERS for f in frames):
         return ", in the adapter, on what your code returned"
     return ""
+
+
+def problem_name(exc):
+    """The Problem an exception out of a call is: ``memory`` (MemoryError), ``declaration``
+    (an adapter's declaration names what the code lacks or returns otherwise:
+    DeclarationError), else ``exception``."""
+    if isinstance(exc, MemoryError):
+        return "memory"
+    return "declaration" if isinstance(exc, DeclarationError) else "exception"
 
 
 def exception_message(exc, fn=None, options=None, model=None):
@@ -504,7 +513,8 @@ def call_impl(impl, params, x, y, h0, options, states=None, model=None):
         if isinstance(exc, KeyboardInterrupt):
             raise
         return Outcome(None, None, None,
-                       [Problem("exception", exception_message(exc, impl, options, model))])
+                       [Problem(problem_name(exc), exception_message(exc, impl, options,
+                                                                     model))])
     changed = modified(before, args)
     problems = [modified_problem(changed)] if changed else []
     arrays, more, grads_given = convert_return(out, model)

@@ -137,7 +137,7 @@ def _call(fn, header, raw, untrusted, np, model):
     try:
         out = fn(params, x, y, h0, *states, **header["options"])
     except BaseException as exc:       # untrusted: even SystemExit is a verdict
-        name = "memory" if isinstance(exc, MemoryError) else "exception"
+        name = untrusted.problem_name(exc)
         message = untrusted.exception_message(exc, fn, header["options"], model)
         return {"problems": [[name, message + sandbox.space_note(exc)]]}, []
     changed = [n for n in raw if inputs[n].tobytes() != raw[n][2]]
@@ -147,7 +147,7 @@ def _call(fn, header, raw, untrusted, np, model):
         arrays, more, _ = (untrusted.convert_return(out) if model.cell.name == DEFAULT_CELL
                            else untrusted.convert_return(out, model))
     except BaseException as exc:       # user code ran in the conversion (__array__, ...)
-        name = "memory" if isinstance(exc, MemoryError) else "exception"
+        name = untrusted.problem_name(exc)
         return {"problems": [[p.name, p.message] for p in problems]
                 + [[name, "its return value could not be read: "
                     + untrusted.exception_message(exc)]]}, []

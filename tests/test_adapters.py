@@ -382,15 +382,21 @@ class PropertyRNN(_TimeRNN):
     def set_state(self):
         raise AttributeError("a property of the user's")
 '''
+# case: (the declaration's override, the diagnosis's kind, what it says after its lead)
 WRONG_DECLARATIONS = {
-    "missing_method": ({"layers": {"rnn": {"set_state": "load_state"}}},
+    "missing_method": ({"layers": {"rnn": {"set_state": "load_state"}}}, "declaration",
                        'adapter key "set_state": TimeRNN has no method "load_state"'),
-    "user_method_raises": ({"layers": {"rnn": {"class": "RaisingRNN"}}},
+    "user_method_raises": ({"layers": {"rnn": {"class": "RaisingRNN"}}}, "exception",
                            "raised ValueError: no state today at user_code.py:7 in set_state"),
-    "user_property_raises": ({"layers": {"rnn": {"class": "PropertyRNN"}}},
+    "user_property_raises": ({"layers": {"rnn": {"class": "PropertyRNN"}}}, "exception",
                              "raised AttributeError: a property of the user's at "
                              "user_code.py:13 in set_state"),
 }
+# The leads of the two kinds, in the whole window and in a layer check.
+WINDOW_LEAD = {"declaration": "The adapter declaration does not match the code",
+               "exception": "The implementation raised an exception"}
+LAYER_LEAD = {"declaration": "Layer rnn: the adapter declaration does not match the code",
+              "exception": "Layer rnn raised an exception"}
 
 
 @pytest.fixture
@@ -404,22 +410,24 @@ def user_code(tmp_path):
 @pytest.mark.parametrize("in_process", [False, True], ids=["worker", "in_process"])
 @pytest.mark.parametrize("case", WRONG_DECLARATIONS)
 def test_a_failing_adapter_made_call_blames_the_users_code(user_code, case, in_process):
-    override, blame = WRONG_DECLARATIONS[case]
+    override, kind, blame = WRONG_DECLARATIONS[case]
     report = gradcheck.check(user_code, adapter=dict(override, style="textbook"),
                              in_process=in_process, **LAYERED)
-    assert not report.passed and report.finding.kind == "exception"
-    assert f"raised an exception: {blame} (window 1)." in report.diagnosis
+    assert not report.passed and report.finding.kind == kind
+    assert report.diagnosis == f"{WINDOW_LEAD[kind]}: {blame} (window 1)."
+    assert {r.name for r in report.failures} == {kind}
     assert "adapters.py" not in json.dumps(report.to_dict())
 
 
 @pytest.mark.parametrize("case", WRONG_DECLARATIONS)
 def test_a_failing_adapter_made_call_in_a_layer_check_blames_the_users_code(user_code, case):
     from gradcheck.layer_check import check_layer
-    override, blame = WRONG_DECLARATIONS[case]
+    override, kind, blame = WRONG_DECLARATIONS[case]
     report = check_layer("rnn", user_code, adapter=dict(override, style="textbook"),
                          activations=adapters.supported(adapters.declaration("textbook"))[1],
                          **SMALL)
-    assert report.diagnosis == f"Layer rnn raised an exception: {blame}."
+    assert report.finding.kind == kind
+    assert report.diagnosis == f"{LAYER_LEAD[kind]}: {blame}."
 
 
 # A class or function the declaration names that the module lacks: a usage line when the
@@ -485,8 +493,9 @@ NO_GRADIENT = {
              "grads has keys W3, b3, W2, U, b2, W1, b1, x; expected W1, b1, W2, U, b2, W3, b3, "
              "x, h0 (missing h0)"),
     "fewer": ("    return _rnn_backward(dh, cache)[:4]",
-              'Layer rnn raised an exception: adapter key "grads": rnn_backward returned 4 '
-              'values; the declaration names 5 (a, h0, W2, U, b2).',
+              'Layer rnn: the adapter declaration does not match the code: adapter key '
+              '"grads": rnn_backward returned 4 values; the declaration names 5 (a, h0, W2, '
+              'U, b2).',
               'adapter key "grads": rnn_backward returned 4 values; the declaration names 5 '
               '(a, h0, W2, U, b2)'),
 }

@@ -19,7 +19,7 @@ __all__ = ["TestGrade", "SubmissionGrade", "grade_submission", "failed_to_grade"
 
 _FORWARD_NAMES = (LOSS_NAME, "inputs_modified")      # and the cell's outgoing states
 # a window with one of these problems fails every item of its test
-_FAIL_ALL = ("exception", "return_value", "memory", "ended")
+_FAIL_ALL = ("exception", "declaration", "return_value", "memory", "ended")
 _FEEDBACK_LINES = 12                                     # failing results quoted per test
 # A test whose worker ended with the fork server (killed, or every worker of a stopped
 # one that the grader replaced) is run again, alone, up to this many times; ending so
