@@ -584,7 +584,7 @@ def _contract_function(spec, decl):
     and its gradients of them mapped back (cells/convention_arrays.py). What it returns
     that is no dict of arrays of blocks is passed on as it is (the check tells what is
     wrong with it)."""
-    from .cells.convention_arrays import declared, from_code, to_code
+    from .cells.convention_arrays import declared, gradient_from_code, to_code
     if callable(spec):
         fn = spec
     else:
@@ -594,18 +594,13 @@ def _contract_function(spec, decl):
     # code that resets the further states (c0) may neither take them nor return them
     resets = len(_model(decl).extra_states) if resets_states(decl) else 0
 
-    def back(name, g):
-        try:
-            return from_code(name, g, values, cell)
-        except (TypeError, ValueError):       # not an array of blocks: told by the check
-            return g
-
     def loss_and_grads(params, x, y, h0, *states, **options):
         args = ({n: to_code(n, v, values, cell) for n, v in params.items()}, x, y, h0)
         out = fn(*args, **options) if resets and _binds(fn, args, options) else \
             fn(*args, *states, **options)
         if isinstance(out, tuple) and len(out) > 1 and isinstance(out[1], dict):
-            out = (out[0], {n: back(n, g) for n, g in out[1].items()}, *out[2:])
+            out = (out[0], {n: gradient_from_code(n, g, values, cell)
+                            for n, g in out[1].items()}, *out[2:])
             if resets and len(out) == 3:      # no c_last (skipped): a stand-in
                 out += tuple(np.zeros_like(h0) for _ in range(resets))
         return out
@@ -1202,14 +1197,8 @@ def convention_pair(forward, backward, decl, names):
     handed over re-arranged as the code reads them and its gradients mapped back
     (cells/convention_arrays.py). What the code returns is passed on as it is when it is
     no array of the input's shape (the layer check tells what is wrong with it)."""
-    from .cells.convention_arrays import declared, from_code, to_code
+    from .cells.convention_arrays import declared, gradient_from_code, to_code
     values, cell = declared(decl, decl["cell"]), decl["cell"]
-
-    def back(name, g):
-        try:
-            return from_code(name, g, values, cell)
-        except (TypeError, ValueError):       # not an array of blocks: told by the check
-            return g
 
     def forward_(*inputs, **kw):
         return forward(*(to_code(n, v, values, cell) for n, v in zip(names, inputs)),
@@ -1219,7 +1208,8 @@ def convention_pair(forward, backward, decl, names):
         grads = backward(*douts_and_cache)
         if not isinstance(grads, (tuple, list)):
             return grads
-        return tuple(back(n, g) for n, g in zip(names, grads)) + tuple(grads[len(names):])
+        return (tuple(gradient_from_code(n, g, values, cell) for n, g in zip(names, grads))
+                + tuple(grads[len(names):]))
 
     forward_.label = (f"{getattr(forward, '__module__', '?')}."
                       f"{getattr(forward, '__qualname__', repr(forward))} (declared "

@@ -229,6 +229,19 @@ def test_a_contract_file_in_another_convention_passes_once_declared(tmp_path, ca
     assert json.loads(capsys.readouterr().out)["passed"]
 
 
+def test_a_declared_contract_file_s_gradient_that_is_no_array_is_told_as_such(tmp_path):
+    """What the code returns for a blocked array is mapped back only when it is an array
+    of its blocks; anything else reaches the check as it is, which names it (it was an
+    IndexError inside the adapter)."""
+    path = _edited_loop(tmp_path, IFOG + [("grads.update(x=dx, h0=dh_next, c0=dc_next)",
+                                          "grads.update(x=dx, h0=dh_next, c0=dc_next, "
+                                          "Wx=\"nope\")")])
+    report = gradcheck.check(path, cell="lstm", adapter={"gate_order": "ifog"}, **SIZES)
+    assert report.finding.kind == "return_value", report.diagnosis
+    assert ("grads['Wx'] holds strings (dtype <U4); expected real floats (float32 or "
+            "float64)") in report.diagnosis
+
+
 def test_a_gru_of_the_contract_in_blocks_z_r_n_passes_once_declared():
     """A whole-window GRU whose Wx, Wh and b hold the blocks z, r, n (swapped by hand
     around the reference: the swap is its own inverse), in-process."""

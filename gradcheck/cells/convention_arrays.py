@@ -27,8 +27,8 @@ from .._reference import cell_module
 from ..compare import compare
 from ..model import cell as cell_of, describe
 
-__all__ = ["declared", "to_code", "from_code", "computed", "first_followed", "follows",
-           "sentence"]
+__all__ = ["declared", "to_code", "from_code", "gradient_from_code", "computed",
+           "first_followed", "follows", "sentence"]
 
 
 def _conventions(cell):
@@ -95,6 +95,21 @@ def from_code(name, arr, values, cell):
     if negate:
         out[gates.index("z")] = -out[gates.index("z")]
     return np.concatenate(out, axis=-1)
+
+
+def gradient_from_code(name, g, values, cell):
+    """``from_code`` of a gradient the code returned, which may be anything: as it is when
+    it is no array of numbers whose last axis holds the gate blocks (a string, a scalar, a
+    wrong width), so the check tells what is wrong with it."""
+    if name not in _blocked(cell) or not values:
+        return g
+    try:
+        arr = np.asarray(g)
+    except (TypeError, ValueError):
+        return g
+    if arr.dtype.kind not in "fiuc" or arr.ndim == 0 or arr.shape[-1] % len(_gates(cell)):
+        return g
+    return from_code(name, arr, values, cell)
 
 
 def _applies(c, names, cell):
