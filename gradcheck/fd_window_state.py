@@ -93,18 +93,19 @@ def _tanh_series(x):
     return out
 
 
-def tanh_aux_scaled(z, s):
+def tanh_aux_scaled(aux, s):
     """What tanh_change_into needs to give s (tanh(z + s dz) - tanh(z)): (-s^2/3, s tanh(z),
-    s^2 sech^2(z)), broadcasting like z; ``s`` broadcasts against z (1 for tanh itself,
-    1/2 for a sigmoid written as a tanh: s(v) = (1 + tanh(v / 2)) / 2, z = v / 2)."""
-    _, fz, sech2 = activation_aux("tanh", z, np.tanh(z))
+    s^2 sech^2(z)), broadcasting like z, from ``aux = activation_aux("tanh", z, tanh(z))``;
+    ``s`` broadcasts against z (1 for tanh itself, 1/2 for a sigmoid written as a tanh:
+    s(v) = (1 + tanh(v / 2)) / 2, z = v / 2)."""
+    _, fz, sech2 = aux
     s = np.asarray(s, np.float64)
     return np.broadcast_to(-s * s / 3.0, fz.shape), s * fz, s * s * sech2
 
 
 def tanh_change_into(dz, aux, out, work):
     """s (tanh(z + s dz) - tanh(z)) written into ``out`` (``work``: a scratch array shaped
-    like dz), from ``aux = tanh_aux_scaled(z, s)``; the scale folded into the series and
+    like dz), from ``aux = tanh_aux_scaled(..., s)``; the scale folded into the series and
     the addition formula (u = dz (1 - s^2 dz^2 / 3) = tanh(s dz) / s to 1.3e-17 relative;
     s (tanh(z + s dz) - tanh(z)) = u s^2 sech^2 / (1 + s tanh(z) u)), without the
     temporaries activation_change makes. Returns False, out unset, when some

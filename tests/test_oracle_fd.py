@@ -8,8 +8,8 @@ import pytest
 import reference
 from gradcheck import oracle_fd
 from gradcheck.compare import compare
-from gradcheck.fd_window_state import (ACTIVATIONS, Scratch, WindowState, tanh_aux_scaled,
-                                       tanh_change_into)
+from gradcheck.fd_window_state import (ACTIVATIONS, Scratch, WindowState, activation_aux,
+                                       tanh_aux_scaled, tanh_change_into)
 from gradcheck.model import GRAD_NAMES
 from gradcheck.oracle_fd import fd_directional, fd_window
 from gradcheck.oracle_jax import jax_window
@@ -184,7 +184,8 @@ def test_tanh_change_into_is_relative_to_the_perturbation(name, size):
     dz = size * np.array([-1.0, -0.3, 0.7, 1.0])[:, None, None, None] * np.ones(z.shape)
     s = 1.0 if name == "tanh" else 0.5
     out, work = np.empty_like(dz), np.empty_like(dz)
-    assert tanh_change_into(dz, tanh_aux_scaled(s * z, s), out, work)
+    aux = tanh_aux_scaled(activation_aux("tanh", s * z, np.tanh(s * z)), s)
+    assert tanh_change_into(dz, aux, out, work)
     np.testing.assert_allclose(out, _taylor_change(name, z, dz), rtol=CHANGE_RTOL, atol=0)
 
 
@@ -193,7 +194,8 @@ def test_tanh_change_into_leaves_exploding_changes_to_activation_change():
     the cell's engine differences it directly (activation_change)."""
     z = np.zeros((2, 3))
     dz = np.array([[1e-8, 0.0, 0.0], [0.0, 2e-4, 0.0]])
-    assert not tanh_change_into(dz, tanh_aux_scaled(z, 1.0), np.empty_like(dz),
+    aux = tanh_aux_scaled(activation_aux("tanh", z, np.tanh(z)), 1.0)
+    assert not tanh_change_into(dz, aux, np.empty_like(dz),
                                 np.empty_like(dz))
 
 

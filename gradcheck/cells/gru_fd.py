@@ -66,8 +66,9 @@ class GRUWindowState(WindowState):
         self.aux_n = activation_aux("tanh", self.zn, self.n)
         # the same changes in place (fd_window_state.tanh_change_into): r and z as tanhs,
         # s(v) = (1 + tanh(v / 2)) / 2, and n
-        self.aux_rz_scaled = tanh_aux_scaled(np.stack([self.zr, self.zz]) / 2.0, 0.5)
-        self.aux_n_scaled = tanh_aux_scaled(self.zn, 1.0)
+        half = np.stack([self.zr, self.zz]) / 2.0
+        self.aux_rz_scaled = tanh_aux_scaled(activation_aux("tanh", half, np.tanh(half)), 0.5)
+        self.aux_n_scaled = tanh_aux_scaled(self.aux_n, 1.0)
         self.keep = 1.0 - self.z                                 # [T, B, R], 1 - z
         self.u_n = np.ascontiguousarray(self.u[..., 2 * R:])    # [T, B, R]
         self.Wh_blocks = by_block(p["Wh"], 3)                    # [3, R, R]: r, z, n

@@ -74,8 +74,8 @@ class LSTMWindowState(WindowState):
         # (_one_column_step): g for i, c_{t-1} for f, i for g, nothing for o [4, T, B, R]
         self.dc_factor = np.stack([g, c[:-1], i, np.zeros_like(g)])
         self.tc_aux = activation_aux("tanh", c[1:], self.tc)
-        self.gate_aux_scaled = tanh_aux_scaled(scaled, self.gate_scale)
-        self.tc_aux_scaled = tanh_aux_scaled(c[1:], 1.0)
+        self.gate_aux_scaled = tanh_aux_scaled(self.gate_aux, self.gate_scale)
+        self.tc_aux_scaled = tanh_aux_scaled(self.tc_aux, 1.0)
         self.Wh_blocks = by_block(p["Wh"], 4)                    # [4, R, R]
         return h
 
