@@ -130,22 +130,18 @@ class Progress:
             self.stream.write("\n")
 
 
-def _cell_flag(cell_name):
-    return "" if cell_name == DEFAULT_CELL else f"--cell {cell_name} "
-
-
 def _unknown_bug(name, cell_name, bugs):
     """What to say of a --bug that is not in the cell's zoo: the cell whose zoo has it,
     or the name meant (a diagnosis kind is the bug's name after the cell's prefix:
-    lstm_no_dc_next), or the closest names."""
-    listing = f"expected one of the names {_cell_flag(cell_name)}--list-bugs prints"
+    lstm_no_dc_next), or the closest name."""
+    cell_flag = "" if cell_name == DEFAULT_CELL else f"--cell {cell_name} "
     others = [c for c in cell_names() if c != cell_name and name in _zoo_bugs(c)]
     if others:
         zoos = " or ".join(f"--cell {c}" for c in others)
         return f"in the zoo of {zoos}, not of --cell {cell_name} (give {zoos})"
-    meant = name.removeprefix(f"{cell_name}_")
-    close = [meant] if meant in bugs else difflib.get_close_matches(meant, bugs, n=1)
-    return f"{listing}" + (f" (did you mean {close[0]}?)" if close else "")
+    close = difflib.get_close_matches(name.removeprefix(f"{cell_name}_"), bugs, n=1)
+    return (f"expected one of the names {cell_flag}--list-bugs prints"
+            + (f" (did you mean {close[0]}?)" if close else ""))
 
 
 def _run(args, given):
