@@ -229,6 +229,16 @@ def test_a_contract_file_in_another_convention_passes_once_declared(tmp_path, ca
     assert json.loads(capsys.readouterr().out)["passed"]
 
 
+def test_a_wrong_gradient_under_a_declared_convention_fails_with_its_diagnosis(tmp_path):
+    """The declaration maps arrays, never hides a mistake: the i, f, o, g file without
+    dc_next fails, and the zoo's diagnosis names it."""
+    path = _edited_loop(tmp_path, IFOG + [("        dc = dh * o * (1 - tc ** 2) + dc_next",
+                                          "        dc = dh * o * (1 - tc ** 2)")])
+    report = gradcheck.check(path, cell="lstm", adapter={"gate_order": "ifog"}, **SIZES)
+    assert not report.passed
+    assert report.finding.kind == "lstm_no_dc_next", report.diagnosis
+
+
 def test_a_declared_contract_file_s_gradient_that_is_no_array_is_told_as_such(tmp_path):
     """What the code returns for a blocked array is mapped back only when it is an array
     of its blocks; anything else reaches the check as it is, which names it (it was an
